@@ -1,0 +1,1 @@
+"""engine_flows — see ARCHITECTURE.md; filled by a later issue."""

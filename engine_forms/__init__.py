@@ -1,0 +1,1 @@
+"""engine_forms — see ARCHITECTURE.md; filled by a later issue."""

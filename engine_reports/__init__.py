@@ -1,0 +1,1 @@
+"""engine_reports — see ARCHITECTURE.md; filled by a later issue."""

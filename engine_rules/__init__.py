@@ -1,0 +1,1 @@
+"""engine_rules — see ARCHITECTURE.md; filled by a later issue."""

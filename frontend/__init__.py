@@ -1,0 +1,1 @@
+"""Qiao front end: server-rendered Jinja2 pages (htmx), plugged in via qiao.plugins."""

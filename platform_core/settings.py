@@ -1,0 +1,75 @@
+"""Settings, read from ``QIAO_*`` environment variables (and a ``.env`` file).
+
+A bad value stops start-up with one line naming the setting (``SettingsError``); the
+secret key lives in a file outside the database and is created 0600 on first start.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of a Qiao installation. Field ``x`` is read from ``QIAO_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="QIAO_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path("./qiao-data")
+    database_url: str = Field(default="", description="default: SQLite inside data_dir")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    secret_key_file: Path | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if url and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError("must start with sqlite:// or postgresql+psycopg://")
+        return url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'qiao.db').resolve()}"
+
+    @property
+    def effective_secret_key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret.key"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; raise ``SettingsError`` with one line naming the bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "QIAO_" + str(err["loc"][0]).upper() if err["loc"] else "QIAO settings"
+        raise SettingsError(f"invalid setting {name}: {err['msg']}") from None
+
+
+def ensure_secret_key(settings: Settings) -> bytes:
+    """Return the installation's secret key, creating the file (mode 0600) if absent."""
+    path = settings.effective_secret_key_file
+    if path.exists():
+        key = path.read_bytes().strip()
+        if len(key) < 32:
+            raise SettingsError(f"invalid setting QIAO_SECRET_KEY_FILE: {path} holds < 32 bytes")
+        return key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key + b"\n")
+    return key

@@ -1,0 +1,113 @@
+"""``FieldSet``: what the store knows of one form's fields — key → value kind.
+
+The form engine builds one from a form's spec; the store needs it to type filters, sorts
+and indexes. System columns (``id``, ``created_at`` …) are always there and cannot be
+shadowed by a data field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.sql.elements import ColumnElement
+
+from platform_core.models import Record
+from platform_core.store.kinds import KINDS, ValueKind, check_key
+
+# system field → (column, kind key, nullable)
+SYSTEM_FIELDS: dict[str, tuple[Any, str, bool]] = {
+    "id": (Record.id, "number", False),
+    "row_version": (Record.row_version, "number", False),
+    "owner_id": (Record.owner_id, "number", True),
+    "department_id": (Record.department_id, "number", True),
+    "created_by": (Record.created_by, "number", True),
+    "updated_by": (Record.updated_by, "number", True),
+    "created_at": (Record.created_at, "timestamp", False),
+    "updated_at": (Record.updated_at, "timestamp", False),
+}
+
+
+@dataclass(frozen=True)
+class Accessor:
+    """A typed SQL view of one field, plus how to bind values compared with it."""
+
+    name: str
+    expr: ColumnElement[Any]
+    kind: ValueKind | None  # None for system columns
+    nullable: bool
+    text_ops: bool
+
+    def bind(self, value: Any, dialect: str) -> Any:
+        if self.kind is not None:
+            return self.kind.bind(value, dialect)
+        return _bind_system(self.name, value)
+
+    def sort_value(self, record: Record) -> Any:
+        """The JSON-able value of this field in ``record`` (for keyset cursors)."""
+        if self.kind is None:
+            value = getattr(record, self.name)
+            return value.isoformat() if isinstance(value, datetime) else value
+        raw = (record.data or {}).get(self.name)
+        return None if raw is None else self.kind.to_storage(raw)
+
+
+def _bind_system(name: str, value: Any) -> Any:
+    """System columns compare as what they are: integers or aware timestamps."""
+    if SYSTEM_FIELDS[name][1] == "number":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {type(value).__name__}")
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO date-time") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time, got {type(value).__name__}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FieldSet:
+    """The data fields of ``app``/``form`` and their value kinds."""
+
+    app: str
+    form: str
+    kinds: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_key(self.app)
+        check_key(self.form)
+        for key, kind in self.kinds.items():
+            check_key(key)
+            if key in SYSTEM_FIELDS:
+                raise ValueError(f"field key {key!r} is reserved for a system field")
+            KINDS.get(kind)
+
+    def kind(self, key: str) -> ValueKind:
+        return KINDS.get(self.kinds[key])
+
+    def accessor(self, key: str, dialect: str) -> Accessor:
+        """The typed SQL expression for ``key``; ``KeyError`` if the form has no such field."""
+        if key in SYSTEM_FIELDS:
+            column, kind_key, nullable = SYSTEM_FIELDS[key]
+            return Accessor(key, column, None, nullable, False)
+        if key not in self.kinds:
+            raise KeyError(key)
+        kind = self.kind(key)
+        return Accessor(key, kind.accessor(Record.data, key, dialect), kind, True, kind.text_ops)
+
+    def coerce(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate ``data`` against the kinds; ``None`` means blank and is kept as null."""
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in self.kinds:
+                raise ValueError(f"{key}: unknown field of {self.app}.{self.form}")
+            try:
+                out[key] = None if value is None else self.kind(key).to_storage(value)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return out

@@ -1,0 +1,222 @@
+"""The generic entity store: records of any form, their links, history and events.
+
+Every function takes the caller's ``Session`` and never commits: the caller's
+``Database.write()`` block is the one transaction, so a failure anywhere leaves no row and
+no event behind. Lifecycle of a change, in order: validate → write the record (a
+conditional UPDATE on ``row_version`` for optimistic locking) → write the history diff →
+write the outbox event.
+
+Creation is recorded by the record row itself (``created_at``/``created_by``) and its
+``record.created`` event; ``record_history`` holds one diff per later change, each diff
+carrying the old values, so every earlier state can be reconstructed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from platform_core.errors import Conflict, InvalidInput, NotFound
+from platform_core.models import OutboxEvent, Record, RecordHistory, RecordLink, utcnow
+from platform_core.store.kinds import check_key
+
+MAX_BULK = 100_000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts. Passed down explicitly; there is no global "ignore permissions" flag."""
+
+    user_id: int | None
+    department_id: int | None = None
+    name: str = "system"
+
+
+SYSTEM = Actor(user_id=None, name="system")
+
+
+def _event(event_type: str, record: Mapping[str, Any], actor: Actor,
+           changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"record_id": record["id"], "row_version": record["row_version"],
+                               "actor_id": actor.user_id}
+    if changes is not None:
+        payload["changes"] = changes
+    return {"event_type": event_type, "app": record["app"], "form": record["form"],
+            "record_id": record["id"], "payload": payload, "created_at": utcnow(),
+            "available_at": utcnow()}
+
+
+def create_records(session: Session, *, app: str, form: str, items: Iterable[Mapping[str, Any]],
+                   actor: Actor, schema_version: int = 1) -> list[int]:
+    """Insert many records of one form (one INSERT batch + one outbox batch); their ids."""
+    check_key(app)
+    check_key(form)
+    now = utcnow()
+    rows = []
+    for i, data in enumerate(items):
+        if not isinstance(data, Mapping):
+            raise InvalidInput(f"item {i}: a record's data must be an object", index=i)
+        rows.append({"app": app, "form": form, "data": dict(data), "schema_version":
+                     schema_version, "row_version": 1, "owner_id": actor.user_id,
+                     "department_id": actor.department_id, "created_at": now,
+                     "created_by": actor.user_id, "updated_at": now,
+                     "updated_by": actor.user_id})
+    if len(rows) > MAX_BULK:
+        raise InvalidInput(f"at most {MAX_BULK} records in one call")
+    if not rows:
+        return []
+    result = session.execute(insert(Record).returning(Record.id, sort_by_parameter_order=True),
+                             rows)
+    ids = list(result.scalars())
+    events = [_event("record.created", {"id": rid, "app": app, "form": form,
+                                        "row_version": 1}, actor) for rid in ids]
+    session.execute(insert(OutboxEvent), events)
+    return ids
+
+
+def create_record(session: Session, *, app: str, form: str, data: Mapping[str, Any],
+                  actor: Actor, schema_version: int = 1) -> Record:
+    """Insert one record and its ``record.created`` event."""
+    (rid,) = create_records(session, app=app, form=form, items=[data], actor=actor,
+                            schema_version=schema_version)
+    return get_record(session, rid)
+
+
+def get_record(session: Session, record_id: int, *, include_deleted: bool = False) -> Record:
+    stmt = select(Record).where(Record.id == record_id)
+    if not include_deleted:
+        stmt = stmt.where(Record.deleted_at.is_(None))
+    rec = session.execute(stmt.execution_options(populate_existing=True)).scalar_one_or_none()
+    if rec is None:
+        raise NotFound(f"record {record_id} does not exist", record_id=record_id)
+    return rec
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [old, new]}`` for every key whose value differs (missing = null)."""
+    keys = sorted(set(old) | set(new))
+    return {k: [old.get(k), new.get(k)] for k in keys if old.get(k) != new.get(k)}
+
+
+def _check_version(rec: Record, expected: int | None) -> None:
+    if expected is not None and rec.row_version != expected:
+        raise Conflict(
+            f"record {rec.id} was changed by someone else (version {rec.row_version}, "
+            f"you had {expected}); reload it and apply your change again",
+            record_id=rec.id, current_version=rec.row_version, expected_version=expected)
+
+
+def _write(session: Session, rec: Record, expected: int, actor: Actor, values: dict[str, Any],
+           action: str, changes: dict[str, Any]) -> Record:
+    """Conditional UPDATE (optimistic lock) + history diff + outbox event."""
+    now = utcnow()
+    result = session.execute(
+        update(Record)
+        .where(Record.id == rec.id, Record.row_version == expected)
+        .values(row_version=expected + 1, updated_at=now, updated_by=actor.user_id, **values)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        _check_version(get_record(session, rec.id, include_deleted=True), expected)
+        raise Conflict(f"record {rec.id} was changed concurrently", record_id=rec.id)
+    session.execute(insert(RecordHistory).values(
+        record_id=rec.id, row_version=expected + 1, action=action, diff=changes,
+        actor_id=actor.user_id, at=now))
+    fresh = get_record(session, rec.id, include_deleted=True)
+    session.execute(insert(OutboxEvent).values(
+        **_event(f"record.{action}d", _as_row(fresh), actor, changes)))
+    return fresh
+
+
+def _as_row(rec: Record) -> dict[str, Any]:
+    return {"id": rec.id, "app": rec.app, "form": rec.form, "row_version": rec.row_version}
+
+
+def update_record(session: Session, record_id: int, *, changes: Mapping[str, Any],
+                  expected_version: int, actor: Actor) -> Record:
+    """Merge ``changes`` into the record's data (``None`` clears a field).
+
+    Refused with ``Conflict`` when ``expected_version`` is stale; a change that changes
+    nothing writes nothing (no version bump, no history, no event).
+    """
+    rec = get_record(session, record_id)
+    _check_version(rec, expected_version)
+    new = {**rec.data, **changes}
+    new = {k: v for k, v in new.items() if v is not None}
+    delta = diff(rec.data, new)
+    if not delta:
+        return rec
+    return _write(session, rec, expected_version, actor, {"data": new}, "update", delta)
+
+
+def delete_record(session: Session, record_id: int, *, actor: Actor,
+                  expected_version: int | None = None) -> Record:
+    """Move a record to the recycle bin (soft delete); ``restore_record`` brings it back."""
+    rec = get_record(session, record_id)
+    _check_version(rec, expected_version)
+    return _write(session, rec, rec.row_version, actor, {"deleted_at": utcnow()}, "delete", {})
+
+
+def restore_record(session: Session, record_id: int, *, actor: Actor) -> Record:
+    rec = get_record(session, record_id, include_deleted=True)
+    if rec.deleted_at is None:
+        raise Conflict(f"record {record_id} is not in the recycle bin", record_id=record_id)
+    return _write(session, rec, rec.row_version, actor, {"deleted_at": None}, "restore", {})
+
+
+def history(session: Session, record_id: int) -> list[RecordHistory]:
+    """The record's changes after creation, oldest first."""
+    get_record(session, record_id, include_deleted=True)
+    stmt = select(RecordHistory).where(RecordHistory.record_id == record_id)
+    return list(session.execute(stmt.order_by(RecordHistory.id)).scalars())
+
+
+def set_links(session: Session, source_id: int, field: str, target_ids: Iterable[int]) -> None:
+    """Make ``source.field`` point at exactly ``target_ids`` (the relation's link rows).
+
+    Links index a relation field's value for reverse look-ups; they change in the same
+    transaction as the record update that carries the new value.
+    """
+    check_key(field)
+    wanted = list(dict.fromkeys(target_ids))
+    get_record(session, source_id)
+    found = set(session.execute(select(Record.id).where(Record.id.in_(wanted),
+                                                        Record.deleted_at.is_(None))).scalars())
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise InvalidInput(f"{field}: linked record {missing[0]} does not exist",
+                           field=field, missing=missing)
+    current = set(links_from(session, source_id, field))
+    stale = current - set(wanted)
+    if stale:
+        session.execute(delete(RecordLink).where(RecordLink.source_id == source_id,
+                                                 RecordLink.field == field,
+                                                 RecordLink.target_id.in_(stale)))
+    new = [{"source_id": source_id, "field": field, "target_id": t, "created_at": utcnow()}
+           for t in wanted if t not in current]
+    if new:
+        session.execute(insert(RecordLink), new)
+
+
+def links_from(session: Session, source_id: int, field: str | None = None) -> list[int]:
+    """Target ids that ``source_id`` links to (through ``field``, or any field)."""
+    stmt = select(RecordLink.target_id).where(RecordLink.source_id == source_id)
+    if field is not None:
+        stmt = stmt.where(RecordLink.field == field)
+    return list(session.execute(stmt.order_by(RecordLink.id)).scalars())
+
+
+def links_to(session: Session, target_id: int, *, form: str | None = None,
+             field: str | None = None) -> list[tuple[str, Record]]:
+    """Reverse look-up: live records linking to ``target_id``, as ``(field, record)``."""
+    stmt = (select(RecordLink.field, Record)
+            .join(Record, Record.id == RecordLink.source_id)
+            .where(RecordLink.target_id == target_id, Record.deleted_at.is_(None)))
+    if form is not None:
+        stmt = stmt.where(Record.form == form)
+    if field is not None:
+        stmt = stmt.where(RecordLink.field == field)
+    return [(f, r) for f, r in session.execute(stmt.order_by(Record.id)).all()]

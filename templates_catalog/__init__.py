@@ -1,0 +1,1 @@
+"""templates_catalog — see ARCHITECTURE.md; filled by a later issue."""
