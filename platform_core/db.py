@@ -83,12 +83,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only unit of work; anything written in it is rolled back."""
+        """A read-only unit of work; closing it rolls back anything written in it.
+
+        Objects it returned stay readable afterwards (closing detaches, it doesn't expire).
+        """
         with self._sessions(bind=self.engine) as session:
-            try:
-                yield session
-            finally:
-                session.rollback()
+            yield session
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -3,9 +3,10 @@
 Filter leaves are ``{"field": "amount", "op": "gte", "value": 1000000}``; nodes combine
 them with ``{"and": [...]}``, ``{"or": [...]}`` and ``{"not": {...}}``. Values are always
 bound parameters. Semantics (the same on SQLite and PostgreSQL, documented in
-docs/query.md): a blank value (missing, null; for text also "") never satisfies
-``eq gt gte lt lte in between contains starts_with`` and always satisfies ``ne not_in``.
-Blanks sort last in both directions; ``id`` breaks ties.
+docs/query.md): a missing or null value never satisfies ``eq gt gte lt lte in between
+contains starts_with`` and always satisfies ``ne not_in``; every leaf is TRUE or FALSE
+(never SQL NULL), so ``not`` is plain negation. Blanks sort last in both directions;
+``id`` breaks ties.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, not_, or_, select, true
+from sqlalchemy import Select, and_, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from platform_core.errors import QueryError
@@ -77,13 +78,15 @@ OPS: dict[str, Leaf] = {
     "not_in": _not_in,
     "contains": _contains,
     "starts_with": _starts_with,
-    "between": lambda a, v, _d: a.expr.between(v[0], v[1]),
+    "between": lambda a, v, _d: and_(a.expr >= v[0], a.expr <= v[1]),
     "is_empty": lambda a, _v, _d: _blank(a),
     "is_not_empty": lambda a, _v, _d: not_(_blank(a)),
 }
 NO_VALUE = {"is_empty", "is_not_empty"}
 LIST_VALUE = {"in", "not_in"}
 TEXT_ONLY = {"contains", "starts_with"}
+ORDERED = {"gt", "gte", "lt", "lte", "between"}
+POSITIVE = {"eq", "gt", "gte", "lt", "lte", "in", "contains", "starts_with", "between"}
 
 
 class _Compiler:
@@ -126,8 +129,16 @@ class _Compiler:
         if op in TEXT_ONLY and not acc.text_ops:
             raise QueryError(f"operator {op!r} needs a text field; {acc.name!r} is not",
                              path=f"{path}.op")
+        if op in ORDERED and acc.kind is not None and acc.kind.key == "boolean":
+            raise QueryError(f"operator {op!r} does not apply to the yes/no field "
+                             f"{acc.name!r} (use eq or ne)", path=f"{path}.op")
         value = None if op in NO_VALUE else self.value(acc, op, node, f"{path}.value")
-        return OPS[op](acc, value, self.dialect)
+        condition = OPS[op](acc, value, self.dialect)
+        if acc.nullable and op in POSITIVE:
+            # Two-valued logic: a blank makes the leaf FALSE (not NULL), so that
+            # {"not": …} of it is TRUE, as a user reading the filter expects.
+            condition = and_(acc.expr.is_not(None), condition)
+        return condition
 
     def accessor(self, key: Any, path: str) -> Accessor:
         try:
@@ -236,6 +247,7 @@ def after_cursor(keys: list[SortKey], values: list[Any]) -> ColumnElement[bool]:
     expr = key.accessor.expr
     if value is None:
         return and_(expr.is_(None), rest)
+    value = literal(value, expr.type)  # a bound parameter; also for True/False
     beyond = expr < value if key.desc else expr > value
     parts = [beyond, and_(expr == value, rest)]
     if key.accessor.nullable:

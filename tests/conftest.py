@@ -1,0 +1,95 @@
+"""Test fixtures shared by every package's tests.
+
+The suite runs on SQLite by default and on PostgreSQL when ``QIAO_TEST_DATABASE_URL``
+names one (CI runs it both ways). On PostgreSQL each test run gets a scratch database of
+its own (``<name>_<pid>``), dropped at the end, so parallel runs never collide. Under
+``CI=true`` a PostgreSQL that cannot be reached fails the run instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from platform_core.db import Database, make_engine
+from platform_core.migrate import upgrade
+from platform_core.models import Base
+from platform_core.store import kinds
+
+PG_URL = os.environ.get("QIAO_TEST_DATABASE_URL", "")
+kinds.register_builtins()  # before collection: test modules build FieldSets at import
+
+
+def pytest_report_header() -> str:
+    where = f"{make_url(PG_URL).database} (postgresql)" if PG_URL else "sqlite"
+    return f"qiao test database: {where}"
+
+
+def _scratch_postgres() -> Iterator[str]:
+    base = make_url(PG_URL)
+    name = f"{base.database}_{os.getpid()}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {base.render_as_string()} is required in CI: {exc}")
+        raise
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated, empty database for this test run: its URL."""
+    if PG_URL:
+        yield from _scratch_postgres()
+        return
+    path: Path = tmp_path_factory.mktemp("db") / "qiao.db"
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url: str) -> Iterator[Database]:
+    engine = make_engine(database_url)
+    upgrade(engine)
+    database = Database(engine)
+    yield database
+    database.dispose()
+
+
+def _reset(database: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.engine.begin() as conn:
+        names = [r[0] for r in conn.execute(text("SELECT name FROM store_indexes"))]
+        for name in names:
+            conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+        if database.dialect == "postgresql":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM sqlite_sequence")) if _has_sequence(conn) else None
+
+
+def _has_sequence(conn) -> bool:  # noqa: ANN001
+    return conn.execute(text(
+        "SELECT 1 FROM sqlite_master WHERE name='sqlite_sequence'")).first() is not None
+
+
+@pytest.fixture
+def db(_migrated: Database) -> Iterator[Database]:
+    """The test database, emptied after each test."""
+    yield _migrated
+    _reset(_migrated)
