@@ -1,0 +1,91 @@
+"""The ``qiao`` command as a user runs it: a real subprocess, a real port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QIAO_")}
+    env |= {"QIAO_DATA_DIR": str(tmp_path / "data"), **extra}
+    if database_url.startswith("postgresql"):
+        env["QIAO_DATABASE_URL"] = database_url
+    return env
+
+
+def qiao(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "platform_core", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_version_and_help(tmp_path, database_url):
+    env = _env(tmp_path, database_url)
+    assert qiao("version", env=env).stdout.startswith("qiao 0.")
+    for cmd in (["--help"], ["init", "--help"], ["serve", "--help"], ["db", "upgrade", "--help"]):
+        result = qiao(*cmd, env=env)
+        assert result.returncode == 0 and "Usage" in result.stdout
+
+
+def test_init_then_upgrade_is_idempotent(tmp_path, database_url):
+    env = _env(tmp_path, database_url)
+    first = qiao("init", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "ready" in first.stdout and (tmp_path / "data" / "secret.key").exists()
+    again = qiao("db", "upgrade", env=env)
+    assert again.returncode == 0 and "latest revision" in again.stdout
+
+
+def test_a_bad_setting_stops_start_up_with_one_line(tmp_path, database_url):
+    result = qiao("serve", env=_env(tmp_path, database_url, QIAO_PORT="eighty"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "qiao: invalid setting QIAO_PORT: Input should be a valid integer, unable to parse "
+        "string as an integer"]
+
+
+def test_an_unreachable_database_is_one_clear_line(tmp_path):
+    env = _env(tmp_path, "", QIAO_DATABASE_URL="postgresql+psycopg://q@127.0.0.1:1/q")
+    result = qiao("init", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith("qiao: cannot prepare the database at postgresql")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_answers_healthz_on_a_free_port(tmp_path, database_url, workers):
+    port = _free_port()
+    env = _env(tmp_path, database_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "platform_core", "serve", "--host", "127.0.0.1", "--port",
+         str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                body = response.json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert body is not None, "qiao serve never answered"
+        assert body["status"] == "ok" and body["database"]["ok"] is True
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    assert "serving on http://127.0.0.1" in output
