@@ -362,9 +362,16 @@ def store_query(fields: FieldSet, city: str) -> Query:
                  limit=50)
 
 
-def compiled_store_sql(db: Database, query: Query) -> tuple[str, Any]:
-    """The SQL text and DB-API parameters ``query_records`` sends for ``query``."""
+def compiled_store_sql(db: Database, query: Query, *, ids_only: bool = False
+                       ) -> tuple[str, Any]:
+    """The SQL text and DB-API parameters ``query_records`` sends for ``query``.
+
+    ``ids_only`` keeps its WHERE / ORDER BY / LIMIT but selects ``records.id`` alone: the
+    cost of finding the page through the expression index, without fetching the rows.
+    """
     stmt, _ = query.select(db.dialect)
+    if ids_only:
+        stmt = stmt.with_only_columns(Record.id)
     compiled = stmt.compile(dialect=db.engine.dialect)
     params = compiled.construct_params()
     if compiled.positional:
@@ -406,6 +413,7 @@ class QueryTimes:
     ours: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
     store_sql_raw: list[float] = field(default_factory=list)
+    store_ids_raw: list[float] = field(default_factory=list)
     ours_read_block: list[float] = field(default_factory=list)
 
 
@@ -436,6 +444,8 @@ def run_queries(db: Database, fields: FieldSet, cities: list[str], rounds: int) 
     dialect = db.dialect
     base_sql = typed_sql(dialect)
     store_sql = {c: compiled_store_sql(db, store_query(fields, c)) for c in cities}
+    store_ids = {c: compiled_store_sql(db, store_query(fields, c), ids_only=True)
+                 for c in cities}
     times = QueryTimes()
     perf = time.perf_counter
     with db.engine.connect() as conn:
@@ -459,11 +469,17 @@ def run_queries(db: Database, fields: FieldSet, cities: list[str], rounds: int) 
             raw.rollback()
             return rows
 
+        def store_ids_raw(city: str) -> list[Any]:
+            cur.execute(*store_ids[city])
+            rows = cur.fetchall()
+            raw.rollback()
+            return rows
+
         for r in range(rounds + 1):
             for i, city in enumerate(cities):
                 sides: list[tuple[list[float], Callable[[str], list[Any]]]] = [
                     (times.ours, ours), (times.baseline, baseline),
-                    (times.store_sql_raw, store_raw)]
+                    (times.store_sql_raw, store_raw), (times.store_ids_raw, store_ids_raw)]
                 if (r + i) % 2:
                     sides.reverse()
                 got = {}
@@ -480,6 +496,7 @@ def run_queries(db: Database, fields: FieldSet, cities: list[str], rounds: int) 
                     assert len(ours_ids) == 50 and len(base_ids) == 51, city
                     assert ours_ids == base_ids[:50], f"{city}: the two sides disagree"
                     assert got["ours"][0].data["city"] == city
+                    assert [row[0] for row in got["store_ids_raw"]] == base_ids, city
         cur.close()
     # The full unit of work an API request pays: db.read() (pool checkout, and on
     # PostgreSQL its pre-ping) + query_records. Informative only, not in the ratio.
@@ -565,11 +582,13 @@ def run_target(target: Target, args: argparse.Namespace) -> list[Metric]:
     print(f"  ours  query_records (one held connection): {summarize(t.ours)}")
     print(f"  base  hand-written SELECT on typed table:   {summarize(t.baseline)}")
     print(f"  info  store's SQL run raw (DB-API cursor):  {summarize(t.store_sql_raw)}")
+    print(f"  info  store's SQL, selecting id only, raw:  {summarize(t.store_ids_raw)}")
     print(f"  info  db.read() block + query_records:      {summarize(t.ours_read_block)}")
     metrics.append(Metric(
         f"store_indexed_query_{count_label(args.query_records)}_{target.name}", target.name,
         statistics.median(t.ours), statistics.median(t.baseline),
         [("store SQL via raw cursor", statistics.median(t.store_sql_raw)),
+         ("store SQL, id only, raw cursor", statistics.median(t.store_ids_raw)),
          ("db.read() + query_records", statistics.median(t.ours_read_block))]))
     return metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import engine_forms.models  # noqa: F401 - registers the form engine's tables on Base
 from platform_core.models import Base
 
 config = context.config

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -136,4 +137,5 @@ class StoreIndex(Base):
     form: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
+    unique: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

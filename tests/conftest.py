@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+import engine_forms.models  # noqa: F401 - the form engine's tables, for the per-test reset
 from platform_core.db import Database, make_engine
 from platform_core.migrate import upgrade
 from platform_core.models import Base

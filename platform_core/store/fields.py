@@ -45,7 +45,7 @@ class Accessor:
             return self.kind.bind(value, dialect)
         return _bind_system(self.name, value)
 
-    def sort_value(self, record: Record) -> Any:
+    def sort_value(self, record: Any) -> Any:
         """The JSON-able value of this field in ``record`` (for keyset cursors)."""
         if self.kind is None:
             value = getattr(record, self.name)

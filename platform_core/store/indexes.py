@@ -10,31 +10,52 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Index, select
+from sqlalchemy import Index, select, text
 from sqlalchemy.orm import Session
 
 from platform_core.models import Record, StoreIndex
 from platform_core.store.fields import FieldSet
 
 
-def index_name(app: str, form: str, field: str) -> str:
-    digest = hashlib.sha256(f"{app}.{form}.{field}".encode()).hexdigest()[:10]
-    return f"ix_rec_{form[:20]}_{field[:20]}_{digest}"
+def index_name(app: str, form: str, field: str, *, unique: bool = False) -> str:
+    digest = hashlib.sha256(f"{app}.{form}.{field}.{unique}".encode()).hexdigest()[:10]
+    return f"{'ux' if unique else 'ix'}_rec_{form[:20]}_{field[:20]}_{digest}"
 
 
-def ensure_index(session: Session, fields: FieldSet, field: str) -> str:
-    """Create (once) the expression index of ``fields.form``'s ``field``; its name."""
+def ensure_index(session: Session, fields: FieldSet, field: str, *, unique: bool = False) -> str:
+    """Create (once) the expression index of ``fields.form``'s ``field``; its name.
+
+    ``unique=True`` makes a unique index over live records (``deleted_at IS NULL``): two
+    concurrent creates with the same value cannot both commit, on either database.
+    Creating it over data that already has duplicates raises ``IntegrityError``.
+    """
     dialect = session.get_bind().dialect.name
-    name = index_name(fields.app, fields.form, field)
+    name = index_name(fields.app, fields.form, field, unique=unique)
     if session.get(StoreIndex, name) is not None:
         return name
     accessor = fields.accessor(field, dialect)
-    index = Index(name, Record.app, Record.form, accessor.expr, Record.id)
+    if unique:
+        live = Record.deleted_at.is_(None)
+        index = Index(name, Record.app, Record.form, accessor.expr, unique=True,
+                      sqlite_where=live, postgresql_where=live)
+    else:
+        index = Index(name, Record.app, Record.form, accessor.expr, Record.id)
     index.create(session.connection(), checkfirst=False)
     session.add(StoreIndex(name=name, app=fields.app, form=fields.form, field=field,
-                           kind=fields.kinds[field]))
+                           kind=fields.kinds[field], unique=unique))
     session.flush()
     return name
+
+
+def drop_index(session: Session, name: str) -> None:
+    """Drop a store index (a field no longer indexed, or a form removed)."""
+    row = session.get(StoreIndex, name)
+    if row is None:
+        return
+    # The name is ours (ix_/ux_ + checked keys + a digest), never user text.
+    session.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    session.delete(row)
+    session.flush()
 
 
 def indexes_of(session: Session, app: str, form: str) -> list[StoreIndex]:

@@ -220,7 +220,7 @@ def _signature(keys: list[SortKey]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def encode_cursor(keys: list[SortKey], record: Record) -> str:
+def encode_cursor(keys: list[SortKey], record: Any) -> str:
     payload = {"s": _signature(keys), "v": [k.accessor.sort_value(record) for k in keys]}
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -266,13 +266,14 @@ class Query:
     limit: int = 50
     deleted: str = "exclude"  # exclude | only | include
 
-    def select(self, dialect: str) -> tuple[Select[tuple[Record]], list[SortKey]]:
+    def select(self, dialect: str) -> tuple[Select[Any], list[SortKey]]:
         if not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_LIMIT:
             raise QueryError(f"limit must be 1..{MAX_LIMIT}", path="limit")
         if self.deleted not in ("exclude", "only", "include"):
             raise QueryError("deleted must be exclude, only or include", path="deleted")
         keys = parse_sort(self.sort, self.fields, dialect)
-        stmt = select(Record).where(
+        # Core columns, not ORM entities: a list page needs no identity map.
+        stmt = select(*Record.__table__.c).where(
             Record.app == self.fields.app,
             Record.form == self.fields.form,
             compile_filter(self.filter, self.fields, dialect),

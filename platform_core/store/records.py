@@ -17,7 +17,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    String,
+    any_,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from platform_core.errors import Conflict, InvalidInput, NotFound
@@ -50,31 +64,67 @@ def _event(event_type: str, record: Mapping[str, Any], actor: Actor,
             "available_at": utcnow()}
 
 
+def _allocate_ids(session: Session, n: int) -> list[int]:
+    """Ids for ``n`` new records, taken before the insert so no RETURNING is needed.
+
+    PostgreSQL draws them from the column's sequence. SQLite continues after the highest
+    id: safe because ``Database.write()`` holds the write lock (``BEGIN IMMEDIATE``); in
+    a deferred transaction a concurrent writer makes the insert fail, never mix rows up.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(text("SELECT nextval(pg_get_serial_sequence('records', 'id')) "
+                                 "FROM generate_series(1, :n)"), {"n": n})
+        return [r[0] for r in rows]
+    start = conn.execute(select(func.coalesce(func.max(Record.id), 0))).scalar_one() + 1
+    return list(range(start, start + n))
+
+
+def _created_events(session: Session, ids: list[int], actor: Actor, now: Any) -> None:
+    """One ``record.created`` outbox row per new record, in one INSERT … SELECT."""
+    dialect = session.get_bind().dialect.name
+    build = func.jsonb_build_object if dialect == "postgresql" else func.json_object
+    payload = build(literal("record_id", String()), Record.id,
+                    literal("row_version", String()), literal(1, Integer()),
+                    literal("actor_id", String()), literal(actor.user_id, BigInteger()))
+    which = (Record.id == any_(literal(ids, ARRAY(BigInteger()))) if dialect == "postgresql"
+             else Record.id.between(ids[0], ids[-1]))
+    rows = select(literal("record.created", String()), Record.app, Record.form, Record.id,
+                  payload, literal(0, Integer()), literal(now, DateTime(timezone=True)),
+                  literal(now, DateTime(timezone=True)), literal(0, Integer())
+                  ).where(which).order_by(Record.id)
+    session.execute(insert(OutboxEvent).from_select(
+        ["event_type", "app", "form", "record_id", "payload", "depth", "created_at",
+         "available_at", "attempts"], rows))
+
+
 def create_records(session: Session, *, app: str, form: str, items: Iterable[Mapping[str, Any]],
                    actor: Actor, schema_version: int = 1) -> list[int]:
-    """Insert many records of one form (one INSERT batch + one outbox batch); their ids."""
+    """Insert many records of one form plus one ``record.created`` event each; their ids.
+
+    Three statements whatever the count: allocate ids, insert the records (executemany),
+    insert the events (INSERT … SELECT).
+    """
     check_key(app)
     check_key(form)
-    now = utcnow()
-    rows = []
-    for i, data in enumerate(items):
+    docs = list(items)
+    for i, data in enumerate(docs):
         if not isinstance(data, Mapping):
             raise InvalidInput(f"item {i}: a record's data must be an object", index=i)
-        rows.append({"app": app, "form": form, "data": dict(data), "schema_version":
-                     schema_version, "row_version": 1, "owner_id": actor.user_id,
-                     "department_id": actor.department_id, "created_at": now,
-                     "created_by": actor.user_id, "updated_at": now,
-                     "updated_by": actor.user_id})
-    if len(rows) > MAX_BULK:
+    if len(docs) > MAX_BULK:
         raise InvalidInput(f"at most {MAX_BULK} records in one call")
-    if not rows:
+    if not docs:
         return []
-    result = session.execute(insert(Record).returning(Record.id, sort_by_parameter_order=True),
-                             rows)
-    ids = list(result.scalars())
-    events = [_event("record.created", {"id": rid, "app": app, "form": form,
-                                        "row_version": 1}, actor) for rid in ids]
-    session.execute(insert(OutboxEvent), events)
+    now = utcnow()
+    ids = _allocate_ids(session, len(docs))
+    common = {"app": app, "form": form, "schema_version": schema_version, "row_version": 1,
+              "owner_id": actor.user_id, "department_id": actor.department_id,
+              "created_at": now, "created_by": actor.user_id, "updated_at": now,
+              "updated_by": actor.user_id}
+    session.execute(insert(Record.__table__),
+                    [{"id": rid, "data": dict(data), **common}
+                     for rid, data in zip(ids, docs, strict=True)])
+    _created_events(session, ids, actor, now)
     return ids
 
 
@@ -112,6 +162,8 @@ def _check_version(rec: Record, expected: int | None) -> None:
 
 def _write(session: Session, rec: Record, expected: int, actor: Actor, values: dict[str, Any],
            action: str, changes: dict[str, Any]) -> Record:
+    # action → event: update → record.updated, delete → record.deleted, restore →
+    # record.restored, migrate → record.migrated
     """Conditional UPDATE (optimistic lock) + history diff + outbox event."""
     now = utcnow()
     result = session.execute(
@@ -136,11 +188,13 @@ def _as_row(rec: Record) -> dict[str, Any]:
 
 
 def update_record(session: Session, record_id: int, *, changes: Mapping[str, Any],
-                  expected_version: int, actor: Actor) -> Record:
+                  expected_version: int, actor: Actor,
+                  schema_version: int | None = None) -> Record:
     """Merge ``changes`` into the record's data (``None`` clears a field).
 
     Refused with ``Conflict`` when ``expected_version`` is stale; a change that changes
-    nothing writes nothing (no version bump, no history, no event).
+    nothing writes nothing (no version bump, no history, no event). ``schema_version``
+    records the form version the new data was validated with.
     """
     rec = get_record(session, record_id)
     _check_version(rec, expected_version)
@@ -149,7 +203,23 @@ def update_record(session: Session, record_id: int, *, changes: Mapping[str, Any
     delta = diff(rec.data, new)
     if not delta:
         return rec
-    return _write(session, rec, expected_version, actor, {"data": new}, "update", delta)
+    values: dict[str, Any] = {"data": new}
+    if schema_version is not None:
+        values["schema_version"] = schema_version
+    return _write(session, rec, expected_version, actor, values, "update", delta)
+
+
+def migrate_record(session: Session, record_id: int, *, data: Mapping[str, Any],
+                   schema_version: int, actor: Actor) -> Record:
+    """Replace a record's data with its conversion to form version ``schema_version``.
+
+    The diff (with every old value, removed fields included) goes to the history, so
+    nothing a migration drops is lost.
+    """
+    rec = get_record(session, record_id, include_deleted=True)
+    delta = diff(rec.data, data)
+    return _write(session, rec, rec.row_version, actor,
+                  {"data": dict(data), "schema_version": schema_version}, "migrate", delta)
 
 
 def delete_record(session: Session, record_id: int, *, actor: Actor,
