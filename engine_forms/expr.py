@@ -1,0 +1,185 @@
+"""The form's expressions — formulas, ``visible_if``, ``required_if``, ``validate`` —
+checked once against the form's schema and compiled once (``CompiledForm``).
+
+Formulas may use other formulas; they are evaluated in dependency order and a cycle is a
+save-time error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from typing import Any
+
+from engine_forms.spec import FieldSpec, FormSpec
+from platform_core.expressions.checker import check
+from platform_core.expressions.errors import ExpressionError
+from platform_core.expressions.evaluator import compile_python
+from platform_core.expressions.nodes import Expr, Field, children
+from platform_core.expressions.parser import parse
+from platform_core.expressions.schema import ExprSchema
+from platform_core.store.kinds import KINDS
+
+Resolve = Callable[[str], FormSpec | None]
+
+
+def _kinds(spec: FormSpec, formula_kinds: Mapping[str, str]) -> dict[str, str]:
+    kinds = {}
+    for f in spec.fields:
+        kind = formula_kinds.get(f.key) if f.type == "formula" else f.field_type.value_kind(f)
+        if kind is not None and f.type != "relation":
+            kinds[f.key] = kind
+    return kinds
+
+
+def schema_of(spec: FormSpec, formula_kinds: Mapping[str, str], app: str = "app",
+              resolve: Resolve | None = None, depth: int = 0) -> ExprSchema:
+    """The expression schema of ``spec``: typed fields, relations (one level), subtables."""
+    relations, plain_relations = {}, {}
+    for f in spec.fields:
+        if f.type != "relation" or f.config.get("multiple"):
+            continue
+        target = resolve(f.config["target"]) if resolve and depth == 0 else None
+        if target is None:
+            plain_relations[f.key] = "number"
+        else:
+            relations[f.key] = schema_of(target, {}, app, None, depth + 1)
+    subtables = {}
+    for f in spec.fields:
+        if f.type == "subtable":
+            columns = [FieldSpec.model_validate(c) for c in f.config["fields"]]
+            subtables[f.key] = ExprSchema.of(
+                {c.key: k for c in columns if (k := c.field_type.value_kind(c))})
+    return ExprSchema.of({**_kinds(spec, formula_kinds), **plain_relations},
+                         relations=relations, subtables=subtables, app=app, form=spec.key)
+
+
+def _fields_used(node: Expr) -> set[str]:
+    found = {node.path[0]} if isinstance(node, Field) else set()
+    for child in children(node):
+        found |= _fields_used(child)
+    return found
+
+
+def _formula_order(spec: FormSpec) -> list[FieldSpec]:
+    """Formulas in dependency order; ``ExpressionError``-free cycle report as ValueError."""
+    formulas = {f.key: f for f in spec.fields if f.type == "formula"}
+    deps = {k: _fields_used(parse(f.config["expression"])) & set(formulas)
+            for k, f in formulas.items()}
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(key: str, trail: tuple[str, ...]) -> None:
+        if key in order:
+            return
+        if key in visiting:
+            raise ValueError("formulas refer to each other in a cycle: "
+                             + " → ".join((*trail, key)))
+        visiting.add(key)
+        for dep in sorted(deps[key]):
+            visit(dep, (*trail, key))
+        visiting.discard(key)
+        order.append(key)
+
+    for key in formulas:
+        visit(key, ())
+    return [formulas[k] for k in order]
+
+
+@dataclass
+class CompiledForm:
+    """A form's expressions, checked and compiled once per published version."""
+
+    spec: FormSpec
+    formulas: list[tuple[FieldSpec, Callable[..., Any], str]] = field(default_factory=list)
+    visible_if: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    required_if: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    validations: dict[str, list[tuple[Callable[..., Any], str]]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def _problem(where: str, text: str, exc: ExpressionError) -> str:
+    return f"{where}: {exc.detail} — in {text!r}"
+
+
+def compile_form(spec: FormSpec, resolve: Resolve | None = None) -> CompiledForm:
+    """Check every expression of ``spec``; raise ``ValueError`` listing the problems."""
+    problems: list[str] = []
+    compiled = CompiledForm(spec)
+    formula_kinds: dict[str, str] = {}
+    try:
+        ordered = _formula_order(spec)
+    except ExpressionError as exc:
+        raise ValueError(exc.detail) from None
+    for f in ordered:
+        text = f.config["expression"]
+        try:
+            typed = check(parse(text), schema_of(spec, formula_kinds, resolve=resolve))
+        except ExpressionError as exc:
+            problems.append(_problem(f"{f.key!r} formula", text, exc))
+            continue
+        kind = typed.type.name if typed.type.name in KINDS else "text"
+        formula_kinds[f.key] = kind
+        compiled.formulas.append((f, compile_python(typed), kind))
+    compiled.kinds = _kinds(spec, formula_kinds)
+    schema = schema_of(spec, formula_kinds, resolve=resolve)
+    for f in spec.fields:
+        for attr, target in (("visible_if", compiled.visible_if),
+                             ("required_if", compiled.required_if)):
+            text = getattr(f, attr)
+            if text:
+                fn = _condition(text, schema, f"{f.key!r} {attr}", problems)
+                if fn:
+                    target[f.key] = fn
+        for rule in f.validations:
+            fn = _condition(rule.expression, schema, f"{f.key!r} validate", problems)
+            if fn:
+                compiled.validations.setdefault(f.key, []).append((fn, rule.message))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return compiled
+
+
+def _condition(text: str, schema: ExprSchema, where: str,
+               problems: list[str]) -> Callable[..., Any] | None:
+    try:
+        typed = check(parse(text), schema)
+    except ExpressionError as exc:
+        problems.append(_problem(where, text, exc))
+        return None
+    if typed.type.name not in ("boolean", "blank"):
+        problems.append(f"{where}: must be a TRUE/FALSE condition, not {typed.type.name} — "
+                        f"in {text!r}")
+        return None
+    return compile_python(typed)
+
+
+def expression_problems(spec: FormSpec, resolve: Resolve | None = None) -> list[str]:
+    try:
+        compile_form(spec, resolve)
+    except ValueError as exc:
+        return str(exc).splitlines()
+    return []
+
+
+@lru_cache(maxsize=512)
+def compiled_cached(spec_json: str) -> CompiledForm:
+    return compile_form(FormSpec.model_validate_json(spec_json))
+
+
+def to_storage(value: Any, kind: str) -> Any:
+    """A formula's run-time value → what the store keeps for a field of ``kind``."""
+    if value is None:
+        return None
+    if kind == "money" and isinstance(value, Decimal):
+        value = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if kind == "number" and isinstance(value, Decimal):
+        value = value.quantize(Decimal(1).scaleb(-10), rounding=ROUND_HALF_UP).normalize()
+    if isinstance(value, datetime | date) and kind in ("date", "datetime"):
+        return KINDS.get(kind).to_storage(value)
+    if kind == "text":
+        return str(value) if value != "" else None
+    return KINDS.get(kind).to_storage(value)

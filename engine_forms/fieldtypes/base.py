@@ -1,0 +1,64 @@
+"""The field-type contract. Each type is one small class registered at start-up.
+
+A type owns: the JSON Schema of its own config keys (``config_schema``), the JSON Schema
+of its values (``value_schema``), coercion from API values (``coerce``) and from
+spreadsheet text (``from_text``), its store value kind (``kind``: the SQL accessor used
+by filters, sorts, aggregates and indexes), display text (``format``) and default
+masking (``mask``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from engine_forms.spec import FieldSpec, FormSpec
+
+
+class FieldError(ValueError):
+    """A value a field refuses; ``code`` is stable, messages are in Chinese and English."""
+
+    def __init__(self, code: str, zh: str, en: str):
+        super().__init__(en)
+        self.code, self.zh, self.en = code, zh, en
+
+
+def refuse(code: str, zh: str, en: str) -> FieldError:
+    return FieldError(code, zh, en)
+
+
+class FieldType:
+    """Base of every field type; subclasses override what differs."""
+
+    key: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # Chinese name shown in the designer
+    kind: ClassVar[str | None] = None  # store value kind; None = not filterable in SQL
+    computed: ClassVar[bool] = False  # the engine computes it; payloads may not set it
+    config_schema: ClassVar[dict[str, Any]] = {}
+    config_required: ClassVar[tuple[str, ...]] = ()
+
+    def check_config(self, field: FieldSpec, form: FormSpec) -> list[str]:  # noqa: ARG002
+        """Cross-key checks JSON Schema can't express; each problem as one English line."""
+        return []
+
+    def value_kind(self, field: FieldSpec) -> str | None:  # noqa: ARG002
+        """The store value kind of this field's values (its SQL accessor), if any."""
+        return self.kind
+
+    def value_schema(self, field: FieldSpec) -> dict[str, Any]:  # noqa: ARG002
+        return {}
+
+    def coerce(self, value: Any, field: FieldSpec) -> Any:
+        """An API value → the stored JSON value (``None`` never reaches here)."""
+        raise NotImplementedError
+
+    def from_text(self, text: str, field: FieldSpec) -> Any:
+        """A spreadsheet cell's text → the stored value (blank cells never reach here)."""
+        return self.coerce(text.strip(), field)
+
+    def format(self, value: Any, field: FieldSpec) -> str:  # noqa: ARG002
+        return "" if value is None else str(value)
+
+    def mask(self, value: Any, field: FieldSpec) -> str:
+        text = self.format(value, field)
+        return text[:1] + "*" * max(len(text) - 1, 0) if text else ""

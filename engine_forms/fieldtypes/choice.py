@@ -1,0 +1,97 @@
+"""Choice types: boolean, select, multiselect."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from engine_forms.fieldtypes.base import FieldType, refuse
+
+OPTIONS: dict[str, Any] = {
+    "options": {"type": "array", "minItems": 1, "maxItems": 500, "items": {
+        "type": "object", "required": ["value", "label"], "additionalProperties": False,
+        "properties": {"value": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_]{0,62}$"},
+                       "label": {"type": "string", "minLength": 1},
+                       "color": {"type": "string"}}}}}
+
+TRUE_WORDS = {"true", "yes", "y", "1", "是", "有", "√", "✓", "对"}
+FALSE_WORDS = {"false", "no", "n", "0", "否", "无", "×", "✗", "不"}
+
+
+class BooleanType(FieldType):
+    key, label, kind = "boolean", "是/否", "boolean"
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "boolean"}
+
+    def coerce(self, value: Any, field: Any) -> bool:  # noqa: ARG002
+        if not isinstance(value, bool):
+            raise refuse("type", "应为 是/否 (true/false)", "must be true or false")
+        return value
+
+    def from_text(self, text: str, field: Any) -> bool:  # noqa: ARG002
+        word = text.strip().lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        raise refuse("type", "应为 是/否", "must be yes or no")
+
+    def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        return "" if value is None else ("是" if value else "否")
+
+
+def _options(field: Any) -> dict[str, str]:
+    return {o["value"]: o["label"] for o in field.config.get("options", [])}
+
+
+def _one(raw: Any, field: Any) -> str:
+    options = _options(field)
+    if isinstance(raw, str) and raw in options:  # lists/dicts are unhashable
+        return raw
+    by_label = {label: value for value, label in options.items()}
+    if isinstance(raw, str) and raw.strip() in by_label:
+        return by_label[raw.strip()]
+    raise refuse("option", f"不是可选项 {raw!r} (可选: {'、'.join(options.values())})",
+                 f"{raw!r} is not one of the options ({', '.join(options)})")
+
+
+class SelectType(FieldType):
+    """One option; the stored value is the option's stable ``value``, not its label."""
+
+    key, label, kind = "select", "单选", "text"
+    config_schema: ClassVar[dict[str, Any]] = OPTIONS
+    config_required = ("options",)
+
+    def check_config(self, field: Any, form: Any) -> list[str]:  # noqa: ARG002
+        values = [o["value"] for o in field.config.get("options", [])]
+        return [f"{field.key!r}: option value {v!r} appears twice" for v in sorted(set(values))
+                if values.count(v) > 1]
+
+    def value_schema(self, field: Any) -> dict[str, Any]:
+        return {"type": "string", "enum": list(_options(field))}
+
+    def coerce(self, value: Any, field: Any) -> str:
+        return _one(value, field)
+
+    def format(self, value: Any, field: Any) -> str:
+        return "" if value is None else _options(field).get(value, str(value))
+
+
+class MultiselectType(SelectType):
+    key, label, kind = "multiselect", "多选", None
+
+    def value_schema(self, field: Any) -> dict[str, Any]:
+        return {"type": "array", "uniqueItems": True,
+                "items": {"type": "string", "enum": list(_options(field))}}
+
+    def coerce(self, value: Any, field: Any) -> list[str]:
+        if not isinstance(value, list):
+            raise refuse("type", "应为选项列表", "must be a list of options")
+        chosen = [_one(v, field) for v in value]
+        return [v for v in _options(field) if v in chosen]  # option order, no duplicates
+
+    def from_text(self, text: str, field: Any) -> list[str]:
+        parts = [p.strip() for p in text.replace("，", ",").replace("、", ",").split(",")]
+        return self.coerce([p for p in parts if p], field)
+
+    def format(self, value: Any, field: Any) -> str:
+        options = _options(field)
+        return "、".join(options.get(v, v) for v in value or [])

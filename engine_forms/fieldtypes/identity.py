@@ -1,0 +1,98 @@
+"""Chinese identity data: id_card (18 digits, checksummed) and address."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, ClassVar
+
+from engine_forms.fieldtypes.base import FieldType, refuse
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK = "10X98765432"
+
+
+def id_check_char(first17: str) -> str:
+    """ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    return CHECK[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
+
+
+def valid_id_card(text: str) -> bool:
+    # isascii(): str.isdigit() also accepts "１" and "²", which int() reads or rejects
+    if len(text) != 18 or not text.isascii() or not text[:17].isdigit() \
+            or not (text[17].isdigit() or text[17] == "X"):
+        return False
+    try:
+        born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
+    except ValueError:
+        return False
+    return born.year >= 1900 and id_check_char(text[:17]) == text[17]
+
+
+class IdCardType(FieldType):
+    """A mainland resident ID number; masked ``1101**********1234`` by default."""
+
+    key, label, kind = "id_card", "身份证号", "text"
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "string", "pattern": "^[0-9]{17}[0-9X]$"}
+
+    def coerce(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if not isinstance(value, str):
+            raise refuse("type", "应为身份证号 (文本)", "must be an ID number (text)")
+        text = value.strip().upper()
+        if not valid_id_card(text):
+            raise refuse("format", "不是有效的 18 位身份证号 (校验位或出生日期不对)",
+                         "is not a valid 18-digit ID number (check digit or birth date)")
+        return text
+
+    def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        text = str(value)
+        return text[:4] + "*" * (len(text) - 8) + text[-4:]
+
+
+ADDRESS_PARTS = ("province", "city", "district", "detail")
+
+
+class AddressType(FieldType):
+    """``{"province", "city", "district", "detail"}``; text is split on spaces."""
+
+    key, label, kind = "address", "地址", None
+    config_schema: ClassVar[dict[str, Any]] = {
+        "level": {"enum": ["province", "city", "district", "detail"]}}
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "object", "additionalProperties": False,
+                "properties": {p: {"type": "string", "maxLength": 200} for p in ADDRESS_PARTS}}
+
+    def coerce(self, value: Any, field: Any) -> dict[str, str]:  # noqa: ARG002
+        if not isinstance(value, dict):
+            raise refuse("type", "应为地址对象 (province/city/district/detail)",
+                         "must be an address object (province/city/district/detail)")
+        unknown = sorted(set(value) - set(ADDRESS_PARTS))
+        if unknown:
+            raise refuse("unknown_part", f"未知的地址部分 {unknown[0]}",
+                         f"unknown address part {unknown[0]}")
+        out = {}
+        for part in ADDRESS_PARTS:
+            text = value.get(part)
+            if text is None:
+                continue
+            if not isinstance(text, str) or len(text) > 200:
+                raise refuse("type", f"{part} 应为不超过 200 字的文本",
+                             f"{part} must be text of at most 200 characters")
+            if text.strip():  # a blank part is left out, not stored as ""
+                out[part] = text.strip()
+        return out
+
+    def from_text(self, text: str, field: Any) -> dict[str, str]:
+        parts = text.split(maxsplit=3)
+        return self.coerce(dict(zip(ADDRESS_PARTS, parts, strict=False)), field)
+
+    def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        return "" if not value else " ".join(value[p] for p in ADDRESS_PARTS if value.get(p))
+
+    def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if not value:
+            return ""
+        shown = [value[p] for p in ("province", "city", "district") if value.get(p)]
+        return " ".join(shown) + (" ****" if value.get("detail") else "")

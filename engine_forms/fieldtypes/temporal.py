@@ -1,0 +1,97 @@
+"""Date and date-time types."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from engine_forms.fieldtypes.base import FieldType, refuse
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CN_DATE = re.compile(r"^(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?$")
+
+
+def parse_date(text: str) -> date:
+    text = text.strip()
+    match = CN_DATE.match(text)
+    if match:
+        y, m, d = (int(g) for g in match.groups())
+        return date(y, m, d)
+    return date.fromisoformat(text)
+
+
+class DateType(FieldType):
+    key, label, kind = "date", "日期", "date"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "min": {"type": "string", "format": "date"}, "max": {"type": "string", "format": "date"}}
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "string", "format": "date"}
+
+    def coerce(self, value: Any, field: Any) -> str:
+        if isinstance(value, datetime):
+            value = value.date()
+        if isinstance(value, date):
+            day = value
+        elif isinstance(value, str):
+            try:
+                day = parse_date(value)
+            except ValueError:
+                raise refuse("format", "不是有效日期 (如 2024-02-29)",
+                             "is not a valid date (e.g. 2024-02-29)") from None
+        else:
+            raise refuse("type", "应为日期", "must be a date")
+        low, high = field.config.get("min"), field.config.get("max")
+        if low and day.isoformat() < low:
+            raise refuse("min", f"不能早于 {low}", f"must be on or after {low}")
+        if high and day.isoformat() > high:
+            raise refuse("max", f"不能晚于 {high}", f"must be on or before {high}")
+        return day.isoformat()
+
+    def from_text(self, text: str, field: Any) -> str:
+        text = text.strip()
+        if re.fullmatch(r"\d{5}(\.0+)?", text):  # a spreadsheet serial day number
+            return self.coerce(date.fromordinal(date(1899, 12, 30).toordinal()
+                                                + int(float(text))), field)
+        return self.coerce(text.split(" ")[0] if " " in text and "-" in text else text, field)
+
+    def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        return "" if value is None else str(value)
+
+
+class DateTimeType(FieldType):
+    """Stored in UTC; a value without a zone is read as China time (Asia/Shanghai)."""
+
+    key, label, kind = "datetime", "日期时间", "datetime"
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "string", "format": "date-time"}
+
+    def coerce(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.strip().replace("/", "-"))
+            except ValueError:
+                raise refuse("format", "不是有效的日期时间 (如 2024-02-29T09:30:00+08:00)",
+                             "is not a valid date-time (e.g. 2024-02-29T09:30:00+08:00)"
+                             ) from None
+        if not isinstance(value, datetime):
+            raise refuse("type", "应为日期时间", "must be a date-time")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=SHANGHAI)
+        try:
+            moment = value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01 in +08:00 is before year 1 in UTC
+            moment = None
+        if moment is None or moment.year < 1000:  # ISO text order = time order needs 4 digits
+            raise refuse("range", "日期时间超出范围 (1000–9999 年)",
+                         "is out of range (years 1000–9999)")
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if value is None:
+            return ""
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,98 @@
+"""Text-like types: text, textarea, email, phone."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from engine_forms.fieldtypes.base import FieldType, refuse
+
+
+class TextType(FieldType):
+    key, label, kind = "text", "单行文本", "text"
+    default_max: ClassVar[int] = 200
+    config_schema: ClassVar[dict[str, Any]] = {
+        "max_length": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "placeholder": {"type": "string"},
+    }
+
+    def _max(self, field: Any) -> int:
+        return int(field.config.get("max_length", self.default_max))
+
+    def value_schema(self, field: Any) -> dict[str, Any]:
+        return {"type": "string", "maxLength": self._max(field)}
+
+    def coerce(self, value: Any, field: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise refuse("type", "应为文本", "must be text")
+        text = str(value)
+        if len(text) > self._max(field):
+            raise refuse("too_long", f"不能超过 {self._max(field)} 个字符",
+                         f"must be at most {self._max(field)} characters")
+        return text
+
+    def from_text(self, text: str, field: Any) -> str:
+        return self.coerce(text.strip(), field)
+
+
+class TextareaType(TextType):
+    key, label = "textarea", "多行文本"
+    default_max = 10000
+
+    def from_text(self, text: str, field: Any) -> str:
+        return self.coerce(text, field)
+
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class EmailType(TextType):
+    key, label = "email", "邮箱"
+    config_schema: ClassVar[dict[str, Any]] = {}
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "string", "format": "email", "maxLength": 254}
+
+    def coerce(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value.strip()):
+            raise refuse("format", "不是有效的邮箱地址", "is not a valid e-mail address")
+        return value.strip().lower()
+
+    def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        name, _, domain = str(value).partition("@")
+        return f"{name[:1]}***@{domain}"
+
+
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+
+
+class PhoneType(TextType):
+    """Mainland mobile (``13800001234``) or landline (``010-12345678``)."""
+
+    key, label = "phone", "电话"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "accept": {"enum": ["mobile", "landline", "any"]},
+    }
+
+    def value_schema(self, field: Any) -> dict[str, Any]:  # noqa: ARG002
+        return {"type": "string", "pattern": r"^[0-9-]{7,20}$"}
+
+    def coerce(self, value: Any, field: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise refuse("type", "应为电话号码", "must be a phone number")
+        text = re.sub(r"[\s()]", "", value).removeprefix("+86").removeprefix("0086")
+        accept = field.config.get("accept", "any")
+        mobile, landline = MOBILE.match(text), LANDLINE.match(text)
+        if (accept == "mobile" and not mobile) or (accept == "landline" and not landline) \
+                or not (mobile or landline):
+            zh = {"mobile": "手机号", "landline": "固定电话"}.get(accept, "手机号或固定电话")
+            en = {"mobile": "mobile", "landline": "landline"}.get(accept, "mobile or landline")
+            raise refuse("format", f"不是有效的{zh}", f"is not a valid {en} number")
+        return text
+
+    def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        text = str(value)
+        return text[:3] + "****" + text[-4:] if len(text) >= 11 else text[:3] + "****"

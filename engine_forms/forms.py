@@ -1,0 +1,191 @@
+"""Apps and forms: drafts, published versions, and the loaded spec a record write uses.
+
+A form is edited as a draft (``put_draft``); ``publish`` validates it against the app
+(relation targets must exist), records an immutable ``FormVersion`` with the diff from
+the previous version, creates the indexes it declares and (if records exist) queues a
+record migration (``engine_forms.versions``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine_forms.expr import CompiledForm, compile_form
+from engine_forms.models import App, Form, FormVersion
+from engine_forms.spec import FormSpec, SpecError, load_form
+from platform_core.db import dumps
+from platform_core.errors import Conflict, InvalidInput, NotFound
+from platform_core.models import utcnow
+from platform_core.store import Actor, FieldSet
+from platform_core.store.kinds import check_key
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published version of a form, compiled, with its store ``FieldSet``."""
+
+    app: str
+    version: int
+    spec: FormSpec
+    compiled: CompiledForm
+    fields: FieldSet
+
+
+def create_app(session: Session, *, key: str, name: str, description: str | None = None) -> App:
+    try:
+        check_key(key)
+    except ValueError as exc:
+        raise InvalidInput(f"key: {exc}", field="key") from None
+    if session.get(App, key) is not None:
+        raise Conflict(f"app {key!r} already exists", app=key)
+    app = App(key=key, name=name, description=description)
+    session.add(app)
+    session.flush()
+    return app
+
+
+def get_app(session: Session, key: str) -> App:
+    app = session.get(App, key)
+    if app is None:
+        raise NotFound(f"app {key!r} does not exist", app=key)
+    return app
+
+
+def list_apps(session: Session) -> list[App]:
+    return list(session.execute(select(App).order_by(App.key)).scalars())
+
+
+def get_form(session: Session, app: str, key: str) -> Form:
+    form = session.execute(select(Form).where(Form.app == app, Form.key == key)
+                           ).scalar_one_or_none()
+    if form is None:
+        get_app(session, app)
+        raise NotFound(f"form {key!r} does not exist in app {app!r}", app=app, form=key)
+    return form
+
+
+def list_forms(session: Session, app: str) -> list[Form]:
+    get_app(session, app)
+    return list(session.execute(select(Form).where(Form.app == app).order_by(Form.key))
+                .scalars())
+
+
+def _resolver(session: Session, app: str, pending: dict[str, FormSpec] | None = None) -> Any:
+    def resolve(key: str) -> FormSpec | None:
+        if pending and key in pending:
+            return pending[key]
+        try:
+            return published(session, app, key).spec
+        except NotFound:
+            return None
+    return resolve
+
+
+def _load(session: Session, app: str, raw: Any) -> FormSpec:
+    spec = load_form(raw)
+    problems = []
+    resolve = _resolver(session, app, {spec.key: spec})
+    for field in spec.fields:
+        if field.type == "relation" and resolve(field.config["target"]) is None:
+            problems.append(f"{field.key!r}: relation target form {field.config['target']!r} "
+                            f"is not published in app {app!r}")
+    if not problems:
+        try:
+            compile_form(spec, resolve)
+        except ValueError as exc:
+            problems = str(exc).splitlines()
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def create_form(session: Session, *, app: str, raw: Any) -> Form:
+    """Save a new form's first draft (validated as far as a draft can be)."""
+    get_app(session, app)
+    spec = load_form(raw)
+    if session.execute(select(Form.id).where(Form.app == app, Form.key == spec.key)).first():
+        raise Conflict(f"form {spec.key!r} already exists in app {app!r}", form=spec.key)
+    form = Form(app=app, key=spec.key, draft=spec.dump())
+    session.add(form)
+    session.flush()
+    return form
+
+
+def put_draft(session: Session, *, app: str, key: str, raw: Any) -> Form:
+    form = get_form(session, app, key)
+    spec = load_form(raw)
+    if spec.key != key:
+        raise InvalidInput(f"key: a form's key cannot change ({key!r} → {spec.key!r})",
+                           field="key")
+    form.draft = spec.dump()
+    form.updated_at = utcnow()
+    session.flush()
+    return form
+
+
+def versions(session: Session, app: str, key: str) -> list[FormVersion]:
+    get_form(session, app, key)
+    stmt = select(FormVersion).where(FormVersion.app == app, FormVersion.form == key)
+    return list(session.execute(stmt.order_by(FormVersion.version)).scalars())
+
+
+def _version_row(session: Session, app: str, key: str, version: int) -> FormVersion:
+    row = session.execute(select(FormVersion).where(
+        FormVersion.app == app, FormVersion.form == key, FormVersion.version == version)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"form {key!r} has no version {version}", app=app, form=key)
+    return row
+
+
+def published(session: Session, app: str, key: str, version: int | None = None) -> Published:
+    """The published version (latest by default) of a form, compiled and cached."""
+    if version is None:
+        form = get_form(session, app, key)
+        if form.published_version is None:
+            raise NotFound(f"form {key!r} of app {app!r} has no published version yet",
+                           app=app, form=key)
+        version = form.published_version
+    row = _version_row(session, app, key, version)
+    spec_json = dumps(row.spec)
+    resolve = _resolver(session, app) if _has_relations(spec_json) else None
+    return _compiled(app, version, spec_json, resolve)
+
+
+def _has_relations(spec_json: str) -> bool:
+    return '"type":"relation"' in spec_json
+
+
+def _compiled(app: str, version: int, spec_json: str, resolve: Any) -> Published:
+    if resolve is None:
+        return _compiled_cached(app, version, spec_json)
+    spec = FormSpec.model_validate_json(spec_json)
+    compiled = compile_form(spec, resolve)
+    return Published(app, version, spec, compiled, FieldSet(app, spec.key, compiled.kinds))
+
+
+@lru_cache(maxsize=256)
+def _compiled_cached(app: str, version: int, spec_json: str) -> Published:
+    spec = FormSpec.model_validate_json(spec_json)
+    compiled = compile_form(spec)
+    return Published(app, version, spec, compiled, FieldSet(app, spec.key, compiled.kinds))
+
+
+def record_version(session: Session, *, app: str, form: Form, spec: FormSpec,
+                   changes: dict[str, Any], actor: Actor) -> FormVersion:
+    version = (form.published_version or 0) + 1
+    row = FormVersion(app=app, form=form.key, version=version, spec=spec.dump(),
+                      changes=changes, published_by=actor.user_id)
+    session.add(row)
+    form.published_version = version
+    form.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+load_for_publish = _load

@@ -1,0 +1,115 @@
+"""Tables of the form engine: apps, forms (draft + published versions), counters,
+attachments and record-migration jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from platform_core.models import Base, Id, Json, utcnow
+
+
+class App(Base):
+    """An app: a bundle of forms (and later flows, rules, reports) under a stable key."""
+
+    __tablename__ = "apps"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Form(Base):
+    """A form's mutable draft and the number of its latest published version."""
+
+    __tablename__ = "forms"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(ForeignKey("apps.key", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    draft: Mapped[dict[str, Any]] = mapped_column(Json)
+    published_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("app", "key", name="uq_forms_app_key"),)
+
+
+class FormVersion(Base):
+    """One published, immutable version of a form, with its diff from the previous one."""
+
+    __tablename__ = "form_versions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    changes: Mapped[dict[str, Any]] = mapped_column(Json)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_by: Mapped[int | None] = mapped_column(Id)
+
+    __table_args__ = (UniqueConstraint("app", "form", "version",
+                                       name="uq_form_versions_app_form_version"),)
+
+
+class AutoNumberCounter(Base):
+    """The last number handed out per field and period (gap-free: same transaction)."""
+
+    __tablename__ = "auto_number_counters"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    form: Mapped[str] = mapped_column(String(64), primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Attachment(Base):
+    """An uploaded file; bytes live under ``<data dir>/attachments``, never in the DB."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    field: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("records.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(Id)
+
+
+class FormMigration(Base):
+    """A background job converting existing records to a newly published version."""
+
+    __tablename__ = "form_migrations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    failures: Mapped[list[Any]] = mapped_column(Json, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
