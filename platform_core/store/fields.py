@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.sql.elements import ColumnElement
@@ -54,6 +55,17 @@ class Accessor:
         return None if raw is None else self.kind.to_storage(raw)
 
 
+# Accessors are immutable and depend only on (field, kind, dialect): built once, shared.
+# (SQLAlchemy expressions are immutable too, so one can appear in any number of queries.)
+_SYSTEM_ACCESSORS = {key: Accessor(key, column, None, nullable, False)
+                     for key, (column, _kind, nullable) in SYSTEM_FIELDS.items()}
+
+
+@lru_cache(maxsize=4096)
+def _data_accessor(key: str, kind: ValueKind, dialect: str) -> Accessor:
+    return Accessor(key, kind.accessor(Record.data, key, dialect), kind, True, kind.text_ops)
+
+
 def _bind_system(name: str, value: Any) -> Any:
     """System columns compare as what they are: integers or aware timestamps."""
     if SYSTEM_FIELDS[name][1] == "number":
@@ -92,13 +104,12 @@ class FieldSet:
 
     def accessor(self, key: str, dialect: str) -> Accessor:
         """The typed SQL expression for ``key``; ``KeyError`` if the form has no such field."""
-        if key in SYSTEM_FIELDS:
-            column, kind_key, nullable = SYSTEM_FIELDS[key]
-            return Accessor(key, column, None, nullable, False)
+        system = _SYSTEM_ACCESSORS.get(key)
+        if system is not None:
+            return system
         if key not in self.kinds:
             raise KeyError(key)
-        kind = self.kind(key)
-        return Accessor(key, kind.accessor(Record.data, key, dialect), kind, True, kind.text_ops)
+        return _data_accessor(key, self.kind(key), dialect)
 
     def coerce(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Validate ``data`` against the kinds; ``None`` means blank and is kept as null."""

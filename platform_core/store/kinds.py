@@ -168,7 +168,8 @@ class BooleanKind(ValueKind):
 
     def accessor(self, data: ColumnElement[Any], key: str, dialect: str) -> ColumnElement[Any]:
         if dialect == "postgresql":
-            return cast(data.op("->")(literal_column(f"'{check_key(key)}'")), Boolean())
+            # ->> turns a stored JSON null into SQL NULL (casting the jsonb itself fails)
+            return cast(json_text(data, key, dialect), Boolean())
         return func.json_extract(data, literal_column(f"'$.{check_key(key)}'"), type_=Boolean())
 
     def to_storage(self, value: Any) -> bool:

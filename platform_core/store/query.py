@@ -7,6 +7,14 @@ docs/query.md): a missing or null value never satisfies ``eq gt gte lt lte in be
 contains starts_with`` and always satisfies ``ne not_in``; every leaf is TRUE or FALSE
 (never SQL NULL), so ``not`` is plain negation. Blanks sort last in both directions;
 ``id`` breaks ties.
+
+A query is read in two steps. ``_Compiler`` validates it on every call (so errors name
+the bad part, whatever was cached) and reduces it to its *shape* — structure, fields and
+their kinds, operators, sort, which cursor values are blank, page size — plus the list of
+values to bind. The SQL of a shape is built and compiled once (``_Builder``, named bind
+parameters ``q0``, ``q1`` … for every value) and kept in a bounded LRU cache
+(``SHAPES``); a call then only binds its values and runs the cached SQL text on the
+session's connection. Values never enter the SQL text or the cache key.
 """
 
 from __future__ import annotations
@@ -15,12 +23,37 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, literal, not_, or_, select, true
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import (
+    Integer,
+    LargeBinary,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from platform_core.errors import QueryError
 from platform_core.models import Record
@@ -30,8 +63,10 @@ MAX_DEPTH = 16
 MAX_NODES = 500
 MAX_IN_VALUES = 1000
 MAX_LIMIT = 1000
+CACHE_SIZE = 512  # query shapes whose compiled SQL is kept (LRU)
 
-Leaf = Callable[[Accessor, Any, str], ColumnElement[bool]]
+# A leaf's SQL from its accessor and its bind parameters (which: ``_leaf_params``).
+Leaf = Callable[[Accessor, list[Any], str], ColumnElement[bool]]
 
 
 def _blank(acc: Accessor) -> ColumnElement[bool]:
@@ -40,60 +75,96 @@ def _blank(acc: Accessor) -> ColumnElement[bool]:
     return acc.expr.is_(None) if acc.nullable else false()
 
 
-def _eq(acc: Accessor, v: Any, _d: str) -> ColumnElement[bool]:
-    return acc.expr == v
+def _ne(acc: Accessor, p: list[Any], _d: str) -> ColumnElement[bool]:
+    return or_(acc.expr.is_(None), acc.expr != p[0]) if acc.nullable else acc.expr != p[0]
 
 
-def _ne(acc: Accessor, v: Any, _d: str) -> ColumnElement[bool]:
-    return or_(acc.expr.is_(None), acc.expr != v) if acc.nullable else acc.expr != v
-
-
-def _contains(acc: Accessor, v: Any, dialect: str) -> ColumnElement[bool]:
+def _contains(acc: Accessor, p: list[Any], dialect: str) -> ColumnElement[bool]:
     fn = func.strpos if dialect == "postgresql" else func.instr
-    return fn(acc.expr, v) > 0
+    return fn(acc.expr, p[0]) > 0
 
 
-def _starts_with(acc: Accessor, v: Any, _d: str) -> ColumnElement[bool]:
-    return func.substr(acc.expr, 1, len(v)) == v
+def _in(acc: Accessor, p: list[Any], _d: str) -> ColumnElement[bool]:
+    return acc.expr.in_(p) if p else false()
 
 
-def _in(acc: Accessor, v: Any, _d: str) -> ColumnElement[bool]:
-    return acc.expr.in_(v) if v else false()
-
-
-def _not_in(acc: Accessor, v: Any, _d: str) -> ColumnElement[bool]:
-    if not v:
+def _not_in(acc: Accessor, p: list[Any], _d: str) -> ColumnElement[bool]:
+    if not p:
         return true()
-    return or_(acc.expr.is_(None), acc.expr.not_in(v)) if acc.nullable else acc.expr.not_in(v)
+    return or_(acc.expr.is_(None), acc.expr.not_in(p)) if acc.nullable else acc.expr.not_in(p)
 
 
 OPS: dict[str, Leaf] = {
-    "eq": _eq,
+    "eq": lambda a, p, _d: a.expr == p[0],
     "ne": _ne,
-    "gt": lambda a, v, _d: a.expr > v,
-    "gte": lambda a, v, _d: a.expr >= v,
-    "lt": lambda a, v, _d: a.expr < v,
-    "lte": lambda a, v, _d: a.expr <= v,
+    "gt": lambda a, p, _d: a.expr > p[0],
+    "gte": lambda a, p, _d: a.expr >= p[0],
+    "lt": lambda a, p, _d: a.expr < p[0],
+    "lte": lambda a, p, _d: a.expr <= p[0],
     "in": _in,
     "not_in": _not_in,
     "contains": _contains,
-    "starts_with": _starts_with,
-    "between": lambda a, v, _d: and_(a.expr >= v[0], a.expr <= v[1]),
-    "is_empty": lambda a, _v, _d: _blank(a),
-    "is_not_empty": lambda a, _v, _d: not_(_blank(a)),
+    # p = [text, its length]
+    "starts_with": lambda a, p, _d: func.substr(a.expr, 1, p[1]) == p[0],
+    "between": lambda a, p, _d: and_(a.expr >= p[0], a.expr <= p[1]),
+    "is_empty": lambda a, _p, _d: _blank(a),
+    "is_not_empty": lambda a, _p, _d: not_(_blank(a)),
 }
 NO_VALUE = {"is_empty", "is_not_empty"}
 LIST_VALUE = {"in", "not_in"}
 TEXT_ONLY = {"contains", "starts_with"}
 ORDERED = {"gt", "gte", "lt", "lte", "between"}
 POSITIVE = {"eq", "gt", "gte", "lt", "lte", "in", "contains", "starts_with", "between"}
+# Parameters compared with the field take the field's SQL type, as ``expr == value`` does;
+# these (function arguments) are typed from the Python value, as SQLAlchemy does.
+VALUE_TYPED = {"contains", "starts_with"}
+# The operator each parameter of a leaf is compared with (SQLAlchemy's type coercion).
+COMPARATOR = {"eq": operators.eq, "ne": operators.ne, "gt": operators.gt,
+              "gte": operators.ge, "lt": operators.lt, "lte": operators.le,
+              "in": operators.in_op, "not_in": operators.not_in_op}
+
+
+def _padded(values: list[Any]) -> list[Any]:
+    """An IN list repeated up to a power of two: fewer shapes, the same rows."""
+    n = len(values)
+    if n < 2:
+        return values
+    size = 1 << (n - 1).bit_length()
+    return values + [values[-1]] * (size - n)
+
+
+def _leaf_params(op: str, value: Any) -> list[Any]:
+    """The SQL parameters of a leaf, in the order its SQL uses them (see OPS)."""
+    if op in NO_VALUE:
+        return []
+    if op in LIST_VALUE:
+        return _padded(value)
+    if op == "between":
+        return value
+    if op == "starts_with":
+        return [value, len(value)]
+    return [value]
+
+
+def _sig(value: Any) -> Any:
+    """What of a bound value decides its SQL type (and so the SQL text): its type."""
+    if isinstance(value, datetime):
+        return datetime, value.tzinfo is None
+    return type(value)
 
 
 class _Compiler:
-    def __init__(self, fields: FieldSet, dialect: str):
-        self.fields, self.dialect, self.nodes = fields, dialect, 0
+    """Validates a filter AST; returns its shape and appends its values to ``values``.
 
-    def node(self, node: Any, path: str, depth: int) -> ColumnElement[bool]:
+    A leaf's shape is ``("leaf", field, kind, op, (signature of each parameter, …))``;
+    nodes are ``("and"|"or", (child, …))`` and ``("not", child)``.
+    """
+
+    def __init__(self, fields: FieldSet, dialect: str, values: list[Any] | None = None):
+        self.fields, self.dialect, self.nodes = fields, dialect, 0
+        self.values = [] if values is None else values
+
+    def node(self, node: Any, path: str, depth: int) -> tuple[Any, ...]:
         self.nodes += 1
         if depth > MAX_DEPTH or self.nodes > MAX_NODES:
             raise QueryError(f"filter is too deep or too large (max depth {MAX_DEPTH}, "
@@ -107,17 +178,14 @@ class _Compiler:
                              path=path)
         (combinator, body), = node.items()
         if combinator == "not":
-            return not_(self.node(body, f"{path}.not", depth + 1))
+            return ("not", self.node(body, f"{path}.not", depth + 1))
         if combinator not in ("and", "or") or not isinstance(body, list):
             raise QueryError(f"unknown combinator {combinator!r} (expected and/or with a "
                              "list, or not)", path=path)
-        parts = [self.node(n, f"{path}.{combinator}[{i}]", depth + 1)
-                 for i, n in enumerate(body)]
-        if not parts:
-            return true() if combinator == "and" else false()
-        return and_(*parts) if combinator == "and" else or_(*parts)
+        return (combinator, tuple([self.node(n, f"{path}.{combinator}[{i}]", depth + 1)
+                                   for i, n in enumerate(body)]))
 
-    def leaf(self, node: dict[str, Any], path: str) -> ColumnElement[bool]:
+    def leaf(self, node: dict[str, Any], path: str) -> tuple[Any, ...]:
         extra = set(node) - {"field", "op", "value"}
         if extra:
             raise QueryError(f"unexpected key {sorted(extra)[0]!r} in a leaf", path=path)
@@ -133,12 +201,9 @@ class _Compiler:
             raise QueryError(f"operator {op!r} does not apply to the yes/no field "
                              f"{acc.name!r} (use eq or ne)", path=f"{path}.op")
         value = None if op in NO_VALUE else self.value(acc, op, node, f"{path}.value")
-        condition = OPS[op](acc, value, self.dialect)
-        if acc.nullable and op in POSITIVE:
-            # Two-valued logic: a blank makes the leaf FALSE (not NULL), so that
-            # {"not": …} of it is TRUE, as a user reading the filter expects.
-            condition = and_(acc.expr.is_not(None), condition)
-        return condition
+        params = _leaf_params(op, value)
+        self.values += params
+        return ("leaf", acc.name, acc.kind, op, tuple([_sig(p) for p in params]))
 
     def accessor(self, key: Any, path: str) -> Accessor:
         try:
@@ -171,11 +236,65 @@ class _Compiler:
             raise QueryError(f"{exc} for field {acc.name!r}", path=path) from None
 
 
+class _Builder:
+    """The SQL of a shape: one bind parameter per value, taken from ``values`` in order.
+
+    ``named`` binds are ``q0``, ``q1`` … (the cached statement); otherwise anonymous.
+    """
+
+    def __init__(self, fields: FieldSet, dialect: str, values: Sequence[Any], named: bool):
+        self.fields, self.dialect, self.values, self.named, self.next = (
+            fields, dialect, values, named, 0)
+
+    def param(self, type_: Any = None) -> BindParameter[Any]:
+        """The next value as a bind parameter of ``type_`` (None: typed by its value)."""
+        i, self.next = self.next, self.next + 1
+        if self.named:
+            return bindparam(f"q{i}", self.values[i], type_=type_)
+        return bindparam(None, self.values[i], type_=type_, unique=True)
+
+    def compared(self, expr: Any, op: Any = operators.eq) -> BindParameter[Any]:
+        """The next value as a bind parameter typed as ``expr <op> value`` types it."""
+        return self.param(expr.type.coerce_compared_value(op, self.values[self.next]))
+
+    def node(self, shape: tuple[Any, ...]) -> ColumnElement[bool]:
+        tag = shape[0]
+        if tag == "leaf":
+            return self.leaf(shape)
+        if tag == "not":
+            return not_(self.node(shape[1]))
+        parts = [self.node(child) for child in shape[1]]
+        if not parts:
+            return true() if tag == "and" else false()
+        return and_(*parts) if tag == "and" else or_(*parts)
+
+    def leaf(self, shape: tuple[Any, ...]) -> ColumnElement[bool]:
+        _, name, _kind, op, sigs = shape
+        acc = self.fields.accessor(name, self.dialect)
+        if op in VALUE_TYPED:
+            params = [self.param() for _ in sigs]
+        else:
+            comparator = COMPARATOR.get(op)
+            params = []
+            for j in range(len(sigs)):
+                if op == "between":
+                    comparator = operators.ge if j == 0 else operators.le
+                params.append(self.compared(acc.expr, comparator))
+        condition = OPS[op](acc, params, self.dialect)
+        if acc.nullable and op in POSITIVE:
+            # Two-valued logic: a blank makes the leaf FALSE (not NULL), so that
+            # {"not": …} of it is TRUE, as a user reading the filter expects.
+            condition = and_(acc.expr.is_not(None), condition)
+        return condition
+
+
 def compile_filter(node: Any, fields: FieldSet, dialect: str) -> ColumnElement[bool]:
     """The SQL condition of a filter AST; ``QueryError`` names the bad part by path."""
     if node is None:
         return true()
-    return _Compiler(fields, dialect).node(node, "filter", 0)
+    values: list[Any] = []
+    shape = _Compiler(fields, dialect, values).node(node, "filter", 0)
+    return _Builder(fields, dialect, values, named=False).node(shape)
 
 
 @dataclass(frozen=True)
@@ -215,14 +334,22 @@ def order_by(keys: list[SortKey]) -> list[Any]:
     return out
 
 
-def _signature(keys: list[SortKey]) -> str:
-    text = ",".join(("-" if k.desc else "") + k.accessor.name for k in keys)
+@lru_cache(maxsize=1024)
+def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _signature(keys: list[SortKey]) -> str:
+    return _digest(",".join([("-" if k.desc else "") + k.accessor.name for k in keys]))
+
+
+# json.dumps(…, separators=(",", ":"), ensure_ascii=False), without an encoder per call.
+_CURSOR_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_cursor(keys: list[SortKey], record: Any) -> str:
     payload = {"s": _signature(keys), "v": [k.accessor.sort_value(record) for k in keys]}
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    raw = _CURSOR_JSON.encode(payload).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -239,20 +366,160 @@ def decode_cursor(cursor: str, keys: list[SortKey], dialect: str) -> list[Any]:
                          "or is damaged)", path="cursor") from None
 
 
-def after_cursor(keys: list[SortKey], values: list[Any]) -> ColumnElement[bool]:
-    """Rows strictly after the cursor row in ``order_by(keys)`` order (blanks last)."""
+def _after(keys: list[SortKey], params: list[Any]) -> ColumnElement[bool]:
+    """Rows strictly after the cursor row; ``params``: a bind per key, None for a blank."""
     if not keys:
         return false()
-    key, value, rest = keys[0], values[0], after_cursor(keys[1:], values[1:])
+    key, value, rest = keys[0], params[0], _after(keys[1:], params[1:])
     expr = key.accessor.expr
     if value is None:
         return and_(expr.is_(None), rest)
-    value = literal(value, expr.type)  # a bound parameter; also for True/False
     beyond = expr < value if key.desc else expr > value
     parts = [beyond, and_(expr == value, rest)]
     if key.accessor.nullable:
         parts.append(expr.is_(None))
     return or_(*parts)
+
+
+def after_cursor(keys: list[SortKey], values: list[Any]) -> ColumnElement[bool]:
+    """Rows strictly after the cursor row in ``order_by(keys)`` order (blanks last)."""
+    # A bound parameter of the key's type (also for True/False).
+    return _after(keys, [None if v is None else literal(v, k.accessor.expr.type)
+                         for k, v in zip(keys, values, strict=True)])
+
+
+_RECORDS = Record.__table__.c
+# What a page selects. ``app`` and ``form`` are the query's own (they are in the WHERE
+# clause) and ``deleted_at`` is NULL when deleted records are excluded: not transferred.
+PAGE_COLUMNS = ("id", "data", "schema_version", "row_version", "owner_id", "department_id",
+                "created_at", "created_by", "updated_at", "updated_by")
+
+
+def _document_bytes(dialect: str) -> ColumnElement[Any]:
+    """``data`` as the UTF-8 bytes of its JSON text: the driver makes no str or dict of
+    it, and the page's documents are decoded together (``db.loads_many``)."""
+    if dialect == "postgresql":
+        text = func.convert_to(cast(_RECORDS.data, Text()), literal_column("'UTF8'"))
+        return text.label("data")
+    return cast(_RECORDS.data, LargeBinary()).label("data")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated query: its cache key, its values (in bind order), its sort keys."""
+
+    key: tuple[Any, ...]
+    values: list[Any]
+    keys: list[SortKey]
+    filter: tuple[Any, ...] | None
+    cursor: tuple[bool, ...] | None  # per sort key: is the cursor's value blank
+
+    def statement(self, query: Query, dialect: str, named: bool) -> Select[Any]:
+        b = _Builder(query.fields, dialect, self.values, named)
+        columns: list[Any] = [_RECORDS[c] for c in PAGE_COLUMNS]
+        columns[1] = _document_bytes(dialect)
+        if query.deleted != "exclude":
+            columns.append(_RECORDS.deleted_at)
+        stmt = select(*columns).where(_RECORDS.app == b.compared(_RECORDS.app),
+                                      _RECORDS.form == b.compared(_RECORDS.form))
+        if self.filter is not None:
+            stmt = stmt.where(b.node(self.filter))
+        if query.deleted == "exclude":
+            stmt = stmt.where(_RECORDS.deleted_at.is_(None))
+        elif query.deleted == "only":
+            stmt = stmt.where(_RECORDS.deleted_at.is_not(None))
+        if self.cursor is not None:
+            params = [None if blank else b.param(k.accessor.expr.type)
+                      for k, blank in zip(self.keys, self.cursor, strict=True)]
+            stmt = stmt.where(_after(self.keys, params))
+        limit = b.param(Integer())
+        assert b.next == len(self.values), "the shape and its values disagree"
+        return stmt.order_by(*order_by(self.keys)).limit(limit)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The cached SQL of one query shape, and how to lay out a call's values for it.
+
+    ``layout`` has one ``(value index, bind processor, constant)`` per driver parameter
+    (positional) or ``(name, value index, bind processor, constant)`` (named); a
+    constant of the SQL (an index of None) was processed when the shape was compiled.
+    """
+
+    sql: str
+    positional: bool
+    layout: tuple[tuple[Any, ...], ...]
+    columns: tuple[str, ...]
+    binary: bool  # fetch in binary format (psycopg): no text formatting of timestamps
+
+    def params(self, values: list[Any]) -> Any:
+        if self.positional:
+            return tuple([const if i is None else proc(values[i]) if proc else values[i]
+                          for i, proc, const in self.layout])
+        return {name: const if i is None else proc(values[i]) if proc else values[i]
+                for name, i, proc, const in self.layout}
+
+
+def _compile(stmt: Select[Any], dialect: Dialect, n_values: int) -> Compiled:
+    compiled = stmt.compile(dialect=dialect)
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        raise AssertionError("a cached query shape must not need per-call SQL rendering")
+    ours = {f"q{i}": i for i in range(n_values)}
+    by_name = {name: bind for bind, name in compiled.bind_names.items()}
+    names = compiled.positiontup if compiled.positional else list(by_name)
+    assert names is not None
+    escaped = compiled.escaped_bind_names or {}
+    first = compiled.construct_params(escape_names=False)  # constants (drop this call's values)
+    layout = []
+    for name in names:
+        bind = by_name[name]
+        proc = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        i = ours.get(name)
+        const = None
+        if i is None:
+            const = proc(first[name]) if proc else first[name]
+        entry = (i, proc, const)
+        layout.append(entry if compiled.positional else (escaped.get(name, name), *entry))
+    columns = tuple(c.name for c in stmt.selected_columns)
+    binary = dialect.driver == "psycopg"
+    return Compiled(compiled.string, compiled.positional, tuple(layout), columns, binary)
+
+
+class ShapeCache:
+    """A bounded, thread-safe LRU map: query shape → ``Compiled``."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self.size = size
+        self._entries: OrderedDict[tuple[Any, ...], Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Compiled | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[Any, ...], entry: Compiled) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+SHAPES = ShapeCache()
+
+
+def _dialect_key(dialect: Dialect) -> tuple[Any, ...]:
+    return (dialect.name, dialect.driver, dialect.paramstyle, dialect.server_version_info)
 
 
 @dataclass(frozen=True)
@@ -266,22 +533,77 @@ class Query:
     limit: int = 50
     deleted: str = "exclude"  # exclude | only | include
 
-    def select(self, dialect: str) -> tuple[Select[Any], list[SortKey]]:
+    def plan(self, dialect: str, dialect_key: Any = None) -> _Plan:
+        """Validate (every call: the errors don't depend on any cache) and take the shape."""
         if not isinstance(self.limit, int) or not 1 <= self.limit <= MAX_LIMIT:
             raise QueryError(f"limit must be 1..{MAX_LIMIT}", path="limit")
         if self.deleted not in ("exclude", "only", "include"):
             raise QueryError("deleted must be exclude, only or include", path="deleted")
         keys = parse_sort(self.sort, self.fields, dialect)
-        # Core columns, not ORM entities: a list page needs no identity map.
-        stmt = select(*Record.__table__.c).where(
-            Record.app == self.fields.app,
-            Record.form == self.fields.form,
-            compile_filter(self.filter, self.fields, dialect),
-        )
-        if self.deleted == "exclude":
-            stmt = stmt.where(Record.deleted_at.is_(None))
-        elif self.deleted == "only":
-            stmt = stmt.where(Record.deleted_at.is_not(None))
+        values: list[Any] = [self.fields.app, self.fields.form]
+        shape = (None if self.filter is None else
+                 _Compiler(self.fields, dialect, values).node(self.filter, "filter", 0))
+        cursor = None
         if self.cursor:
-            stmt = stmt.where(after_cursor(keys, decode_cursor(self.cursor, keys, dialect)))
-        return stmt.order_by(*order_by(keys)).limit(self.limit + 1), keys
+            after = decode_cursor(self.cursor, keys, dialect)
+            cursor = tuple([v is None for v in after])
+            values += [v for v in after if v is not None]
+        values.append(self.limit + 1)
+        sort = tuple([(k.accessor.name, k.accessor.kind, k.desc) for k in keys])
+        key = (dialect_key or dialect, self.fields.app, self.fields.form, shape, sort,
+               cursor, self.limit, self.deleted)
+        return _Plan(key, values, keys, shape, cursor)
+
+    def select(self, dialect: str) -> tuple[Select[Any], list[SortKey]]:
+        """The SELECT ``query_records`` runs (values bound, uncached) and its sort keys."""
+        plan = self.plan(dialect)
+        return plan.statement(self, dialect, named=True), plan.keys
+
+    def compiled(self, dialect: Dialect) -> tuple[Compiled, Any, list[SortKey]]:
+        """The cached SQL of this query's shape, the driver parameters, the sort keys."""
+        plan = self.plan(dialect.name, _dialect_key(dialect))
+        entry = SHAPES.get(plan.key)
+        if entry is None:
+            stmt = plan.statement(self, dialect.name, named=True)
+            entry = _compile(stmt, dialect, len(plan.values))
+            SHAPES.put(plan.key, entry)
+        return entry, entry.params(plan.values), plan.keys
+
+
+_ENGINE_LOG = logging.getLogger("sqlalchemy.engine")
+
+
+def _observed(conn: Connection) -> bool:
+    """Whether someone watches statements (echo, logging, cursor events, error hooks)."""
+    return bool(conn.engine.echo or _ENGINE_LOG.isEnabledFor(logging.INFO)
+                or conn.dispatch.before_cursor_execute or conn.dispatch.after_cursor_execute
+                or conn.dialect.dispatch.handle_error)
+
+
+def fetch(conn: Connection, sql: str, params: Any, *, binary: bool = False) -> list[Any]:
+    """Run ``sql`` on ``conn`` (in its transaction) on a DB-API cursor; all the rows.
+
+    SQLAlchemy's per-call statement work (execution context, result metadata, rows) is
+    skipped; errors are wrapped as SQLAlchemy wraps them (``DBAPIError`` subclasses, a
+    lost connection invalidated). When statements are observed it runs the SQL through
+    ``exec_driver_sql`` so that logging and events see it (in text format: the same
+    values).
+    """
+    if _observed(conn):
+        return list(conn.exec_driver_sql(sql, params))
+    dbapi_conn = conn.connection.dbapi_connection
+    assert dbapi_conn is not None
+    cursor = dbapi_conn.cursor(binary=True) if binary else dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
+        wrapped = DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost, dialect=conn.dialect)
+        if lost:
+            conn.invalidate(exc)
+        raise wrapped from exc
+    finally:
+        with suppress(Exception):  # a broken connection: the error above is what counts
+            cursor.close()
