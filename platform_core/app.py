@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from platform_core import __version__
+from platform_core import __version__, expressions
 from platform_core.db import Database
 from platform_core.errors import DomainError
 from platform_core.settings import Settings, ensure_secret_key, load_settings
-from platform_core.store import kinds
+from platform_core.store import Actor, kinds
 
 log = logging.getLogger("qiao.http")
 PROBLEM = "application/problem+json"
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     """Build the ASGI app. The database must already be migrated (``qiao init``)."""
     settings = settings or load_settings()
     kinds.register_builtins()
+    expressions.register_builtins()
     context = AppContext(
         settings=settings,
         db=db or Database.from_url(settings.effective_database_url,
@@ -130,3 +131,14 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (each worker process builds its own app)."""
     return create_app()
+
+
+ANONYMOUS = Actor(user_id=None, name="anonymous")
+
+
+def current_actor() -> Actor:
+    """Who is calling. Until sign-in exists (the security issue) every call is anonymous."""
+    return ANONYMOUS
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
