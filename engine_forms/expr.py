@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -64,10 +64,17 @@ def _fields_used(node: Expr) -> set[str]:
     return found
 
 
+def _formula_deps(text: str) -> set[str]:
+    try:
+        return _fields_used(parse(text))
+    except ExpressionError:  # reported with the formula's key when it is checked
+        return set()
+
+
 def _formula_order(spec: FormSpec) -> list[FieldSpec]:
-    """Formulas in dependency order; ``ExpressionError``-free cycle report as ValueError."""
+    """Formulas in dependency order; a cycle is a ValueError naming it."""
     formulas = {f.key: f for f in spec.fields if f.type == "formula"}
-    deps = {k: _fields_used(parse(f.config["expression"])) & set(formulas)
+    deps = {k: _formula_deps(f.config["expression"]) & set(formulas)
             for k, f in formulas.items()}
     order: list[str] = []
     visiting: set[str] = set()
@@ -99,6 +106,20 @@ class CompiledForm:
     required_if: dict[str, Callable[..., Any]] = field(default_factory=dict)
     validations: dict[str, list[tuple[Callable[..., Any], str]]] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    # True when a formula reads a field that visible_if may hide, or a visible_if reads a
+    # formula: then formulas and hiding must run twice to settle.
+    interlinked: bool = False
+
+
+def _interlinked(spec: FormSpec) -> bool:
+    formulas = {f.key for f in spec.fields if f.type == "formula"}
+    hideable = {f.key for f in spec.fields if f.visible_if}
+    for f in spec.fields:
+        if f.type == "formula" and _fields_used(parse(f.config["expression"])) & hideable:
+            return True
+        if f.visible_if and _fields_used(parse(f.visible_if)) & formulas:
+            return True
+    return False
 
 
 def _problem(where: str, text: str, exc: ExpressionError) -> str:
@@ -110,11 +131,7 @@ def compile_form(spec: FormSpec, resolve: Resolve | None = None) -> CompiledForm
     problems: list[str] = []
     compiled = CompiledForm(spec)
     formula_kinds: dict[str, str] = {}
-    try:
-        ordered = _formula_order(spec)
-    except ExpressionError as exc:
-        raise ValueError(exc.detail) from None
-    for f in ordered:
+    for f in _formula_order(spec):
         text = f.config["expression"]
         try:
             typed = check(parse(text), schema_of(spec, formula_kinds, resolve=resolve))
@@ -140,6 +157,7 @@ def compile_form(spec: FormSpec, resolve: Resolve | None = None) -> CompiledForm
                 compiled.validations.setdefault(f.key, []).append((fn, rule.message))
     if problems:
         raise ValueError("\n".join(problems))
+    compiled.interlinked = _interlinked(spec)  # every expression parses by now
     return compiled
 
 
@@ -171,7 +189,18 @@ def compiled_cached(spec_json: str) -> CompiledForm:
 
 
 def to_storage(value: Any, kind: str) -> Any:
-    """A formula's run-time value → what the store keeps for a field of ``kind``."""
+    """A formula's run-time value → what the store keeps for a field of ``kind``.
+
+    A result too large to store (more than 28 significant digits once rounded) is blank,
+    like any other arithmetic fault of the evaluator.
+    """
+    try:
+        return _to_storage(value, kind)
+    except InvalidOperation:
+        return None
+
+
+def _to_storage(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "money" and isinstance(value, Decimal):

@@ -134,7 +134,7 @@ def versions(session: Session, app: str, key: str) -> list[FormVersion]:
     return list(session.execute(stmt.order_by(FormVersion.version)).scalars())
 
 
-def _version_row(session: Session, app: str, key: str, version: int) -> FormVersion:
+def version_row(session: Session, app: str, key: str, version: int) -> FormVersion:
     row = session.execute(select(FormVersion).where(
         FormVersion.app == app, FormVersion.form == key, FormVersion.version == version)
     ).scalar_one_or_none()
@@ -151,28 +151,33 @@ def published(session: Session, app: str, key: str, version: int | None = None) 
             raise NotFound(f"form {key!r} of app {app!r} has no published version yet",
                            app=app, form=key)
         version = form.published_version
-    row = _version_row(session, app, key, version)
-    spec_json = dumps(row.spec)
-    resolve = _resolver(session, app) if _has_relations(spec_json) else None
-    return _compiled(app, version, spec_json, resolve)
+    row = version_row(session, app, key, version)
+    return _compiled(app, version, dumps(row.spec), _targets(session, app, key, row.spec))
 
 
-def _has_relations(spec_json: str) -> bool:
-    return '"type":"relation"' in spec_json
-
-
-def _compiled(app: str, version: int, spec_json: str, resolve: Any) -> Published:
-    if resolve is None:
-        return _compiled_cached(app, version, spec_json)
-    spec = FormSpec.model_validate_json(spec_json)
-    compiled = compile_form(spec, resolve)
-    return Published(app, version, spec, compiled, FieldSet(app, spec.key, compiled.kinds))
+def _targets(session: Session, app: str, key: str, spec: dict[str, Any]
+             ) -> tuple[tuple[str, str], ...]:
+    """The published specs (as JSON) of the forms this one's relations point at: part of
+    the cache key, so a change of a target form recompiles ``customer.city`` formulas."""
+    keys = sorted({f["target"] for f in spec.get("fields", ())
+                   if f.get("type") == "relation" and f.get("target") != key})
+    found = []
+    for target in keys:
+        form = session.execute(select(Form).where(Form.app == app, Form.key == target)
+                               ).scalar_one_or_none()
+        if form is not None and form.published_version is not None:
+            found.append((target, dumps(version_row(session, app, target,
+                                                    form.published_version).spec)))
+    return tuple(found)
 
 
 @lru_cache(maxsize=256)
-def _compiled_cached(app: str, version: int, spec_json: str) -> Published:
+def _compiled(app: str, version: int, spec_json: str,
+              targets: tuple[tuple[str, str], ...]) -> Published:
     spec = FormSpec.model_validate_json(spec_json)
-    compiled = compile_form(spec)
+    others = {k: FormSpec.model_validate_json(v) for k, v in targets}
+    others[spec.key] = spec
+    compiled = compile_form(spec, others.get)
     return Published(app, version, spec, compiled, FieldSet(app, spec.key, compiled.kinds))
 
 

@@ -8,7 +8,7 @@ problems are reported at once in ``SpecError.problems``.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -64,11 +64,12 @@ class FieldSpec(BaseModel):
     sensitive: Sensitive | None = None
     renamed_from: str | None = None  # publish moves the old key's data here
 
-    @property
+    @cached_property
     def config(self) -> dict[str, Any]:
+        """The type's own keys (read-only: the spec is immutable)."""
         return dict(self.model_extra or {})
 
-    @property
+    @cached_property
     def field_type(self) -> Any:
         return FIELD_TYPES.get(self.type)
 
@@ -126,9 +127,16 @@ def meta_schema() -> dict[str, Any]:
                       "properties": {"mask": {"type": "boolean"},
                                      "encrypt": {"type": "boolean"}}},
     }
-    per_type = [{"if": {"properties": {"type": {"const": key}}, "required": ["type"]},
-                 "then": {"properties": t.config_schema, "required": list(t.config_required)}}
-                for key, t in FIELD_TYPES.items()]
+    per_type = []
+    for key, t in FIELD_TYPES.items():
+        when = {"properties": {"type": {"const": key}}, "required": ["type"]}
+        # Two entries per type: the first only names its config keys and always passes,
+        # so they count as evaluated even when the second (the real check) fails —
+        # otherwise a bad value would also be reported as an "unexpected" key.
+        per_type.append({"if": when, "then": {"properties": dict.fromkeys(t.config_schema,
+                                                                           True)}})
+        per_type.append({"if": when, "then": {"properties": t.config_schema,
+                                              "required": list(t.config_required)}})
     section = {"type": "object", "required": ["section", "fields"],
                "additionalProperties": False,
                "properties": {"section": {"type": "string"},
@@ -195,23 +203,31 @@ def _field_problems(spec: FormSpec) -> list[str]:
         kind = ftype.value_kind(field)
         if (field.indexed or field.unique) and kind is None and field.type != "formula":
             problems.append(f"{field.key!r}: a {field.type} field cannot be indexed or unique")
-        if field.default is not None:
-            if ftype.computed:
-                problems.append(f"{field.key!r}: a computed field has no default")
-            else:
-                try:
-                    ftype.coerce(field.default, field)
-                except ValueError as exc:
-                    problems.append(f"{field.key!r}: default {exc}")
+        problems += _default_problems(field)
         if field.type == "subtable":
             for column in field.config["fields"]:
-                problems += [f"{field.key}.{p}" for p in _field_problems_one(column, spec)]
+                problems += [f"subtable {field.key!r}: column {p}"
+                             for p in _column_problems(column, spec)]
     return problems
 
 
-def _field_problems_one(raw: dict[str, Any], spec: FormSpec) -> list[str]:
+def _default_problems(field: FieldSpec) -> list[str]:
+    if field.default is None:
+        return []
+    if field.field_type.computed:
+        return [f"{field.key!r}: a computed field has no default"]
+    try:
+        field.field_type.coerce(field.default, field)
+    except ValueError as exc:
+        return [f"{field.key!r}: default {exc}"]
+    return []
+
+
+def _column_problems(raw: dict[str, Any], spec: FormSpec) -> list[str]:
+    """A subtable column's own problems, each starting with its quoted key."""
     column = FieldSpec.model_validate(raw)
-    return [f"{column.key!r}: {p}" for p in column.field_type.check_config(column, spec)]
+    found = column.field_type.check_config(column, spec) + _default_problems(column)
+    return [p if p.startswith(f"{column.key!r}") else f"{column.key!r}: {p}" for p in found]
 
 
 def load_form(raw: Any) -> FormSpec:

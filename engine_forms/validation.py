@@ -4,7 +4,9 @@ English. The same rules run on the server as on the page.
 Order of events for one write: refuse unknown and computed keys → coerce each value by
 its field type (subtable rows column by column) → merge over the old data (update) or
 the defaults (create) → compute formulas in dependency order → clear fields whose
-``visible_if`` is false → check required / ``required_if`` → run ``validate`` rules.
+``visible_if`` is false (formulas and clearing run a second time, so no formula keeps a
+value computed from a hidden field) → check required / ``required_if`` → run
+``validate`` rules.
 """
 
 from __future__ import annotations
@@ -43,9 +45,8 @@ class RecordInvalid(InvalidInput):
     code = "invalid_record"
 
     def __init__(self, problems: list[Problem]):
-        first = problems[0]
-        where = first.field if first.row is None else f"{first.field}[{first.row}].{first.column}"
-        super().__init__(f"{len(problems)} field(s) are not valid; first: {where}: {first.en}",
+        first = problems[0]  # its English message already names the field (and row)
+        super().__init__(f"{len(problems)} field(s) are not valid; first: {first.en}",
                          errors=[p.as_dict() for p in problems])
         self.problems = problems
 
@@ -99,6 +100,67 @@ def _truth(fn: Any, data: Mapping[str, Any], env: Env) -> bool:
     return fn(data, env) is True
 
 
+def _compute(compiled: CompiledForm, data: dict[str, Any], env: Env) -> None:
+    """Formulas, then clear hidden fields; twice, so that no formula keeps a value computed
+    from a field that was just hidden, and a field hidden by a recomputed formula is
+    cleared too."""
+    hidden: set[str] = set()
+    for _ in range(2 if compiled.interlinked else 1):
+        for field, fn, kind in compiled.formulas:
+            data[field.key] = None if field.key in hidden else to_storage(fn(data, env), kind)
+        hidden = {k for k, fn in compiled.visible_if.items() if not _truth(fn, data, env)}
+        for key in hidden:
+            data[key] = None  # hidden fields hold no value (as on the page)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What validating against one compiled form needs, worked out once (not per record)."""
+
+    by_key: dict[str, FieldSpec]
+    computed: frozenset[str]
+    defaults: dict[str, Any]
+    may_require: tuple[FieldSpec, ...]
+
+
+_PLANS: dict[int, tuple[CompiledForm, Plan]] = {}
+
+
+def plan_of(compiled: CompiledForm) -> Plan:
+    cached = _PLANS.get(id(compiled))
+    if cached is not None and cached[0] is compiled:
+        return cached[1]
+    fields = compiled.spec.fields
+    plan = Plan(
+        by_key={f.key: f for f in fields},
+        computed=frozenset(f.key for f in fields if f.field_type.computed),
+        defaults={f.key: f.field_type.coerce(f.default, f) for f in fields
+                  if f.default is not None},
+        may_require=tuple(f for f in fields if not f.field_type.computed
+                          and (f.required or f.key in compiled.required_if)))
+    if len(_PLANS) > 512:
+        _PLANS.clear()
+    _PLANS[id(compiled)] = (compiled, plan)
+    return plan
+
+
+def _check_required(compiled: CompiledForm, data: Mapping[str, Any], env: Env,
+                    problems: list[Problem]) -> None:
+    """Visible required (or ``required_if``) fields that are blank; a field that already
+    has a problem (e.g. a value that did not coerce) gets no second "required" one."""
+    refused = {p.field for p in problems}
+    for field in plan_of(compiled).may_require:
+        if field.key in refused or not _blank(data.get(field.key)):
+            continue
+        visible = field.key not in compiled.visible_if or _truth(
+            compiled.visible_if[field.key], data, env)
+        required = field.required or (field.key in compiled.required_if and _truth(
+            compiled.required_if[field.key], data, env))
+        if visible and required:
+            problems.append(Problem(field.key, "required", f"{field.label}: 必填",
+                                    f"{field.key}: is required"))
+
+
 def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
                     old: Mapping[str, Any] | None = None, env: Env | None = None,
                     ) -> dict[str, Any]:
@@ -106,10 +168,10 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
 
     Raises ``RecordInvalid`` listing every problem; never returns half-checked data.
     """
-    spec, env = compiled.spec, env or Env()
+    spec, env, plan = compiled.spec, env or Env(), plan_of(compiled)
     problems: list[Problem] = []
-    by_key = {f.key: f for f in spec.fields}
-    for key in sorted(set(payload) - set(by_key)):
+    by_key = plan.by_key
+    for key in sorted(k for k in payload if k not in by_key):
         problems.append(Problem(key, "unknown_field", f"未知字段 {key}",
                                 f"{key}: unknown field of form {spec.key}"))
     coerced: dict[str, Any] = {}
@@ -117,30 +179,18 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
         field = by_key.get(key)
         if field is None:
             continue
-        if field.field_type.computed:
+        if key in plan.computed:
             problems.append(Problem(key, "computed", f"{field.label}: 由系统计算, 不能填写",
                                     f"{key}: is computed by the system and cannot be set"))
             continue
         coerced[key] = _coerce(field, value, problems)
     if old is None:
-        data = {f.key: f.field_type.coerce(f.default, f) for f in spec.fields
-                if f.default is not None and f.key not in payload}
+        data = {k: v for k, v in plan.defaults.items() if k not in payload}
     else:
         data = dict(old)
     data.update(coerced)
-    for field, fn, kind in compiled.formulas:
-        data[field.key] = to_storage(fn(data, env), kind)
-    for key, fn in compiled.visible_if.items():
-        if not _truth(fn, data, env):
-            data[key] = None  # hidden fields hold no value (as on the page)
-    for field in spec.fields:
-        visible = field.key not in compiled.visible_if or _truth(
-            compiled.visible_if[field.key], data, env)
-        required = field.required or (field.key in compiled.required_if and _truth(
-            compiled.required_if[field.key], data, env))
-        if visible and required and not field.field_type.computed and _blank(data.get(field.key)):
-            problems.append(Problem(field.key, "required", f"{field.label}: 必填",
-                                    f"{field.key}: is required"))
+    _compute(compiled, data, env)
+    _check_required(compiled, data, env, problems)
     for key, rules in compiled.validations.items():
         if _blank(data.get(key)) or any(p.field == key for p in problems):
             continue

@@ -10,7 +10,7 @@ batch one transaction, with progress on the ``FormMigration`` row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import func, select
@@ -35,7 +35,8 @@ def _options(field: Any) -> set[str]:
 def diff_specs(old: FormSpec | None, new: FormSpec) -> dict[str, list[Any]]:
     """Added, removed, renamed, type-changed and options-changed fields."""
     out: dict[str, list[Any]] = {"added": [], "removed": [], "renamed": [],
-                                 "type_changed": [], "options_changed": []}
+                                 "type_changed": [], "options_changed": [],
+                                 "formula_changed": []}
     old_fields = {f.key: f for f in (old.fields if old else ())}
     renamed = {f.renamed_from: f.key for f in new.fields
                if f.renamed_from in old_fields and f.renamed_from not in
@@ -51,6 +52,8 @@ def diff_specs(old: FormSpec | None, new: FormSpec) -> dict[str, list[Any]]:
         if before.type != field.type:
             out["type_changed"].append({"field": field.key, "from": before.type,
                                         "to": field.type})
+        elif field.type == "formula" and before.config != field.config:
+            out["formula_changed"].append(field.key)
         elif field.type in ("select", "multiselect") and _options(before) != _options(field):
             out["options_changed"].append({
                 "field": field.key, "removed": sorted(_options(before) - _options(field)),
@@ -61,7 +64,8 @@ def diff_specs(old: FormSpec | None, new: FormSpec) -> dict[str, list[Any]]:
 
 
 def needs_migration(changes: Mapping[str, list[Any]]) -> bool:
-    return any(changes[k] for k in ("removed", "renamed", "type_changed", "options_changed"))
+    return any(changes.get(k) for k in ("removed", "renamed", "type_changed", "options_changed",
+                                        "formula_changed"))
 
 
 def _recoerce(field: Any, value: Any) -> Any:
@@ -98,6 +102,20 @@ def convert(data: Mapping[str, Any], changes: Mapping[str, list[Any]],
     return {k: v for k, v in out.items() if v is not None}, errors
 
 
+Chain = list[tuple[Mapping[str, list[Any]], CompiledForm]]
+
+
+def convert_chain(data: Mapping[str, Any], chain: Chain
+                  ) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """Convert through every version after the record's own, stopping at the first error."""
+    out: dict[str, Any] = dict(data)
+    for changes, compiled in chain:
+        out, errors = convert(out, changes, compiled)
+        if errors:
+            return dict(data), errors
+    return out, []
+
+
 def _pending(session: Session, app: str, form: str, version: int, after: int,
              limit: int) -> list[Record]:
     stmt = (select(Record).where(Record.app == app, Record.form == form,
@@ -111,14 +129,21 @@ def count_pending(session: Session, app: str, form: str, version: int) -> int:
         Record.app == app, Record.form == form, Record.schema_version < version)).scalar_one()
 
 
-def dry_run(session: Session, *, app: str, form: str, version: int,
-            changes: Mapping[str, list[Any]], compiled: CompiledForm) -> dict[str, Any]:
-    """What publishing would do to existing records; writes nothing."""
+LoadChain = Callable[[Session, str, str, int, int], Chain]
+
+
+def dry_run(session: Session, *, app: str, form: str, version: int, load: LoadChain
+            ) -> dict[str, Any]:
+    """What converting the records older than ``version`` would do; writes nothing."""
     total, failing, failures, after = 0, 0, [], 0
+    chains: dict[int, Chain] = {}
     while batch := _pending(session, app, form, version, after, BATCH):
         for rec in batch:
             total += 1
-            _, errors = convert(rec.data, changes, compiled)
+            if rec.schema_version not in chains:
+                chains[rec.schema_version] = load(session, app, form, rec.schema_version,
+                                                  version)
+            _, errors = convert_chain(rec.data, chains[rec.schema_version])
             if errors:
                 failing += 1
                 if len(failures) < MAX_FAILURES:
@@ -128,12 +153,12 @@ def dry_run(session: Session, *, app: str, form: str, version: int,
             "failures": failures}
 
 
-def run_migration(db: Database, job_id: int, *, load: Any,
-                  actor: Actor = SYSTEM) -> FormMigration:
+def run_migration(db: Database, job_id: int, *, load: LoadChain,
+                  actor: Actor = SYSTEM) -> FormMigration | None:
     """Convert the job's records in batches (resumable; each batch one transaction).
 
-    ``load(session, app, form, version) -> (changes, compiled)`` supplies the plan, so this
-    module stays independent of how versions are stored.
+    A record that cannot be converted keeps its version and data and is listed in the
+    job's failures; it is retried by the next migration to a later version.
     """
     after = 0
     while True:
@@ -141,11 +166,14 @@ def run_migration(db: Database, job_id: int, *, load: Any,
             job = session.get(FormMigration, job_id)
             if job is None or job.status == "done":
                 return job
-            changes, compiled = load(session, job.app, job.form, job.to_version)
             batch = _pending(session, job.app, job.form, job.to_version, after, BATCH)
             job.status = "running" if batch else "done"
+            chains: dict[int, Chain] = {}
             for rec in batch:
-                new, errors = convert(rec.data, changes, compiled)
+                if rec.schema_version not in chains:
+                    chains[rec.schema_version] = load(session, job.app, job.form,
+                                                      rec.schema_version, job.to_version)
+                new, errors = convert_chain(rec.data, chains[rec.schema_version])
                 if errors:
                     job.failed += 1
                     if len(job.failures) < MAX_FAILURES:
@@ -158,8 +186,3 @@ def run_migration(db: Database, job_id: int, *, load: Any,
             after = batch[-1].id if batch else after
             if not batch:
                 return job
-
-
-def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i: i + size]

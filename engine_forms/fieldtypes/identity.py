@@ -46,6 +46,8 @@ class IdCardType(FieldType):
         return text
 
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if value is None:
+            return ""
         text = str(value)
         return text[:4] + "*" * (len(text) - 8) + text[-4:]
 

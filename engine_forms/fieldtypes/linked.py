@@ -22,7 +22,7 @@ def _ids(value: Any, many: bool) -> Any:
     for item in items:
         if isinstance(item, dict) and "id" in item:
             item = item["id"]
-        if isinstance(item, str) and item.strip().isdecimal():
+        if isinstance(item, str) and item.strip().isdecimal():  # not isdigit: int("²") fails
             item = int(item)
         if isinstance(item, bool) or not isinstance(item, int) or item < 1:
             raise refuse("type", "应为记录编号", "must be a record id")

@@ -90,7 +90,7 @@ class PercentType(NumberType):
     key, label = "percent", "百分比"
 
     def from_text(self, text: str, field: Any) -> int | float:
-        return self.coerce(text.strip().removesuffix("%"), field)
+        return self.coerce(text.strip().removesuffix("%").removesuffix("％"), field)
 
     def format(self, value: Any, field: Any) -> str:
         return "" if value is None else f"{super().format(value, field)}%"

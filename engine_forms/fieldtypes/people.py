@@ -15,7 +15,7 @@ class UserType(FieldType):
         return {"type": "integer", "minimum": 1}
 
     def coerce(self, value: Any, field: Any) -> int:  # noqa: ARG002
-        if isinstance(value, str) and value.strip().isdecimal():
+        if isinstance(value, str) and value.strip().isdecimal():  # not isdigit: int("²") fails
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise refuse("type", "应为成员编号", "must be a user id")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,9 @@ from engine_forms.fieldtypes.base import FieldType, refuse
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CN_DATE = re.compile(r"^(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?$")
+TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+SERIAL = re.compile(r"^\d{5}(\.\d+)?$")  # spreadsheet day number (+ fraction of a day)
+EPOCH = datetime(1899, 12, 30)  # day 0 of spreadsheet serial numbers
 
 
 def parse_date(text: str) -> date:
@@ -53,9 +56,9 @@ class DateType(FieldType):
     def from_text(self, text: str, field: Any) -> str:
         text = text.strip()
         if re.fullmatch(r"\d{5}(\.0+)?", text):  # a spreadsheet serial day number
-            return self.coerce(date.fromordinal(date(1899, 12, 30).toordinal()
-                                                + int(float(text))), field)
-        return self.coerce(text.split(" ")[0] if " " in text and "-" in text else text, field)
+            return self.coerce(EPOCH.date() + timedelta(days=int(float(text))), field)
+        head, _, tail = text.rpartition(" ")
+        return self.coerce(head if head and TIME.match(tail) else text, field)  # drop 0:00
 
     def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
         return "" if value is None else str(value)
@@ -89,6 +92,23 @@ class DateTimeType(FieldType):
             raise refuse("range", "日期时间超出范围 (1000–9999 年)",
                          "is out of range (years 1000–9999)")
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def from_text(self, text: str, field: Any) -> str:
+        """Also ``2024/2/29 9:30``, ``2024年2月29日 09:30`` and serial ``45351.5``."""
+        text = text.strip()
+        if SERIAL.match(text):
+            return self.coerce(EPOCH + timedelta(seconds=round(float(text) * 86400)), field)
+        head, _, tail = text.rpartition(" ")
+        time = TIME.match(tail) if head else None
+        if time is None:
+            return self.coerce(text, field)
+        try:
+            day = parse_date(head)
+            moment = datetime(day.year, day.month, day.day, int(time[1]), int(time[2]),
+                              int(time[3] or 0))
+        except ValueError:
+            return self.coerce(text, field)  # refused there, with the usual message
+        return self.coerce(moment, field)
 
     def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
         if value is None:

@@ -59,6 +59,8 @@ class EmailType(TextType):
         return value.strip().lower()
 
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if value is None:
+            return ""
         name, _, domain = str(value).partition("@")
         return f"{name[:1]}***@{domain}"
 
@@ -84,6 +86,8 @@ class PhoneType(TextType):
         if not isinstance(value, str):
             raise refuse("type", "应为电话号码", "must be a phone number")
         text = re.sub(r"[\s()]", "", value).removeprefix("+86").removeprefix("0086")
+        if MOBILE.match(text.replace("-", "")):  # 138-0000-1234 is written like that too
+            text = text.replace("-", "")
         accept = field.config.get("accept", "any")
         mobile, landline = MOBILE.match(text), LANDLINE.match(text)
         if (accept == "mobile" and not mobile) or (accept == "landline" and not landline) \
@@ -94,5 +98,7 @@ class PhoneType(TextType):
         return text
 
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
+        if value is None:
+            return ""
         text = str(value)
         return text[:3] + "****" + text[-4:] if len(text) >= 11 else text[:3] + "****"

@@ -1,0 +1,107 @@
+"""Records as the API and pages show them, with read-time fields filled in.
+
+``lookup`` fields read the linked record's current value and ``rollup`` fields aggregate
+the records linking here — one SQL query per such field for a whole page, never a query
+per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.orm import Session
+
+from engine_forms.forms import Published, published
+from platform_core.models import Record, RecordLink
+
+
+def _lookups(session: Session, pub: Published, rows: Sequence[Any],
+             out: list[dict[str, Any]]) -> None:
+    for field in (f for f in pub.spec.fields if f.type == "lookup"):
+        rel, target_key = field.config["relation"], field.config["field"]
+        ids = {r.data.get(rel) for r in rows if isinstance(r.data.get(rel), int)}
+        if not ids:
+            continue
+        targets = dict(session.execute(select(Record.id, Record.data).where(
+            Record.id.in_(ids), Record.deleted_at.is_(None))).all())
+        for row, doc in zip(rows, out, strict=True):
+            target = targets.get(row.data.get(rel))
+            if target is not None and target.get(target_key) is not None:
+                doc[field.key] = target[target_key]
+
+
+def _aggregate(session: Session, source: Published, field: Any) -> Any:
+    agg = field.config["aggregate"]
+    if agg == "count":
+        return func.count(Record.id), None
+    dialect = session.get_bind().dialect.name
+    acc = source.fields.accessor(field.config["field"], dialect)
+    kind = acc.kind.key if acc.kind else "number"
+    if kind == "money" and dialect == "sqlite" and agg in ("sum", "avg"):
+        # Exact to the fen on SQLite: add integer fen, not floating-point yuan.
+        fen = func.sum(cast(func.round(acc.expr * 100), Integer))
+        return (fen, "fen") if agg == "sum" else (fen * 1.0 / func.count(acc.expr), "fen_avg")
+    return getattr(func, agg)(acc.expr), kind
+
+
+def _money(value: Any, how: str | None) -> Any:
+    if value is None:
+        return None
+    if how in ("fen", "fen_avg"):
+        value = Decimal(str(value)) / 100
+    if how in ("money", "fen", "fen_avg"):
+        return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def _rollups(session: Session, pub: Published, rows: Sequence[Any],
+             out: list[dict[str, Any]]) -> None:
+    ids = [r.id for r in rows]
+    for field in (f for f in pub.spec.fields if f.type == "rollup"):
+        source = published(session, pub.app, field.config["source"])
+        expr, how = _aggregate(session, source, field)
+        stmt = (select(RecordLink.target_id, expr)
+                .join(Record, Record.id == RecordLink.source_id)
+                .where(RecordLink.target_id.in_(ids), RecordLink.field == field.config["via"],
+                       Record.app == pub.app, Record.form == source.spec.key,
+                       Record.deleted_at.is_(None))
+                .group_by(RecordLink.target_id))
+        values = dict(session.execute(stmt).all())
+        for row, doc in zip(rows, out, strict=True):
+            value = values.get(row.id, 0 if field.config["aggregate"] == "count" else None)
+            if value is not None:
+                doc[field.key] = _money(value, how)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC; SQLite hands timestamps back without their zone."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
+def present(session: Session, pub: Published, rows: Sequence[Any],
+            fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """API dicts for ``rows`` (ORM records or list rows), computed fields filled in."""
+    docs = [dict(r.data) for r in rows]
+    if rows:
+        _lookups(session, pub, rows, docs)
+        _rollups(session, pub, rows, docs)
+    out = []
+    for row, doc in zip(rows, docs, strict=True):
+        if fields is not None:
+            doc = {k: v for k, v in doc.items() if k in fields}
+        out.append({
+            "id": row.id, "app": row.app, "form": row.form, "row_version": row.row_version,
+            "schema_version": row.schema_version, "owner_id": row.owner_id,
+            "department_id": row.department_id, "created_at": iso(row.created_at),
+            "created_by": row.created_by, "updated_at": iso(row.updated_at),
+            "updated_by": row.updated_by, "deleted_at": iso(row.deleted_at),
+            "data": doc})
+    return out
