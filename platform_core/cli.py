@@ -17,6 +17,11 @@ app = typer.Typer(help="Qiao (桥): a self-hosted no-code platform.", no_args_is
                   add_completion=False)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+user_app = typer.Typer(help="Users: add, reset a password, disable.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+CLI_ACTOR_NAME = "qiao cli"
 
 
 def _fail(message: str) -> None:
@@ -59,11 +64,114 @@ def _safe_url(settings: Settings) -> str:
 
 @app.command()
 def init() -> None:
-    """Create the data directory, the secret key file and the database schema."""
+    """Create the data directory, the secret key, the schema and the first admin."""
     settings = _settings()
     _prepare(settings)
+    _first_admin(settings)
     typer.echo(f"qiao: ready — data in {settings.data_dir.resolve()}, "
                f"database {_safe_url(settings)}")
+    typer.echo(f"qiao: keep the key file {settings.effective_secret_key_file.resolve()} "
+               "safe and apart from database backups")
+
+
+def _first_admin(settings: Settings) -> None:
+    from platform_core.security.users import ensure_admin
+
+    with _database(settings).write() as session:
+        one_time = ensure_admin(session, password=os.environ.get("QIAO_ADMIN_PASSWORD"))
+    if one_time:
+        typer.echo(f"qiao: created user admin with the one-time password {one_time} "
+                   "(change it at first sign-in)")
+
+
+def _database(settings: Settings):  # noqa: ANN202 - platform_core.db.Database
+    from platform_core.db import Database
+
+    return Database.from_url(settings.effective_database_url)
+
+
+def _domain(action):  # noqa: ANN001, ANN202 - run a CLI action, domain errors as one line
+    from platform_core.errors import DomainError
+
+    try:
+        return action()
+    except DomainError as exc:
+        _fail(exc.detail)
+
+
+def _cli_actor():  # noqa: ANN202
+    from platform_core.store import Actor
+
+    return Actor(user_id=None, name=CLI_ACTOR_NAME)
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    mobile: Annotated[str | None, typer.Option(help="Mobile number.")] = None,
+    role: Annotated[list[str] | None, typer.Option(help="Role key (repeatable).")] = None,
+) -> None:
+    """Add a user with a one-time password (printed once)."""
+    from platform_core.security.users import create_user
+
+    settings = _settings()
+    _prepare(settings)
+
+    def act() -> str | None:
+        with _database(settings).write() as session:
+            return create_user(session, username=username, display_name=name or username,
+                               password=None, actor=_cli_actor(), mobile=mobile,
+                               roles=tuple(role or ()))[1]
+
+    typer.echo(f"qiao: user {username} created; one-time password: {_domain(act)}")
+
+
+@user_app.command("reset-password")
+def user_reset_password(username: str) -> None:
+    """Give a user a new one-time password and unlock them."""
+    from platform_core.security.users import reset_password
+
+    settings = _settings()
+    _prepare(settings)
+
+    def act() -> str:
+        with _database(settings).write() as session:
+            return reset_password(session, username=username, actor=_cli_actor())
+
+    typer.echo(f"qiao: new one-time password for {username}: {_domain(act)}")
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable a user: they cannot sign in any more."""
+    from platform_core.security.users import disable_user
+
+    settings = _settings()
+    _prepare(settings)
+
+    def act() -> None:
+        with _database(settings).write() as session:
+            disable_user(session, username=username, actor=_cli_actor())
+
+    _domain(act)
+    typer.echo(f"qiao: user {username} disabled")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit log's hash chain; name the first edited or deleted entry."""
+    from platform_core.security.audit import verify
+
+    settings = _settings()
+    _prepare(settings)
+    with _database(settings).read() as session:
+        checked, broken = verify(session)
+    if broken is not None:
+        typer.echo(f"qiao: audit log BROKEN at entry {broken.entry_id}: {broken.reason} "
+                   f"({checked} entries before it are intact)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"qiao: audit log intact ({checked} entries)")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import engine_forms.models  # noqa: F401 - the form engine's tables, for the per-test reset
+import platform_core.security.models  # noqa: F401 - identity and audit tables, likewise
 from platform_core.db import Database, make_engine
 from platform_core.migrate import upgrade
 from platform_core.models import Base

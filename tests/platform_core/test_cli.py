@@ -26,6 +26,27 @@ def qiao(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.fixture
+def fresh_url(database_url):
+    """A database of its own for one CLI test (its users and audit log start empty)."""
+    if not database_url.startswith("postgresql"):
+        yield database_url  # SQLite: the test's own data dir holds a fresh file
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(database_url)
+    name = f"{base.database}_cli"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,3 +110,41 @@ def test_serve_answers_healthz_on_a_free_port(tmp_path, database_url, workers):
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     assert "serving on http://127.0.0.1" in output
+
+
+def test_init_creates_the_first_admin_once(tmp_path, fresh_url):
+    env = _env(tmp_path, fresh_url)
+    first = qiao("init", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "created user admin with the one-time password" in first.stdout
+    assert "keep the key file" in first.stdout
+    again = qiao("init", env=env)
+    assert "created user admin" not in again.stdout
+
+
+def test_users_and_a_tampered_audit_log_from_the_command_line(tmp_path, fresh_url):
+    from sqlalchemy import text
+
+    from platform_core.db import make_engine
+
+    env = _env(tmp_path, fresh_url, QIAO_ADMIN_PASSWORD="Broker-Passw0rd!")
+    assert "one-time password" not in qiao("init", env=env).stdout
+    added = qiao("user", "add", "zhangsan", "--name", "张三", "--role", "admin", env=env)
+    assert added.returncode == 0 and "one-time password:" in added.stdout
+    dup = qiao("user", "add", "zhangsan", env=env)
+    assert dup.returncode == 2 and dup.stderr.strip() == "qiao: user 'zhangsan' already exists"
+    assert qiao("user", "reset-password", "zhangsan", env=env).returncode == 0
+    assert qiao("user", "disable", "zhangsan", env=env).returncode == 0
+    ok = qiao("audit", "verify", env=env)
+    assert ok.returncode == 0 and "intact (4 entries)" in ok.stdout
+    url = env.get("QIAO_DATABASE_URL") or f"sqlite:///{tmp_path / 'data' / 'qiao.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        second = conn.execute(text("SELECT id FROM audit_log ORDER BY id LIMIT 1 OFFSET 1")
+                              ).scalar_one()
+        conn.execute(text("UPDATE audit_log SET actor_name = 'someone else' WHERE id = :id"),
+                     {"id": second})
+    engine.dispose()
+    bad = qiao("audit", "verify", env=env)
+    assert bad.returncode == 1
+    assert f"BROKEN at entry {second}: its content was changed" in bad.stderr
