@@ -183,7 +183,17 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
             problems.append(Problem(key, "computed", f"{field.label}: 由系统计算, 不能填写",
                                     f"{key}: is computed by the system and cannot be set"))
             continue
-        coerced[key] = _coerce(field, value, problems)
+        if value is None or value == "":
+            coerced[key] = None
+        elif field.type == "subtable":
+            coerced[key] = _coerce(field, value, problems)
+        else:
+            try:
+                coerced[key] = field.field_type.coerce(value, field)
+            except FieldError as exc:
+                coerced[key] = None
+                problems.append(Problem(field.key, exc.code, f"{field.label}: {exc.zh}",
+                                        f"{field.key}: {exc.en}"))
     if old is None:
         data = {k: v for k, v in plan.defaults.items() if k not in payload}
     else:
@@ -200,4 +210,5 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
                                         f"{key}: {message}"))
     if problems:
         raise RecordInvalid(problems)
-    return {k: v for k, v in data.items() if not _blank(v) or v is False}
+    return {k: v for k, v in data.items()
+            if v is not None and v != "" and v != [] and v != {}}

@@ -189,6 +189,7 @@ def serve(
         os.environ["QIAO_PORT"] = str(port)
     settings = _settings()
     _prepare(settings)
+    _first_admin(settings)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.echo(f"qiao: serving on http://{settings.host}:{settings.port} "

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from platform_core.db import dumps
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import OutboxEvent, Record, RecordHistory, RecordLink, utcnow
 from platform_core.store.kinds import check_key
@@ -121,11 +122,39 @@ def create_records(session: Session, *, app: str, form: str, items: Iterable[Map
               "owner_id": actor.user_id, "department_id": actor.department_id,
               "created_at": now, "created_by": actor.user_id, "updated_at": now,
               "updated_by": actor.user_id}
-    session.execute(insert(Record.__table__),
-                    [{"id": rid, "data": dict(data), **common}
-                     for rid, data in zip(ids, docs, strict=True)])
+    _insert_rows(session, common, ids, docs)
     _created_events(session, ids, actor, now)
     return ids
+
+
+_INSERT_COLUMNS = ("id", "app", "form", "data", "schema_version", "row_version", "owner_id",
+                   "department_id", "created_at", "created_by", "updated_at", "updated_by")
+
+
+def _insert_rows(session: Session, common: dict[str, Any], ids: list[int],
+                 docs: list[Mapping[str, Any]]) -> None:
+    """One executemany of the records, every shared value converted once for the driver.
+
+    The columns shared by all rows (app, form, timestamps …) go through their type's bind
+    processor once; only the id and the JSON document differ per row, and the document is
+    encoded by the store's one encoder, as SQLAlchemy's JSON type would.
+    """
+    conn = session.connection()
+    dialect = conn.dialect
+    compiled = insert(Record.__table__).compile(dialect=dialect, column_keys=_INSERT_COLUMNS)
+    shared = {}
+    for key, value in common.items():
+        process = Record.__table__.c[key].type._cached_bind_processor(dialect)
+        shared[key] = process(value) if process else value
+    names = compiled.positiontup if compiled.positional else None
+    if names is not None:
+        slots = [(n, n in ("id", "data")) for n in names]
+        rows: list[Any] = [tuple((rid if n == "id" else dumps(doc)) if own else shared[n]
+                                 for n, own in slots) for rid, doc in zip(ids, docs, strict=True)]
+    else:
+        rows = [{**shared, "id": rid, "data": dumps(doc)} for rid, doc in zip(ids, docs,
+                                                                             strict=True)]
+    conn.exec_driver_sql(compiled.string, rows)
 
 
 def create_record(session: Session, *, app: str, form: str, data: Mapping[str, Any],
