@@ -38,22 +38,19 @@ import io
 import os
 import pstats
 import random
-import shutil
 import statistics
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from targets import PostgresTarget, SqliteTarget, Target, chunks, count_label
 
 from platform_core.db import Database, dumps
-from platform_core.migrate import upgrade
 from platform_core.models import Record, utcnow
 from platform_core.store import SYSTEM, FieldSet, Query, create_records, ensure_index, kinds
 from platform_core.store import query_records as store_query_records
@@ -109,96 +106,6 @@ def loan(rng: random.Random, i: int) -> dict[str, Any]:
 def loans(n: int, seed: int, start: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     return [loan(rng, start + i) for i in range(n)]
-
-
-def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), size):
-        yield seq[i:i + size]
-
-
-def count_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}m"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-# --------------------------------------------------------------------------- databases
-
-
-class Target:
-    """One database kind: hands out fresh, migrated scratch databases and cleans up."""
-
-    name = ""
-
-    def fresh_url(self) -> str:
-        raise NotImplementedError
-
-    def drop(self) -> None:
-        raise NotImplementedError
-
-    def fresh(self) -> Database:
-        """A new, empty database migrated exactly as the platform does it."""
-        db = Database.from_url(self.fresh_url())
-        upgrade(db.engine)
-        return db
-
-    def close(self) -> None:
-        self.drop()
-
-
-class SqliteTarget(Target):
-    name = "sqlite"
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="qiao_bench_"))
-        self.path = self.dir / "bench.db"
-
-    def fresh_url(self) -> str:
-        self.drop()
-        return f"sqlite:///{self.path}"
-
-    def drop(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-
-    def close(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class PostgresTarget(Target):
-    name = "postgresql"
-
-    def __init__(self, url: str, admin: Engine) -> None:
-        self.url = make_url(url).set(database=SCRATCH_DB)
-        self.admin = admin
-
-    @classmethod
-    def connect(cls, url: str) -> PostgresTarget | str:
-        """The target, or why PostgreSQL cannot be used."""
-        try:
-            admin = create_engine(make_url(url), isolation_level="AUTOCOMMIT",
-                                  connect_args={"connect_timeout": 5})
-            with admin.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
-            return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-        return cls(url, admin)
-
-    def fresh_url(self) -> str:
-        self.drop()
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{SCRATCH_DB}"'))
-        return self.url.render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{SCRATCH_DB}" WITH (FORCE)'))
-
-    def close(self) -> None:
-        self.drop()
-        self.admin.dispose()
 
 
 def timestamp_param(db: Database) -> Any:
@@ -653,7 +560,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.db in ("sqlite", "both"):
         targets.append(SqliteTarget())
     if args.db in ("postgresql", "both"):
-        pg = PostgresTarget.connect(args.pg_url)
+        pg = PostgresTarget.connect(args.pg_url, SCRATCH_DB)
         if isinstance(pg, str):
             print(f"PostgreSQL unreachable at {make_url(args.pg_url).render_as_string()} "
                   f"({pg}): running the SQLite benchmarks only")

@@ -1,0 +1,107 @@
+"""Shared by the benchmarks: scratch databases per kind, and small helpers.
+
+Imported by the scripts in this folder (run as ``python bench/<name>.py``, which puts this
+folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from platform_core.db import Database
+from platform_core.migrate import upgrade
+
+
+def chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def count_label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+class Target:
+    """One database kind: hands out fresh, migrated scratch databases and cleans up."""
+
+    name = ""
+
+    def fresh_url(self) -> str:
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        raise NotImplementedError
+
+    def fresh(self) -> Database:
+        """A new, empty database migrated exactly as the platform does it."""
+        db = Database.from_url(self.fresh_url())
+        upgrade(db.engine)
+        return db
+
+    def close(self) -> None:
+        self.drop()
+
+
+class SqliteTarget(Target):
+    name = "sqlite"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="qiao_bench_"))
+        self.path = self.dir / "bench.db"
+
+    def fresh_url(self) -> str:
+        self.drop()
+        return f"sqlite:///{self.path}"
+
+    def drop(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PostgresTarget(Target):
+    name = "postgresql"
+
+    def __init__(self, url: str, admin: Engine, scratch: str) -> None:
+        self.scratch = scratch
+        self.url = make_url(url).set(database=scratch)
+        self.admin = admin
+
+    @classmethod
+    def connect(cls, url: str, scratch: str) -> PostgresTarget | str:
+        """The target, or why PostgreSQL cannot be used."""
+        try:
+            admin = create_engine(make_url(url), isolation_level="AUTOCOMMIT",
+                                  connect_args={"connect_timeout": 5})
+            with admin.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return cls(url, admin, scratch)
+
+    def fresh_url(self) -> str:
+        self.drop()
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.scratch}"'))
+        return self.url.render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.scratch}" WITH (FORCE)'))
+
+    def close(self) -> None:
+        self.drop()
+        self.admin.dispose()
