@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -205,6 +206,33 @@ def db_upgrade() -> None:
     settings = _settings()
     _prepare(settings)
     typer.echo("qiao: database is at the latest revision")
+
+
+@app.command("backup")
+def backup_command(path: Path) -> None:
+    """Write a consistent backup (database + attachments) while the server runs."""
+    from platform_core.backup import backup
+
+    settings = _settings()
+    _prepare(settings)
+    manifest = _domain(lambda: backup(settings, path))
+    typer.echo(f"qiao: backup written to {path} ({manifest['dialect']}, schema "
+               f"{manifest['schema_revision']})")
+    typer.echo(f"qiao: the key file {settings.effective_secret_key_file.resolve()} is NOT in "
+               "the backup — keep a copy of it somewhere else")
+
+
+@app.command("restore")
+def restore_command(path: Path) -> None:
+    """Replace the database and attachments with a backup's (stop the server first)."""
+    from platform_core.backup import restore
+
+    settings = _settings()
+    if not path.is_file():
+        _fail(f"no backup file at {path}")
+    manifest = _domain(lambda: restore(settings, path))
+    _prepare(settings)  # a backup from an older Qiao is migrated forward
+    typer.echo(f"qiao: restored the backup of {manifest['created_at']} from {path}")
 
 
 @app.command()

@@ -148,3 +148,45 @@ def test_users_and_a_tampered_audit_log_from_the_command_line(tmp_path, fresh_ur
     bad = qiao("audit", "verify", env=env)
     assert bad.returncode == 1
     assert f"BROKEN at entry {second}: its content was changed" in bad.stderr
+
+
+def _usernames(url: str) -> list[str]:
+    from sqlalchemy import text
+
+    from platform_core.db import make_engine
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        names = list(conn.execute(text("SELECT username FROM users ORDER BY username"))
+                     .scalars())
+    engine.dispose()
+    return names
+
+
+def test_backup_change_restore_gives_back_the_snapshot(tmp_path, fresh_url):
+    env = _env(tmp_path, fresh_url, QIAO_ADMIN_PASSWORD="Broker-Passw0rd!")
+    url = env.get("QIAO_DATABASE_URL") or f"sqlite:///{tmp_path / 'data' / 'qiao.db'}"
+    assert qiao("init", env=env).returncode == 0
+    assert qiao("user", "add", "zhangsan", env=env).returncode == 0
+    files = tmp_path / "data" / "attachments" / "ab"
+    files.mkdir(parents=True)
+    (files / "contract").write_bytes(b"%PDF signed contract")
+    archive = tmp_path / "backups" / "qiao.tar.gz"
+    made = qiao("backup", str(archive), env=env)
+    assert made.returncode == 0, made.stderr
+    assert "is NOT in the backup" in made.stdout and archive.stat().st_size > 0
+    before = _usernames(url)
+
+    assert qiao("user", "add", "lisi", env=env).returncode == 0
+    (files / "contract").write_bytes(b"tampered")
+    (files / "extra").write_bytes(b"new file")
+    assert _usernames(url) == sorted([*before, "lisi"])
+
+    back = qiao("restore", str(archive), env=env)
+    assert back.returncode == 0, back.stderr
+    assert _usernames(url) == before == ["admin", "zhangsan"]
+    assert (files / "contract").read_bytes() == b"%PDF signed contract"
+    assert not (files / "extra").exists()
+    assert "intact" in qiao("audit", "verify", env=env).stdout
+    missing = qiao("restore", str(tmp_path / "nope.tar.gz"), env=env)
+    assert missing.returncode == 2 and "no backup file" in missing.stderr
