@@ -55,14 +55,18 @@ def _blank(value: Any) -> bool:
     return value is None or value == "" or value == [] or value == {}
 
 
+def _refusal(field: FieldSpec, exc: FieldError) -> Problem:
+    return Problem(field.key, exc.code, f"{field.label}: {exc.zh}", f"{field.key}: {exc.en}")
+
+
 def _coerce(field: FieldSpec, value: Any, problems: list[Problem]) -> Any:
+    """One payload value → its stored form (None, with a problem noted, if refused)."""
     if value is None or value == "":
         return None
     try:
         out = field.field_type.coerce(value, field)
     except FieldError as exc:
-        problems.append(Problem(field.key, exc.code, f"{field.label}: {exc.zh}",
-                                f"{field.key}: {exc.en}"))
+        problems.append(_refusal(field, exc))
         return None
     if field.type == "subtable":
         return _rows(field, out, problems)
@@ -183,17 +187,7 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
             problems.append(Problem(key, "computed", f"{field.label}: 由系统计算, 不能填写",
                                     f"{key}: is computed by the system and cannot be set"))
             continue
-        if value is None or value == "":
-            coerced[key] = None
-        elif field.type == "subtable":
-            coerced[key] = _coerce(field, value, problems)
-        else:
-            try:
-                coerced[key] = field.field_type.coerce(value, field)
-            except FieldError as exc:
-                coerced[key] = None
-                problems.append(Problem(field.key, exc.code, f"{field.label}: {exc.zh}",
-                                        f"{field.key}: {exc.en}"))
+        coerced[key] = _coerce(field, value, problems)
     if old is None:
         data = {k: v for k, v in plan.defaults.items() if k not in payload}
     else:
