@@ -1,4 +1,4 @@
-"""The ``qiao`` command line: init, serve, db upgrade, version."""
+"""The ``qiao`` command line: init, serve, db upgrade, version, keys."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ user_app = typer.Typer(help="Users: add, reset a password, disable.", no_args_is
 app.add_typer(user_app, name="user")
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+keys_app = typer.Typer(help="Field-encryption keys: status, rotation.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 CLI_ACTOR_NAME = "qiao cli"
 
 
@@ -173,6 +175,98 @@ def audit_verify() -> None:
                    f"({checked} entries before it are intact)", err=True)
         raise typer.Exit(1)
     typer.echo(f"qiao: audit log intact ({checked} entries)")
+
+
+def _keyring(settings: Settings):  # noqa: ANN202 - platform_core.security.crypto.Keyring
+    from platform_core.security.crypto import Keyring, KeyringError
+
+    try:
+        return Keyring.load(settings)
+    except (KeyringError, OSError) as exc:
+        _fail(str(exc))
+
+
+def _key_source(keyring) -> str:  # noqa: ANN001
+    return "QIAO_ENCRYPTION_KEYS" if keyring.source == "env" else f"the key file {keyring.source}"
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Where the keys come from, the current key, and how many values each key seals."""
+    from platform_core.security.rotation import sealed_counts
+
+    settings = _settings()
+    _prepare(settings)
+    keyring = _keyring(settings)
+    counts = sealed_counts(_database(settings))
+    typer.echo(f"qiao: keys from {_key_source(keyring)}; current key {keyring.current}")
+    typer.echo(f"qiao: keys known: {', '.join(keyring.keys)}")
+    found = {kid for per_table in counts.values() for kid in per_table}
+    old = 0
+    for kid in [*keyring.keys, *sorted(found - set(keyring.keys))]:
+        per = {table: per_table[kid] for table, per_table in counts.items()}
+        total = sum(per.values())
+        old += total if kid != keyring.current else 0
+        mark = (" (current)" if kid == keyring.current
+                else "" if kid in keyring.keys else " (NOT IN THE KEYRING)")
+        typer.echo(f"  {kid}{mark}: {total} sealed values (records {per['records']}, "
+                   f"history {per['record_history']}, outbox {per['outbox']})")
+    if old:
+        typer.echo(f"qiao: {old} values are under older keys: run `qiao keys rotate`")
+    elif len(keyring.keys) > 1:
+        typer.echo("qiao: every sealed value is under the current key; older keys may be "
+                   "removed once no backup you may restore still needs them")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key: Annotated[bool | None, typer.Option(
+        "--new-key/--no-new-key",
+        help="Add a new key first (default with a key file; with QIAO_ENCRYPTION_KEYS, "
+             "append the new key there yourself).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 500,
+) -> None:
+    """Re-encrypt every sealed value under the current key (after adding a new one)."""
+    from platform_core.security.crypto import Keyring, KeyringError
+    from platform_core.security.rotation import rotate
+
+    settings = _settings()
+    _prepare(settings)
+    keyring = _keyring(settings)
+    from_env = keyring.source == "env"
+    if new_key is None:
+        new_key = not from_env
+    if from_env:
+        if new_key and len(keyring.keys) < 2:
+            # Nothing newer to rotate to: the operator has to add the key to the env.
+            try:
+                keyring.add_key(settings)
+            except KeyringError as exc:
+                _fail(str(exc))
+        typer.echo(f"qiao: keys come from QIAO_ENCRYPTION_KEYS; re-encrypting to its last "
+                   f"key {keyring.current}")
+    elif new_key:
+        try:
+            added = keyring.add_key(settings)
+        except (KeyringError, OSError) as exc:
+            _fail(str(exc))
+        keyring = Keyring.load(settings)
+        typer.echo(f"qiao: added key {added} to {keyring.source}; it is now the current key")
+    else:
+        typer.echo(f"qiao: re-encrypting to the current key {keyring.current}")
+
+    def report(done: int, total: int) -> None:
+        typer.echo(f"qiao: rotated {done}/{total} rows…")
+
+    result = _domain(lambda: rotate(_database(settings), keyring, batch=batch,
+                                    progress=report))
+    typer.echo(f"qiao: re-encrypted {result.total_reencrypted} values under "
+               f"{result.current} (records {result.reencrypted['records']}, history "
+               f"{result.reencrypted['record_history']}, outbox {result.reencrypted['outbox']}; "
+               f"{result.total_scanned} rows scanned)")
+    typer.echo("qiao: keep the old keys until rotation has finished (`qiao keys status` shows "
+               "none left under them) and no backup you may restore needs them; then they "
+               f"can be removed from {_key_source(keyring)}")
 
 
 @app.command()
