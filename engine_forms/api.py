@@ -10,21 +10,31 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Form, Header, Query, Request, UploadFile
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Body,
+    Depends,
+    Form,
+    Header,
+    Query,
+    Request,
+    UploadFile,
+)
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine_forms import forms as forms_handler
-from engine_forms import records as records_handler
+from engine_forms import service
 from engine_forms.attachments import describe, get_attachment, store_upload
 from engine_forms.models import FormMigration
 from engine_forms.publishing import migration_chain, publish
-from engine_forms.reading import iso, present
+from engine_forms.service import Caller
 from engine_forms.versions import run_migration
 from platform_core.app import ActorDep, ContextDep
 from platform_core.errors import DomainError, NotFound, QueryError
-from platform_core.store import Query as StoreQuery
-from platform_core.store import history, query_records
+from platform_core.security import audit
+from platform_core.security.guard import AccessDep, PrincipalDep, client_of, rule
 
 router = APIRouter(prefix="/api/v1", tags=["forms"])
 FORM = "/apps/{app}/forms/{form}"
@@ -34,7 +44,21 @@ class PreconditionRequired(DomainError):
     status, code, title = 428, "precondition_required", "Precondition required"
 
 
+def get_caller(request: Request, ctx: ContextDep, principal: PrincipalDep,
+               access: AccessDep) -> Caller:
+    return Caller(principal, access, ctx.keyring, client_of(request))
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def _audit(s: Any, actor: Any, action: str, target: str, **detail: Any) -> None:
+    audit.append(s, actor=actor, action=action, target=target, detail=detail)
+
+
 class NewApp(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     key: str = Field(pattern="^[a-z][a-z0-9_]{0,62}$")
     name: str = Field(min_length=1, max_length=100)
     description: str | None = None
@@ -51,69 +75,113 @@ def _form_doc(form: Any) -> dict[str, Any]:
             "updated_at": form.updated_at.isoformat()}
 
 
-@router.get("/apps")
-def list_apps(ctx: ContextDep) -> dict[str, Any]:
+@router.get("/apps", openapi_extra=rule("user"))
+def list_apps(ctx: ContextDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The apps in which the caller may do anything at all."""
     with ctx.db.read() as s:
-        return {"items": [_app_doc(a) for a in forms_handler.list_apps(s)]}
+        return {"items": [_app_doc(a) for a in forms_handler.list_apps(s)
+                          if _app_visible(principal, a.key)]}
 
 
-@router.post("/apps", status_code=201)
-def create_app(ctx: ContextDep, body: NewApp) -> dict[str, Any]:
+def _app_visible(principal: Any, app: str) -> bool:
+    from platform_core.security.permissions import ACTIONS
+
+    return any(principal.app_allows(app, action) for action in ACTIONS)
+
+
+def _visible_forms(s: Any, principal: Any, app: str) -> list[Any]:
+    if not _app_visible(principal, app):
+        raise NotFound(f"app {app!r} does not exist", app=app)
+    return [f for f in forms_handler.list_forms(s, app)
+            if principal.access(app, f.key).any_allowed()]
+
+
+@router.post("/apps", status_code=201, openapi_extra=rule("admin"))
+def create_app(ctx: ContextDep, actor: ActorDep, body: NewApp) -> dict[str, Any]:
     with ctx.db.write() as s:
-        return _app_doc(forms_handler.create_app(s, key=body.key, name=body.name,
-                                                 description=body.description))
+        doc = _app_doc(forms_handler.create_app(s, key=body.key, name=body.name,
+                                                description=body.description))
+        _audit(s, actor, "app.create", f"app:{body.key}", name=body.name)
+        return doc
 
 
-@router.get("/apps/{app}")
-def get_app(ctx: ContextDep, app: str) -> dict[str, Any]:
+@router.get("/apps/{app}", openapi_extra=rule("user"))
+def get_app(ctx: ContextDep, principal: PrincipalDep, app: str) -> dict[str, Any]:
     with ctx.db.read() as s:
         doc = _app_doc(forms_handler.get_app(s, app))
         doc["forms"] = [{"key": f.key, "name": f.draft.get("name"),
                          "published_version": f.published_version}
-                        for f in forms_handler.list_forms(s, app)]
+                        for f in _visible_forms(s, principal, app)]
         return doc
 
 
-@router.get("/apps/{app}/forms")
-def list_forms(ctx: ContextDep, app: str) -> dict[str, Any]:
+@router.get("/apps/{app}/forms", openapi_extra=rule("user"))
+def list_forms(ctx: ContextDep, principal: PrincipalDep, app: str) -> dict[str, Any]:
     with ctx.db.read() as s:
-        return {"items": [_form_doc(f) for f in forms_handler.list_forms(s, app)]}
+        return {"items": [_form_doc(f) if principal.access(app, f.key).allows("manage")
+                          else _public_form_doc(s, principal, f)
+                          for f in _visible_forms(s, principal, app)]}
 
 
-@router.post("/apps/{app}/forms", status_code=201)
-def create_form(ctx: ContextDep, app: str, body: Annotated[Any, Body()]) -> dict[str, Any]:
+def _public_form_doc(s: Any, principal: Any, form: Any) -> dict[str, Any]:
+    """What a form's user (not its designer) sees: the published spec without the
+    fields hidden from them, and no draft."""
+    doc = {"app": form.app, "key": form.key, "name": form.draft.get("name"),
+           "published_version": form.published_version,
+           "updated_at": form.updated_at.isoformat()}
+    if form.published_version:
+        access = principal.access(form.app, form.key)
+        spec = forms_handler.published(s, form.app, form.key).spec.dump()
+        spec["fields"] = [f for f in spec.get("fields", ()) if access.readable(f["key"])]
+        doc["published"] = spec
+    return doc
+
+
+@router.post("/apps/{app}/forms", status_code=201, openapi_extra=rule("app:manage"))
+def create_form(ctx: ContextDep, actor: ActorDep, app: str,
+                body: Annotated[Any, Body()]) -> dict[str, Any]:
     with ctx.db.write() as s:
-        return _form_doc(forms_handler.create_form(s, app=app, raw=body))
+        form = forms_handler.create_form(s, app=app, raw=body)
+        _audit(s, actor, "form.create", f"{app}.{form.key}")
+        return _form_doc(form)
 
 
-@router.get(FORM)
-def get_form(ctx: ContextDep, app: str, form: str) -> dict[str, Any]:
+@router.get(FORM, openapi_extra=rule("form:read"))
+def get_form(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, app: str,
+             form: str) -> dict[str, Any]:
     with ctx.db.read() as s:
-        doc = _form_doc(forms_handler.get_form(s, app, form))
+        row = forms_handler.get_form(s, app, form)
+        if not access.allows("manage"):
+            return _public_form_doc(s, principal, row)
+        doc = _form_doc(row)
         if doc["published_version"]:
             doc["published"] = forms_handler.published(s, app, form).spec.dump()
         return doc
 
 
-@router.put(FORM)
-def put_draft(ctx: ContextDep, app: str, form: str,
+@router.put(FORM, openapi_extra=rule("form:manage"))
+def put_draft(ctx: ContextDep, actor: ActorDep, app: str, form: str,
               body: Annotated[Any, Body()]) -> dict[str, Any]:
     with ctx.db.write() as s:
-        return _form_doc(forms_handler.put_draft(s, app=app, key=form, raw=body))
+        doc = _form_doc(forms_handler.put_draft(s, app=app, key=form, raw=body))
+        _audit(s, actor, "form.update_draft", f"{app}.{form}")
+        return doc
 
 
-@router.post(FORM + "/publish")
+@router.post(FORM + "/publish", openapi_extra=rule("form:manage"))
 def publish_form(ctx: ContextDep, actor: ActorDep, background: BackgroundTasks, app: str,
                  form: str, dry_run: bool = False) -> dict[str, Any]:
     with ctx.db.write() as s:
         result = publish(s, app=app, key=form, actor=actor, dry=dry_run)
+        if not dry_run:
+            _audit(s, actor, "form.publish", f"{app}.{form}", version=result.get("version"))
     if result["migration"] and not dry_run:
         background.add_task(run_migration, ctx.db, result["migration"]["id"],
                             load=migration_chain, actor=actor)
     return result
 
 
-@router.get(FORM + "/versions")
+@router.get(FORM + "/versions", openapi_extra=rule("form:manage"))
 def list_versions(ctx: ContextDep, app: str, form: str) -> dict[str, Any]:
     with ctx.db.read() as s:
         return {"items": [{"version": v.version, "published_at": v.published_at.isoformat(),
@@ -121,7 +189,7 @@ def list_versions(ctx: ContextDep, app: str, form: str) -> dict[str, Any]:
                            "spec": v.spec} for v in forms_handler.versions(s, app, form)]}
 
 
-@router.get(FORM + "/migrations/{job_id}")
+@router.get(FORM + "/migrations/{job_id}", openapi_extra=rule("form:manage"))
 def migration_status(ctx: ContextDep, app: str, form: str, job_id: int) -> dict[str, Any]:
     with ctx.db.read() as s:
         job = s.get(FormMigration, job_id)
@@ -168,106 +236,117 @@ def _fields(raw: str | None, pub: Any) -> list[str] | None:
     return keys
 
 
-@router.get(FORM + "/records")
-def list_records(ctx: ContextDep, request: Request, app: str, form: str,
+@router.get(FORM + "/records", openapi_extra=rule("form:read"))
+def list_records(ctx: ContextDep, caller: CallerDep, request: Request, app: str, form: str,
                  filter: Annotated[str | None, Query(description="JSON filter AST")] = None,
                  sort: str | None = None, cursor: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                  fields: str | None = None, deleted: str = "exclude") -> dict[str, Any]:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
-        page = query_records(s, StoreQuery(pub.fields, filter=_parse_filter(filter),
-                                           sort=sort, cursor=cursor, limit=limit,
-                                           deleted=deleted))
-        items = present(s, pub, page.records, _fields(fields, pub))
-    nxt = (str(request.url.include_query_params(cursor=page.next_cursor))
-           if page.next_cursor else None)
-    return {"items": items, "next_cursor": page.next_cursor, "next": nxt}
+        items, next_cursor = service.list_page(
+            s, caller, pub, filter=_parse_filter(filter), sort=sort, cursor=cursor,
+            limit=limit, fields=_fields(fields, pub), deleted=deleted)
+    nxt = (str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None)
+    return {"items": items, "next_cursor": next_cursor, "next": nxt}
 
 
-@router.post(FORM + "/records", status_code=201)
-def create_record(ctx: ContextDep, actor: ActorDep, app: str, form: str,
+@router.post(FORM + "/records", status_code=201, openapi_extra=rule("form:create"))
+def create_record(ctx: ContextDep, caller: CallerDep, app: str, form: str,
                   body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        rec = records_handler.create(s, pub, body, actor=actor)
-        doc = present(s, pub, [rec])[0]
-    headers = _etag(doc) | {"Location": f"/api/v1/apps/{app}/forms/{form}/records/{rec.id}"}
+        doc = service.create(s, caller, pub, body)
+    headers = _etag(doc) | {"Location": f"/api/v1/apps/{app}/forms/{form}/records/{doc['id']}"}
     return JSONResponse(doc, status_code=201, headers=headers)
 
 
-@router.get(FORM + "/records/{record_id}")
-def get_record(ctx: ContextDep, app: str, form: str, record_id: int,
+@router.get(FORM + "/records/{record_id}", openapi_extra=rule("form:read"))
+def get_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
                fields: str | None = None) -> JSONResponse:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
-        rec = records_handler.load_record(s, pub, record_id)
-        doc = present(s, pub, [rec], _fields(fields, pub))[0]
+        doc = service.read_one(s, caller, pub, record_id, _fields(fields, pub))
     return JSONResponse(doc, headers=_etag(doc))
 
 
-@router.patch(FORM + "/records/{record_id}")
-def patch_record(ctx: ContextDep, actor: ActorDep, app: str, form: str, record_id: int,
+@router.patch(FORM + "/records/{record_id}", openapi_extra=rule("form:update"))
+def patch_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
                  body: Annotated[dict[str, Any], Body()],
                  if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
     expected = _if_match(if_match)
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        rec = records_handler.update(s, pub, record_id, body, expected_version=expected,
-                                     actor=actor)
-        doc = present(s, pub, [rec])[0]
+        doc = service.update(s, caller, pub, record_id, body, expected_version=expected)
     return JSONResponse(doc, headers=_etag(doc))
 
 
-@router.delete(FORM + "/records/{record_id}", status_code=204)
-def delete_record(ctx: ContextDep, actor: ActorDep, app: str, form: str, record_id: int,
+@router.delete(FORM + "/records/{record_id}", status_code=204,
+               openapi_extra=rule("form:delete"))
+def delete_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
                   if_match: Annotated[str | None, Header()] = None) -> Response:
     expected = None if if_match is None else _if_match(if_match)
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        records_handler.delete(s, pub, record_id, actor=actor, expected_version=expected)
+        service.delete(s, caller, pub, record_id, expected_version=expected)
     return Response(status_code=204)
 
 
-@router.post(FORM + "/records/{record_id}/restore")
-def restore_record(ctx: ContextDep, actor: ActorDep, app: str, form: str,
+@router.post(FORM + "/records/{record_id}/restore", openapi_extra=rule("form:delete"))
+def restore_record(ctx: ContextDep, caller: CallerDep, app: str, form: str,
                    record_id: int) -> JSONResponse:
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        rec = records_handler.restore(s, pub, record_id, actor=actor)
-        doc = present(s, pub, [rec])[0]
+        doc = service.restore(s, caller, pub, record_id)
     return JSONResponse(doc, headers=_etag(doc))
 
 
-@router.get(FORM + "/records/{record_id}/history")
-def record_history(ctx: ContextDep, app: str, form: str, record_id: int) -> dict[str, Any]:
+@router.get(FORM + "/records/{record_id}/history", openapi_extra=rule("form:read"))
+def record_history(ctx: ContextDep, caller: CallerDep, app: str, form: str,
+                   record_id: int) -> dict[str, Any]:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
-        rec = records_handler.load_record(s, pub, record_id, include_deleted=True)
-        items = [{"row_version": 1, "action": "create", "diff": {}, "actor_id": rec.created_by,
-                  "at": iso(rec.created_at)}]
-        items += [{"row_version": h.row_version, "action": h.action, "diff": h.diff,
-                   "actor_id": h.actor_id, "at": iso(h.at)}
-                  for h in history(s, record_id)]
-    return {"items": items}
+        return {"items": service.history(s, caller, pub, record_id)}
 
 
-@router.post(FORM + "/attachments", status_code=201)
-def upload_attachment(ctx: ContextDep, actor: ActorDep, app: str, form: str,
+class Unmask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(min_length=1, max_length=64)
+
+
+@router.post(FORM + "/records/{record_id}/unmask", openapi_extra=rule("form:unmask"))
+def unmask_value(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
+                 body: Unmask) -> dict[str, Any]:
+    """Show one masked value in clear (audited)."""
+    with ctx.db.write() as s:
+        pub = forms_handler.published(s, app, form)
+        return service.unmask(s, caller, pub, record_id, body.field)
+
+
+@router.post(FORM + "/attachments", status_code=201, openapi_extra=rule("form:create"))
+def upload_attachment(ctx: ContextDep, caller: CallerDep, app: str, form: str,
                       field: Annotated[str, Form()], file: UploadFile) -> dict[str, Any]:
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
+        service.check_payload(pub, caller.access, {field: None})
         row = store_upload(s, pub, field_key=field, filename=file.filename or "file",
                            content_type=file.content_type, stream=file.file,
-                           root=ctx.settings.data_dir, actor=actor)
+                           root=ctx.settings.data_dir, actor=caller.principal.actor)
         return describe(row)
 
 
-@router.get(FORM + "/attachments/{attachment_id}")
-def download_attachment(ctx: ContextDep, app: str, form: str,
+@router.get(FORM + "/attachments/{attachment_id}", openapi_extra=rule("form:read"))
+def download_attachment(ctx: ContextDep, caller: CallerDep, app: str, form: str,
                         attachment_id: int) -> FileResponse:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
         row = get_attachment(s, pub, attachment_id)
+        if not caller.access.readable(row.field):
+            raise NotFound(f"attachment {attachment_id} does not exist")
+        if row.record_id is None:  # not yet attached: only its uploader may fetch it
+            if row.created_by != caller.principal.user_id:
+                raise NotFound(f"attachment {attachment_id} does not exist")
+        else:
+            service.load_scoped(s, caller, pub, row.record_id, "read")
     path = ctx.settings.data_dir / "attachments" / row.path
     return FileResponse(path, media_type=row.content_type, filename=row.filename)

@@ -178,7 +178,10 @@ def _compiled(app: str, version: int, spec_json: str,
     others = {k: FormSpec.model_validate_json(v) for k, v in targets}
     others[spec.key] = spec
     compiled = compile_form(spec, others.get)
-    return Published(app, version, spec, compiled, FieldSet(app, spec.key, compiled.kinds))
+    # The store sees an encrypted field only through its blind index (engine_forms.sealing).
+    kinds = {k: "sealed" if (f := spec.field(k)) and f.sensitive and f.sensitive.encrypt
+             else kind for k, kind in compiled.kinds.items()}
+    return Published(app, version, spec, compiled, FieldSet(app, spec.key, kinds))
 
 
 def record_version(session: Session, *, app: str, form: Form, spec: FormSpec,

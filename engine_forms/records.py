@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from engine_forms.fieldtypes.computed import period_of, render_number
 from engine_forms.forms import Published, published
 from engine_forms.models import Attachment, AutoNumberCounter
+from engine_forms.sealing import FieldCrypt
 from engine_forms.validation import Problem, RecordInvalid, validate_record
 from platform_core.errors import Conflict, NotFound
 from platform_core.expressions.values import Env
@@ -118,9 +119,11 @@ def _duplicate_problems(session: Session, pub: Published, data: Mapping[str, Any
         if not field.unique or data.get(field.key) is None:
             continue
         acc = pub.fields.accessor(field.key, dialect)
+        value = data[field.key]
+        value = value["bi"] if isinstance(value, dict) and "bi" in value else value  # sealed
         stmt = select(Record.id).where(
             Record.app == pub.app, Record.form == pub.spec.key, Record.deleted_at.is_(None),
-            acc.expr == acc.bind(data[field.key], dialect))
+            acc.expr == acc.bind(value, dialect))
         if record_id is not None:
             stmt = stmt.where(Record.id != record_id)
         if session.execute(stmt.limit(1)).first():
@@ -182,6 +185,10 @@ def _validate(session: Session, pub: Published, payload: Mapping[str, Any], *,
         raise RecordInvalid(exc.problems + extra) from None
 
 
+def _sealed(crypt: FieldCrypt | None, data: dict[str, Any]) -> dict[str, Any]:
+    return crypt.seal(data) if crypt else data
+
+
 def _map_integrity(pub: Published, exc: IntegrityError) -> Exception:
     text = str(exc.orig)
     for field in pub.spec.fields:
@@ -210,10 +217,11 @@ def _bind_attachments(session: Session, pub: Published, record_id: int,
 
 
 def create(session: Session, pub: Published, payload: Mapping[str, Any], *,
-           actor: Actor) -> Record:
-    """Validate and create one record of ``pub``'s form."""
+           actor: Actor, crypt: FieldCrypt | None = None) -> Record:
+    """Validate and create one record of ``pub``'s form (encrypted fields sealed by
+    ``crypt`` after validation, before anything is written)."""
     env = env_for(session)
-    data = _validate(session, pub, payload, old=None, env=env)
+    data = _sealed(crypt, _validate(session, pub, payload, old=None, env=env))
     _refuse(_relation_problems(session, pub, data) + _attachment_problems(session, pub, data,
                                                                            None)
             + _duplicate_problems(session, pub, data, None))
@@ -229,7 +237,7 @@ def create(session: Session, pub: Published, payload: Mapping[str, Any], *,
 
 
 def create_many(session: Session, pub: Published, payloads: Sequence[Mapping[str, Any]], *,
-                actor: Actor) -> list[int]:
+                actor: Actor, crypt: FieldCrypt | None = None) -> list[int]:
     """Validate and create many records (an import) with a constant number of queries.
 
     All-or-nothing: any invalid item raises ``BulkInvalid`` listing every problem with
@@ -239,7 +247,7 @@ def create_many(session: Session, pub: Published, payloads: Sequence[Mapping[str
     docs, problems = [], []
     for i, payload in enumerate(payloads):
         try:
-            docs.append(validate_record(pub.compiled, payload, env=env))
+            docs.append(_sealed(crypt, validate_record(pub.compiled, payload, env=env)))
         except RecordInvalid as exc:
             problems += [(i, p) for p in exc.problems]
     if problems:
@@ -323,10 +331,13 @@ def _chunks(items: list[int], size: int) -> list[list[int]]:
 
 
 def update(session: Session, pub: Published, record_id: int, payload: Mapping[str, Any], *,
-           expected_version: int, actor: Actor) -> Record:
+           expected_version: int, actor: Actor, crypt: FieldCrypt | None = None) -> Record:
     """Validate a patch against the record's current data and apply it (optimistic lock)."""
     rec = load_record(session, pub, record_id)
-    data = _validate(session, pub, payload, old=rec.data, env=env_for(session))
+    old = crypt.open(rec.data) if crypt else rec.data
+    data = _validate(session, pub, payload, old=old, env=env_for(session))
+    if crypt:
+        data = crypt.seal(data, previous=rec.data)
     _refuse(_relation_problems(session, pub, data)
             + _attachment_problems(session, pub, data, record_id)
             + _duplicate_problems(session, pub, data, record_id))

@@ -13,16 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from platform_core import __version__, expressions
 from platform_core.db import Database
 from platform_core.errors import DomainError
+from platform_core.http import RateLimited, RateLimiter, install_hardening, retry_after_header
+from platform_core.security.crypto import Keyring
+from platform_core.security.guard import PrincipalDep, check_routes, guard, rule
 from platform_core.settings import Settings, ensure_secret_key, load_settings
 from platform_core.store import Actor, kinds
 
@@ -32,11 +36,28 @@ PROBLEM = "application/problem+json"
 
 @dataclass
 class AppContext:
-    """What a running app holds: its settings, database and secret key."""
+    """What a running app holds: its settings, database, secret key, the field-encryption
+    keyring and the sign-in rate limiter."""
 
     settings: Settings
     db: Database
     secret_key: bytes
+    keyring: Keyring
+    login_limiter: LoginLimiter
+
+
+class LoginLimiter:
+    """Sign-in attempts per client address per minute (``QIAO_LOGIN_RATE_PER_MINUTE``);
+    over the limit → 429 with ``Retry-After``. In-process: each worker counts its own."""
+
+    def __init__(self, per_minute: int):
+        self._limiter = RateLimiter(per_minute, 60.0)
+
+    def check(self, client: str) -> None:
+        wait = self._limiter.hit(client)
+        if wait is not None:
+            raise RateLimited(f"too many sign-in attempts from {client}; wait "
+                              f"{max(1, round(wait))} s", retry_after=max(1, round(wait)))
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
@@ -47,9 +68,15 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        if exc.status == 401 and _wants_page(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
         body = exc.problem() | {"instance": request.url.path}
-        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM)
+        headers = retry_after_header(exc)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="qiao"'
+        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -70,6 +97,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "Internal error", "an unexpected error occurred; it was logged",
                        "internal_error", instance=request.url.path)
+
+
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page (not the API): send it to the sign-in page."""
+    return (not request.url.path.startswith("/api/")
+            and "text/html" in request.headers.get("accept", ""))
 
 
 def _install_request_log(app: FastAPI) -> None:
@@ -105,13 +138,18 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         db=db or Database.from_url(settings.effective_database_url,
                                    busy_timeout_ms=settings.sqlite_busy_timeout_ms),
         secret_key=ensure_secret_key(settings),
+        keyring=Keyring.load(settings),
+        login_limiter=LoginLimiter(settings.login_rate_per_minute),
     )
-    app = FastAPI(title="Qiao", version=__version__, docs_url=None, redoc_url=None)
+    # Every route is authorised by ``guard`` from the rule it declares (security/guard.py).
+    app = FastAPI(title="Qiao", version=__version__, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(guard)])
     app.state.qiao = context
     _install_error_handlers(app)
     _install_request_log(app)
+    install_hardening(app, settings)
 
-    @app.get("/healthz", tags=["system"])
+    @app.get("/healthz", tags=["system"], openapi_extra=rule("public"))
     def healthz(ctx: ContextDep) -> JSONResponse:
         started = time.perf_counter()
         try:
@@ -123,8 +161,14 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
                                           "latency_ms": round((time.perf_counter() - started)
                                                               * 1000, 2)}})
 
+    from platform_core.security.api_admin import router as admin_router
+    from platform_core.security.api_auth import router as auth_router
+
+    app.include_router(auth_router)
+    app.include_router(admin_router)
     for entry in sorted(entry_points(group="qiao.plugins"), key=lambda e: e.name):
         entry.load()(app, context)
+    check_routes(app)
     return app
 
 
@@ -133,12 +177,9 @@ def create_app_from_env() -> FastAPI:
     return create_app()
 
 
-ANONYMOUS = Actor(user_id=None, name="anonymous")
-
-
-def current_actor() -> Actor:
-    """Who is calling. Until sign-in exists (the security issue) every call is anonymous."""
-    return ANONYMOUS
+def current_actor(principal: PrincipalDep) -> Actor:
+    """Who is calling, as the store records it (set by ``guard`` for every route)."""
+    return principal.actor
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

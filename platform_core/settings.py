@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     secret_key_file: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    base_url: str = Field(default="http://127.0.0.1:8000",
+                          description="links sent by e-mail/SMS are built from this, never "
+                                      "from request headers")
+    # Field encryption: "k1=<base64 32 bytes>,k2=…,index=<base64 32 bytes>"; the last
+    # data key is current. Empty: keys live in encryption_key_file (created 0600).
+    encryption_keys: str = Field(default="", repr=False)
+    encryption_key_file: Path | None = None
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+    access_token_seconds: int = Field(default=3600, ge=60, le=86400)
+    lockout_threshold: int = Field(default=5, ge=1)
+    lockout_client_threshold: int = Field(default=20, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1)
+    login_rate_per_minute: int = Field(default=10, ge=1)
+    max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
 
     @field_validator("database_url")
     @classmethod
@@ -43,6 +58,21 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'qiao.db').resolve()}"
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return url.rstrip("/")
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def effective_encryption_key_file(self) -> Path:
+        return self.encryption_key_file or self.data_dir / "encryption.keys"
 
     @property
     def effective_secret_key_file(self) -> Path:

@@ -178,12 +178,39 @@ class BooleanKind(ValueKind):
         return value
 
 
+class SealedKind(ValueKind):
+    """An encrypted value: ``{"$enc": "<key id>:<ciphertext>", "bi": "<blind index>"}``.
+
+    The store only ever sees the ciphertext; its SQL view is the keyed blind index, so
+    exact matches (eq, in, blank) and unique indexes work without the plaintext. A filter
+    value must already be the blind index (the form engine computes it).
+    """
+
+    key = "sealed"
+
+    def accessor(self, data: ColumnElement[Any], key: str, dialect: str) -> ColumnElement[Any]:
+        check_key(key)
+        if dialect == "postgresql":
+            return data.op("#>>", return_type=String())(literal_column(f"'{{{key},bi}}'"))
+        return func.json_extract(data, literal_column(f"'$.{key}.bi'"), type_=String())
+
+    def to_storage(self, value: Any) -> Any:
+        if not (isinstance(value, dict) and "$enc" in value):
+            raise ValueError("expected an encrypted value")
+        return value
+
+    def bind(self, value: Any, dialect: str) -> Any:  # noqa: ARG002
+        if not isinstance(value, str):
+            raise ValueError("expected a blind index")
+        return value
+
+
 KINDS: Registry[ValueKind] = Registry("value kind")
 
 
 def register_builtins() -> None:
     """Register the built-in value kinds (idempotent: the app factory may call it twice)."""
     for kind in (TextKind(), NumberKind(), MoneyKind(), DateKind(), DateTimeKind(),
-                 BooleanKind()):
+                 BooleanKind(), SealedKind()):
         if kind.key not in KINDS:
             KINDS.register(kind.key, kind)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
 from platform_core.app import create_app
 from platform_core.settings import load_settings
 from tests.engine_forms.forms_setup import CUSTOMER, make_crm, ok
+from tests.security_setup import client_as
 
 CUSTOMERS = "/api/v1/apps/crm/forms/customer/records"
 LOANS = "/api/v1/apps/crm/forms/loan_case/records"
@@ -18,7 +18,7 @@ LOANS = "/api/v1/apps/crm/forms/loan_case/records"
 @pytest.fixture
 def client(db, tmp_path):
     app = create_app(load_settings(data_dir=tmp_path), db=db)
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with client_as(app, db, "admin") as c:
         yield c
 
 

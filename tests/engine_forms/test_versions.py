@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from engine_forms import forms, publishing, records
 from engine_forms.versions import run_migration
@@ -11,6 +10,7 @@ from platform_core.app import create_app
 from platform_core.settings import load_settings
 from platform_core.store import Actor, get_record, history
 from tests.engine_forms.forms_setup import ok
+from tests.security_setup import client_as
 
 ADMIN = Actor(user_id=1, name="admin")
 V1 = {"key": "lead", "name": "线索", "fields": [
@@ -97,7 +97,8 @@ def test_a_record_behind_two_versions_is_converted_through_both(db, leads):
 
 
 def test_publish_through_the_api_runs_the_migration_in_the_background(db, leads, tmp_path):
-    with TestClient(create_app(load_settings(data_dir=tmp_path), db=db)) as client:
+    app = create_app(load_settings(data_dir=tmp_path), db=db)
+    with client_as(app, db, "admin") as client:
         dry = ok(client.post("/api/v1/apps/crm/forms/lead/publish", params={"dry_run": True}))
         assert dry["dry_run"] is True and dry["migration"]["would_fail"] == 2
         done = ok(client.post("/api/v1/apps/crm/forms/lead/publish"))

@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from platform_core.app import create_app
 from platform_core.errors import Conflict
+from platform_core.security.guard import rule
 from platform_core.settings import load_settings
 
 
@@ -14,15 +15,15 @@ from platform_core.settings import load_settings
 def client(db, tmp_path):
     app = create_app(load_settings(data_dir=tmp_path), db=db)
 
-    @app.get("/boom/conflict")
+    @app.get("/boom/conflict", openapi_extra=rule("public"))
     def conflict() -> None:
         raise Conflict("record 1 was changed by someone else", record_id=1)
 
-    @app.get("/boom/crash")
+    @app.get("/boom/crash", openapi_extra=rule("public"))
     def crash() -> None:
         raise RuntimeError("secret internals")
 
-    @app.get("/boom/typed")
+    @app.get("/boom/typed", openapi_extra=rule("public"))
     def typed(n: int) -> int:
         return n
 

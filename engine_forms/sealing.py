@@ -1,0 +1,119 @@
+"""Fields flagged ``sensitive.encrypt``: sealed before they reach the store, opened when
+presented.
+
+A sealed value is ``{"$enc": "<key id>:<AES-256-GCM ciphertext>", "bi": "<blind
+index>"}`` (``platform_core.security.crypto``), bound to ``app.form.field`` so it cannot
+be moved to another field. The store's SQL sees only the blind index (value kind
+``sealed``): exact-match filters are rewritten to compare blind indexes, and a unique
+encrypted field is enforced on the blind index too. Sorting or range filters on an
+encrypted field are refused — the order of ciphertexts means nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine_forms.forms import Published
+from platform_core.errors import QueryError
+from platform_core.security.crypto import Keyring, is_sealed
+
+EXACT_OPS = frozenset({"eq", "ne", "in", "not_in", "is_empty", "is_not_empty"})
+
+
+def encrypted_keys(pub: Published) -> frozenset[str]:
+    return frozenset(f.key for f in pub.spec.fields if f.sensitive and f.sensitive.encrypt)
+
+
+@dataclass(frozen=True)
+class FieldCrypt:
+    """Seal/open one form's encrypted fields with the installation's keyring."""
+
+    pub: Published
+    keyring: Keyring | None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return encrypted_keys(self.pub)
+
+    def _context(self, key: str) -> str:
+        return f"{self.pub.app}.{self.pub.spec.key}.{key}"
+
+    def _ring(self) -> Keyring:
+        if self.keyring is None:
+            raise RuntimeError(f"form {self.pub.spec.key} has encrypted fields: pass a keyring")
+        return self.keyring
+
+    def seal(self, data: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+             ) -> dict[str, Any]:
+        """``data`` with encrypted fields sealed; an unchanged value keeps its previous
+        ciphertext (so history shows no change where there was none)."""
+        keys = self.keys
+        if not keys:
+            return dict(data)
+        out = dict(data)
+        for key in keys:
+            value = out.get(key)
+            if value is None or is_sealed(value):
+                continue
+            old = (previous or {}).get(key)
+            if is_sealed(old) and self.open_value(key, old) == value:
+                out[key] = old
+            else:
+                out[key] = self._ring().seal(value, context=self._context(key))
+        return out
+
+    def open_value(self, key: str, value: Any) -> Any:
+        if not is_sealed(value):
+            return value
+        return self._ring().unseal(value, context=self._context(key))
+
+    def open(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        for key in self.keys & out.keys():
+            out[key] = self.open_value(key, out[key])
+        return out
+
+    def open_diff(self, diff: Mapping[str, Any]) -> dict[str, Any]:
+        """A history diff ``{field: [old, new]}`` with sealed values opened."""
+        keys = self.keys
+        return {k: [self.open_value(k, v) for v in pair] if k in keys and isinstance(
+            pair, list) else pair for k, pair in diff.items()}
+
+    def blind_filter(self, node: Any) -> Any:
+        """Rewrite filter leaves on encrypted fields to compare blind indexes."""
+        keys = self.keys
+        if not keys or node is None:
+            return node
+        return self._rewrite(node, keys, "filter")
+
+    def _rewrite(self, node: Any, keys: frozenset[str], path: str) -> Any:
+        if not isinstance(node, dict):
+            return node
+        if "and" in node or "or" in node:
+            op = "and" if "and" in node else "or"
+            return {op: [self._rewrite(n, keys, f"{path}.{op}[{i}]")
+                         for i, n in enumerate(node[op] or [])]}
+        if "not" in node:
+            return {"not": self._rewrite(node["not"], keys, f"{path}.not")}
+        key = node.get("field")
+        if key not in keys or "value" not in node:
+            if key in keys and node.get("op") not in EXACT_OPS:
+                raise QueryError(f"{key} is encrypted: only exact matches (eq, ne, in, "
+                                 "not_in, is_empty) are possible", path=path)
+            return node
+        op = node.get("op")
+        if op not in EXACT_OPS:
+            raise QueryError(f"{key} is encrypted: only exact matches (eq, ne, in, not_in, "
+                             "is_empty) are possible", path=path)
+        field = self.pub.spec.field(key)
+        values = node["value"] if isinstance(node["value"], list) else [node["value"]]
+        blinded = []
+        for value in values:
+            try:
+                value = field.field_type.coerce(value, field)
+            except ValueError:
+                pass  # an uncoercible value simply matches nothing
+            blinded.append(self._ring().blind(value, context=self._context(key)))
+        return node | {"value": blinded if isinstance(node["value"], list) else blinded[0]}

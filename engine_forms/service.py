@@ -1,0 +1,290 @@
+"""The records service: permission check → handler → audit, in the caller's transaction.
+
+The route's rule (``platform_core.security.guard``) has already checked the form action;
+here the rest of the authorization happens, always the same way:
+
+- **rows**: the action's row scope is one more filter in the same SQL query, so a record
+  outside it is "not found" (404, exactly like a record that does not exist);
+- **fields**: hidden fields are absent from every output and behave as unknown fields in
+  filters, sorts and projections (their existence is not confirmed); a write to a
+  field that is not writable for the caller is refused (403), and so is any system key
+  (id, owner, department, versions, timestamps);
+- **masking**: fields flagged ``mask`` are shown masked unless the caller may unmask;
+  they cannot be sorted or range-filtered (the order would leak them), and unmasking one
+  value is an audited action;
+- **encryption**: fields flagged ``encrypt`` are sealed before writing and opened for
+  output (``engine_forms.sealing``).
+
+Every change, export and unmasking is appended to the audit log in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine_forms import records as handler
+from engine_forms.forms import Published
+from engine_forms.reading import present
+from engine_forms.sealing import EXACT_OPS, FieldCrypt
+from platform_core.errors import InvalidInput, NotFound, QueryError
+from platform_core.models import Record
+from platform_core.security import audit
+from platform_core.security.crypto import Keyring
+from platform_core.security.permissions import Forbidden, FormAccess
+from platform_core.security.principal import Principal, row_filter
+from platform_core.store import Query, query_records
+from platform_core.store.fields import SYSTEM_FIELDS
+
+
+class FieldReadOnly(Forbidden):
+    code = "field_read_only"
+
+
+class SystemField(InvalidInput):
+    code = "system_field"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who acts on a form, with what rights, from where."""
+
+    principal: Principal
+    access: FormAccess
+    keyring: Keyring | None
+    client: str | None = None
+
+    def crypt(self, pub: Published) -> FieldCrypt:
+        return FieldCrypt(pub, self.keyring)
+
+    def audit(self, session: Session, action: str, pub: Published, record_id: int | None,
+              **detail: Any) -> None:
+        target = f"{pub.app}.{pub.spec.key}" + (f"/{record_id}" if record_id else "")
+        audit.append(session, actor=self.principal.actor, action=action, target=target,
+                     detail=detail, client=self.client)
+
+
+# -- fields ------------------------------------------------------------------------------
+
+
+def masked_keys(pub: Published, access: FormAccess) -> frozenset[str]:
+    if access.allows("unmask"):
+        return frozenset()
+    return frozenset(f.key for f in pub.spec.fields if f.sensitive and f.sensitive.mask)
+
+
+def _readable(pub: Published, access: FormAccess, key: str) -> bool:
+    return key in SYSTEM_FIELDS or (pub.spec.field(key) is not None and access.readable(key))
+
+
+def _leaves(node: Any, path: str) -> Iterator[tuple[Any, Any, str]]:
+    if not isinstance(node, dict):
+        return
+    for op in ("and", "or"):
+        if isinstance(node.get(op), list):
+            for i, child in enumerate(node[op]):
+                yield from _leaves(child, f"{path}.{op}[{i}]")
+    if "not" in node:
+        yield from _leaves(node["not"], f"{path}.not")
+    if "field" in node:
+        yield node.get("field"), node.get("op"), path
+
+
+def _sort_keys(sort: Any) -> list[Any]:
+    items = sort.split(",") if isinstance(sort, str) else sort if isinstance(sort, list) else []
+    return [i.removeprefix("-") if isinstance(i, str) else (i or {}).get("field")
+            for i in items if isinstance(i, str | dict)]
+
+
+def check_query(pub: Published, access: FormAccess, *, filter: Any, sort: Any,
+                fields: list[str] | None) -> None:
+    """Refuse filtering, sorting or projecting by a field the caller cannot see (it
+    would leak values through which rows match or their order)."""
+    masked = masked_keys(pub, access)
+    sealed = {f.key for f in pub.spec.fields if f.sensitive and f.sensitive.encrypt}
+    for key, op, path in _leaves(filter, "filter"):
+        if not _readable(pub, access, key):
+            raise QueryError(f"unknown field {key!r} of form {pub.spec.key}", path=path)
+        if key in masked and op not in EXACT_OPS:
+            raise QueryError(f"{key} is masked for you: only exact matches are possible",
+                             path=path)
+    for i, key in enumerate(_sort_keys(sort)):
+        if not _readable(pub, access, key):
+            raise QueryError(f"unknown field {key!r} of form {pub.spec.key}",
+                             path=f"sort[{i}]")
+        if key in masked or key in sealed:
+            raise QueryError(f"{key} is {'masked' if key in masked else 'encrypted'}: it "
+                             "cannot be sorted by", path=f"sort[{i}]")
+    for key in fields or ():
+        if not _readable(pub, access, key):
+            raise QueryError(f"unknown field {key!r} of form {pub.spec.key}", path="fields")
+
+
+def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any]) -> None:
+    """Refuse system keys and fields the caller may not write (mass assignment)."""
+    system = sorted(k for k in payload if k in SYSTEM_FIELDS or k in ("deleted_at",
+                                                                       "schema_version"))
+    if system:
+        raise SystemField(f"{system[0]}: a system field is set by Qiao, never by a payload",
+                          field=system[0])
+    locked = sorted(k for k in payload if pub.spec.field(k) is not None
+                    and not access.writable(k))
+    if locked:
+        hidden = [k for k in locked if not access.readable(k)]
+        if hidden:  # as unknown as a field that does not exist
+            raise InvalidInput(f"{hidden[0]}: unknown field of form {pub.spec.key}",
+                               field=hidden[0])
+        raise FieldReadOnly(f"{locked[0]}: this field is read-only for you", field=locked[0],
+                            fields=locked)
+
+
+def shape(pub: Published, access: FormAccess, crypt: FieldCrypt,
+          docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """API documents as this caller may see them: hidden fields gone, masked fields
+    masked, encrypted fields opened."""
+    masked = masked_keys(pub, access)
+    for doc in docs:
+        data = crypt.open(doc["data"])
+        out = {}
+        for key, value in data.items():
+            field = pub.spec.field(key)
+            if field is None or not access.readable(key):
+                continue
+            out[key] = (field.field_type.mask(value, field)
+                        if key in masked and value is not None else value)
+        doc["data"] = out
+    return docs
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+def scoped_query(session: Session, caller: Caller, action: str, user_filter: Any) -> Any:
+    """The caller's filter AND the action's row scope."""
+    scope = row_filter(session, caller.principal, caller.access, action)
+    if scope is None:
+        return user_filter
+    return scope if user_filter is None else {"and": [user_filter, scope]}
+
+
+def load_scoped(session: Session, caller: Caller, pub: Published, record_id: int,
+                action: str, *, include_deleted: bool = False) -> Record:
+    """The record if it exists, is of this form and is inside the action's row scope;
+    otherwise 404 — the same answer whether it exists elsewhere or not at all."""
+    rec = handler.load_record(session, pub, record_id, include_deleted=include_deleted)
+    scope = row_filter(session, caller.principal, caller.access, action)
+    if scope is not None:
+        probe = {"and": [{"field": "id", "op": "eq", "value": record_id}, scope]}
+        page = query_records(session, Query(pub.fields, filter=probe, limit=1,
+                                            deleted="include" if include_deleted
+                                            else "exclude"))
+        if not page.records:
+            raise NotFound(f"record {record_id} does not exist", record_id=record_id)
+    return rec
+
+
+# -- the operations ----------------------------------------------------------------------
+
+
+def list_page(session: Session, caller: Caller, pub: Published, *, filter: Any, sort: Any,
+              cursor: str | None, limit: int, fields: list[str] | None,
+              deleted: str) -> tuple[list[dict[str, Any]], str | None]:
+    check_query(pub, caller.access, filter=filter, sort=sort, fields=fields)
+    crypt = caller.crypt(pub)
+    query = Query(pub.fields, filter=scoped_query(session, caller, "read",
+                                                  crypt.blind_filter(filter)),
+                  sort=sort, cursor=cursor, limit=limit, deleted=deleted)
+    page = query_records(session, query)
+    docs = shape(pub, caller.access, crypt, present(session, pub, page.records, fields))
+    return docs, page.next_cursor
+
+
+def read_one(session: Session, caller: Caller, pub: Published, record_id: int,
+             fields: list[str] | None = None) -> dict[str, Any]:
+    check_query(pub, caller.access, filter=None, sort=None, fields=fields)
+    rec = load_scoped(session, caller, pub, record_id, "read")
+    return shape(pub, caller.access, caller.crypt(pub), present(session, pub, [rec], fields))[0]
+
+
+def _result(session: Session, caller: Caller, pub: Published, rec: Record) -> dict[str, Any]:
+    return shape(pub, caller.access, caller.crypt(pub), present(session, pub, [rec]))[0]
+
+
+def create(session: Session, caller: Caller, pub: Published,
+           payload: Mapping[str, Any]) -> dict[str, Any]:
+    check_payload(pub, caller.access, payload)
+    rec = handler.create(session, pub, payload, actor=caller.principal.actor,
+                         crypt=caller.crypt(pub))
+    caller.audit(session, "record.create", pub, rec.id, fields=sorted(payload))
+    return _result(session, caller, pub, rec)
+
+
+def update(session: Session, caller: Caller, pub: Published, record_id: int,
+           payload: Mapping[str, Any], *, expected_version: int) -> dict[str, Any]:
+    check_payload(pub, caller.access, payload)
+    load_scoped(session, caller, pub, record_id, "update")
+    rec = handler.update(session, pub, record_id, payload, expected_version=expected_version,
+                         actor=caller.principal.actor, crypt=caller.crypt(pub))
+    caller.audit(session, "record.update", pub, record_id, fields=sorted(payload),
+                 row_version=rec.row_version)
+    return _result(session, caller, pub, rec)
+
+
+def delete(session: Session, caller: Caller, pub: Published, record_id: int, *,
+           expected_version: int | None) -> None:
+    load_scoped(session, caller, pub, record_id, "delete")
+    handler.delete(session, pub, record_id, actor=caller.principal.actor,
+                   expected_version=expected_version)
+    caller.audit(session, "record.delete", pub, record_id)
+
+
+def restore(session: Session, caller: Caller, pub: Published,
+            record_id: int) -> dict[str, Any]:
+    load_scoped(session, caller, pub, record_id, "delete", include_deleted=True)
+    rec = handler.restore(session, pub, record_id, actor=caller.principal.actor)
+    caller.audit(session, "record.restore", pub, record_id)
+    return _result(session, caller, pub, rec)
+
+
+def history(session: Session, caller: Caller, pub: Published,
+            record_id: int) -> list[dict[str, Any]]:
+    """The record's timeline with only the fields the caller can see (masked as usual)."""
+    from engine_forms.reading import iso
+    from platform_core.store import history as store_history
+
+    rec = load_scoped(session, caller, pub, record_id, "read", include_deleted=True)
+    crypt, masked = caller.crypt(pub), masked_keys(pub, caller.access)
+
+    def visible(diff: Mapping[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, pair in crypt.open_diff(diff).items():
+            field = pub.spec.field(key)
+            if field is None or not caller.access.readable(key):
+                continue
+            out[key] = ([None if v is None else field.field_type.mask(v, field) for v in pair]
+                        if key in masked and isinstance(pair, list) else pair)
+        return out
+
+    items = [{"row_version": 1, "action": "create", "diff": {}, "actor_id": rec.created_by,
+              "at": iso(rec.created_at)}]
+    items += [{"row_version": h.row_version, "action": h.action, "diff": visible(h.diff),
+               "actor_id": h.actor_id, "at": iso(h.at)}
+              for h in store_history(session, record_id)]
+    return items
+
+
+def unmask(session: Session, caller: Caller, pub: Published, record_id: int,
+           key: str) -> dict[str, Any]:
+    """One masked value in clear — an explicit, audited action."""
+    field = pub.spec.field(key)
+    if field is None or not caller.access.readable(key):
+        raise InvalidInput(f"{key}: unknown field of form {pub.spec.key}", field=key)
+    if not (field.sensitive and field.sensitive.mask):
+        raise InvalidInput(f"{key}: this field is not masked", field=key)
+    rec = load_scoped(session, caller, pub, record_id, "read")
+    value = caller.crypt(pub).open_value(key, rec.data.get(key))
+    caller.audit(session, "record.unmask", pub, record_id, field=key)
+    return {"id": record_id, "field": key, "value": value}
