@@ -7,6 +7,7 @@ fields; unknown keys in a payload are refused, not dropped.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Annotated, Any
 
@@ -33,10 +34,13 @@ from engine_forms.service import Caller
 from engine_forms.versions import run_migration
 from platform_core.app import ActorDep, ContextDep
 from platform_core.errors import DomainError, NotFound, QueryError
+from platform_core.exporting import write_csv, write_xlsx
+from platform_core.models import utcnow
 from platform_core.security import audit
 from platform_core.security.guard import AccessDep, PrincipalDep, client_of, rule
 
 router = APIRouter(prefix="/api/v1", tags=["forms"])
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORM = "/apps/{app}/forms/{form}"
 
 
@@ -307,6 +311,34 @@ def record_history(ctx: ContextDep, caller: CallerDep, app: str, form: str,
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
         return {"items": service.history(s, caller, pub, record_id)}
+
+
+@router.get(FORM + "/export", openapi_extra=rule("form:export"),
+            response_class=Response,
+            responses={200: {"content": {XLSX: {}, "text/csv": {}}}})
+def export_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
+                   format: Annotated[str, Query(pattern="^(xlsx|csv)$")] = "xlsx",
+                   filter: Annotated[str | None, Query(description="JSON filter AST")] = None,
+                   sort: str | None = None) -> Response:
+    """The records the caller may export, as a spreadsheet (formula-safe) — audited with
+    the row count. Hidden fields are left out; masked fields stay masked."""
+    with ctx.db.write() as s:  # the audit entry commits with the export
+        pub = forms_handler.published(s, app, form)
+        _keys, labels, rows = service.export_rows(s, caller, pub, filter=_parse_filter(filter),
+                                                  sort=sort)
+        if format == "csv":
+            text = io.StringIO(newline="")
+            count = write_csv(text, columns=labels, rows=rows)
+            body, media = text.getvalue().encode("utf-8"), "text/csv; charset=utf-8"
+        else:
+            binary = io.BytesIO()
+            count = write_xlsx(binary, sheet=pub.spec.name or form, columns=labels, rows=rows)
+            body, media = binary.getvalue(), XLSX
+        caller.audit(s, "record.export", pub, None, rows=count, format=format,
+                     filter=_parse_filter(filter))
+    name = f"{app}-{form}-{utcnow():%Y%m%d-%H%M}.{format}"
+    return Response(body, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 class Unmask(BaseModel):
