@@ -102,7 +102,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _wants_page(request: Request) -> bool:
     """A browser asking for a page (not the API): send it to the sign-in page."""
     return (not request.url.path.startswith("/api/")
-            and "text/html" in request.headers.get("accept", ""))
+            and request.method in ("GET", "HEAD"))
 
 
 def _install_request_log(app: FastAPI) -> None:

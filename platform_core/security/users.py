@@ -73,6 +73,10 @@ def create_user(session: Session, *, username: str, display_name: str, password:
     return user, one_time
 
 
+def _end_sessions(session: Session, user_id: int) -> None:
+    session.execute(UserSession.__table__.delete().where(UserSession.user_id == user_id))
+
+
 def reset_password(session: Session, *, username: str, actor: Actor) -> str:
     """Give the user a one-time password (they must change it) and unlock them."""
     user = get_user(session, username)
@@ -80,6 +84,7 @@ def reset_password(session: Session, *, username: str, actor: Actor) -> str:
     user.password_hash = hash_password(password)
     user.must_change_password = True
     user.failed_logins, user.locked_until, user.updated_at = 0, None, utcnow()
+    _end_sessions(session, user.id)  # whoever held the old password is signed out
     audit.append(session, actor=actor, action="user.reset_password", target=f"user:{user.id}")
     return password
 
@@ -87,6 +92,7 @@ def reset_password(session: Session, *, username: str, actor: Actor) -> str:
 def disable_user(session: Session, *, username: str, actor: Actor) -> User:
     user = get_user(session, username)
     user.status, user.updated_at = "disabled", utcnow()
+    _end_sessions(session, user.id)
     audit.append(session, actor=actor, action="user.disable", target=f"user:{user.id}")
     return user
 
@@ -202,7 +208,7 @@ def change_user(session: Session, principal: Principal, user_id: int,
         for role in rows:
             session.add(UserRole(user_id=user.id, role_id=role.id))
     if changes.get("status") == "disabled":
-        session.execute(UserSession.__table__.delete().where(UserSession.user_id == user.id))
+        _end_sessions(session, user.id)
     user.updated_at = utcnow()
     audit.append(session, actor=principal.actor, action="user.update",
                  target=f"user:{user.id}", detail=changes)

@@ -105,7 +105,10 @@ def test_serve_answers_healthz_on_a_free_port(tmp_path, database_url, workers):
                 time.sleep(0.3)
         assert body is not None, "qiao serve never answered"
         assert body["status"] == "ok" and body["database"]["ok"] is True
-        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        page = httpx.get(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"},
+                         follow_redirects=True, timeout=5)
+        assert page.status_code == 200 and page.url.path == "/login"  # sign in first
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/apps", timeout=5).status_code == 401
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
@@ -190,3 +193,43 @@ def test_backup_change_restore_gives_back_the_snapshot(tmp_path, fresh_url):
     assert "intact" in qiao("audit", "verify", env=env).stdout
     missing = qiao("restore", str(tmp_path / "nope.tar.gz"), env=env)
     assert missing.returncode == 2 and "no backup file" in missing.stderr
+
+
+def test_tokens_and_unlock_from_the_command_line(tmp_path, fresh_url):
+    from fastapi.testclient import TestClient
+
+    from platform_core.app import create_app
+    from platform_core.db import Database
+    from platform_core.settings import load_settings
+
+    env = _env(tmp_path, fresh_url, QIAO_ADMIN_PASSWORD="Broker-Passw0rd!")
+    assert qiao("init", env=env).returncode == 0
+    made = qiao("token", "create", "admin", "--scope", "app:crm", "--scope", "write",
+                "--expires", "30d", "--name", "finance", env=env)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.splitlines()[1]
+    assert secret.startswith("qiao_") and "write" in made.stdout
+    bad = qiao("token", "create", "admin", "--scope", "everything", env=env)
+    assert bad.returncode == 2 and "--scope: expected app:<app>" in bad.stderr
+    assert qiao("token", "create", "nobody", env=env).returncode == 2
+    url = env.get("QIAO_DATABASE_URL") or f"sqlite:///{tmp_path / 'data' / 'qiao.db'}"
+    db = Database.from_url(url)
+    app = create_app(load_settings(data_dir=tmp_path / "data"), db=db)
+    client = TestClient(app, raise_server_exceptions=False)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert client.get("/api/v1/me", headers=bearer).json()["username"] == "admin"
+    listed = qiao("token", "list", "admin", env=env).stdout
+    assert "finance" not in listed and "active" in listed and "last used 20" in listed
+    token_id = listed.split("\t")[0]
+    assert qiao("token", "revoke", token_id, env=env).returncode == 0
+    assert client.get("/api/v1/me", headers=bearer).status_code == 401
+    for _ in range(5):
+        client.post("/api/v1/auth/token", json={"username": "admin", "password": "wrong"})
+    locked = client.post("/api/v1/auth/token", json={"username": "admin",
+                                                     "password": "Broker-Passw0rd!"})
+    assert locked.status_code == 423
+    assert qiao("user", "unlock", "admin", env=env).returncode == 0
+    assert client.post("/api/v1/auth/token", json={"username": "admin",
+                                                   "password": "Broker-Passw0rd!"}
+                       ).status_code == 200
+    db.dispose()
