@@ -341,6 +341,18 @@ def export_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+@router.post(FORM + "/import", openapi_extra=rule("form:import"))
+def import_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
+                   file: UploadFile, dry_run: bool = False) -> dict[str, Any]:
+    """Create records from a spreadsheet (.xlsx/.xls/.ods/.csv, first row = field labels
+    or keys), all or nothing; every problem names its row. Audited with the row count."""
+    content = file.file.read()
+    with ctx.db.write() as s:
+        pub = forms_handler.published(s, app, form)
+        return service.import_file(s, caller, pub, filename=file.filename or "import.csv",
+                                   content=content, dry_run=dry_run)
+
+
 class Unmask(BaseModel):
     model_config = ConfigDict(extra="forbid")
     field: str = Field(min_length=1, max_length=64)

@@ -314,3 +314,36 @@ def export_rows(session: Session, caller: Caller, pub: Published, *, filter: Any
             cursor = page.next_cursor
 
     return keys, labels, rows()
+
+
+def import_file(session: Session, caller: Caller, pub: Published, *, filename: str,
+                content: bytes, dry_run: bool) -> dict[str, Any]:
+    """Create one record per spreadsheet row, all or nothing (``engine_forms.importing``);
+    ``dry_run`` checks everything and writes nothing. Audited with the row count."""
+    from engine_forms import importing
+
+    rows = importing.read_table(filename, content)
+    if len(rows) < 2:
+        raise importing.ImportError_("file: no data rows under the header", field="file")
+    payloads, problems = importing.payloads(pub, rows)
+    check_payload(pub, caller.access, {k: None for p in payloads for k in p})
+    if problems:
+        raise importing.ImportError_(f"{len({p['row'] for p in problems})} row(s) cannot be "
+                                     f"read; first: row {problems[0]['row']}: "
+                                     f"{problems[0]['message_en']}", errors=problems)
+    savepoint = session.begin_nested()
+    try:
+        ids = handler.create_many(session, pub, payloads, actor=caller.principal.actor,
+                                  crypt=caller.crypt(pub))
+    except handler.BulkInvalid as exc:
+        savepoint.rollback()
+        errors = [{"row": e.pop("index") + 2, **e} for e in exc.extra["errors"]]
+        raise importing.ImportError_(f"{len({e['row'] for e in errors})} row(s) are not "
+                                     f"valid; first: row {errors[0]['row']}: "
+                                     f"{errors[0]['message_en']}", errors=errors) from None
+    if dry_run:
+        savepoint.rollback()
+        return {"dry_run": True, "rows": len(ids), "ids": []}
+    savepoint.commit()
+    caller.audit(session, "record.import", pub, None, rows=len(ids), file=filename)
+    return {"dry_run": False, "rows": len(ids), "ids": ids}
