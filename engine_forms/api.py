@@ -30,6 +30,7 @@ from engine_forms import service
 from engine_forms.attachments import describe, get_attachment, store_upload
 from engine_forms.models import FormMigration
 from engine_forms.publishing import migration_chain, publish
+from engine_forms.sealing import encrypted_keys, seal_existing
 from engine_forms.service import Caller
 from engine_forms.versions import run_migration
 from platform_core.app import ActorDep, ContextDep
@@ -176,13 +177,23 @@ def put_draft(ctx: ContextDep, actor: ActorDep, app: str, form: str,
 def publish_form(ctx: ContextDep, actor: ActorDep, background: BackgroundTasks, app: str,
                  form: str, dry_run: bool = False) -> dict[str, Any]:
     with ctx.db.write() as s:
+        before = _encrypted(s, app, form)
         result = publish(s, app=app, key=form, actor=actor, dry=dry_run)
         if not dry_run:
             _audit(s, actor, "form.publish", f"{app}.{form}", version=result.get("version"))
+            after = _encrypted(s, app, form)
     if result["migration"] and not dry_run:
         background.add_task(run_migration, ctx.db, result["migration"]["id"],
                             load=migration_chain, actor=actor)
+    if not dry_run and before != after:  # seal (or open) what is stored under the old rule
+        background.add_task(seal_existing, ctx.db, ctx.keyring, app, form)
     return result
+
+
+def _encrypted(s: Any, app: str, form: str) -> frozenset[str]:
+    if forms_handler.get_form(s, app, form).published_version is None:
+        return frozenset()
+    return encrypted_keys(forms_handler.published(s, app, form))
 
 
 @router.get(FORM + "/versions", openapi_extra=rule("form:manage"))

@@ -70,16 +70,14 @@ class FieldCrypt:
         return self._ring().unseal(value, context=self._context(key))
 
     def open(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(data)
-        for key in self.keys & out.keys():
-            out[key] = self.open_value(key, out[key])
-        return out
+        """``data`` with every sealed value opened (also of a field whose ``encrypt`` flag
+        was just turned off and whose values are not yet opened in the database)."""
+        return {k: self.open_value(k, v) for k, v in data.items()}
 
     def open_diff(self, diff: Mapping[str, Any]) -> dict[str, Any]:
         """A history diff ``{field: [old, new]}`` with sealed values opened."""
-        keys = self.keys
-        return {k: [self.open_value(k, v) for v in pair] if k in keys and isinstance(
-            pair, list) else pair for k, pair in diff.items()}
+        return {k: [self.open_value(k, v) for v in pair] if isinstance(pair, list) else pair
+                for k, pair in diff.items()}
 
     def blind_filter(self, node: Any) -> Any:
         """Rewrite filter leaves on encrypted fields to compare blind indexes."""
@@ -117,3 +115,63 @@ class FieldCrypt:
                 pass  # an uncoercible value simply matches nothing
             blinded.append(self._ring().blind(value, context=self._context(key)))
         return node | {"value": blinded if isinstance(node["value"], list) else blinded[0]}
+
+
+def seal_existing(db: Any, keyring: Keyring, app: str, form: str, *, batch: int = 500) -> int:
+    """After a version changes which fields are encrypted: seal the values stored in
+    clear before a field was flagged ``encrypt``, and open those of a field no longer
+    flagged — in records, their history and outbox events, in batches, without a new row
+    version. Returns how many documents changed; running it again finds nothing to do."""
+    from sqlalchemy import select
+
+    from engine_forms.forms import published
+    from platform_core.models import OutboxEvent, Record, RecordHistory
+
+    with db.read() as session:
+        keys = encrypted_keys(published(session, app, form))
+
+    def context(key: str) -> str:
+        return f"{app}.{form}.{key}"
+
+    def convert(key: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if key in keys:
+            return value if is_sealed(value) else keyring.seal(value, context=context(key))
+        return keyring.unseal(value, context=context(key)) if is_sealed(value) else value
+
+    def seal_doc(doc: dict[str, Any], pairs: bool) -> dict[str, Any] | None:
+        out = {k: [convert(k, x) for x in v] if pairs and isinstance(v, list) else
+               v if pairs else convert(k, v) for k, v in doc.items()}
+        return out if out != doc else None
+
+    def outbox_doc(payload: dict[str, Any], _pairs: bool) -> dict[str, Any] | None:
+        changes = payload.get("changes")
+        new = seal_doc(changes, True) if isinstance(changes, dict) else None
+        return None if new is None else payload | {"changes": new}
+
+    places = [
+        (Record, "data", seal_doc, False,
+         select(Record).where(Record.app == app, Record.form == form)),
+        (RecordHistory, "diff", seal_doc, True, select(RecordHistory).join(
+            Record, Record.id == RecordHistory.record_id).where(Record.app == app,
+                                                                Record.form == form)),
+        (OutboxEvent, "payload", outbox_doc, True,
+         select(OutboxEvent).where(OutboxEvent.app == app, OutboxEvent.form == form)),
+    ]
+    changed = 0
+    for model, column, sealer, pairs, base in places:
+        after = 0
+        while True:
+            with db.write() as session:
+                rows = list(session.execute(base.where(model.id > after).order_by(model.id)
+                                            .limit(batch)).scalars())
+                for row in rows:
+                    new = sealer(getattr(row, column) or {}, pairs)
+                    if new is not None:
+                        setattr(row, column, new)
+                        changed += 1
+            if len(rows) < batch:
+                break
+            after = rows[-1].id
+    return changed

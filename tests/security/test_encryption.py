@@ -111,3 +111,32 @@ def test_rotation_keeps_every_value_readable(db, kyc, tmp_path):
     found = ok(reader.get(PEOPLE, params={"filter": json.dumps(
         {"field": "id_no", "op": "eq", "value": IDS[2]})}))["items"]
     assert [r["id"] for r in found] == [made[2]["id"]]
+
+
+def test_flagging_a_field_encrypt_later_seals_what_is_stored(db, tmp_path):
+    app = create_app(load_settings(data_dir=tmp_path), db=db)
+    admin = client_as(app, db, "admin")
+    plain = json.loads(json.dumps(PERSON))
+    for f in plain["fields"]:
+        f.pop("sensitive", None)
+    ok(admin.post("/api/v1/apps", json={"key": "kyc", "name": "KYC"}), 201)
+    ok(admin.post("/api/v1/apps/kyc/forms", json=plain), 201)
+    ok(admin.post("/api/v1/apps/kyc/forms/person/publish"))
+    rec = ok(admin.post(PEOPLE, json={"name": "甲", "id_no": IDS[0]}), 201)
+    ok(admin.patch(f"{PEOPLE}/{rec['id']}", json={"id_no": IDS[1]}, headers={"If-Match": '"1"'}))
+    assert IDS[1].encode() in _dump(db, tmp_path)
+    ok(admin.put("/api/v1/apps/kyc/forms/person", json=PERSON))
+    ok(admin.post("/api/v1/apps/kyc/forms/person/publish"))  # sealing runs after the answer
+    dump = _dump(db, tmp_path)
+    assert IDS[0].encode() not in dump and IDS[1].encode() not in dump
+    found = ok(admin.get(PEOPLE, params={"filter": json.dumps(
+        {"field": "id_no", "op": "eq", "value": IDS[1]})}))["items"]
+    assert [r["data"]["id_no"] for r in found] == [IDS[1]]
+    history = ok(admin.get(f"{PEOPLE}/{rec['id']}/history"))["items"]
+    assert history[1]["diff"]["id_no"] == [IDS[0], IDS[1]]
+    ok(admin.put("/api/v1/apps/kyc/forms/person", json=plain))  # and back: opened again
+    ok(admin.post("/api/v1/apps/kyc/forms/person/publish"))
+    assert IDS[1].encode() in _dump(db, tmp_path)
+    found = ok(admin.get(PEOPLE, params={"filter": json.dumps(
+        {"field": "id_no", "op": "starts_with", "value": "1101"})}))["items"]
+    assert [r["data"]["id_no"] for r in found] == [IDS[1]]
