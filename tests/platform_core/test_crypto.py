@@ -30,16 +30,6 @@ def b64(raw: bytes) -> str:
 K1, K2, INDEX = b64(b"\x01" * 32), b64(b"\x02" * 32), b64(b"\x03" * 32)
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return load_settings(data_dir=tmp_path / "data", encryption_keys="")
-
-
-@pytest.fixture
-def keyring(settings):
-    return Keyring.load(settings)
-
-
 @pytest.mark.parametrize("value", ["110101199003071234", "", "桥 ünïcode", 42, -7, 3.5, True,
                                    0, ["a", 1], {"b": [1, {"c": None}], "a": "x"}])
 def test_seal_unseal_round_trip(keyring, value):

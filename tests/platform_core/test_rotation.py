@@ -20,16 +20,6 @@ APP, FORM = "crm", "customer"
 CTX = f"{APP}.{FORM}.id_number"
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return load_settings(data_dir=tmp_path / "data", encryption_keys="")
-
-
-@pytest.fixture
-def keyring(settings):
-    return Keyring.load(settings)
-
-
 def _seed(db, keyring):
     """Three customers (one updated, one deleted); their plain ids by record id."""
     plain = {}
