@@ -176,7 +176,8 @@ def test_a_forged_or_ended_session_is_refused(db, app):
     client, cookie, csrf = _session_client(db, app, "wu")
     raw, _, signature = cookie.rpartition(".")
     forged = TestClient(app, raise_server_exceptions=False)
-    forged.cookies.set(SESSION_COOKIE, f"{raw[:-1]}A.{signature}")
+    flipped = raw[:-1] + ("B" if raw[-1] == "A" else "A")  # another id, the old signature
+    forged.cookies.set(SESSION_COOKIE, f"{flipped}.{signature}")
     assert forged.get("/api/v1/me").status_code == 401
     again, cookie2, _ = _session_client(db, app, "wu2")
     assert cookie2 != cookie  # every sign-in gets a new session id

@@ -1,0 +1,710 @@
+"""The authorization matrix: every route × every built-in role × own/other department target.
+
+Generated from the route table (``api_routes``): a route without a permission rule, or
+without an entry in ``EXAMPLES`` (how to build a *valid* request for it), fails
+``test_every_route_has_a_rule_and_an_example`` by its method and path. Each case then sends
+that valid request as one caller and compares the status with the outcome *computed* from
+the route's declared rule, the caller's built-in role (``BUILTIN_ROLES``) and, for routes
+addressing a record, a user or one's own token, where that target lies:
+
+- ``public`` → anyone, even anonymous; any other rule without credentials → 401 (a page,
+  GET outside ``/api/``: 303 to ``/login?next=…``);
+- ``self`` → any signed-in user, even one who must first change a one-time password (the
+  caller ``pending``), who gets 403 on every other rule;
+- ``user`` → any signed-in user; ``admin`` → administrators only;
+- ``users`` → administrators and user managers; a manager only reaches users of their
+  own department tree (anyone else is 404);
+- ``app:<action>`` / ``form:<action>`` → 403 unless the role allows the action (on some
+  form of the app / on the form); a record (or an attachment of a record) outside the
+  action's row scope is 404 — own for staff, the department for viewers, the department
+  tree for managers, everything for admins;
+- ``/me/…/{token_id}`` → another user's token is 404, whoever asks.
+
+Targets: "own" (staff's, Branch A: the department of manager and viewer), "sub" (Branch
+A1, below Branch A) and "other" (Branch B, a sibling under HQ). "Allowed" is a 2xx or 3xx;
+"denied" is exactly the status computed (401, 303 to sign-in, 403, 404).
+
+The world (departments, users, forms, records) is built once per module on the session's
+migrated database and emptied before and after, like the ``db`` fixture after a test;
+destructive cases (delete, restore, patch, reset-password, revoke, logout…) get a fresh
+target of their own so they never spoil another case.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+
+from engine_forms.models import FormMigration
+from frontend.pages_auth import LOGIN_CSRF_COOKIE
+from platform_core.app import create_app
+from platform_core.db import Database
+from platform_core.security import passwords
+from platform_core.security.auth import issue_token
+from platform_core.security.directory import save_role
+from platform_core.security.guard import api_routes, route_rule, valid
+from platform_core.security.models import User
+from platform_core.security.permissions import BUILTIN_ROLES
+from platform_core.settings import load_settings
+from tests import security_setup
+from tests.conftest import _reset
+from tests.engine_forms.forms_setup import make_crm, ok
+from tests.security_setup import PASSWORD, SYSTEM, add_department, add_user, token_for
+
+# -- the world ----------------------------------------------------------------------------
+
+ROLES = ("admin", "manager", "staff", "viewer")
+ANONYMOUS = "anonymous"
+PENDING = "pending"  # a staff user who must first change their one-time password
+CALLERS = (ANONYMOUS, *ROLES, PENDING)
+DEPARTMENTS = {"HQ": None, "Branch A": "HQ", "Branch A1": "Branch A", "Branch B": "HQ"}
+USERS = {  # username: (built-in role, department)
+    "admin": ("admin", "HQ"), "manager": ("manager", "Branch A"),
+    "staff": ("staff", "Branch A"), "viewer": ("viewer", "Branch A"),
+    "staff_a1": ("staff", "Branch A1"), "staff_b": ("staff", "Branch B"),
+    PENDING: ("staff", "Branch A"),
+}
+# Where a target (a record, an attachment, a user) lies: "own" is owned by staff in Branch
+# A (the department of manager and viewer); "sub" is in Branch A1, below Branch A (inside
+# the manager's tree, outside the viewer's department); "other" is in Branch B, a sibling.
+TARGETS = {"own": "staff", "sub": "staff_a1", "other": "staff_b"}
+RECORD_PARAMS = frozenset({"record_id", "attachment_id"})  # targets in a form's row scope
+USER_PARAMS = frozenset({"user_id"})  # targets in a user manager's department tree
+# ... and a personal token under /me: "own" is the caller's, "other" is staff_b's
+MY_PARAMS = frozenset({"token_id"})
+NEW_PASSWORD = "Fresh-Passw0rd-42"
+API = "/api/v1"
+CRM = f"{API}/apps/crm"
+CUSTOMER = f"{CRM}/forms/customer"
+MEMO = f"{CRM}/forms/memo"  # the form whose design is edited and republished by cases
+MEMO_SPEC = {"key": "memo", "name": "备忘", "fields": [
+    {"key": "note", "label": "备注", "type": "text"}]}
+
+
+def subtree(department: str) -> set[str]:
+    below = {department}
+    while True:
+        more = {d for d, parent in DEPARTMENTS.items() if parent in below} - below
+        if not more:
+            return below
+        below |= more
+
+
+@dataclass
+class Request:
+    """A request to send; ``token`` replaces the caller's own bearer token (a fresh user's
+    or a fresh token's, for cases that change the caller)."""
+
+    url: str
+    json: Any = None
+    data: dict[str, Any] | None = None
+    files: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
+
+
+@dataclass
+class World:
+    client: TestClient
+    db: Database
+    departments: dict[str, int]
+    users: dict[str, int]
+    tokens: dict[str, str]
+    records: dict[str, int] = field(default_factory=dict)
+    attachments: dict[str, int] = field(default_factory=dict)
+    migration_id: int = 0
+    serial: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def n(self) -> int:
+        return next(self.serial)
+
+    def auth(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+    def acting(self, who: str) -> str:
+        """The user a request is built for (anonymous requests borrow staff's data)."""
+        return "staff" if who == ANONYMOUS else who
+
+    def fresh_user(self, role: str, department: str, **columns: Any) -> tuple[int, str]:
+        """A new user (id, token) with ``role`` in ``department``."""
+        user_id = add_user(self.db, f"fresh{self.n()}", roles=(role,),
+                           department_id=self.departments[department], **columns)
+        return user_id, token_for(self.db, user_id)
+
+    def fresh_user_like(self, who: str) -> tuple[int, str]:
+        role, department = USERS[self.acting(who)]
+        return self.fresh_user(role, department, must_change_password=who == PENDING)
+
+    def upload(self, owner: str) -> int:
+        return ok(self.client.post(f"{CUSTOMER}/attachments", data={"field": "docs"},
+                                   files={"file": ("合同.pdf", b"%PDF-1.4 test",
+                                                   "application/pdf")},
+                                   headers=self.auth(owner)), 201)["id"]
+
+    def fresh_record(self, variant: str, **data: Any) -> int:
+        """A new customer owned by the variant's user (in their department)."""
+        body = {"name": f"客户{self.n()}", "city": "北京", **data}
+        return ok(self.client.post(f"{CUSTOMER}/records", json=body,
+                                   headers=self.auth(TARGETS[variant])), 201)["id"]
+
+    def fresh_department(self) -> int:
+        return add_department(self.db, f"Dept {self.n()}", self.departments["HQ"])
+
+    def fresh_role(self) -> str:
+        key = f"role{self.n()}"
+        with self.db.write() as s:
+            save_role(s, key=key, name=key, description=None, permissions=ROLE_PERMS,
+                      principal=None, actor=SYSTEM, create=True)
+        return key
+
+
+ROLE_PERMS = {"forms": {"crm.*": {"actions": ["read"], "scope": "own"}}}
+
+
+def build_world(app: Any, db: Database, client: TestClient) -> World:
+    departments: dict[str, int] = {}
+    for name, parent in DEPARTMENTS.items():  # parents come first
+        departments[name] = add_department(db, name, departments.get(parent))
+    users = {name: add_user(db, name, roles=(role,), department_id=departments[dept],
+                            must_change_password=name == PENDING)
+             for name, (role, dept) in USERS.items()}
+    tokens = {name: token_for(db, user_id) for name, user_id in users.items()}
+    w = World(client, db, departments, users, tokens)
+    with TestClient(app, raise_server_exceptions=False) as admin:
+        admin.headers.update(w.auth("admin"))
+        make_crm(admin)
+        ok(admin.post(f"{CRM}/forms", json=MEMO_SPEC), 201)
+        ok(admin.post(f"{MEMO}/publish"))
+    with db.write() as s:
+        job = FormMigration(app="crm", form="memo", from_version=1, to_version=2,
+                            status="done", failures=[])
+        s.add(job)
+        s.flush()
+        w.migration_id = job.id
+    for i, (variant, owner) in enumerate(TARGETS.items()):
+        w.attachments[variant] = w.upload(owner)
+        w.records[variant] = w.fresh_record(variant, mobile=f"1380000000{i}",
+                                            docs=[w.attachments[variant]])
+    return w
+
+
+@pytest.fixture(scope="module")
+def world(_migrated: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """One world for the module, on the session's migrated database (emptied before and
+    after, as the function-scoped ``db`` fixture does after each test)."""
+    _reset(_migrated)
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("matrix"),
+                             login_rate_per_minute=1000)  # every case may sign in
+    app = create_app(settings, db=_migrated)
+    # argon2 is slow on purpose, and some 70 cases hash or verify a password: here a cheap
+    # argon2id (the matrix is about who may call what, not about the cost of a hash)
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    hashed = cheap.hash(PASSWORD)
+    try:
+        with pytest.MonkeyPatch.context() as patch, TestClient(
+                app, raise_server_exceptions=False, follow_redirects=False) as client:
+            patch.setattr(passwords, "HASHER", cheap)
+            patch.setattr(security_setup, "password_hash", lambda: hashed)
+            yield build_world(app, _migrated, client)
+    finally:
+        _reset(_migrated)
+
+
+# -- how to build a valid request for each route -------------------------------------------
+# A builder takes (world, caller, target variant or None) and returns the Request.
+
+
+def _token_exchange(w: World, who: str, _v: str | None) -> Request:
+    return Request(f"{API}/auth/token", json={"username": w.acting(who), "password": PASSWORD})
+
+
+def _logout(w: World, who: str, _v: str | None) -> Request:  # ends a fresh token of theirs
+    return Request(f"{API}/auth/logout", token=token_for(w.db, w.users[w.acting(who)]))
+
+
+def _password(w: World, who: str, _v: str | None) -> Request:
+    _, token = w.fresh_user_like(who)
+    return Request(f"{API}/me/password", token=token,
+                   json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})
+
+
+def _totp_confirm(w: World, who: str, _v: str | None) -> Request:
+    role, department = USERS[w.acting(who)]
+    user_id, token = w.fresh_user(role, department)
+    begun = ok(w.client.post(f"{API}/me/totp", headers={"Authorization": f"Bearer {token}"}))
+    if who == PENDING:  # enrolled first, then made to change their password
+        with w.db.write() as s:
+            s.get(User, user_id).must_change_password = True
+    return Request(f"{API}/me/totp/confirm", token=token,
+                   json={"code": pyotp.TOTP(begun["secret"]).now()})
+
+
+def _my_token_revoke(w: World, who: str, variant: str | None) -> Request:
+    owner = "staff_b" if variant == "other" else w.acting(who)
+    with w.db.write() as s:
+        row, _ = issue_token(s, user_id=w.users[owner], name="spare", actor=SYSTEM)
+        token_id = row.id
+    return Request(f"{API}/me/tokens/{token_id}")
+
+
+def _new_user(w: World, _who: str, _v: str | None) -> Request:
+    return Request(f"{API}/users", json={
+        "username": f"new{w.n()}", "display_name": "新用户", "roles": ["staff"],
+        "department_id": w.departments["Branch A"], "password": NEW_PASSWORD})
+
+
+def _target_user(suffix: str = "", *, fresh: bool = False, **body: Any
+                 ) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, variant: str | None) -> Request:
+        owner = TARGETS[variant or "own"]
+        if fresh:  # a new user where the variant's user is
+            user_id, _ = w.fresh_user("staff", USERS[owner][1])
+        else:
+            user_id = w.users[owner]
+        return Request(f"{API}/users/{user_id}{suffix}", json=body or None)
+    return build
+
+
+def _record(suffix: str = "", **body: Any) -> Callable[[World, str, str | None], Request]:
+    """A request on the variant's shared record (for routes that change nothing)."""
+    def build(w: World, _who: str, variant: str | None) -> Request:
+        return Request(f"{CUSTOMER}/records/{w.records[variant or 'own']}{suffix}",
+                       json=body or None)
+    return build
+
+
+def _patch_record(w: World, _who: str, variant: str | None) -> Request:
+    record_id = w.fresh_record(variant or "own")
+    return Request(f"{CUSTOMER}/records/{record_id}", json={"city": "上海"},
+                   headers={"If-Match": '"1"'})
+
+
+def _delete_record(w: World, _who: str, variant: str | None) -> Request:
+    record_id = w.fresh_record(variant or "own")
+    return Request(f"{CUSTOMER}/records/{record_id}", headers={"If-Match": '"1"'})
+
+
+def _restore_record(w: World, _who: str, variant: str | None) -> Request:
+    record_id = w.fresh_record(variant or "own")
+    assert w.client.delete(f"{CUSTOMER}/records/{record_id}",
+                           headers=w.auth("admin")).status_code == 204
+    return Request(f"{CUSTOMER}/records/{record_id}/restore")
+
+
+def _fixed(url: str, **kwargs: Any) -> Callable[[World, str, str | None], Request]:
+    def build(_w: World, _who: str, _v: str | None) -> Request:
+        return Request(url, **kwargs)
+    return build
+
+
+def _fresh_department(suffix: str = "", **body: Any
+                      ) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        return Request(f"{API}/departments/{w.fresh_department()}{suffix}", json=body or None)
+    return build
+
+
+def _fresh_role(**body: Any) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        return Request(f"{API}/roles/{w.fresh_role()}", json=body or None)
+    return build
+
+
+def _admin_token_revoke(w: World, _who: str, _v: str | None) -> Request:
+    with w.db.write() as s:
+        row, _ = issue_token(s, user_id=w.users["staff_b"], name="spare", actor=SYSTEM)
+        token_id = row.id
+    return Request(f"{API}/tokens/{token_id}")
+
+
+def _upload(_w: World, _who: str, _v: str | None) -> Request:
+    return Request(f"{CUSTOMER}/attachments", data={"field": "docs"},
+                   files={"file": ("身份证.pdf", b"%PDF-1.4 id", "application/pdf")})
+
+
+def _download(w: World, _who: str, variant: str | None) -> Request:
+    return Request(f"{CUSTOMER}/attachments/{w.attachments[variant or 'own']}")
+
+
+# pages (HTML forms; signed in by the bearer token, which needs no CSRF token)
+
+
+def _page_login(w: World, who: str, _v: str | None) -> Request:
+    """The sign-in form's POST with the login-CSRF cookie and field of a fresh form."""
+    w.client.cookies.clear()
+    token = w.client.get("/login").cookies[LOGIN_CSRF_COOKIE]
+    return Request("/login", headers={"Cookie": f"{LOGIN_CSRF_COOKIE}={token}"},
+                   data={"username": w.acting(who), "password": PASSWORD, "next": "/",
+                         "csrf_token": token})
+
+
+def _page_password(w: World, who: str, _v: str | None) -> Request:
+    _, token = w.fresh_user_like(who)
+    return Request("/password", token=token, data={
+        "current_password": PASSWORD, "new_password": NEW_PASSWORD,
+        "confirm_password": NEW_PASSWORD, "next": "/"})
+
+
+def _page_totp_confirm(w: World, who: str, v: str | None) -> Request:
+    api = _totp_confirm(w, who, v)
+    return Request("/me/security/totp/confirm", token=api.token, data=api.json)
+
+
+def _page_token_revoke(w: World, who: str, v: str | None) -> Request:
+    api = _my_token_revoke(w, who, v)
+    return Request(f"/me/security/tokens/{api.url.rsplit('/', 1)[1]}/revoke")
+
+
+def _page_user_save(w: World, _who: str, variant: str | None) -> Request:
+    department = USERS[TARGETS[variant or "own"]][1]
+    user_id, _ = w.fresh_user("staff", department)
+    return Request(f"/admin/users/{user_id}", data={
+        "display_name": "改名", "department_id": str(w.departments[department]),
+        "status": "active", "roles": ["staff"]})
+
+
+def _page_user(suffix: str = "", *, fresh: bool = False
+               ) -> Callable[[World, str, str | None], Request]:
+    api = _target_user(suffix, fresh=fresh)
+
+    def build(w: World, who: str, variant: str | None) -> Request:
+        return Request(api(w, who, variant).url.replace(f"{API}/users", "/admin/users"))
+    return build
+
+
+EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
+    # system and pages
+    ("GET", "/healthz"): _fixed("/healthz"),
+    ("GET", "/"): _fixed("/"),
+    # sign-in and one's own account
+    ("POST", "/api/v1/auth/token"): _token_exchange,
+    ("POST", "/api/v1/auth/logout"): _logout,
+    ("GET", "/api/v1/me"): _fixed(f"{API}/me"),
+    ("POST", "/api/v1/me/password"): _password,
+    ("POST", "/api/v1/me/totp"): _fixed(f"{API}/me/totp"),
+    ("POST", "/api/v1/me/totp/confirm"): _totp_confirm,
+    ("POST", "/api/v1/me/totp/disable"): _fixed(f"{API}/me/totp/disable",
+                                                json={"password": PASSWORD}),
+    ("GET", "/api/v1/me/tokens"): _fixed(f"{API}/me/tokens"),
+    ("POST", "/api/v1/me/tokens"): _fixed(f"{API}/me/tokens", json={"name": "integration"}),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): _my_token_revoke,
+    # users
+    ("GET", "/api/v1/users"): _fixed(f"{API}/users"),
+    ("POST", "/api/v1/users"): _new_user,
+    ("GET", "/api/v1/users/{user_id}"): _target_user(),
+    ("PATCH", "/api/v1/users/{user_id}"): _target_user(fresh=True, display_name="改名"),
+    ("POST", "/api/v1/users/{user_id}/unlock"): _target_user("/unlock"),
+    ("POST", "/api/v1/users/{user_id}/reset-password"): _target_user("/reset-password",
+                                                                      fresh=True),
+    # departments
+    ("GET", "/api/v1/departments"): _fixed(f"{API}/departments"),
+    ("POST", "/api/v1/departments"): lambda w, _who, _v: Request(
+        f"{API}/departments", json={"name": f"Dept {w.n()}",
+                                    "parent_id": w.departments["HQ"]}),
+    ("PATCH", "/api/v1/departments/{department_id}"): _fresh_department(name="改名"),
+    ("DELETE", "/api/v1/departments/{department_id}"): _fresh_department(),
+    # roles
+    ("GET", "/api/v1/roles"): _fixed(f"{API}/roles"),
+    ("GET", "/api/v1/roles/meta-schema"): _fixed(f"{API}/roles/meta-schema"),
+    ("POST", "/api/v1/roles"): lambda w, _who, _v: Request(
+        f"{API}/roles", json={"key": f"role{w.n()}", "name": "角色", "permissions": ROLE_PERMS}),
+    ("GET", "/api/v1/roles/{key}"): _fixed(f"{API}/roles/staff"),
+    ("PUT", "/api/v1/roles/{key}"): _fresh_role(name="改名", permissions=ROLE_PERMS),
+    ("DELETE", "/api/v1/roles/{key}"): _fresh_role(),
+    # every user's tokens, lock-outs, the audit log
+    ("GET", "/api/v1/tokens"): _fixed(f"{API}/tokens"),
+    ("DELETE", "/api/v1/tokens/{token_id}"): _admin_token_revoke,
+    ("GET", "/api/v1/auth/lockouts"): _fixed(f"{API}/auth/lockouts"),
+    ("POST", "/api/v1/auth/lockouts/unlock"): _fixed(f"{API}/auth/lockouts/unlock",
+                                                     json={"client": "203.0.113.9"}),
+    ("GET", "/api/v1/audit"): _fixed(f"{API}/audit", params={"action": "record."}),
+    # apps and forms
+    ("GET", "/api/v1/apps"): _fixed(f"{API}/apps"),
+    ("POST", "/api/v1/apps"): lambda w, _who, _v: Request(
+        f"{API}/apps", json={"key": f"app{w.n()}", "name": "应用"}),
+    ("GET", "/api/v1/apps/{app}"): _fixed(CRM),
+    ("GET", "/api/v1/apps/{app}/forms"): _fixed(f"{CRM}/forms"),
+    ("POST", "/api/v1/apps/{app}/forms"): lambda w, _who, _v: Request(
+        f"{CRM}/forms", json={**MEMO_SPEC, "key": f"form{w.n()}"}),
+    ("GET", "/api/v1/apps/{app}/forms/{form}"): _fixed(CUSTOMER),
+    ("PUT", "/api/v1/apps/{app}/forms/{form}"): _fixed(MEMO, json=MEMO_SPEC),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/publish"): _fixed(f"{MEMO}/publish"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/versions"): _fixed(f"{MEMO}/versions"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/migrations/{job_id}"): lambda w, _who, _v: Request(
+        f"{MEMO}/migrations/{w.migration_id}"),
+    # records
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records"): _fixed(f"{CUSTOMER}/records"),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/records"): _fixed(f"{CUSTOMER}/records",
+                                                               json={"name": "新客户"}),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _record(),
+    ("PATCH", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _patch_record,
+    ("DELETE", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _delete_record,
+    ("POST", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/restore"): _restore_record,
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/history"): _record("/history"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/export"): _fixed(f"{CUSTOMER}/export",
+                                                             params={"format": "csv"}),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/import"): lambda w, _who, _v: Request(
+        f"{CUSTOMER}/import", files={"file": ("客户.csv", f"name,city\n导入{w.n()},北京\n"
+                                              .encode(), "text/csv")}),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/unmask"): _record(
+        "/unmask", field="mobile"),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/attachments"): _upload,
+    ("GET", "/api/v1/apps/{app}/forms/{form}/attachments/{attachment_id}"): _download,
+    # pages
+    ("GET", "/login"): _fixed("/login", params={"next": "/"}),
+    ("POST", "/login"): _page_login,
+    ("POST", "/logout"): _fixed("/logout"),
+    ("GET", "/password"): _fixed("/password"),
+    ("POST", "/password"): _page_password,
+    ("GET", "/me/security"): _fixed("/me/security"),
+    ("POST", "/me/security/totp"): _fixed("/me/security/totp"),
+    ("POST", "/me/security/totp/confirm"): _page_totp_confirm,
+    ("POST", "/me/security/totp/disable"): _fixed("/me/security/totp/disable",
+                                                  data={"password": PASSWORD}),
+    ("POST", "/me/security/tokens"): _fixed("/me/security/tokens",
+                                            data={"name": "integration"}),
+    ("POST", "/me/security/tokens/{token_id}/revoke"): _page_token_revoke,
+    ("GET", "/admin/users"): _fixed("/admin/users"),
+    ("POST", "/admin/users"): lambda w, _who, _v: Request("/admin/users", data={
+        "username": f"new{w.n()}", "display_name": "新用户", "roles": ["staff"],
+        "department_id": str(w.departments["Branch A"])}),
+    ("GET", "/admin/users/{user_id}"): _page_user(),
+    ("POST", "/admin/users/{user_id}"): _page_user_save,
+    ("POST", "/admin/users/{user_id}/unlock"): _page_user("/unlock"),
+    ("POST", "/admin/users/{user_id}/reset-password"): _page_user("/reset-password",
+                                                                   fresh=True),
+    ("GET", "/admin/roles"): _fixed("/admin/roles"),
+    ("POST", "/admin/roles"): lambda w, _who, _v: Request("/admin/roles", data={
+        "key": f"role{w.n()}", "name": "角色"}),
+    ("GET", "/admin/roles/{key}"): _fixed("/admin/roles/staff"),
+    ("POST", "/admin/roles/{key}"): lambda w, _who, _v: Request(
+        f"/admin/roles/{w.fresh_role()}", data={
+            "name": "改名", "row": "crm.*", "scope:crm.*": "own", "act:crm.*": "read"}),
+    ("GET", "/admin/departments"): _fixed("/admin/departments"),
+    ("POST", "/admin/departments"): lambda w, _who, _v: Request("/admin/departments", data={
+        "name": f"Dept {w.n()}", "parent_id": str(w.departments["HQ"])}),
+    ("POST", "/admin/departments/{department_id}"): lambda w, _who, _v: Request(
+        f"/admin/departments/{w.fresh_department()}", data={"name": "改名"}),
+    ("GET", "/admin/audit"): _fixed("/admin/audit", params={"action": "record."}),
+}
+
+# Product bugs found by the matrix: (method, path, caller, variant) → reason. Each such case
+# is marked xfail(strict=True), so the fix makes it pass and then fail until removed here.
+KNOWN_BUGS: dict[tuple[str, str, str, str | None], str] = {}
+
+
+# -- the route table and the expected outcome ----------------------------------------------
+
+
+def _route_table() -> list[tuple[str, str, str | None, Any]]:
+    """(method, path, rule, route) of every route of a freshly built app."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database.from_url(f"sqlite:///{Path(tmp) / 'routes.db'}")
+        try:
+            app = create_app(load_settings(data_dir=Path(tmp)), db=db)
+            return [(method, route.path, route_rule(route), route)
+                    for route in api_routes(app) for method in sorted(route.methods)]
+        finally:
+            db.dispose()
+
+
+ROUTES = _route_table()
+
+
+def _form_entry(role: str, app: str, form: str) -> dict[str, Any]:
+    forms = BUILTIN_ROLES[role][2].get("forms") or {}
+    return forms.get(f"{app}.{form}") or forms.get(f"{app}.*") or forms.get("*") or {}
+
+
+def rule_allows(rule: str, role: str, params: dict[str, str]) -> bool:
+    """Whether the built-in ``role`` passes ``rule`` (the route-level check)."""
+    perms = BUILTIN_ROLES[role][2]
+    kind, _, action = rule.partition(":")
+    if rule in ("public", "self", "user"):
+        return True
+    if rule == "admin":
+        return bool(perms.get("admin"))
+    if rule == "users":
+        return bool(perms.get("admin") or perms.get("users"))
+    if kind == "app":
+        app = params["app"]
+        entries = [e for key, e in (perms.get("forms") or {}).items()
+                   if key == "*" or key.partition(".")[0] == app]
+        return bool(perms.get("admin")) or any(action in e.get("actions", ()) for e in entries)
+    if kind == "form":
+        return action in _form_entry(role, params["app"], params["form"]).get("actions", ())
+    raise AssertionError(f"unknown rule {rule!r}")
+
+
+def in_row_scope(scope: str, caller: str, owner: str) -> bool:
+    """Whether a record of ``owner`` (in their department) is in ``caller``'s ``scope``."""
+    caller_dept, owner_dept = USERS[caller][1], USERS[owner][1]
+    return {"all": True, "own": owner == caller, "department": owner_dept == caller_dept,
+            "department_tree": owner_dept in subtree(caller_dept)}[scope]
+
+
+def expected(method: str, path: str, rule: str, caller: str, params: dict[str, str],
+             variant: str | None) -> int | None:
+    """The status a denial must have (401, or 303 to the sign-in page; 403; 404), or None
+    when the call is allowed."""
+    if rule == "public":
+        return None
+    if caller == ANONYMOUS:  # a browser asking for a page is sent to the sign-in page
+        return 303 if method in ("GET", "HEAD") and not path.startswith("/api/") else 401
+    if rule == "self":
+        return None
+    if caller == PENDING:  # only "self" routes until the one-time password is changed
+        return 403
+    role = USERS[caller][0]
+    if not rule_allows(rule, role, params):
+        return 403
+    kind = target_kind(path)
+    owner = TARGETS[variant] if variant else None
+    if kind == "record":  # the action's row scope (built-in roles: one scope per form)
+        scope = _form_entry(role, params["app"], params["form"])["scope"]
+        if not in_row_scope(scope, caller, owner):
+            return 404
+    if kind == "user" and not BUILTIN_ROLES[role][2].get("admin"):
+        # a user manager reaches the users of their own department tree only
+        if USERS[owner][1] not in subtree(USERS[caller][1]):
+            return 404
+    if kind == "mine" and variant != "own":  # nobody's /me reaches another user's things
+        return 404
+    return None
+
+
+def _path_params(path: str) -> set[str]:
+    return set(path.replace("}", "{").split("{")[1::2])
+
+
+def target_kind(path: str) -> str | None:
+    """What a route's path parameter addresses: "record", "user", "mine" or nothing."""
+    params = _path_params(path)
+    if params & RECORD_PARAMS:
+        return "record"
+    if params & USER_PARAMS:
+        return "user"
+    if params & MY_PARAMS and path.startswith((f"{API}/me/", "/me/")):
+        return "mine"
+    return None
+
+
+def _variants(path: str) -> tuple[str | None, ...]:
+    kind = target_kind(path)
+    if kind is None:
+        return (None,)
+    return ("own", "other") if kind == "mine" else tuple(TARGETS)
+
+
+def _cases() -> Iterator[Any]:
+    for method, path, rule, route in ROUTES:
+        if rule is None or (method, path) not in EXAMPLES:
+            continue  # test_every_route_has_a_rule_and_an_example names it
+        for caller in CALLERS:
+            variants = _variants(path)
+            for variant in variants[:1] if caller in (ANONYMOUS, PENDING) else variants:
+                bug = KNOWN_BUGS.get((method, path, caller, variant))
+                marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
+                case_id = f"{method} {path} | {caller}" + (f" | {variant}" if variant else "")
+                yield pytest.param(method, path, rule, route, caller, variant, marks=marks,
+                                   id=case_id)
+
+
+# -- the tests ------------------------------------------------------------------------------
+
+
+def test_every_route_has_a_rule_and_an_example():
+    problems = []
+    for method, path, rule, _route in ROUTES:
+        if rule is None:
+            problems.append(f"{method} {path}: no permission rule (openapi_extra=rule(...))")
+        else:
+            try:
+                valid(rule)
+            except ValueError as exc:
+                problems.append(f"{method} {path}: {exc}")
+        if (method, path) not in EXAMPLES:
+            problems.append(f"{method} {path}: no entry in EXAMPLES "
+                            "(tests/security/test_matrix.py)")
+    routes = {(method, path) for method, path, _rule, _route in ROUTES}
+    problems += [f"{method} {path}: in EXAMPLES but no such route"
+                 for method, path in EXAMPLES if (method, path) not in routes]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_matrix_covers_every_role_and_every_kind_of_outcome():
+    assert set(BUILTIN_ROLES) == set(ROLES), "a new built-in role: give it a user here"
+    outcomes = set()
+    for param in _cases():
+        method, path, rule, _route, caller, variant = param.values
+        params = dict.fromkeys(_path_params(path), "") | {"app": "crm", "form": "customer"}
+        outcomes.add(expected(method, path, rule, caller, params, variant))
+    assert outcomes >= {None, 401, 403, 404}
+
+
+@pytest.mark.parametrize("caller", ROLES)
+def test_lists_and_exports_hold_only_the_targets_in_scope(world: World, caller: str):
+    """The list routes answer 200 to everyone allowed; what they hold is the same row
+    scope: of the world's own/sub/other targets, exactly those the caller may reach."""
+    headers = world.auth(caller)
+    world.client.cookies.clear()
+
+    def reach(action: str) -> set[int]:
+        scope = _form_entry(caller, "crm", "customer").get("scope")
+        return {world.records[v] for v, owner in TARGETS.items()
+                if action in _form_entry(caller, "crm", "customer").get("actions", ())
+                and in_row_scope(scope, caller, owner)}
+
+    listed = ok(world.client.get(f"{CUSTOMER}/records", params={"limit": 1000},
+                                 headers=headers))["items"]
+    assert {r["id"] for r in listed} & set(world.records.values()) == reach("read")
+    if reach("export"):
+        text = world.client.get(f"{CUSTOMER}/export", params={"format": "csv"},
+                                headers=headers).content.decode("utf-8-sig")
+        exported = {int(row[0]) for row in list(csv.reader(io.StringIO(text)))[1:]}
+        assert exported & set(world.records.values()) == reach("export")
+    if rule_allows("users", caller, {}):
+        users = {u["id"] for u in ok(world.client.get(f"{API}/users", headers=headers))["items"]}
+        visible = {world.users[name] for name, (_role, department) in USERS.items()
+                   if BUILTIN_ROLES[caller][2].get("admin")
+                   or department in subtree(USERS[caller][1])}
+        assert users & set(world.users.values()) == visible
+
+
+@pytest.mark.parametrize(("method", "path", "rule", "route", "caller", "variant"), _cases())
+def test_authorization_matrix(world: World, method: str, path: str, rule: str, route: Any,
+                              caller: str, variant: str | None):
+    request = EXAMPLES[(method, path)](world, caller, variant)
+    url_path = request.url.split("?")[0]
+    matched = route.path_regex.match(url_path)
+    assert matched, f"the example's URL {request.url} is not a URL of {path}"
+    want = expected(method, path, rule, caller, matched.groupdict(), variant)
+    headers = dict(request.headers)
+    if caller != ANONYMOUS:
+        headers["Authorization"] = f"Bearer {request.token or world.tokens[caller]}"
+    world.client.cookies.clear()  # nothing signs in but the bearer token (or nobody)
+    response = world.client.request(method, request.url, params=request.params,
+                                    json=request.json, data=request.data,
+                                    files=request.files, headers=headers)
+    got, location = response.status_code, response.headers.get("location", "")
+    detail = (f"{method} {request.url} as {caller} ({rule}, {variant or '-'}): "
+              f"{location or response.text[:300]}")
+    if want is None:
+        assert 200 <= got < 400, f"expected allowed, got {got}: {detail}"
+        assert not location.startswith("/login?next="), f"sent to sign in: {detail}"
+    else:
+        assert got == want, f"expected {want}, got {got}: {detail}"
+    if want == 303:
+        assert location.startswith("/login?next="), f"redirected elsewhere: {detail}"
