@@ -144,15 +144,51 @@ def version_row(session: Session, app: str, key: str, version: int) -> FormVersi
 
 
 def published(session: Session, app: str, key: str, version: int | None = None) -> Published:
-    """The published version (latest by default) of a form, compiled and cached."""
+    """The published version (latest by default) of a form, compiled and cached.
+
+    The common case costs one query: the app's forms with their published versions and
+    publishing times, which identify the compiled form and the relation targets it was
+    compiled against (published versions never change). Anything else takes the full
+    path below and fills the cache.
+    """
+    stamps = _stamps(session, app)
     if version is None:
-        form = get_form(session, app, key)
-        if form.published_version is None:
+        if key not in stamps:
+            get_form(session, app, key)  # raises the right NotFound
+        if stamps[key][0] is None:
             raise NotFound(f"form {key!r} of app {app!r} has no published version yet",
                            app=app, form=key)
-        version = form.published_version
+        version = stamps[key][0]
+    targets = _TARGET_KEYS.get((app, key, version))
+    if targets is not None and stamps.get(key, (None,))[0] == version:
+        hit = _PUBLISHED.get((app, key, stamps[key], tuple(stamps.get(t) for t in targets)))
+        if hit is not None:
+            return hit
     row = version_row(session, app, key, version)
-    return _compiled(app, version, dumps(row.spec), _targets(session, app, key, row.spec))
+    result = _compiled(app, version, dumps(row.spec), _targets(session, app, key, row.spec))
+    if stamps.get(key, (None,))[0] == version:
+        keys = tuple(sorted({f["target"] for f in row.spec.get("fields", ())
+                             if f.get("type") == "relation" and f.get("target") != key}))
+        _TARGET_KEYS[(app, key, version)] = keys
+        if len(_PUBLISHED) > 1024:
+            _PUBLISHED.clear()
+        _PUBLISHED[(app, key, stamps[key], tuple(stamps.get(t) for t in keys))] = result
+    return result
+
+
+# (app, form, version) → its relation targets; (app, form, stamp, targets' stamps) → the
+# compiled form. A stamp is (published version, published at): unique per publication.
+_TARGET_KEYS: dict[tuple[str, str, int], tuple[str, ...]] = {}
+_PUBLISHED: dict[tuple[Any, ...], Published] = {}
+
+
+def _stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
+    rows = session.execute(
+        select(Form.key, Form.published_version, FormVersion.published_at)
+        .outerjoin(FormVersion, (FormVersion.app == Form.app) & (FormVersion.form == Form.key)
+                   & (FormVersion.version == Form.published_version))
+        .where(Form.app == app)).all()
+    return {r.key: (r.published_version, r.published_at) for r in rows}
 
 
 def _targets(session: Session, app: str, key: str, spec: dict[str, Any]
