@@ -102,7 +102,8 @@ class PasswordChange(Strict):
 def me_password(ctx: ContextDep, principal: PrincipalDep, body: PasswordChange) -> Response:
     with ctx.db.write() as s:
         change_password(s, s.get(User, principal.user_id), current=body.current_password,
-                        new=body.new_password, actor=principal.actor)
+                        new=body.new_password, actor=principal.actor,
+                        keep_session=principal.session_id)
     return Response(status_code=204)
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyotp
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from platform_core.db import Database
@@ -201,7 +201,7 @@ def start_session(session: Session, settings: Settings, secret_key: bytes, *, us
 
 def _cookie_raw(secret_key: bytes, cookie: str) -> str | None:
     raw, _, signature = cookie.rpartition(".")
-    if not raw or not hmac.compare_digest(signature, _sign(secret_key, raw)):
+    if not raw or not hmac.compare_digest(signature.encode(), _sign(secret_key, raw).encode()):
         return None
     return raw
 
@@ -209,28 +209,33 @@ def _cookie_raw(secret_key: bytes, cookie: str) -> str | None:
 def resolve_session(db: Database, settings: Settings, secret_key: bytes,
                     cookie: str) -> Principal:
     """The principal of a session cookie, or ``Unauthenticated`` (expired, signed out,
-    forged, or its user disabled)."""
+    forged, or its user disabled).
+
+    A read transaction in the common case; a write only to refresh ``last_seen_at`` (at
+    most once a minute) or to delete an expired session — so signed-in reads never take
+    SQLite's write lock.
+    """
     raw = _cookie_raw(secret_key, cookie)
     if raw is None:
         raise Unauthenticated("会话无效，请重新登录 / invalid session: sign in again")
     now = utcnow()
     idle = timedelta(minutes=settings.session_idle_minutes)
-    with db.write() as session:
+    principal, touch, expired = None, False, False
+    with db.read() as session:
         row = session.execute(select(UserSession).where(UserSession.token_hash == digest(raw))
                               ).scalar_one_or_none()
-        if row is None or aware(row.expires_at) <= now or aware(row.last_seen_at) + idle <= now:
-            if row is not None:
-                session.delete(row)
-            user = None
-        else:
-            user = session.get(User, row.user_id)
-            if aware(row.last_seen_at) + TOUCH_EVERY <= now:
-                row.last_seen_at = now
-        if user is None or user.status != "active":
-            principal = None
-        else:
-            principal = load_principal(session, user, via="session", session_id=row.id,
-                                       csrf_token=row.csrf_token)
+        if row is not None:
+            expired = aware(row.expires_at) <= now or aware(row.last_seen_at) + idle <= now
+            user = None if expired else session.get(User, row.user_id)
+            if user is not None and user.status == "active":
+                principal = load_principal(session, user, via="session", session_id=row.id,
+                                           csrf_token=row.csrf_token)
+                touch = aware(row.last_seen_at) + TOUCH_EVERY <= now
+    if expired or touch:
+        with db.write() as session:
+            stmt = (delete(UserSession) if expired else
+                    update(UserSession).values(last_seen_at=now))
+            session.execute(stmt.where(UserSession.token_hash == digest(raw)))
     if principal is None:
         raise Unauthenticated("会话已过期，请重新登录 / your session has ended: sign in again")
     return principal
@@ -261,27 +266,30 @@ def issue_token(session: Session, *, user_id: int, name: str, kind: str = "perso
 
 def resolve_token(db: Database, secret: str, *, client: str | None) -> Principal:
     """The principal of a bearer token, or ``Unauthenticated`` (unknown, expired, revoked,
-    or its user disabled). Use refreshes ``last_used_at`` and is audited (at most once a
-    minute per token, so a busy integration does not flood the log)."""
+    or its user disabled). Use refreshes ``last_used_at`` and is audited — at most once a
+    minute per token, in a small write of its own, so a busy integration neither floods
+    the log nor takes the write lock on every read."""
     now = utcnow()
-    with db.write() as session:
+    principal, touch = None, False
+    with db.read() as session:
         row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest(secret))
                               ).scalar_one_or_none()
         bad = (row is None or row.revoked_at is not None
                or (row.expires_at is not None and aware(row.expires_at) <= now))
         user = None if bad else session.get(User, row.user_id)
-        if user is None or user.status != "active":
-            principal = None
-        else:
+        if user is not None and user.status == "active":
             principal = load_principal(session, user, via="token", token_scopes=row.scopes,
                                        token_id=row.id)
-            if row.last_used_at is None or aware(row.last_used_at) + TOUCH_EVERY <= now:
-                row.last_used_at = now
-                audit.append(session, actor=principal.actor, action="token.use",
-                             target=f"token:{row.id}", client=client)
+            touch = row.last_used_at is None or aware(row.last_used_at) + TOUCH_EVERY <= now
     if principal is None:
         raise Unauthenticated("令牌无效、已过期或已吊销 / the token is unknown, expired or "
                               "revoked")
+    if touch:
+        with db.write() as session:
+            session.execute(update(ApiToken).where(ApiToken.id == principal.token_id)
+                            .values(last_used_at=now))
+            audit.append(session, actor=principal.actor, action="token.use",
+                         target=f"token:{principal.token_id}", client=client)
     return principal
 
 

@@ -121,7 +121,8 @@ async def _check_csrf(request: Request, principal: Principal) -> None:
     if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
         sent = (await request.form()).get(CSRF_FIELD)
-    if not isinstance(sent, str) or not hmac.compare_digest(sent, principal.csrf_token or ""):
+    if not isinstance(sent, str) or not hmac.compare_digest(
+            sent.encode(), (principal.csrf_token or "").encode()):  # bytes: any text compares
         raise CsrfFailed("请刷新页面后重试 / the form is stale or was not sent by Qiao: "
                          "reload the page and try again")
 

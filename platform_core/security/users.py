@@ -217,7 +217,8 @@ def change_user(session: Session, principal: Principal, user_id: int,
 
 
 def change_password(session: Session, user: User, *, current: str, new: str,
-                    actor: Actor) -> None:
+                    actor: Actor, keep_session: int | None = None) -> None:
+    """Change one's own password; every other session of the user ends."""
     if not verify_password(user.password_hash, current):
         raise InvalidInput("current_password: wrong password", field="current_password")
     check_policy(new, username=user.username)
@@ -226,4 +227,6 @@ def change_password(session: Session, user: User, *, current: str, new: str,
                            field="new_password")
     user.password_hash, user.must_change_password = hash_password(new), False
     user.updated_at = utcnow()
+    session.execute(UserSession.__table__.delete().where(UserSession.user_id == user.id,
+                                                         UserSession.id != (keep_session or 0)))
     audit.append(session, actor=actor, action="user.change_password", target=f"user:{user.id}")

@@ -252,3 +252,28 @@ def test_a_one_time_password_must_be_changed_first(db, app, anon):
     ok(anon.post("/api/v1/me/password", headers=bearer, json={
         "current_password": made["one_time_password"], "new_password": "Qiao-Strong-2026"}), 204)
     assert anon.get("/api/v1/apps", headers=bearer).status_code == 200
+
+
+def test_csrf_and_cookie_checks_refuse_any_text_cleanly(db, app):
+    client, cookie, _csrf = _session_client(db, app, "xu")
+    odd = client.post("/api/v1/auth/logout", data={"csrf_token": "é"})
+    assert odd.status_code == 403 and odd.json()["code"] == "csrf_failed"
+    forged = TestClient(app, raise_server_exceptions=False)
+    raw = f"{SESSION_COOKIE}={cookie.rpartition('.')[0]}.签名".encode()
+    assert forged.get("/api/v1/me", headers={"Cookie": raw}).status_code == 401
+
+
+def test_changing_the_password_ends_the_other_sessions(db, app):
+    first, _c1, csrf1 = _session_client(db, app, "yan")
+    ctx = app.state.qiao
+    with db.write() as s:
+        user_id = s.execute(select(User.id).where(User.username == "yan")).scalar_one()
+        other_cookie, _ = start_session(s, ctx.settings, ctx.secret_key, user_id=user_id,
+                                        client="phone")
+    other = TestClient(app, raise_server_exceptions=False)
+    other.cookies.set(SESSION_COOKIE, other_cookie)
+    assert other.get("/api/v1/me").status_code == 200
+    ok(first.post("/api/v1/me/password", headers={"X-CSRF-Token": csrf1}, json={
+        "current_password": PASSWORD, "new_password": "Another-Passw0rd"}), 204)
+    assert first.get("/api/v1/me").status_code == 200
+    assert other.get("/api/v1/me").status_code == 401
