@@ -1,26 +1,35 @@
-"""Front-end pages, plugged into the app factory through the ``qiao.plugins`` group."""
+"""Front-end pages, plugged into the app factory through the ``qiao.plugins`` group.
+
+Pages are server-rendered (Jinja2) with htmx for a few in-place updates; every page route
+declares its permission rule like any API route. Static files (CSS, JS, the vendored
+libraries under ``static/vendor``) are a plain mount at ``/static``: no rule, no
+sign-in, nothing private in them.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from platform_core import __version__
-from platform_core.security.guard import rule
+from frontend import (
+    pages_audit,
+    pages_auth,
+    pages_directory,
+    pages_me,
+    pages_roles,
+    pages_users,
+)
+from frontend.errors import HtmlErrors
+from frontend.web import STATIC_DIR
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit)
 
 
-def register(app: FastAPI, context: Any) -> None:
-    """Add the workspace pages to ``app``."""
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False,
-             openapi_extra=rule("public"))
-    def home(request: Request) -> HTMLResponse:
-        return TEMPLATES.TemplateResponse(
-            request, "home.html",
-            {"version": __version__, "dialect": context.db.dialect})
+def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
+    """Add the pages, the static files and the HTML error pages to ``app``."""
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(HtmlErrors)

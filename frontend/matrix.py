@@ -1,0 +1,149 @@
+"""The permission matrix: a role's permission document as rows of checkboxes, and back.
+
+One row per target — ``*`` (every form), ``app.*`` (every form of an app), then each
+published form ``app.form`` — with the actions as checkboxes, a scope select and, for a
+form, a level (hidden/read/write) per field. A row whose scope is "not set" has no entry
+at all, so the less specific entry applies (``crm.customer`` falls back to ``crm.*``,
+then ``*``); a row with a scope and no action checked is an explicit "nothing here".
+
+Form field names: ``row`` (each target key, in order), ``scope:<key>``, ``act:<key>``
+(one value per checked action), ``default:<key>``, ``field:<key>:<field key>``.
+What the matrix cannot show is kept: a row-filter scope (``filter``), levels of fields
+no longer in the published form, and entries for forms that are not published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine_forms.forms import list_apps, list_forms, published
+from platform_core.security.permissions import ACTIONS, FIELD_LEVELS, SCOPES
+
+UNSET = ""
+FILTER = "filter"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row: a form key pattern, a label, and (for a published form) its fields."""
+
+    key: str
+    label: str
+    fields: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+@dataclass
+class Row:
+    """A target with the state shown in its checkboxes and selects."""
+
+    target: Target
+    actions: set[str] = field(default_factory=set)
+    scope: str = UNSET
+    default_field: str = ""
+    levels: dict[str, str] = field(default_factory=dict)
+
+
+def targets(session: Session, permissions: dict[str, Any]) -> list[Target]:
+    """Every row the matrix shows for a role with ``permissions``."""
+    rows = [Target("*", "全部表单 / every form")]
+    for app in list_apps(session):
+        rows.append(Target(f"{app.key}.*", f"{app.name} · 全部 / every form of {app.key}"))
+        for form in list_forms(session, app.key):
+            if form.published_version is None:
+                continue
+            spec = published(session, app.key, form.key).spec
+            rows.append(Target(f"{app.key}.{form.key}", f"{app.name} · {spec.name}",
+                               tuple((f.key, f.label) for f in spec.fields)))
+    shown = {t.key for t in rows}
+    rows += [Target(key, key, note="未发布或已删除 / not published or removed")
+             for key in sorted((permissions.get("forms") or {}).keys() - shown)]
+    return rows
+
+
+def rows_from_permissions(found: list[Target], permissions: dict[str, Any]) -> list[Row]:
+    entries = permissions.get("forms") or {}
+    rows = []
+    for target in found:
+        entry = entries.get(target.key)
+        if entry is None:
+            rows.append(Row(target))
+            continue
+        scope = entry.get("scope", "own")
+        rows.append(Row(target, set(entry.get("actions") or ()),
+                        scope if isinstance(scope, str) else FILTER,
+                        entry.get("default_field", ""), dict(entry.get("fields") or {})))
+    return rows
+
+
+def rows_from_form(found: list[Target], form: Any, old: dict[str, Any]) -> list[Row]:
+    """The rows as the user left them (a row the form did not carry, say a form published
+    since the page was loaded, keeps the role's current entry)."""
+    sent = set(form.getlist("row"))
+    kept = rows_from_permissions([t for t in found if t.key not in sent], old)
+    by_key = {r.target.key: r for r in kept}
+    return [by_key.get(t.key) or Row(
+                t, set(form.getlist(f"act:{t.key}")), form.get(f"scope:{t.key}", UNSET),
+                form.get(f"default:{t.key}", ""),
+                {k: v for k, _ in t.fields if (v := form.get(f"field:{t.key}:{k}", ""))})
+            for t in found]
+
+
+def _entry(row: Row, old: dict[str, Any], errors: list[str]) -> dict[str, Any] | None:
+    key = row.target.key
+    if row.scope == UNSET:
+        if row.actions:
+            errors.append(f"{key}: 勾选了操作但未选择范围 / choose a scope for the checked "
+                          "actions")
+        return None
+    entry: dict[str, Any] = {"actions": [a for a in ACTIONS if a in row.actions]}
+    if row.scope == FILTER and isinstance(old.get("scope"), dict):
+        entry["scope"] = old["scope"]
+    elif row.scope in SCOPES:
+        entry["scope"] = row.scope
+    else:
+        errors.append(f"{key}: 未知范围 / unknown scope {row.scope!r}")
+    if row.default_field:
+        entry["default_field"] = row.default_field
+    shown = {k for k, _ in row.target.fields}
+    levels = {k: v for k, v in (old.get("fields") or {}).items() if k not in shown}
+    levels |= {k: v for k, v in row.levels.items() if k in shown and v}
+    if levels:
+        entry["fields"] = levels
+    return entry
+
+
+def build(rows: list[Row], form: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The permission document the matrix describes, and what is wrong with it.
+
+    ``old`` is the role's current document: what the matrix cannot show is kept from it.
+    The result still goes through ``check_permissions`` (levels, keys) before saving.
+    """
+    errors: list[str] = []
+    doc: dict[str, Any] = {}
+    for flag in ("admin", "users"):
+        if form.get(flag):
+            doc[flag] = True
+    old_entries = old.get("forms") or {}
+    entries = {}
+    for row in rows:
+        entry = _entry(row, old_entries.get(row.target.key) or {}, errors)
+        if entry is not None:
+            entries[row.target.key] = entry
+    if entries:
+        doc["forms"] = entries
+    return doc, errors
+
+
+CHOICES = {"actions": ACTIONS, "scopes": SCOPES, "levels": FIELD_LEVELS}
+ACTION_LABELS = {"create": "新建", "read": "查看", "update": "修改", "delete": "删除",
+                 "import": "导入", "export": "导出", "manage": "管理", "unmask": "看明文"}
+SCOPE_LABELS = {UNSET: "— 未设置 / not set", "own": "本人 own",
+                "department": "本部门 department",
+                "department_tree": "本部门及下级 department tree", "all": "全部 all",
+                FILTER: "条件 filter (保留 kept)"}
+LEVEL_LABELS = {"": "— 默认 default", "hidden": "隐藏 hidden", "read": "只读 read",
+                "write": "可写 write"}
