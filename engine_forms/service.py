@@ -21,13 +21,13 @@ Every change, export and unmasking is appended to the audit log in the same tran
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from engine_forms import records as handler
-from engine_forms.forms import Published
+from engine_forms.forms import Published, published
 from engine_forms.reading import present
 from engine_forms.sealing import EXACT_OPS, FieldCrypt
 from platform_core.errors import InvalidInput, NotFound, QueryError
@@ -56,6 +56,8 @@ class Caller:
     access: FormAccess
     keyring: Keyring | None
     client: str | None = None
+    # lookups showing a field masked for the caller in its own form → that field's spec
+    lookup_masks: Mapping[str, Any] = field(default_factory=dict)
 
     def crypt(self, pub: Published) -> FieldCrypt:
         return FieldCrypt(pub, self.keyring)
@@ -141,20 +143,48 @@ def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any]
                             fields=locked)
 
 
-def shape(pub: Published, access: FormAccess, crypt: FieldCrypt,
-          docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def narrowed(session: Session, caller: Caller, pub: Published) -> Caller:
+    """The caller with lookups and rollups held to what they may see of the other form:
+    a lookup of a field hidden there (or of a form they cannot read) is hidden here, a
+    lookup of a field masked there is masked here, and a rollup over a hidden field or
+    an unreadable form is hidden — computed fields must not leak what the form hides."""
+    caps, masks = {}, {}
+    for spec in pub.spec.fields:
+        if spec.type == "lookup":
+            target = pub.spec.field(spec.config["relation"]).config["target"]
+            other, source = caller.principal.access(pub.app, target), spec.config["field"]
+            if not (other.allows("read") and other.readable(source)):
+                caps[spec.key] = "hidden"
+            elif not other.allows("unmask"):
+                shown = published(session, pub.app, target).spec.field(source)
+                if shown is not None and shown.sensitive and shown.sensitive.mask:
+                    masks[spec.key] = shown
+        elif spec.type == "rollup":
+            other, source = (caller.principal.access(pub.app, spec.config["source"]),
+                             spec.config.get("field"))
+            if not other.allows("read") or (source and not other.readable(source)):
+                caps[spec.key] = "hidden"
+    if not caps and not masks:
+        return caller
+    return replace(caller, access=caller.access.capped(caps), lookup_masks=masks)
+
+
+def shape(pub: Published, caller: Caller, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """API documents as this caller may see them: hidden fields gone, masked fields
     masked, encrypted fields opened."""
-    masked = masked_keys(pub, access)
+    access, crypt = caller.access, caller.crypt(pub)
+    masks = {k: pub.spec.field(k) for k in masked_keys(pub, access)} | dict(
+        caller.lookup_masks)
     for doc in docs:
         data = crypt.open(doc["data"])
         out = {}
         for key, value in data.items():
-            field = pub.spec.field(key)
-            if field is None or not access.readable(key):
+            spec = pub.spec.field(key)
+            if spec is None or not access.readable(key):
                 continue
-            out[key] = (field.field_type.mask(value, field)
-                        if key in masked and value is not None else value)
+            mask = masks.get(key)
+            out[key] = (mask.field_type.mask(value, mask)
+                        if mask is not None and value is not None else value)
         doc["data"] = out
     return docs
 
@@ -192,25 +222,28 @@ def load_scoped(session: Session, caller: Caller, pub: Published, record_id: int
 def list_page(session: Session, caller: Caller, pub: Published, *, filter: Any, sort: Any,
               cursor: str | None, limit: int, fields: list[str] | None,
               deleted: str) -> tuple[list[dict[str, Any]], str | None]:
+    caller = narrowed(session, caller, pub)
     check_query(pub, caller.access, filter=filter, sort=sort, fields=fields)
     crypt = caller.crypt(pub)
     query = Query(pub.fields, filter=scoped_query(session, caller, "read",
                                                   crypt.blind_filter(filter)),
                   sort=sort, cursor=cursor, limit=limit, deleted=deleted)
     page = query_records(session, query)
-    docs = shape(pub, caller.access, crypt, present(session, pub, page.records, fields))
+    docs = shape(pub, caller, present(session, pub, page.records, fields))
     return docs, page.next_cursor
 
 
 def read_one(session: Session, caller: Caller, pub: Published, record_id: int,
              fields: list[str] | None = None) -> dict[str, Any]:
+    caller = narrowed(session, caller, pub)
     check_query(pub, caller.access, filter=None, sort=None, fields=fields)
     rec = load_scoped(session, caller, pub, record_id, "read")
-    return shape(pub, caller.access, caller.crypt(pub), present(session, pub, [rec], fields))[0]
+    return shape(pub, caller, present(session, pub, [rec], fields))[0]
 
 
 def _result(session: Session, caller: Caller, pub: Published, rec: Record) -> dict[str, Any]:
-    return shape(pub, caller.access, caller.crypt(pub), present(session, pub, [rec]))[0]
+    caller = narrowed(session, caller, pub)
+    return shape(pub, caller, present(session, pub, [rec]))[0]
 
 
 def create(session: Session, caller: Caller, pub: Published,
@@ -294,6 +327,7 @@ def export_rows(session: Session, caller: Caller, pub: Published, *, filter: Any
                 sort: Any) -> tuple[list[str], list[str], Iterator[list[Any]]]:
     """(keys, labels, rows) of an export: the rows of the export scope, the fields the
     caller can see, masked values masked. The generator reads page by page."""
+    caller = narrowed(session, caller, pub)
     check_query(pub, caller.access, filter=filter, sort=sort, fields=None)
     keys = [f.key for f in pub.spec.fields if caller.access.readable(f.key)
             and f.type not in ("attachment", "subtable")]
@@ -306,7 +340,7 @@ def export_rows(session: Session, caller: Caller, pub: Published, *, filter: Any
         while True:
             page = query_records(session, Query(pub.fields, filter=scoped, sort=sort,
                                                 cursor=cursor, limit=1000))
-            docs = shape(pub, caller.access, crypt, present(session, pub, page.records))
+            docs = shape(pub, caller, present(session, pub, page.records))
             for doc in docs:
                 yield [doc["id"], *(doc["data"].get(k) for k in keys), doc["created_at"]]
             if page.next_cursor is None:

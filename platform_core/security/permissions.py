@@ -20,7 +20,7 @@ that can read the form.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -130,6 +130,7 @@ class FormAccess:
     form: str
     scopes: dict[str, tuple[Any, ...]]
     field_rules: tuple[tuple[Mapping[str, str], str], ...] = ()
+    caps: Mapping[str, str] = field(default_factory=dict)  # upper bounds (see ``capped``)
 
     def allows(self, action: str) -> bool:
         return bool(self.scopes.get(action))
@@ -140,8 +141,16 @@ class FormAccess:
                             action=action, form=f"{self.app}.{self.form}")
 
     def level(self, key: str) -> str:
-        return max((rules.get(key, default) for rules, default in self.field_rules),
-                   key=RANK.__getitem__, default="hidden")
+        level = max((rules.get(key, default) for rules, default in self.field_rules),
+                    key=RANK.__getitem__, default="hidden")
+        cap = self.caps.get(key)
+        return level if cap is None else min(level, cap, key=RANK.__getitem__)
+
+    def capped(self, caps: Mapping[str, str]) -> FormAccess:
+        """The same rights with some fields held at most at the given levels (a lookup
+        of a field hidden in its own form is hidden here too)."""
+        return FormAccess(self.app, self.form, self.scopes, self.field_rules,
+                          {**self.caps, **caps})
 
     def readable(self, key: str) -> bool:
         return self.level(key) != "hidden"

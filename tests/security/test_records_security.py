@@ -201,3 +201,24 @@ def test_a_removed_role_is_refused_on_the_very_next_request(db, world):
     with db.read() as s:
         assert s.execute(select(Role).where(Role.key == "clerk")).first() is None
     assert u["clerk"].get(CUSTOMERS).status_code == 403
+
+
+def test_lookups_and_rollups_never_show_what_their_source_hides(db, world):
+    app, u = world
+    customer = make_customer(u["admin"], city="杭州")
+    ok(u["admin"].post("/api/v1/apps/crm/forms/loan_case/records", json={
+        "customer": customer["id"], "amount": "500000.00"}), 201)
+    ok(u["admin"].post("/api/v1/roles", json={"key": "narrow", "name": "窄", "permissions": {
+        "forms": {"crm.customer": {"actions": ["read"], "scope": "all",
+                                   "fields": {"city": "hidden"}},
+                  "crm.loan_case": {"actions": ["read"], "scope": "all",
+                                    "fields": {"amount": "hidden"}}}}}), 201)
+    narrow = client_as(app, db, "narrow", roles=("narrow",))
+    loan = ok(narrow.get("/api/v1/apps/crm/forms/loan_case/records"))["items"][0]["data"]
+    assert "customer_city" not in loan and "amount" not in loan and "case_no" in loan
+    seen = ok(narrow.get(f"{CUSTOMERS}/{customer['id']}"))["data"]
+    assert seen["loans"] == 1 and "total" not in seen and "city" not in seen
+    assert narrow.get("/api/v1/apps/crm/forms/loan_case/records",
+                      params={"fields": "customer_city"}).status_code == 422
+    full = ok(u["admin"].get(f"{CUSTOMERS}/{customer['id']}"))["data"]
+    assert full["total"] == "500000.00" and full["city"] == "杭州"
