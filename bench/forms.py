@@ -53,8 +53,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-from targets import PostgresTarget, SqliteTarget, Target, chunks, count_label
+from targets import DEFAULT_PG_URL, Target, choose_targets, chunks, count_label
 
 from engine_forms import fieldtypes, forms, publishing, records
 from engine_forms.fieldtypes.computed import render_number
@@ -69,7 +68,6 @@ from platform_core.models import OutboxEvent, Record, RecordLink
 from platform_core.store import Actor, create_record, create_records, kinds, links_from
 from platform_core.store.records import MAX_BULK
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:54329/qiao_test"
 SCRATCH_DB = "qiao_bench_forms"
 TARGET = 3.0
 APP, CUSTOMER, LOAN = "bench", "customer", "loan"
@@ -544,18 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     expressions.register_builtins()
     fieldtypes.register_builtins()
 
-    targets: list[Target] = []
-    if args.db in ("sqlite", "both"):
-        targets.append(SqliteTarget())
-    if args.db in ("postgresql", "both"):
-        pg = PostgresTarget.connect(args.pg_url, SCRATCH_DB)
-        if isinstance(pg, str):
-            print(f"PostgreSQL unreachable at {make_url(args.pg_url).render_as_string()} "
-                  f"({pg}): running SQLite only")
-            if not any(t.name == "sqlite" for t in targets):
-                targets.append(SqliteTarget())
-        else:
-            targets.append(pg)
+    targets = choose_targets(args.db, args.pg_url, SCRATCH_DB)
     results: list[Result] = []
     try:
         for target in targets:

@@ -65,8 +65,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-from targets import PostgresTarget, SqliteTarget, Target, count_label
+from targets import DEFAULT_PG_URL, Target, choose_targets, count_label
 
 from engine_forms import forms, records, service
 from engine_forms.reading import present
@@ -84,7 +83,6 @@ from platform_core.security.principal import Principal
 from platform_core.settings import load_settings
 from platform_core.store import Actor
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:54329/qiao_test"
 SCRATCH_DB = "qiao_bench_security"
 TARGET = 1.5
 APP, FORM = "crm", "customer"
@@ -568,18 +566,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--records must be at least {RUN * 5}; --lists, --creates, --rounds, "
                      "--create-rounds and --block at least 1")
 
-    targets: list[Target] = []
-    if args.db in ("sqlite", "both"):
-        targets.append(SqliteTarget())
-    if args.db in ("postgresql", "both"):
-        pg = PostgresTarget.connect(args.pg_url, SCRATCH_DB)
-        if isinstance(pg, str):
-            print(f"PostgreSQL unreachable at {make_url(args.pg_url).render_as_string()} "
-                  f"({pg}): running SQLite only")
-            if not any(t.name == "sqlite" for t in targets):
-                targets.append(SqliteTarget())
-        else:
-            targets.append(pg)
+    targets = choose_targets(args.db, args.pg_url, SCRATCH_DB)
     results: list[Metric] = []
     tokens: dict[str, float] = {}
     started = time.perf_counter()

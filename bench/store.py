@@ -46,9 +46,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
-from targets import PostgresTarget, SqliteTarget, Target, chunks, count_label
+from targets import DEFAULT_PG_URL, Target, choose_targets, chunks, count_label
 
 from platform_core.db import Database, dumps
 from platform_core.models import Record, utcnow
@@ -56,7 +55,6 @@ from platform_core.store import SYSTEM, FieldSet, Query, create_records, ensure_
 from platform_core.store import query_records as store_query_records
 from platform_core.store.records import MAX_BULK
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:54329/qiao_test"
 SCRATCH_DB = "qiao_bench"
 TARGET = 2.0
 APP, FORM = "bench", "loan"
@@ -556,18 +554,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--query-records must be at least 10000 (51 rows for each of 50 cities)")
     kinds.register_builtins()
 
-    targets: list[Target] = []
-    if args.db in ("sqlite", "both"):
-        targets.append(SqliteTarget())
-    if args.db in ("postgresql", "both"):
-        pg = PostgresTarget.connect(args.pg_url, SCRATCH_DB)
-        if isinstance(pg, str):
-            print(f"PostgreSQL unreachable at {make_url(args.pg_url).render_as_string()} "
-                  f"({pg}): running the SQLite benchmarks only")
-            if not any(t.name == "sqlite" for t in targets):
-                targets.append(SqliteTarget())
-        else:
-            targets.append(pg)
+    targets = choose_targets(args.db, args.pg_url, SCRATCH_DB)
     metrics: list[Metric] = []
     try:
         for target in targets:

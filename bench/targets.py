@@ -105,3 +105,24 @@ class PostgresTarget(Target):
     def close(self) -> None:
         self.drop()
         self.admin.dispose()
+
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:54329/qiao_test"
+
+
+def choose_targets(db: str, pg_url: str, scratch: str) -> list[Target]:
+    """The databases ``--db sqlite|postgresql|both`` names; SQLite alone (said so) when
+    the PostgreSQL server cannot be reached."""
+    targets: list[Target] = []
+    if db in ("sqlite", "both"):
+        targets.append(SqliteTarget())
+    if db in ("postgresql", "both"):
+        pg = PostgresTarget.connect(pg_url, scratch)
+        if isinstance(pg, str):
+            print(f"PostgreSQL unreachable at {make_url(pg_url).render_as_string()} "  # noqa: T201
+                  f"({pg}): running SQLite only")
+            if not any(t.name == "sqlite" for t in targets):
+                targets.append(SqliteTarget())
+        else:
+            targets.append(pg)
+    return targets
