@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 
 import engine_forms.models  # noqa: F401 - registers the form engine's tables on Base
 import platform_core.security.models  # noqa: F401 - identity and audit tables
+import platform_core.webhooks.models  # noqa: F401 - webhook subscriptions and deliveries
 from platform_core.models import Base
 
 config = context.config
