@@ -276,6 +276,38 @@ def create_record(ctx: ContextDep, caller: CallerDep, app: str, form: str,
     return JSONResponse(doc, status_code=201, headers=headers)
 
 
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=service.MAX_BULK)
+
+
+@router.post(FORM + "/records/bulk", status_code=201, openapi_extra=rule("form:create"))
+def bulk_create(ctx: ContextDep, caller: CallerDep, app: str, form: str, body: BulkBody,
+                partial: bool = False) -> dict[str, Any]:
+    """Create up to 1,000 records: all or nothing, or with ``partial=true`` the valid ones
+    and a status per item."""
+    with ctx.db.write() as s:
+        pub = forms_handler.published(s, app, form)
+        return service.bulk_create(s, caller, pub, body.records, partial=partial)
+
+
+@router.put(FORM + "/records/by/{field}/{value}", openapi_extra=rule("form:update"))
+def upsert_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, field: str,
+                  value: str, body: Annotated[dict[str, Any], Body()],
+                  if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """Create or update the record whose unique ``field`` equals ``value`` (200 updated,
+    201 created); ``If-Match`` is honoured when sent."""
+    expected = None if if_match is None else _if_match(if_match)
+    with ctx.db.write() as s:
+        pub = forms_handler.published(s, app, form)
+        doc, created = service.upsert(s, caller, pub, field, value, body,
+                                      expected_version=expected)
+    headers = _etag(doc)
+    if created:
+        headers["Location"] = f"/api/v1/apps/{app}/forms/{form}/records/{doc['id']}"
+    return JSONResponse(doc, status_code=201 if created else 200, headers=headers)
+
+
 @router.get(FORM + "/records/{record_id}", openapi_extra=rule("form:read"))
 def get_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
                fields: str | None = None) -> JSONResponse:

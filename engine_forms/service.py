@@ -381,3 +381,86 @@ def import_file(session: Session, caller: Caller, pub: Published, *, filename: s
     savepoint.commit()
     caller.audit(session, "record.import", pub, None, rows=len(ids), file=filename)
     return {"dry_run": False, "rows": len(ids), "ids": ids}
+
+
+MAX_BULK = 1000
+
+
+def _docs_by_id(session: Session, caller: Caller, pub: Published,
+                ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The created records as the caller sees them, read back in one query."""
+    if not ids:
+        return {}
+    page = query_records(session, Query(pub.fields, filter={"field": "id", "op": "in",
+                                                             "value": ids},
+                                        sort=["id"], limit=len(ids)))
+    return {d["id"]: d for d in shape(pub, caller, present(session, pub, page.records))}
+
+
+def bulk_create(session: Session, caller: Caller, pub: Published,
+                payloads: list[Mapping[str, Any]], *, partial: bool) -> dict[str, Any]:
+    """Up to 1,000 records. All or nothing by default (any invalid item: 422 listing
+    every problem with its index); ``partial`` creates the valid ones and reports each
+    item's outcome. Audited as one entry with the ids created."""
+    from platform_core.errors import DomainError
+
+    caller = narrowed(session, caller, pub)
+    if not 1 <= len(payloads) <= MAX_BULK:
+        raise InvalidInput(f"records: between 1 and {MAX_BULK} records per request",
+                           field="records")
+    results: list[dict[str, Any]] = []
+    ids: list[int] = []
+    if not partial:
+        for payload in payloads:
+            check_payload(pub, caller.access, payload)
+        ids = handler.create_many(session, pub, payloads, actor=caller.principal.actor,
+                                  crypt=caller.crypt(pub))
+        results = [{"index": i, "status": 201, "id": rid} for i, rid in enumerate(ids)]
+    else:
+        for i, payload in enumerate(payloads):
+            savepoint = session.begin_nested()
+            try:
+                check_payload(pub, caller.access, payload)
+                rec = handler.create(session, pub, payload, actor=caller.principal.actor,
+                                     crypt=caller.crypt(pub))
+            except DomainError as exc:
+                savepoint.rollback()
+                results.append({"index": i, "status": exc.status, "error": exc.problem()})
+                continue
+            savepoint.commit()
+            ids.append(rec.id)
+            results.append({"index": i, "status": 201, "id": rec.id})
+    if ids:
+        caller.audit(session, "record.create", pub, None, ids=ids, count=len(ids),
+                     bulk=True)
+    docs = _docs_by_id(session, caller, pub, ids)
+    for item in results:
+        if "id" in item:
+            item["record"] = docs.get(item["id"])
+    return {"items": results, "created": len(ids)}
+
+
+def upsert(session: Session, caller: Caller, pub: Published, key: str, raw_value: str,
+           payload: Mapping[str, Any], *, expected_version: int | None
+           ) -> tuple[dict[str, Any], bool]:
+    """Create or update the record whose unique field ``key`` equals ``raw_value``:
+    (the record, whether it was created)."""
+    field = pub.spec.field(key)
+    if field is None or not field.unique or not caller.access.readable(key):
+        raise InvalidInput(f"{key}: not a unique field of form {pub.spec.key}", field=key)
+    try:
+        value = field.field_type.from_text(raw_value, field)
+    except ValueError as exc:
+        raise InvalidInput(f"{key}: {exc}", field=key) from None
+    if key in payload and payload[key] != value:
+        raise InvalidInput(f"{key}: the payload's value differs from the one in the path",
+                           field=key)
+    crypt = caller.crypt(pub)
+    probe = crypt.blind_filter({"field": key, "op": "eq", "value": value})
+    page = query_records(session, Query(pub.fields, filter=probe, limit=1))
+    if not page.records:
+        caller.access.require("create")
+        return create(session, caller, pub, {**payload, key: value}), True
+    found = page.records[0]
+    expected = found.row_version if expected_version is None else expected_version
+    return update(session, caller, pub, found.id, payload, expected_version=expected), False

@@ -448,6 +448,11 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/api/v1/apps/{app}/forms/{form}/records"): _fixed(f"{CUSTOMER}/records"),
     ("POST", "/api/v1/apps/{app}/forms/{form}/records"): _fixed(f"{CUSTOMER}/records",
                                                                json={"name": "新客户"}),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/records/bulk"): lambda w, _who, _v: Request(
+        f"{CUSTOMER}/records/bulk", json={"records": [{"name": f"批量{w.n()}"}]}),
+    ("PUT", "/api/v1/apps/{app}/forms/{form}/records/by/{field}/{value}"):
+        lambda w, _who, _v: Request(f"{CUSTOMER}/records/by/mobile/139{w.n():08d}",
+                                    json={"name": "按手机号"}),
     ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _record(),
     ("PATCH", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _patch_record,
     ("DELETE", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _delete_record,
