@@ -25,6 +25,7 @@ from platform_core import __version__, expressions
 from platform_core.db import Database
 from platform_core.errors import DomainError
 from platform_core.http import RateLimited, RateLimiter, install_hardening, retry_after_header
+from platform_core.idempotency import Idempotency
 from platform_core.security.crypto import Keyring
 from platform_core.security.guard import PrincipalDep, check_routes, guard, rule
 from platform_core.settings import Settings, ensure_secret_key, load_settings
@@ -115,6 +116,32 @@ def _install_request_log(app: FastAPI) -> None:
         return response
 
 
+def _identifier(ctx: AppContext) -> Callable[[dict[str, Any]], int | None]:
+    """Who sent a request, from its bearer token or session cookie (None: nobody valid —
+    the guard will refuse it). For the Idempotency-Key middleware, which runs before
+    routing."""
+    from http.cookies import SimpleCookie
+
+    from platform_core.security.auth import SESSION_COOKIE, resolve_session, resolve_token
+
+    def identify(scope: dict[str, Any]) -> int | None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        try:
+            scheme, _, secret = headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "bearer" and secret.strip():
+                return resolve_token(ctx.db, secret.strip(), client=None).user_id
+            cookie = SimpleCookie(headers.get("cookie", "")).get(SESSION_COOKIE)
+            if cookie is not None:
+                return resolve_session(ctx.db, ctx.settings, ctx.secret_key,
+                                       cookie.value).user_id
+        except DomainError:
+            return None
+        return None
+
+    return identify
+
+
 def get_context(request: Request) -> AppContext:
     return request.app.state.qiao
 
@@ -147,6 +174,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.qiao = context
     _install_error_handlers(app)
     _install_request_log(app)
+    app.add_middleware(Idempotency, db=context.db, identify=_identifier(context))
     install_hardening(app, settings)
 
     @app.get("/healthz", tags=["system"], openapi_extra=rule("public"))
