@@ -30,6 +30,7 @@ from platform_core.security.crypto import Keyring
 from platform_core.security.guard import PrincipalDep, check_routes, guard, rule
 from platform_core.settings import Settings, ensure_secret_key, load_settings
 from platform_core.store import Actor, kinds
+from platform_core.webhooks.background import lifespan as background_lifespan
 
 log = logging.getLogger("qiao.http")
 PROBLEM = "application/problem+json"
@@ -45,6 +46,7 @@ class AppContext:
     secret_key: bytes
     keyring: Keyring
     login_limiter: LoginLimiter
+    token_limiter: RateLimiter
 
 
 class LoginLimiter:
@@ -167,10 +169,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
         secret_key=ensure_secret_key(settings),
         keyring=Keyring.load(settings),
         login_limiter=LoginLimiter(settings.login_rate_per_minute),
+        token_limiter=RateLimiter(settings.api_rate_per_minute, 60.0),
     )
     # Every route is authorised by ``guard`` from the rule it declares (security/guard.py).
     app = FastAPI(title="Qiao", version=__version__, docs_url=None, redoc_url=None,
-                  dependencies=[Depends(guard)])
+                  dependencies=[Depends(guard)], lifespan=background_lifespan)
     app.state.qiao = context
     _install_error_handlers(app)
     _install_request_log(app)
@@ -191,9 +194,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
 
     from platform_core.security.api_admin import router as admin_router
     from platform_core.security.api_auth import router as auth_router
+    from platform_core.webhooks.api import router as webhooks_router
 
     app.include_router(auth_router)
     app.include_router(admin_router)
+    app.include_router(webhooks_router)
     for entry in sorted(entry_points(group="qiao.plugins"), key=lambda e: e.name):
         entry.load()(app, context)
     check_routes(app)

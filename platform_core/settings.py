@@ -46,7 +46,27 @@ class Settings(BaseSettings):
     lockout_client_threshold: int = Field(default=20, ge=1)
     lockout_minutes: int = Field(default=15, ge=1)
     login_rate_per_minute: int = Field(default=10, ge=1)
+    api_rate_per_minute: int = Field(default=600, ge=1, description="requests per API token")
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # The in-process loop (outbox dispatcher, then webhook deliveries) started with the app;
+    # off in tests (they drive it) and where separate worker processes do the work.
+    background_jobs: bool = True
+    # Webhooks (docs/webhooks.md): destinations on private/loopback/link-local/reserved
+    # addresses are refused unless listed here: hostnames, IPs or CIDRs, comma-separated.
+    webhook_allow_hosts: str = ""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    webhook_backoff_seconds: int = Field(default=10, ge=1, le=3600,
+                                         description="delay before the first retry; each "
+                                                     "next one is 6× longer (≤ 24 h)")
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _allow_list(cls, text: str) -> str:
+        from platform_core.webhooks.ssrf import AllowList  # one parser: start-up and use
+
+        AllowList.parse(text)  # ValueError names the bad entry
+        return text
 
     @field_validator("database_url")
     @classmethod

@@ -25,6 +25,9 @@ from platform_core.models import Base
 from platform_core.store import kinds
 
 PG_URL = os.environ.get("QIAO_TEST_DATABASE_URL", "")
+# Tests drive the outbox dispatcher and webhook deliveries themselves (deterministically);
+# no app started by a test runs the background loop unless the test turns it on.
+os.environ.setdefault("QIAO_BACKGROUND_JOBS", "false")
 kinds.register_builtins()  # before collection: test modules build FieldSets at import
 
 

@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from platform_core.errors import DomainError
+from platform_core.http import RateLimited
 from platform_core.security.auth import (
     SESSION_COOKIE,
     Unauthenticated,
@@ -101,8 +102,13 @@ async def _principal(request: Request) -> Principal:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthenticated("send Authorization: Bearer <token>")
-        return await run_in_threadpool(resolve_token, ctx.db, secret.strip(),
-                                       client=client_of(request))
+        principal = await run_in_threadpool(resolve_token, ctx.db, secret.strip(),
+                                            client=client_of(request))
+        wait = ctx.token_limiter.hit(f"token:{principal.token_id}")
+        if wait is not None:  # per token, so one busy integration cannot starve the rest
+            raise RateLimited(f"more than {ctx.settings.api_rate_per_minute} requests a "
+                              "minute with this token", retry_after=wait)
+        return principal
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("请先登录 / sign in first (a session cookie, or "

@@ -277,3 +277,14 @@ def test_changing_the_password_ends_the_other_sessions(db, app):
         "current_password": PASSWORD, "new_password": "Another-Passw0rd"}), 204)
     assert first.get("/api/v1/me").status_code == 200
     assert other.get("/api/v1/me").status_code == 401
+
+
+def test_each_token_is_rate_limited_with_retry_after(db, tmp_path):
+    app = create_app(load_settings(data_dir=tmp_path, api_rate_per_minute=5), db=db)
+    busy = client_as(app, db, "busy", roles=("staff",))
+    calm = client_as(app, db, "calm", roles=("staff",))
+    assert [busy.get("/api/v1/me").status_code for _ in range(5)] == [200] * 5
+    limited = busy.get("/api/v1/me")
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert calm.get("/api/v1/me").status_code == 200  # another token is not affected

@@ -57,6 +57,7 @@ from platform_core.security.guard import api_routes, route_rule, valid
 from platform_core.security.models import User
 from platform_core.security.permissions import BUILTIN_ROLES
 from platform_core.settings import load_settings
+from platform_core.webhooks.models import WebhookDelivery
 from tests import security_setup
 from tests.conftest import _reset
 from tests.engine_forms.forms_setup import make_crm, ok
@@ -206,7 +207,8 @@ def world(_migrated: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
     after, as the function-scoped ``db`` fixture does after each test)."""
     _reset(_migrated)
     settings = load_settings(data_dir=tmp_path_factory.mktemp("matrix"),
-                             login_rate_per_minute=1000)  # every case may sign in
+                             login_rate_per_minute=1000,  # every case may sign in
+                             background_jobs=False)  # no webhook is really sent
     app = create_app(settings, db=_migrated)
     # argon2 is slow on purpose, and some 70 cases hash or verify a password: here a cheap
     # argon2id (the matrix is about who may call what, not about the cost of a hash)
@@ -384,6 +386,30 @@ def _page_user(suffix: str = "", *, fresh: bool = False
     return build
 
 
+WEBHOOKS = f"{CRM}/webhooks"
+HOOK = {"name": "ERP", "url": "https://93.184.215.14/qiao-hook",
+        "event_types": ["record.created"]}
+
+
+def _fresh_webhook(suffix: str = "", **body: Any) -> Callable[[World, str, str | None],
+                                                              Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        hook = ok(w.client.post(WEBHOOKS, json=HOOK, headers=w.auth("admin")), 201)
+        return Request(f"{WEBHOOKS}/{hook['id']}{suffix}", json=body or None)
+    return build
+
+
+def _replay_delivery(w: World, _who: str, _v: str | None) -> Request:
+    hook = ok(w.client.post(WEBHOOKS, json=HOOK, headers=w.auth("admin")), 201)
+    with w.db.write() as s:
+        dead = WebhookDelivery(subscription_id=hook["id"], event_type="ping",
+                               body={"type": "ping"}, status="dead", attempts=8)
+        s.add(dead)
+        s.flush()
+        delivery_id = dead.id
+    return Request(f"{WEBHOOKS}/{hook['id']}/deliveries/{delivery_id}/replay")
+
+
 EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     # system and pages
     ("GET", "/healthz"): _fixed("/healthz"),
@@ -467,6 +493,17 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         "/unmask", field="mobile"),
     ("POST", "/api/v1/apps/{app}/forms/{form}/attachments"): _upload,
     ("GET", "/api/v1/apps/{app}/forms/{form}/attachments/{attachment_id}"): _download,
+    # webhooks
+    ("GET", "/api/v1/apps/{app}/webhooks"): _fixed(WEBHOOKS),
+    ("POST", "/api/v1/apps/{app}/webhooks"): _fixed(WEBHOOKS, json=HOOK),
+    ("GET", "/api/v1/apps/{app}/webhooks/{webhook_id}"): _fresh_webhook(),
+    ("PATCH", "/api/v1/apps/{app}/webhooks/{webhook_id}"): _fresh_webhook(name="改名"),
+    ("DELETE", "/api/v1/apps/{app}/webhooks/{webhook_id}"): _fresh_webhook(),
+    ("GET", "/api/v1/apps/{app}/webhooks/{webhook_id}/deliveries"): _fresh_webhook(
+        "/deliveries"),
+    ("POST", "/api/v1/apps/{app}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"):
+        _replay_delivery,
+    ("POST", "/api/v1/apps/{app}/webhooks/{webhook_id}/test"): _fresh_webhook("/test"),
     # pages
     ("GET", "/login"): _fixed("/login", params={"next": "/"}),
     ("POST", "/login"): _page_login,

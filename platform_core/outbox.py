@@ -1,0 +1,139 @@
+"""The outbox dispatcher: the one consumer of domain events (``OutboxEvent``).
+
+Every change writes its event in the same transaction as the change itself; the
+dispatcher hands each event to every registered handler (webhook fan-out here, the rules
+engine later) and marks it processed. Handlers plug in through ``HANDLERS`` (registered
+at start-up, e.g. ``platform_core.webhooks.register_builtins()``) or are passed to
+``Dispatcher`` directly.
+
+One ``run_once`` is one transaction, in this order:
+
+1. **claim** up to ``batch`` due events — unprocessed, ``available_at`` reached, fewer
+   than ``max_attempts`` tries, no live lease — in id order. PostgreSQL locks them
+   ``FOR UPDATE SKIP LOCKED``, so a second dispatcher takes the next ones; SQLite's
+   ``BEGIN IMMEDIATE`` (``Database.write()``) lets one dispatcher run at a time. The
+   lease (``claimed_by``/``claimed_until``) marks who has them;
+2. for each event, in id order: every handler's ``handle(session, event)`` inside one
+   SAVEPOINT. Handlers only write rows (a webhook delivery, a rule run) — never network
+   I/O, which belongs to whoever later reads those rows;
+3. all handlers succeeded → ``processed_at`` set. One raised → the savepoint is rolled
+   back (no handler's rows of this event are kept), ``attempts`` + 1, ``last_error``, and
+   ``available_at`` pushed back by the backoff; the rest of the batch goes on;
+4. commit. A crash before it loses nothing: the events are claimed again.
+
+So an event is handed to each handler **at least once**, and retried as a whole: a
+handler must be idempotent (the webhook fan-out skips deliveries it already made). Events
+are handled in id order, except that a failed event is retried later, after events
+behind it. One that still fails after ``max_attempts`` tries stays unprocessed with its
+error: ``dead_letters`` lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from platform_core.db import Database
+from platform_core.models import OutboxEvent, utcnow
+from platform_core.registry import Registry
+
+log = logging.getLogger("qiao.outbox")
+MAX_DELAY = timedelta(hours=1)
+
+
+class Handler(Protocol):
+    """Reacts to one domain event by writing rows in the dispatcher's transaction."""
+
+    def handle(self, session: Session, event: OutboxEvent) -> None: ...
+
+
+HANDLERS: Registry[Handler] = Registry("outbox handler")
+
+
+def default_worker_id() -> str:
+    """``host:pid:random``: unique per process, readable in a lease column."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def retry_delay(attempts: int, base_seconds: float) -> timedelta:
+    """Wait after the ``attempts``-th failure: base, 2×, 4× … at most an hour."""
+    return min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), MAX_DELAY)
+
+
+class Dispatcher:
+    """Claims due outbox events and runs every handler on each (see the module docstring
+    for the order of events)."""
+
+    def __init__(self, db: Database, handlers: Sequence[Handler], worker_id: str | None = None,
+                 *, lease_seconds: int = 30, batch: int = 100, max_attempts: int = 10,
+                 backoff_seconds: float = 5.0):
+        self.db = db
+        self.handlers = list(handlers)
+        self.worker_id = worker_id or default_worker_id()
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+
+    @classmethod
+    def from_registry(cls, db: Database, **kwargs: Any) -> Dispatcher:
+        """A dispatcher over every handler in ``HANDLERS`` (in key order)."""
+        return cls(db, [handler for _key, handler in HANDLERS.items()], **kwargs)
+
+    def run_once(self, *, now: datetime | None = None) -> int:
+        """Claim and handle one batch in one transaction; how many events it took."""
+        now = now or utcnow()
+        with self.db.write() as session:
+            events = self._claim(session, now)
+            for event in events:
+                self._dispatch(session, event, now)
+        return len(events)
+
+    def _claim(self, session: Session, now: datetime) -> list[OutboxEvent]:
+        stmt = (select(OutboxEvent)
+                .where(OutboxEvent.processed_at.is_(None), OutboxEvent.available_at <= now,
+                       OutboxEvent.attempts < self.max_attempts,
+                       or_(OutboxEvent.claimed_until.is_(None),
+                           OutboxEvent.claimed_until <= now))
+                .order_by(OutboxEvent.id).limit(self.batch)
+                .with_for_update(skip_locked=True))  # rendered on PostgreSQL only
+        events = list(session.execute(stmt).scalars())
+        for event in events:
+            event.claimed_by, event.claimed_until = self.worker_id, now + self.lease
+        session.flush()
+        return events
+
+    def _dispatch(self, session: Session, event: OutboxEvent, now: datetime) -> None:
+        where = "dispatcher"
+        try:
+            with session.begin_nested():
+                for handler in self.handlers:
+                    where = type(handler).__name__
+                    handler.handle(session, event)
+        except Exception as exc:  # any handler failure: retry the event later
+            event.attempts += 1
+            event.last_error = f"{where}: {type(exc).__name__}: {exc}"[:2000]
+            event.available_at = now + retry_delay(event.attempts, self.backoff_seconds)
+            log.warning("outbox event %s (%s) failed, attempt %s: %s", event.id,
+                        event.event_type, event.attempts, event.last_error)
+        else:
+            event.processed_at = now
+        event.claimed_until = None
+        session.flush()
+
+
+def dead_letters(session: Session, *, max_attempts: int = 10,
+                 limit: int = 100) -> list[OutboxEvent]:
+    """Events no dispatcher will try again (``max_attempts`` failures), newest first."""
+    return list(session.execute(
+        select(OutboxEvent).where(OutboxEvent.processed_at.is_(None),
+                                  OutboxEvent.attempts >= max_attempts)
+        .order_by(OutboxEvent.id.desc()).limit(limit)).scalars())

@@ -1,0 +1,180 @@
+"""The outbox dispatcher: id order, one transaction per batch, a failing handler retried
+later without blocking the others, leases, dead letters, two dispatchers at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from platform_core.models import OutboxEvent, utcnow
+from platform_core.outbox import HANDLERS, Dispatcher, dead_letters, retry_delay
+from platform_core.store import SYSTEM, create_record, update_record
+from platform_core.webhooks.events import WebhookFanOut, register_builtins
+from platform_core.webhooks.models import WebhookDelivery, WebhookSubscription
+
+
+class Recorder:
+    """Remembers which events it saw, in order; raises for the record ids in ``fail``."""
+
+    def __init__(self, fail: set[int] | None = None, pause: float = 0.0):
+        self.seen: list[int] = []
+        self.fail = fail or set()
+        self.pause = pause
+        self.lock = threading.Lock()
+
+    def handle(self, _session, event) -> None:
+        time.sleep(self.pause)
+        if event.record_id in self.fail:
+            raise RuntimeError(f"cannot handle record {event.record_id}")
+        with self.lock:
+            self.seen.append(event.id)
+
+
+def make_events(db, n: int, app: str = "crm") -> list[int]:
+    """``n`` record.created events; their outbox ids."""
+    with db.write() as s:
+        for i in range(n):
+            create_record(s, app=app, form="customer", data={"name": f"客户{i}"}, actor=SYSTEM)
+    with db.read() as s:
+        return list(s.execute(select(OutboxEvent.id).order_by(OutboxEvent.id)).scalars())
+
+
+def events(db) -> dict[int, OutboxEvent]:
+    with db.read() as s:
+        return {e.id: e for e in s.execute(select(OutboxEvent)).scalars()}
+
+
+def test_events_are_handled_once_in_id_order_and_marked_processed(db):
+    ids = make_events(db, 5)
+    first, second = Recorder(), Recorder()
+    dispatcher = Dispatcher(db, [first, second], worker_id="w1", batch=3)
+    assert dispatcher.run_once() == 3
+    assert dispatcher.run_once() == 2
+    assert dispatcher.run_once() == 0
+    assert first.seen == ids and second.seen == ids
+    for event in events(db).values():
+        assert event.processed_at is not None and event.attempts == 0
+        assert event.claimed_by == "w1" and event.claimed_until is None
+
+
+def test_a_failing_handler_does_not_block_the_others_and_is_retried_later(db):
+    ids = make_events(db, 3)
+    with db.read() as s:
+        bad_record = s.get(OutboxEvent, ids[1]).record_id
+    ok, flaky = Recorder(), Recorder(fail={bad_record})
+    dispatcher = Dispatcher(db, [ok, flaky], worker_id="w1", backoff_seconds=5)
+    now = utcnow()
+    assert dispatcher.run_once(now=now) == 3
+    assert ok.seen == ids  # called for each; the failed event's rows are rolled back
+    assert flaky.seen == [ids[0], ids[2]]
+    failed = events(db)[ids[1]]
+    assert failed.processed_at is None and failed.attempts == 1
+    assert "Recorder: RuntimeError: cannot handle record" in failed.last_error
+    assert failed.available_at.replace(tzinfo=None) == (now + timedelta(seconds=5)).replace(
+        tzinfo=None)
+    # not due yet; then due, and the handler works now
+    assert dispatcher.run_once(now=now + timedelta(seconds=4)) == 0
+    flaky.fail.clear()
+    assert dispatcher.run_once(now=now + timedelta(seconds=5)) == 1
+    assert ok.seen == [*ids, ids[1]]  # the whole event is retried: at least once
+    assert flaky.seen == [ids[0], ids[2], ids[1]]
+    assert events(db)[ids[1]].processed_at is not None
+
+
+def test_a_rolled_back_event_leaves_no_rows_and_is_fanned_out_once_on_retry(db):
+    with db.write() as s:
+        s.add(WebhookSubscription(app="crm", name="hook", url="https://93.184.215.14/",
+                                  event_types=["*"], secret="{}", active=True))
+    ids = make_events(db, 1)
+    flaky = Recorder(fail=set(range(1, 1000)))
+    dispatcher = Dispatcher(db, [WebhookFanOut(), flaky], worker_id="w1")
+    now = utcnow()
+    dispatcher.run_once(now=now)
+    with db.read() as s:
+        assert s.execute(select(func.count()).select_from(WebhookDelivery)).scalar() == 0
+    flaky.fail.clear()
+    for step in (1, 2):  # the retry fans out; a handed-over-again event makes nothing new
+        dispatcher.run_once(now=now + timedelta(minutes=step))
+        with db.write() as s:
+            s.get(OutboxEvent, ids[0]).processed_at = None if step == 1 else utcnow()
+    with db.read() as s:
+        rows = list(s.execute(select(WebhookDelivery)).scalars())
+    assert [(r.event_id, r.event_type) for r in rows] == [(ids[0], "record.created")]
+
+
+def test_after_max_attempts_an_event_is_a_dead_letter(db):
+    (event_id,) = make_events(db, 1)
+    dispatcher = Dispatcher(db, [Recorder(fail=set(range(1, 1000)))], max_attempts=3,
+                            backoff_seconds=1)
+    now = utcnow()
+    for hour in range(5):
+        dispatcher.run_once(now=now + timedelta(hours=hour))
+    event = events(db)[event_id]
+    assert event.attempts == 3 and event.processed_at is None
+    with db.read() as s:
+        assert [e.id for e in dead_letters(s, max_attempts=3)] == [event_id]
+        assert dead_letters(s, max_attempts=4) == []
+
+
+def test_a_live_lease_of_another_dispatcher_is_respected(db):
+    (event_id,) = make_events(db, 1)
+    now = utcnow()
+    with db.write() as s:
+        event = s.get(OutboxEvent, event_id)
+        event.claimed_by, event.claimed_until = "other", now + timedelta(seconds=30)
+    mine = Recorder()
+    dispatcher = Dispatcher(db, [mine], worker_id="me")
+    assert dispatcher.run_once(now=now) == 0
+    assert dispatcher.run_once(now=now + timedelta(seconds=31)) == 1
+    assert mine.seen == [event_id] and events(db)[event_id].claimed_by == "me"
+
+
+def test_two_dispatchers_at_once_handle_each_event_exactly_once(db):
+    ids = make_events(db, 30)
+    shared = Recorder(pause=0.002)
+    dispatchers = [Dispatcher(db, [shared], worker_id=f"w{i}", batch=4) for i in range(2)]
+    start = threading.Barrier(2)
+
+    def drain(d: Dispatcher) -> None:
+        start.wait()
+        while d.run_once():
+            pass
+
+    threads = [threading.Thread(target=drain, args=(d,)) for d in dispatchers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(shared.seen) == ids
+    assert all(e.processed_at is not None for e in events(db).values())
+
+
+def test_handlers_come_from_the_registry():
+    register_builtins()
+    register_builtins()  # idempotent: start-up may run it again
+    assert "webhooks" in HANDLERS
+    dispatcher = Dispatcher.from_registry(None)  # type: ignore[arg-type]
+    assert any(isinstance(h, WebhookFanOut) for h in dispatcher.handlers)
+
+
+@pytest.mark.parametrize(("attempts", "seconds"), [(1, 5), (2, 10), (3, 20), (12, 3600)])
+def test_retry_delay_doubles_up_to_an_hour(attempts, seconds):
+    assert retry_delay(attempts, 5) == timedelta(seconds=seconds)
+
+
+def test_update_events_carry_their_changes(db):
+    with db.write() as s:
+        rec = create_record(s, app="crm", form="customer", data={"name": "甲"}, actor=SYSTEM)
+        update_record(s, rec.id, changes={"name": "乙"}, expected_version=1, actor=SYSTEM)
+    seen = []
+
+    class Keep:
+        def handle(self, _session, event) -> None:
+            seen.append((event.event_type, event.payload.get("changes")))
+
+    Dispatcher(db, [Keep()]).run_once()
+    assert seen == [("record.created", None), ("record.updated", {"name": ["甲", "乙"]})]
