@@ -177,7 +177,8 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.qiao = context
     _install_error_handlers(app)
     _install_request_log(app)
-    app.add_middleware(Idempotency, db=context.db, identify=_identifier(context))
+    app.add_middleware(Idempotency, db=context.db, keyring=context.keyring,
+                       identify=_identifier(context))
     install_hardening(app, settings)
 
     @app.get("/healthz", tags=["system"], openapi_extra=rule("public"))

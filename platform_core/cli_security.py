@@ -260,7 +260,8 @@ def keys_status() -> None:
         mark = (" (current)" if kid == keyring.current
                 else "" if kid in keyring.keys else " (NOT IN THE KEYRING)")
         typer.echo(f"  {kid}{mark}: {total} sealed values (records {per['records']}, "
-                   f"history {per['record_history']}, outbox {per['outbox']})")
+                   f"history {per['record_history']}, outbox {per['outbox']}, "
+                   f"secrets {per['secrets']})")
     if old:
         typer.echo(f"qiao: {old} values are under older keys: run `qiao keys rotate`")
     elif len(keyring.keys) > 1:
@@ -312,7 +313,8 @@ def keys_rotate(
                                     progress=report))
     typer.echo(f"qiao: re-encrypted {result.total_reencrypted} values under "
                f"{result.current} (records {result.reencrypted['records']}, history "
-               f"{result.reencrypted['record_history']}, outbox {result.reencrypted['outbox']}; "
+               f"{result.reencrypted['record_history']}, outbox {result.reencrypted['outbox']}, "
+               f"secrets {result.reencrypted['secrets']}; "
                f"{result.total_scanned} rows scanned)")
     typer.echo("qiao: keep the old keys until rotation has finished (`qiao keys status` shows "
                "none left under them) and no backup you may restore needs them; then they "

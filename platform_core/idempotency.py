@@ -9,7 +9,9 @@ same request → replay the stored status, headers and body (``Idempotent-Replay
 true``); a different request → 422; still running → 409 → else run the request and
 store its response for ``TTL`` (a 5xx is not stored, so the retry runs again).
 
-A request is the same when its method, path, query and body bytes are the same.
+A request is the same when its method, path, query and body bytes are the same. The
+stored body is sealed with the field-encryption keyring: a response may carry a secret
+shown once (a new token, a one-time password, a webhook secret).
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ def _problem(status: int, code: str, detail: str) -> tuple[int, list[tuple[bytes
 class Idempotency:
     """The middleware. ``identify(scope) -> user id | None`` names the caller."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], *, db: Any,
+    def __init__(self, app: Callable[..., Awaitable[None]], *, db: Any, keyring: Any,
                  identify: Callable[[Scope], int | None]):
-        self.app, self.db, self.identify = app, db, identify
+        self.app, self.db, self.keyring, self.identify = app, db, keyring, identify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = None
@@ -94,7 +96,7 @@ class Idempotency:
                                          expires_at=now + TTL, headers={}))
                     return None
                 stored = (row.request_hash, row.status_code, dict(row.headers or {}),
-                          row.body or "")
+                          self._open(user_id, row.body))
         except IntegrityError:  # a concurrent first request claimed it a moment ago
             return _problem(409, "idempotency_in_progress", "a request with this "
                             "Idempotency-Key is still running; retry later")
@@ -141,7 +143,16 @@ class Idempotency:
                 return
             row.status_code = status
             row.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
-            row.body = body.decode("utf-8", errors="replace")
+            row.body = json.dumps(self.keyring.seal(body.decode("utf-8", errors="replace"),
+                                                    context=_context(user_id)))
+
+    def _open(self, user_id: int, stored: str | None) -> str:
+        return "" if not stored else str(self.keyring.unseal(json.loads(stored),
+                                                             context=_context(user_id)))
+
+
+def _context(user_id: int) -> str:
+    return f"idempotency:{user_id}"
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -18,6 +18,7 @@ from platform_core.errors import InvalidInput, NotFound
 from platform_core.models import utcnow
 from platform_core.security import audit
 from platform_core.security.auth import (
+    TOTP_CONTEXT,
     authenticate,
     aware,
     end_session,
@@ -29,7 +30,6 @@ from platform_core.security.models import ApiToken, User
 from platform_core.security.users import change_password, user_doc
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-TOTP_CONTEXT = "users.totp_secret"
 
 
 class Strict(BaseModel):

@@ -35,6 +35,7 @@ from platform_core.settings import Settings
 from platform_core.store import Actor
 
 SESSION_COOKIE = "qiao_session"
+TOTP_CONTEXT = "users.totp_secret"  # what a user's sealed TOTP secret is bound to
 TOKEN_PREFIX = "qiao_"
 TOUCH_EVERY = timedelta(seconds=60)  # last-seen / last-used are refreshed at most this often
 _DUMMY_HASH = hash_password("an unknown user costs the same verification")

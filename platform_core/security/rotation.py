@@ -13,8 +13,9 @@ sits under, however deep (a diff's ``[old, new]`` pair shares its field's contex
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from platform_core.db import Database
 from platform_core.models import OutboxEvent, Record, RecordHistory
+from platform_core.security.auth import TOTP_CONTEXT
 from platform_core.security.crypto import Keyring, is_sealed, key_id, walk_sealed
 
 Resealer = Callable[[dict[str, Any], str], dict[str, Any]]
@@ -134,6 +136,36 @@ def _candidates(db: Database) -> int:
                    .scalar_one() for p in PLACES)
 
 
+def _secret_columns(session: Session) -> Iterator[tuple[Any, str, str]]:
+    """Every sealed secret kept as JSON text outside records: (row, column, context) —
+    TOTP secrets of users and the signing secrets of webhooks."""
+    from platform_core.security.models import User
+    from platform_core.webhooks.models import WebhookSubscription
+    from platform_core.webhooks.signing import secret_context
+
+    for user in session.execute(select(User).where(
+            (User.totp_secret.is_not(None)) | (User.totp_pending.is_not(None)))).scalars():
+        for column in ("totp_secret", "totp_pending"):
+            if getattr(user, column):
+                yield user, column, TOTP_CONTEXT
+    for hook in session.execute(select(WebhookSubscription)).scalars():
+        yield hook, "secret", secret_context(hook.app)
+
+
+def _rotate_secrets(db: Database, keyring: Keyring) -> tuple[int, int]:
+    """Re-encrypt the sealed secrets (few rows: one transaction): (scanned, re-encrypted)."""
+    scanned = changed = 0
+    with db.write() as session:
+        for row, column, context in list(_secret_columns(session)):
+            scanned += 1
+            sealed = json.loads(getattr(row, column))
+            if key_id(sealed) != keyring.current:
+                setattr(row, column, json.dumps(keyring.reseal(sealed, context=context),
+                                                separators=(",", ":")))
+                changed += 1
+    return scanned, changed
+
+
 def rotate(db: Database, keyring: Keyring, *, batch: int = 500,
            progress: Callable[[int, int], None] | None = None) -> RotationResult:
     """Re-encrypt under ``keyring.current`` every sealed value under another key.
@@ -161,6 +193,7 @@ def rotate(db: Database, keyring: Keyring, *, batch: int = 500,
             done += len(ids)
             if progress is not None:
                 progress(done, max(total, done))
+    result.scanned["secrets"], result.reencrypted["secrets"] = _rotate_secrets(db, keyring)
     return result
 
 
@@ -186,4 +219,7 @@ def sealed_counts(db: Database, *, batch: int = 1000) -> dict[str, Counter[str]]
             after = rows[-1][0]
             for _rid, app, form, doc in rows:
                 _walk(place, doc, _prefix(app, form) or "?", tally)
+    with db.read() as session:
+        counts["secrets"] = Counter(key_id(json.loads(getattr(row, column)))
+                                    for row, column, _ in _secret_columns(session))
     return counts

@@ -45,15 +45,15 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, *,
     return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def _context(app: str) -> str:
+def secret_context(app: str) -> str:
     return f"webhook-secret:{app}"  # ":" and "-" never occur in "<app>.<form>.<field>"
 
 
 def seal_secret(keyring: Keyring, app: str, secret: str) -> str:
     """The secret as stored in ``WebhookSubscription.secret`` (sealed JSON text)."""
-    return json.dumps(keyring.seal(secret, context=_context(app)), separators=(",", ":"))
+    return json.dumps(keyring.seal(secret, context=secret_context(app)), separators=(",", ":"))
 
 
 def open_secret(keyring: Keyring, app: str, stored: str) -> str:
     """The plain secret; ``UndecryptableValue`` when the keyring cannot open it."""
-    return str(keyring.unseal(json.loads(stored), context=_context(app)))
+    return str(keyring.unseal(json.loads(stored), context=secret_context(app)))

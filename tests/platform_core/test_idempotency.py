@@ -98,3 +98,14 @@ def test_without_valid_credentials_the_guard_answers(crm, db):
     assert refused.status_code == 401
     with db.read() as s:
         assert s.execute(select(func.count()).select_from(IdempotencyKey)).scalar_one() == 0
+
+
+def test_a_kept_response_holding_a_secret_is_stored_sealed(db, crm):
+    _app, admin = crm
+    key = {"Idempotency-Key": "token-1"}
+    first = ok(admin.post("/api/v1/me/tokens", json={"name": "erp"}, headers=key), 201)
+    again = ok(admin.post("/api/v1/me/tokens", json={"name": "erp"}, headers=key), 201)
+    assert again["token"] == first["token"]
+    with db.read() as s:
+        stored = s.execute(select(IdempotencyKey.body)).scalar_one()
+    assert first["token"] not in stored and '"$enc"' in stored

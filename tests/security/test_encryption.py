@@ -140,3 +140,38 @@ def test_flagging_a_field_encrypt_later_seals_what_is_stored(db, tmp_path):
     found = ok(admin.get(PEOPLE, params={"filter": json.dumps(
         {"field": "id_no", "op": "starts_with", "value": "1101"})}))["items"]
     assert [r["data"]["id_no"] for r in found] == [IDS[1]]
+
+
+def test_rotation_covers_totp_and_webhook_secrets(db, tmp_path):
+    import pyotp
+
+    from platform_core.security.rotation import sealed_counts
+    from platform_core.webhooks.models import WebhookSubscription
+    from platform_core.webhooks.signing import open_secret
+
+    settings = load_settings(data_dir=tmp_path, webhook_allow_hosts="127.0.0.1")
+    app = create_app(settings, db=db)
+    admin = client_as(app, db, "admin")
+    ok(admin.post("/api/v1/apps", json={"key": "kyc", "name": "KYC"}), 201)
+    hook = ok(admin.post("/api/v1/apps/kyc/webhooks", json={
+        "name": "erp", "url": "http://127.0.0.1:9/hook", "event_types": ["record.created"]}),
+        201)
+    enrol = ok(admin.post("/api/v1/me/totp"))
+    ok(admin.post("/api/v1/me/totp/confirm", json={"code": pyotp.TOTP(enrol["secret"]).now()}),
+       204)
+    Keyring.load(settings).add_key(settings)
+    keyring = Keyring.load(settings)
+    result = rotate(db, keyring)
+    assert result.reencrypted["secrets"] == 2
+    assert set(sealed_counts(db)["secrets"]) == {"k2"}
+    with db.read() as s:
+        stored = s.get(WebhookSubscription, hook["id"])
+    assert open_secret(keyring, "kyc", stored.secret) == hook["secret"]
+    fresh = create_app(settings, db=db)
+    from fastapi.testclient import TestClient
+
+    anon = TestClient(fresh, raise_server_exceptions=False)
+    signed_in = anon.post("/api/v1/auth/token", json={
+        "username": "admin", "password": "Test-Passw0rd!",
+        "totp": pyotp.TOTP(enrol["secret"]).now()})
+    assert signed_in.status_code == 200, signed_in.text
