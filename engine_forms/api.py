@@ -33,7 +33,7 @@ from engine_forms.publishing import migration_chain, publish
 from engine_forms.sealing import encrypted_keys, seal_existing
 from engine_forms.service import Caller
 from engine_forms.versions import run_migration
-from platform_core.app import ActorDep, ContextDep
+from platform_core.app import ActorDep, ContextDep, IdPath
 from platform_core.errors import DomainError, NotFound, QueryError
 from platform_core.exporting import write_csv, write_xlsx
 from platform_core.models import utcnow
@@ -205,7 +205,7 @@ def list_versions(ctx: ContextDep, app: str, form: str) -> dict[str, Any]:
 
 
 @router.get(FORM + "/migrations/{job_id}", openapi_extra=rule("form:manage"))
-def migration_status(ctx: ContextDep, app: str, form: str, job_id: int) -> dict[str, Any]:
+def migration_status(ctx: ContextDep, app: str, form: str, job_id: IdPath) -> dict[str, Any]:
     with ctx.db.read() as s:
         job = s.get(FormMigration, job_id)
         if job is None or (job.app, job.form) != (app, form):
@@ -309,7 +309,7 @@ def upsert_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, field
 
 
 @router.get(FORM + "/records/{record_id}", openapi_extra=rule("form:read"))
-def get_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
+def get_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: IdPath,
                fields: str | None = None) -> JSONResponse:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
@@ -318,7 +318,7 @@ def get_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_i
 
 
 @router.patch(FORM + "/records/{record_id}", openapi_extra=rule("form:update"))
-def patch_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
+def patch_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: IdPath,
                  body: Annotated[dict[str, Any], Body()],
                  if_match: Annotated[str | None, Header()] = None) -> JSONResponse:
     expected = _if_match(if_match)
@@ -330,7 +330,7 @@ def patch_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record
 
 @router.delete(FORM + "/records/{record_id}", status_code=204,
                openapi_extra=rule("form:delete"))
-def delete_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
+def delete_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: IdPath,
                   if_match: Annotated[str | None, Header()] = None) -> Response:
     expected = None if if_match is None else _if_match(if_match)
     with ctx.db.write() as s:
@@ -341,7 +341,7 @@ def delete_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, recor
 
 @router.post(FORM + "/records/{record_id}/restore", openapi_extra=rule("form:delete"))
 def restore_record(ctx: ContextDep, caller: CallerDep, app: str, form: str,
-                   record_id: int) -> JSONResponse:
+                   record_id: IdPath) -> JSONResponse:
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
         doc = service.restore(s, caller, pub, record_id)
@@ -350,7 +350,7 @@ def restore_record(ctx: ContextDep, caller: CallerDep, app: str, form: str,
 
 @router.get(FORM + "/records/{record_id}/history", openapi_extra=rule("form:read"))
 def record_history(ctx: ContextDep, caller: CallerDep, app: str, form: str,
-                   record_id: int) -> dict[str, Any]:
+                   record_id: IdPath) -> dict[str, Any]:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
         return {"items": service.history(s, caller, pub, record_id)}
@@ -402,7 +402,7 @@ class Unmask(BaseModel):
 
 
 @router.post(FORM + "/records/{record_id}/unmask", openapi_extra=rule("form:unmask"))
-def unmask_value(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: int,
+def unmask_value(ctx: ContextDep, caller: CallerDep, app: str, form: str, record_id: IdPath,
                  body: Unmask) -> dict[str, Any]:
     """Show one masked value in clear (audited)."""
     with ctx.db.write() as s:
@@ -424,7 +424,7 @@ def upload_attachment(ctx: ContextDep, caller: CallerDep, app: str, form: str,
 
 @router.get(FORM + "/attachments/{attachment_id}", openapi_extra=rule("form:read"))
 def download_attachment(ctx: ContextDep, caller: CallerDep, app: str, form: str,
-                        attachment_id: int) -> FileResponse:
+                        attachment_id: IdPath) -> FileResponse:
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
         row = get_attachment(s, pub, attachment_id)

@@ -91,8 +91,10 @@ class FieldCrypt:
             return node
         if "and" in node or "or" in node:
             op = "and" if "and" in node else "or"
-            return {op: [self._rewrite(n, keys, f"{path}.{op}[{i}]")
-                         for i, n in enumerate(node[op] or [])]}
+            if not isinstance(node[op], list):
+                return node  # malformed: the store's validation names the problem
+            return {**node, op: [self._rewrite(n, keys, f"{path}.{op}[{i}]")
+                                 for i, n in enumerate(node[op])]}
         if "not" in node:
             return {"not": self._rewrite(node["not"], keys, f"{path}.not")}
         key = node.get("field")

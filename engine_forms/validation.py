@@ -165,6 +165,16 @@ def _check_required(compiled: CompiledForm, data: Mapping[str, Any], env: Env,
                                     f"{field.key}: is required"))
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
                     old: Mapping[str, Any] | None = None, env: Env | None = None,
                     ) -> dict[str, Any]:
@@ -186,6 +196,10 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
         if key in plan.computed:
             problems.append(Problem(key, "computed", f"{field.label}: 由系统计算, 不能填写",
                                     f"{key}: is computed by the system and cannot be set"))
+            continue
+        if _has_nul(value):  # no database text can hold it (PostgreSQL refuses it)
+            problems.append(Problem(key, "format", f"{field.label}: 不能包含空字符 (NUL)",
+                                    f"{key}: must not contain the NUL character"))
             continue
         coerced[key] = _coerce(field, value, problems)
     if old is None:

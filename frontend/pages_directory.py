@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from frontend.pages_me import invalid
 from frontend.web import redirect, render
-from platform_core.app import ContextDep
+from platform_core.app import ContextDep, IdPath
 from platform_core.errors import DomainError
 from platform_core.security.api_admin import DepartmentChange, NewDepartment
 from platform_core.security.directory import (
@@ -70,7 +70,7 @@ def department_add(ctx: ContextDep, request: Request, principal: PrincipalDep,
 @router.post(PAGE + "/{department_id}", response_class=HTMLResponse,
              openapi_extra=rule("admin"))
 def department_rename(ctx: ContextDep, request: Request, principal: PrincipalDep,
-                      department_id: int, name: Name = "") -> Response:
+                      department_id: IdPath, name: Name = "") -> Response:
     try:
         try:
             body = DepartmentChange(name=name.strip())

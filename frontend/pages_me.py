@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from frontend.web import redirect, render
-from platform_core.app import ContextDep
+from platform_core.app import ContextDep, IdPath
 from platform_core.errors import DomainError, InvalidInput
 from platform_core.security.api_auth import (
     NewToken,
@@ -115,7 +115,7 @@ def token_create(ctx: ContextDep, request: Request, principal: PrincipalDep,
 @router.post(PAGE + "/tokens/{token_id}/revoke", response_class=HTMLResponse,
              openapi_extra=rule("user"))
 def token_revoke(ctx: ContextDep, request: Request, principal: PrincipalDep,
-                 token_id: int) -> Response:
+                 token_id: IdPath) -> Response:
     try:
         revoke_my_token(ctx, principal, token_id)
     except DomainError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from frontend.pages_me import invalid
 from frontend.web import error_page, redirect, render
-from platform_core.app import ContextDep
+from platform_core.app import ContextDep, IdPath
 from platform_core.errors import DomainError
 from platform_core.security.api_admin import NewUser, UserChange
 from platform_core.security.auth import unlock
@@ -105,7 +105,7 @@ def _edit_page(ctx: ContextDep, request: Request, principal: Principal, user_id:
 
 @router.get(PAGE + "/{user_id}", response_class=HTMLResponse, openapi_extra=rule("users"))
 def user_edit(ctx: ContextDep, request: Request, principal: PrincipalDep,
-              user_id: int) -> HTMLResponse:
+              user_id: IdPath) -> HTMLResponse:
     return _edit_page(ctx, request, principal, user_id)
 
 
@@ -119,7 +119,7 @@ def _changes(current: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post(PAGE + "/{user_id}", response_class=HTMLResponse, openapi_extra=rule("users"))
-def user_save(ctx: ContextDep, request: Request, principal: PrincipalDep, user_id: int,
+def user_save(ctx: ContextDep, request: Request, principal: PrincipalDep, user_id: IdPath,
               display_name: Short = "", mobile: Short = "", department_id: Short = "",
               status: Short = "active", roles: Roles = None) -> Response:
     sent = {"display_name": display_name.strip(), "mobile": mobile.strip() or None,
@@ -142,7 +142,7 @@ def user_save(ctx: ContextDep, request: Request, principal: PrincipalDep, user_i
 @router.post(PAGE + "/{user_id}/unlock", response_class=HTMLResponse,
              openapi_extra=rule("users"))
 def user_unlock(ctx: ContextDep, request: Request, principal: PrincipalDep,
-                user_id: int) -> Response:
+                user_id: IdPath) -> Response:
     try:
         with ctx.db.write() as s:
             unlock(s, user=managed_user(s, principal, user_id), actor=principal.actor)
@@ -154,7 +154,7 @@ def user_unlock(ctx: ContextDep, request: Request, principal: PrincipalDep,
 @router.post(PAGE + "/{user_id}/reset-password", response_class=HTMLResponse,
              openapi_extra=rule("users"))
 def user_reset(ctx: ContextDep, request: Request, principal: PrincipalDep,
-               user_id: int) -> Response:
+               user_id: IdPath) -> Response:
     """A new one-time password (also unlocks), shown on this response only."""
     try:
         with ctx.db.write() as s:

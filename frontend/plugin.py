@@ -17,6 +17,7 @@ from frontend import (
     pages_audit,
     pages_auth,
     pages_directory,
+    pages_docs,
     pages_me,
     pages_roles,
     pages_users,
@@ -24,7 +25,8 @@ from frontend import (
 from frontend.errors import HtmlErrors
 from frontend.web import STATIC_DIR
 
-ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit)
+ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
+           pages_docs)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -15,9 +15,10 @@ from importlib.metadata import entry_points
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -95,6 +96,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem(exc.status_code, str(exc.detail), str(exc.detail), code,
                        instance=request.url.path)
 
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # A value the database cannot hold (a number past 64 bits, a NUL character) that
+        # validation let through: the caller's input, not a server fault.
+        log.warning("database refused a value on %s: %s", request.url.path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return problem(422, "Invalid input", "a value is out of the range the database can "
+                       "store", "value_out_of_range", instance=request.url.path)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -154,6 +165,8 @@ def get_session(request: Request) -> Any:
 
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
+# A row id in a path: a number no database id can exceed is refused (422), never sent on
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
 ReadSessionDep = Annotated[Session, Depends(get_session)]
 
 
@@ -173,6 +186,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     )
     # Every route is authorised by ``guard`` from the rule it declares (security/guard.py).
     app = FastAPI(title="Qiao", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url=None,  # served below, behind sign-in like every route
                   dependencies=[Depends(guard)], lifespan=background_lifespan)
     app.state.qiao = context
     _install_error_handlers(app)
@@ -180,6 +194,12 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.add_middleware(Idempotency, db=context.db, keyring=context.keyring,
                        identify=_identifier(context))
     install_hardening(app, settings)
+
+    @app.get("/openapi.json", include_in_schema=False, openapi_extra=rule("user"))
+    def platform_openapi(request: Request) -> JSONResponse:
+        """The whole platform's route table (each app also has its own typed document:
+        ``/api/v1/apps/{app}/openapi.json``)."""
+        return JSONResponse(request.app.openapi())
 
     @app.get("/healthz", tags=["system"], openapi_extra=rule("public"))
     def healthz(ctx: ContextDep) -> JSONResponse:

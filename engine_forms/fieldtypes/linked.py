@@ -24,7 +24,7 @@ def _ids(value: Any, many: bool) -> Any:
             item = item["id"]
         if isinstance(item, str) and item.strip().isdecimal():  # not isdigit: int("²") fails
             item = int(item)
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 < item < 2**63:
             raise refuse("type", "应为记录编号", "must be a record id")
         out.append(item)
     return list(dict.fromkeys(out)) if many else out[0]

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import Field
 from sqlalchemy import select
 
-from platform_core.app import ContextDep
+from platform_core.app import ContextDep, IdPath
 from platform_core.errors import NotFound
 from platform_core.security import directory
 from platform_core.security.api_auth import Strict, token_doc
@@ -72,13 +72,13 @@ def post_user(ctx: ContextDep, principal: PrincipalDep, body: NewUser) -> dict[s
 
 
 @router.get("/users/{user_id}", openapi_extra=rule("users"))
-def get_user(ctx: ContextDep, principal: PrincipalDep, user_id: int) -> dict[str, Any]:
+def get_user(ctx: ContextDep, principal: PrincipalDep, user_id: IdPath) -> dict[str, Any]:
     with ctx.db.read() as s:
         return user_doc(s, managed_user(s, principal, user_id))
 
 
 @router.patch("/users/{user_id}", openapi_extra=rule("users"))
-def patch_user(ctx: ContextDep, principal: PrincipalDep, user_id: int,
+def patch_user(ctx: ContextDep, principal: PrincipalDep, user_id: IdPath,
                body: UserChange) -> dict[str, Any]:
     with ctx.db.write() as s:
         user = change_user(s, principal, user_id, body.model_dump(exclude_unset=True))
@@ -86,7 +86,7 @@ def patch_user(ctx: ContextDep, principal: PrincipalDep, user_id: int,
 
 
 @router.post("/users/{user_id}/unlock", openapi_extra=rule("users"))
-def unlock_user(ctx: ContextDep, principal: PrincipalDep, user_id: int) -> dict[str, Any]:
+def unlock_user(ctx: ContextDep, principal: PrincipalDep, user_id: IdPath) -> dict[str, Any]:
     with ctx.db.write() as s:
         user = managed_user(s, principal, user_id)
         unlock(s, user=user, actor=principal.actor)
@@ -95,7 +95,7 @@ def unlock_user(ctx: ContextDep, principal: PrincipalDep, user_id: int) -> dict[
 
 @router.post("/users/{user_id}/reset-password", openapi_extra=rule("users"))
 def reset_user_password(ctx: ContextDep, principal: PrincipalDep,
-                        user_id: int) -> dict[str, Any]:
+                        user_id: IdPath) -> dict[str, Any]:
     """A one-time password (shown once) and the sign-in link built from the configured
     base URL — never from the request's Host header."""
     with ctx.db.write() as s:
@@ -132,7 +132,7 @@ def post_department(ctx: ContextDep, principal: PrincipalDep,
 
 
 @router.patch("/departments/{department_id}", openapi_extra=rule("admin"))
-def patch_department(ctx: ContextDep, principal: PrincipalDep, department_id: int,
+def patch_department(ctx: ContextDep, principal: PrincipalDep, department_id: IdPath,
                      body: DepartmentChange) -> dict[str, Any]:
     sent = body.model_dump(exclude_unset=True)
     with ctx.db.write() as s:
@@ -143,7 +143,7 @@ def patch_department(ctx: ContextDep, principal: PrincipalDep, department_id: in
 
 @router.delete("/departments/{department_id}", status_code=204, openapi_extra=rule("admin"))
 def delete_department(ctx: ContextDep, principal: PrincipalDep,
-                      department_id: int) -> Response:
+                      department_id: IdPath) -> Response:
     with ctx.db.write() as s:
         directory.delete_department(s, department_id, actor=principal.actor)
     return Response(status_code=204)
@@ -218,7 +218,7 @@ def get_tokens(ctx: ContextDep) -> dict[str, Any]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, openapi_extra=rule("admin"))
-def delete_token(ctx: ContextDep, principal: PrincipalDep, token_id: int) -> Response:
+def delete_token(ctx: ContextDep, principal: PrincipalDep, token_id: IdPath) -> Response:
     with ctx.db.write() as s:
         row = s.get(ApiToken, token_id)
         if row is None:

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from platform_core.app import ContextDep
+from platform_core.app import ContextDep, IdPath
 from platform_core.errors import InvalidInput, NotFound
 from platform_core.models import utcnow
 from platform_core.security import audit
@@ -203,7 +203,7 @@ def create_my_token(ctx: ContextDep, principal: PrincipalDep, body: NewToken) ->
 
 
 @router.delete("/me/tokens/{token_id}", status_code=204, openapi_extra=rule("user"))
-def revoke_my_token(ctx: ContextDep, principal: PrincipalDep, token_id: int) -> Response:
+def revoke_my_token(ctx: ContextDep, principal: PrincipalDep, token_id: IdPath) -> Response:
     with ctx.db.write() as s:
         row = s.get(ApiToken, token_id)
         if row is None or row.user_id != principal.user_id:

@@ -71,6 +71,8 @@ def _bind_system(name: str, value: Any) -> Any:
     if SYSTEM_FIELDS[name][1] == "number":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"expected an integer, got {type(value).__name__}")
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("expected an integer within 64 bits")
         return value
     if isinstance(value, str):
         try:

@@ -68,6 +68,8 @@ class TextKind(ValueKind):
     def to_storage(self, value: Any) -> str:
         if not isinstance(value, str):
             raise ValueError(f"expected text, got {type(value).__name__}")
+        if "\x00" in value:
+            raise ValueError("text must not contain the NUL character")
         return value
 
     def is_blank(self, value: Any) -> bool:

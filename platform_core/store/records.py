@@ -165,7 +165,12 @@ def create_record(session: Session, *, app: str, form: str, data: Mapping[str, A
     return get_record(session, rid)
 
 
+MAX_ID = 2**63 - 1  # BIGINT; SQLite's INTEGER too
+
+
 def get_record(session: Session, record_id: int, *, include_deleted: bool = False) -> Record:
+    if not 0 < record_id <= MAX_ID:  # no such id can exist (the driver would overflow)
+        raise NotFound(f"record {record_id} does not exist", record_id=record_id)
     stmt = select(Record).where(Record.id == record_id)
     if not include_deleted:
         stmt = stmt.where(Record.deleted_at.is_(None))

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import Field, field_validator
 
-from platform_core.app import ContextDep
+from platform_core.app import ContextDep, IdPath
 from platform_core.security.api_auth import Strict
 from platform_core.security.guard import PrincipalDep, rule
 from platform_core.webhooks import service
@@ -71,13 +71,13 @@ def post_webhook(ctx: ContextDep, principal: PrincipalDep, app: AppKey,
 
 
 @router.get("/apps/{app}/webhooks/{webhook_id}", openapi_extra=MANAGE)
-def get_webhook(ctx: ContextDep, app: AppKey, webhook_id: int) -> dict[str, Any]:
+def get_webhook(ctx: ContextDep, app: AppKey, webhook_id: IdPath) -> dict[str, Any]:
     with ctx.db.read() as s:
         return service.subscription_doc(service.get_subscription(s, app, webhook_id))
 
 
 @router.patch("/apps/{app}/webhooks/{webhook_id}", openapi_extra=MANAGE)
-def patch_webhook(ctx: ContextDep, principal: PrincipalDep, app: AppKey, webhook_id: int,
+def patch_webhook(ctx: ContextDep, principal: PrincipalDep, app: AppKey, webhook_id: IdPath,
                   body: WebhookChange) -> dict[str, Any]:
     """Change name, url, event types, active, or set a new secret (not returned)."""
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
@@ -91,7 +91,7 @@ def patch_webhook(ctx: ContextDep, principal: PrincipalDep, app: AppKey, webhook
 
 @router.delete("/apps/{app}/webhooks/{webhook_id}", status_code=204, openapi_extra=MANAGE)
 def delete_webhook(ctx: ContextDep, principal: PrincipalDep, app: AppKey,
-                   webhook_id: int) -> Response:
+                   webhook_id: IdPath) -> Response:
     with ctx.db.write() as s:
         service.delete_subscription(s, service.get_subscription(s, app, webhook_id),
                                     actor=principal.actor)
@@ -99,7 +99,7 @@ def delete_webhook(ctx: ContextDep, principal: PrincipalDep, app: AppKey,
 
 
 @router.get("/apps/{app}/webhooks/{webhook_id}/deliveries", openapi_extra=MANAGE)
-def get_deliveries(ctx: ContextDep, app: AppKey, webhook_id: int,
+def get_deliveries(ctx: ContextDep, app: AppKey, webhook_id: IdPath,
                    status: Literal["pending", "delivered", "dead"] | None = None,
                    before: Annotated[int | None, Query(description="cursor: deliveries "
                                                                    "older than this id")] = None,
@@ -115,8 +115,8 @@ def get_deliveries(ctx: ContextDep, app: AppKey, webhook_id: int,
 
 @router.post("/apps/{app}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay",
              status_code=202, openapi_extra=MANAGE)
-def replay_delivery(ctx: ContextDep, principal: PrincipalDep, app: AppKey, webhook_id: int,
-                    delivery_id: int) -> dict[str, Any]:
+def replay_delivery(ctx: ContextDep, principal: PrincipalDep, app: AppKey, webhook_id: IdPath,
+                    delivery_id: IdPath) -> dict[str, Any]:
     """Queue the same body again (a new delivery, ``replay_of`` set)."""
     with ctx.db.write() as s:
         sub = service.get_subscription(s, app, webhook_id)
@@ -125,7 +125,7 @@ def replay_delivery(ctx: ContextDep, principal: PrincipalDep, app: AppKey, webho
 
 
 @router.post("/apps/{app}/webhooks/{webhook_id}/test", status_code=202, openapi_extra=MANAGE)
-def ping_webhook(ctx: ContextDep, app: AppKey, webhook_id: int) -> dict[str, Any]:
+def ping_webhook(ctx: ContextDep, app: AppKey, webhook_id: IdPath) -> dict[str, Any]:
     """Queue a ``ping`` delivery (sent by the background loop like any other)."""
     with ctx.db.write() as s:
         return service.delivery_doc(service.queue_ping(

@@ -188,3 +188,16 @@ def test_attachments_upload_bind_download_and_limits(crm):
             422, "invalid_input")
     problem(crm.get(f"/api/v1/apps/crm/forms/loan_case/attachments/{up['id']}"), 404,
             "not_found")
+
+
+def test_values_no_database_can_hold_are_clear_errors_not_crashes(crm):
+    """Found by schemathesis: ids beyond 64 bits and NUL characters used to be 500s."""
+    huge = 2**63
+    problem(crm.get(f"{CUSTOMERS}/{huge}"), 422, "invalid_input")
+    problem(crm.post(LOANS, json={"customer": huge, "amount": "1.00"}), 422, "invalid_record")
+    problem(crm.get(CUSTOMERS, params={"filter": json.dumps(
+        {"field": "id", "op": "eq", "value": huge})}), 422, "invalid_query")
+    bad = problem(crm.post(CUSTOMERS, json={"name": "a\u0000b"}), 422, "invalid_record")
+    assert "NUL" in bad["errors"][0]["message_en"]
+    problem(crm.get(CUSTOMERS, params={"filter": json.dumps(
+        {"field": "name", "op": "eq", "value": "a\u0000"})}), 422, "invalid_query")

@@ -201,7 +201,8 @@ def test_cli_keys_status_and_rotate(db, cli_env):
     assert status.exit_code == 0, status.output
     path = cli_env.effective_encryption_key_file
     assert f"keys from the key file {path}; current key k1" in status.stdout
-    assert "k1 (current): 10 sealed values (records 6, history 2, outbox 2, secrets 0)" in status.stdout
+    assert ("k1 (current): 10 sealed values (records 6, history 2, outbox 2, secrets 0)"
+            in status.stdout)
 
     rotated = _run("keys", "rotate", "--batch", "2")
     assert rotated.exit_code == 0, rotated.output

@@ -542,8 +542,7 @@ def test_the_retry_schedule(attempt, seconds):
 
 def test_the_app_runs_the_loop_in_the_background(tmp_path, db, receiver):
     settings = load_settings(data_dir=tmp_path / "bg", encryption_keys="",
-                             webhook_allow_hosts="127.0.0.1")
-    assert settings.background_jobs  # the default
+                             webhook_allow_hosts="127.0.0.1", background_jobs=True)
     app = create_app(settings, db=db)
     admin = client_as(app, db, "admin4")
     subscribe(admin, receiver.url, ["record.created"])

@@ -413,6 +413,9 @@ def _replay_delivery(w: World, _who: str, _v: str | None) -> Request:
 EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     # system and pages
     ("GET", "/healthz"): _fixed("/healthz"),
+    ("GET", "/openapi.json"): _fixed("/openapi.json"),
+    ("GET", "/docs"): _fixed("/docs"),
+    ("GET", "/api/v1/apps/{app}/openapi.json"): _fixed(f"{CRM}/openapi.json"),
     ("GET", "/"): _fixed("/"),
     # sign-in and one's own account
     ("POST", "/api/v1/auth/token"): _token_exchange,
