@@ -215,7 +215,10 @@ def build(target: Target, n_records: int) -> Setup:
     """Fresh database, app, users, forms and ``n_records`` customers (not timed)."""
     db = target.fresh()
     tmp = tempfile.TemporaryDirectory(prefix="qiao_bench_security_")
-    app = create_app(load_settings(data_dir=Path(tmp.name)), db=db)  # registers field types
+    # no per-token rate limit (the bench sends thousands a minute); no background loop
+    settings = load_settings(data_dir=Path(tmp.name), api_rate_per_minute=10**9,
+                             background_jobs=False)
+    app = create_app(settings, db=db)  # registers field types
     pw = hash_password("Bench-Passw0rd!")
     boss = add_user(db, "boss", ("admin",), pw)
     alice = add_user(db, "alice", ("staff",), pw)
