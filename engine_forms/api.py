@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine_forms import forms as forms_handler
-from engine_forms import service
+from engine_forms import service, transfer
 from engine_forms.attachments import describe, get_attachment, store_upload
 from engine_forms.models import FormMigration
 from engine_forms.publishing import migration_chain, publish
@@ -278,7 +278,7 @@ def create_record(ctx: ContextDep, caller: CallerDep, app: str, form: str,
 
 class BulkBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    records: list[dict[str, Any]] = Field(min_length=1, max_length=service.MAX_BULK)
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=transfer.MAX_BULK)
 
 
 @router.post(FORM + "/records/bulk", status_code=201, openapi_extra=rule("form:create"))
@@ -288,7 +288,7 @@ def bulk_create(ctx: ContextDep, caller: CallerDep, app: str, form: str, body: B
     and a status per item."""
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        return service.bulk_create(s, caller, pub, body.records, partial=partial)
+        return transfer.bulk_create(s, caller, pub, body.records, partial=partial)
 
 
 @router.put(FORM + "/records/by/{field}/{value}", openapi_extra=rule("form:update"))
@@ -300,7 +300,7 @@ def upsert_record(ctx: ContextDep, caller: CallerDep, app: str, form: str, field
     expected = None if if_match is None else _if_match(if_match)
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        doc, created = service.upsert(s, caller, pub, field, value, body,
+        doc, created = transfer.upsert(s, caller, pub, field, value, body,
                                       expected_version=expected)
     headers = _etag(doc)
     if created:
@@ -367,7 +367,7 @@ def export_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
     the row count. Hidden fields are left out; masked fields stay masked."""
     with ctx.db.write() as s:  # the audit entry commits with the export
         pub = forms_handler.published(s, app, form)
-        _keys, labels, rows = service.export_rows(s, caller, pub, filter=_parse_filter(filter),
+        _keys, labels, rows = transfer.export_rows(s, caller, pub, filter=_parse_filter(filter),
                                                   sort=sort)
         if format == "csv":
             text = io.StringIO(newline="")
@@ -392,7 +392,7 @@ def import_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
     content = file.file.read()
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        return service.import_file(s, caller, pub, filename=file.filename or "import.csv",
+        return transfer.import_file(s, caller, pub, filename=file.filename or "import.csv",
                                    content=content, dry_run=dry_run)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine_forms import service
+from engine_forms import transfer
 from engine_forms.forms import Published
 from engine_forms.openapi.schemas import BINARY, form_schemas, ref, refs
 from engine_forms.service import Caller
@@ -93,11 +93,11 @@ def _create(f: FormView) -> Ops:
 def _bulk(f: FormView) -> Ops:
     body = {"type": "object", "required": ["records"], "additionalProperties": False,
             "properties": {"records": {"type": "array", "minItems": 1,
-                                       "maxItems": service.MAX_BULK,
+                                       "maxItems": transfer.MAX_BULK,
                                        "items": f.s("Create")}}}
     return [("/records/bulk", {
         "operationId": f"{f.key}_bulk_create",
-        "summary": f"Create up to {service.MAX_BULK} records (all or nothing, or partial)",
+        "summary": f"Create up to {transfer.MAX_BULK} records (all or nothing, or partial)",
         "parameters": _params("Partial", "IdempotencyKey"), "requestBody": _body(body),
         "responses": {"201": _json(f.s("BulkResult"), "A status per item"),
                       **_errors(409, 413)}})]
