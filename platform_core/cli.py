@@ -73,6 +73,44 @@ def serve(
                 access_log=False)
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option(
+        "--once", help="Do the work that is due now, then exit (for cron or a test).")] = False,
+) -> None:
+    """Run the background work (outbox dispatcher, webhook deliveries) without serving
+    pages — beside web processes started with QIAO_BACKGROUND_JOBS=false."""
+    import signal
+    import threading
+
+    from platform_core.app import create_app
+    from platform_core.webhooks.background import BackgroundJobs, http_client, run_background
+
+    settings = read_settings()
+    prepare(settings)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    ctx = create_app(settings).state.qiao
+    jobs = BackgroundJobs(ctx)
+    if once:
+        done = total = 0
+        with http_client() as client:
+            while (done := run_background(ctx, dispatcher=jobs.dispatcher, client=client)):
+                total += done
+        typer.echo(f"qiao: background work done ({total} steps)")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    jobs.start()
+    typer.echo("qiao: background worker running (Ctrl-C or SIGTERM to stop)")
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    jobs.stop()
+    typer.echo("qiao: background worker stopped")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations to the configured database."""

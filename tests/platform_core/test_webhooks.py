@@ -552,3 +552,25 @@ def test_the_app_runs_the_loop_in_the_background(tmp_path, db, receiver):
         while not receiver.requests and time.monotonic() < deadline:
             time.sleep(0.05)
     assert [b["type"] for b in receiver.bodies()] == ["record.created"]
+
+
+def test_qiao_worker_delivers_without_a_web_server(settings, admin, db, receiver,
+                                                   database_url):
+    """``qiao worker --once`` (beside web processes with background jobs off) does the
+    outbox and webhook work that is due, then exits."""
+    import os
+    import subprocess
+    import sys
+
+    hook = subscribe(admin, receiver.url, ["record.created"])
+    record_id = new_record(db)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QIAO_")}
+    env |= {"QIAO_DATA_DIR": str(settings.data_dir), "QIAO_DATABASE_URL": database_url,
+            "QIAO_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}
+    done = subprocess.run([sys.executable, "-m", "platform_core", "worker", "--once"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "background work done" in done.stdout
+    assert [(b["type"], b["record_id"]) for b in receiver.bodies()] == [
+        ("record.created", record_id)]
+    assert [d["status"] for d in deliveries(admin, hook["id"])] == ["delivered"]
