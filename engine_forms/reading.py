@@ -7,7 +7,7 @@ per record.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine_forms.forms import Published, published
 from platform_core.models import Record, RecordLink
+from platform_core.store import compile_filter
 
 
 def _lookups(session: Session, pub: Published, rows: Sequence[Any],
@@ -61,8 +62,9 @@ def _money(value: Any, how: str | None) -> Any:
 
 
 def _rollups(session: Session, pub: Published, rows: Sequence[Any],
-             out: list[dict[str, Any]]) -> None:
+             out: list[dict[str, Any]], scopes: Mapping[str, Any] | None) -> None:
     ids = [r.id for r in rows]
+    dialect = session.get_bind().dialect.name
     for field in (f for f in pub.spec.fields if f.type == "rollup"):
         source = published(session, pub.app, field.config["source"])
         expr, how = _aggregate(session, source, field)
@@ -72,6 +74,9 @@ def _rollups(session: Session, pub: Published, rows: Sequence[Any],
                        Record.app == pub.app, Record.form == source.spec.key,
                        Record.deleted_at.is_(None))
                 .group_by(RecordLink.target_id))
+        scope = (scopes or {}).get(source.spec.key)
+        if scope is not None:  # only the source rows the reader may read count
+            stmt = stmt.where(compile_filter(scope, source.fields, dialect))
         values = dict(session.execute(stmt).all())
         for row, doc in zip(rows, out, strict=True):
             value = values.get(row.id, 0 if field.config["aggregate"] == "count" else None)
@@ -87,12 +92,14 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def present(session: Session, pub: Published, rows: Sequence[Any],
-            fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """API dicts for ``rows`` (ORM records or list rows), computed fields filled in."""
+            fields: Sequence[str] | None = None, *,
+            scopes: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """API dicts for ``rows`` (ORM records or list rows), computed fields filled in;
+    ``scopes`` (source form → filter) limits rollups to the rows a reader may read."""
     docs = [dict(r.data) for r in rows]
     if rows:
         _lookups(session, pub, rows, docs)
-        _rollups(session, pub, rows, docs)
+        _rollups(session, pub, rows, docs, scopes)
     out = []
     for row, doc in zip(rows, docs, strict=True):
         if fields is not None:

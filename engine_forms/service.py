@@ -189,6 +189,19 @@ def shape(pub: Published, caller: Caller, docs: list[dict[str, Any]]) -> list[di
     return docs
 
 
+def view(session: Session, caller: Caller, pub: Published, rows: list[Any],
+         fields: list[str] | None = None) -> list[dict[str, Any]]:
+    """``rows`` as this caller may see them: computed fields filled in — rollups over only
+    the source rows the caller may read — then shaped (hidden, masked, opened)."""
+    scopes = {}
+    for spec in pub.spec.fields:
+        if spec.type == "rollup" and spec.config["source"] not in scopes:
+            source = spec.config["source"]
+            scopes[source] = row_filter(session, caller.principal,
+                                        caller.principal.access(pub.app, source), "read")
+    return shape(pub, caller, present(session, pub, rows, fields, scopes=scopes))
+
+
 # -- rows --------------------------------------------------------------------------------
 
 
@@ -229,7 +242,7 @@ def list_page(session: Session, caller: Caller, pub: Published, *, filter: Any, 
                                                   crypt.blind_filter(filter)),
                   sort=sort, cursor=cursor, limit=limit, deleted=deleted)
     page = query_records(session, query)
-    docs = shape(pub, caller, present(session, pub, page.records, fields))
+    docs = view(session, caller, pub, page.records, fields)
     return docs, page.next_cursor
 
 
@@ -238,12 +251,12 @@ def read_one(session: Session, caller: Caller, pub: Published, record_id: int,
     caller = narrowed(session, caller, pub)
     check_query(pub, caller.access, filter=None, sort=None, fields=fields)
     rec = load_scoped(session, caller, pub, record_id, "read")
-    return shape(pub, caller, present(session, pub, [rec], fields))[0]
+    return view(session, caller, pub, [rec], fields)[0]
 
 
 def _result(session: Session, caller: Caller, pub: Published, rec: Record) -> dict[str, Any]:
     caller = narrowed(session, caller, pub)
-    return shape(pub, caller, present(session, pub, [rec]))[0]
+    return view(session, caller, pub, [rec])[0]
 
 
 def create(session: Session, caller: Caller, pub: Published,

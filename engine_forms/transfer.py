@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from engine_forms import records as handler
 from engine_forms.forms import Published
-from engine_forms.reading import present
 from engine_forms.service import (
     Caller,
     check_payload,
@@ -22,8 +21,8 @@ from engine_forms.service import (
     create,
     narrowed,
     scoped_query,
-    shape,
     update,
+    view,
 )
 from platform_core.errors import InvalidInput
 from platform_core.store import Query, query_records
@@ -46,7 +45,7 @@ def export_rows(session: Session, caller: Caller, pub: Published, *, filter: Any
         while True:
             page = query_records(session, Query(pub.fields, filter=scoped, sort=sort,
                                                 cursor=cursor, limit=1000))
-            docs = shape(pub, caller, present(session, pub, page.records))
+            docs = view(session, caller, pub, page.records)
             for doc in docs:
                 yield [doc["id"], *(doc["data"].get(k) for k in keys), doc["created_at"]]
             if page.next_cursor is None:
@@ -100,7 +99,7 @@ def _docs_by_id(session: Session, caller: Caller, pub: Published,
     page = query_records(session, Query(pub.fields, filter={"field": "id", "op": "in",
                                                              "value": ids},
                                         sort=["id"], limit=len(ids)))
-    return {d["id"]: d for d in shape(pub, caller, present(session, pub, page.records))}
+    return {d["id"]: d for d in view(session, caller, pub, page.records)}
 
 
 def bulk_create(session: Session, caller: Caller, pub: Published,

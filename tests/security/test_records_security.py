@@ -222,3 +222,17 @@ def test_lookups_and_rollups_never_show_what_their_source_hides(db, world):
                       params={"fields": "customer_city"}).status_code == 422
     full = ok(u["admin"].get(f"{CUSTOMERS}/{customer['id']}"))["data"]
     assert full["total"] == "500000.00" and full["city"] == "杭州"
+
+
+def test_rollups_count_only_the_source_rows_the_reader_may_read(db, world):
+    _app, u = world
+    customer = make_customer(u["staff"])
+    loans = "/api/v1/apps/crm/forms/loan_case/records"
+    ok(u["staff"].post(loans, json={"customer": customer["id"], "amount": "100.00"}), 201)
+    ok(u["admin"].post(loans, json={"customer": customer["id"], "amount": "900.00"}), 201)
+    mine = ok(u["staff"].get(f"{CUSTOMERS}/{customer['id']}"))["data"]
+    assert (mine["loans"], mine["total"]) == (1, "100.00")
+    listed = ok(u["staff"].get(CUSTOMERS))["items"][0]["data"]
+    assert (listed["loans"], listed["total"]) == (1, "100.00")
+    everything = ok(u["admin"].get(f"{CUSTOMERS}/{customer['id']}"))["data"]
+    assert (everything["loans"], everything["total"]) == (2, "1000.00")
