@@ -38,22 +38,26 @@ assertions on time.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import os
-import pstats
 import random
-import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from targets import DEFAULT_PG_URL, Target, choose_targets, chunks, count_label
+from targets import (
+    DEFAULT_PG_URL,
+    Medians,
+    Target,
+    choose_targets,
+    chunks,
+    count_label,
+    profile_call,
+)
 
 from engine_forms import fieldtypes, forms, publishing, records
 from engine_forms.fieldtypes.computed import render_number
@@ -371,7 +375,7 @@ def check_bare(db: Database, n: int) -> None:
 
 
 @dataclass
-class Result:
+class Result(Medians):
     db: str
     n: int
     ours: list[float] = field(default_factory=list)
@@ -385,21 +389,8 @@ class Result:
     def metric(self) -> str:
         return f"forms_validate_create_{count_label(self.n)}_{self.db}"
 
-    @property
-    def ours_med(self) -> float:
-        return statistics.median(self.ours)
-
-    @property
-    def base_med(self) -> float:
-        return statistics.median(self.baseline)
-
-    @property
-    def ratio(self) -> float:
-        return self.ours_med / self.base_med
-
     def result_line(self) -> str:
-        return (f"RESULT metric={self.metric} ours={self.ours_med:.4f} "
-                f"baseline={self.base_med:.4f} ratio={self.ratio:.3f} target={TARGET}")
+        return self.result(self.metric, TARGET, 4)
 
 
 def fresh_setup(target: Target, customer_ids: list[int] | None) -> tuple[Database, list[int]]:
@@ -480,19 +471,6 @@ def run_target(target: Target, args: argparse.Namespace) -> Result:
             db.dispose()
     target.drop()
     return res
-
-
-def profile_call(label: str, fn: Callable[[], Any]) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(prof, stream=out)
-    stats.sort_stats("tottime").print_stats(30)
-    stats.sort_stats("cumulative").print_stats(45)
-    print(f"\n---- cProfile: {label} ----")
-    print(out.getvalue())
 
 
 def print_report(results: list[Result]) -> None:

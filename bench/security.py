@@ -48,11 +48,8 @@ database (seconds per request; ratio = ours / baseline) and a table. No assertio
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import os
-import pstats
 import statistics
 import tempfile
 import time
@@ -65,7 +62,7 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from targets import DEFAULT_PG_URL, Target, choose_targets, count_label
+from targets import DEFAULT_PG_URL, Medians, Target, choose_targets, count_label, profile_call
 
 from engine_forms import forms, records, service
 from engine_forms.reading import present
@@ -341,7 +338,7 @@ def check_creates(client: TestClient, setup: Setup, auth: dict[str, str]) -> str
 
 
 @dataclass
-class Metric:
+class Metric(Medians):
     name: str
     db: str
     per_round: int
@@ -354,21 +351,8 @@ class Metric:
     def metric(self) -> str:
         return f"{self.name}_{self.db}"
 
-    @property
-    def ours_med(self) -> float:
-        return statistics.median(self.ours)
-
-    @property
-    def base_med(self) -> float:
-        return statistics.median(self.baseline)
-
-    @property
-    def ratio(self) -> float:
-        return self.ours_med / self.base_med
-
     def result_line(self) -> str:
-        return (f"RESULT metric={self.metric} ours={self.ours_med:.6f} "
-                f"baseline={self.base_med:.6f} ratio={self.ratio:.3f} target={TARGET}")
+        return self.result(self.metric, TARGET, 6)
 
 
 def warm_up(ours: Side, base: Side, k: int) -> None:
@@ -499,19 +483,6 @@ def profile_target(setup: Setup, name: str, args: argparse.Namespace) -> None:
                  lambda: [ours_create(first + i) for i in range(k)])
     profile_call(f"{k} x create without auth (records.create + present) on {name}",
                  lambda: [base_create(first + k + i) for i in range(k)])
-
-
-def profile_call(label: str, fn: Callable[[], Any]) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(prof, stream=out)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(45)
-    print(f"\n---- cProfile: {label} ----")
-    print(out.getvalue())
 
 
 # --------------------------------------------------------------------------- report

@@ -32,11 +32,8 @@ Prints one ``RESULT metric=… ours=… baseline=… ratio=… target=…`` line
 from __future__ import annotations
 
 import argparse
-import cProfile
 import gc
-import io
 import os
-import pstats
 import random
 import statistics
 import time
@@ -47,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-from targets import DEFAULT_PG_URL, Target, choose_targets, chunks, count_label
+from targets import DEFAULT_PG_URL, Target, choose_targets, chunks, count_label, profile_call
 
 from platform_core.db import Database, dumps
 from platform_core.models import Record, utcnow
@@ -431,19 +428,6 @@ def run_queries(db: Database, fields: FieldSet, cities: list[str], rounds: int) 
 
 
 # --------------------------------------------------------------------------- profiling
-
-
-def profile_call(label: str, fn: Callable[[], Any]) -> None:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    out = io.StringIO()
-    stats = pstats.Stats(prof, stream=out)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(30)
-    print(f"\n---- cProfile: {label} ----")
-    print(out.getvalue())
 
 
 def profile_query(db: Database, fields: FieldSet, cities: list[str]) -> None:

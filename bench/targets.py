@@ -6,9 +6,13 @@ folder on ``sys.path``).
 
 from __future__ import annotations
 
+import cProfile
+import io
+import pstats
 import shutil
+import statistics
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +130,41 @@ def choose_targets(db: str, pg_url: str, scratch: str) -> list[Target]:
         else:
             targets.append(pg)
     return targets
+
+
+def profile_call(label: str, fn: Callable[[], Any], *, cumulative: int = 30) -> None:
+    """Run ``fn`` under cProfile and print the top functions by own and total time."""
+    prof = cProfile.Profile()
+    prof.enable()
+    fn()
+    prof.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(cumulative)
+    print(f"\n---- cProfile: {label} ----")  # noqa: T201
+    print(out.getvalue())  # noqa: T201
+
+
+class Medians:
+    """Mixin for a measured metric with ``ours``/``baseline`` sample lists: medians, the
+    ratio and the ``RESULT`` line every script prints."""
+
+    ours: list[float]
+    baseline: list[float]
+
+    @property
+    def ours_med(self) -> float:
+        return statistics.median(self.ours)
+
+    @property
+    def base_med(self) -> float:
+        return statistics.median(self.baseline)
+
+    @property
+    def ratio(self) -> float:
+        return self.ours_med / self.base_med
+
+    def result(self, metric: str, target: float, digits: int = 4) -> str:
+        return (f"RESULT metric={metric} ours={self.ours_med:.{digits}f} "
+                f"baseline={self.base_med:.{digits}f} ratio={self.ratio:.3f} target={target}")
