@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import engine_flows.models  # noqa: F401 - flow definitions, runs, steps, tasks, calendar
 import engine_forms.models  # noqa: F401 - registers the form engine's tables on Base
 import platform_core.security.models  # noqa: F401 - identity and audit tables
 import platform_core.webhooks.models  # noqa: F401 - webhook subscriptions and deliveries

@@ -110,11 +110,13 @@ def reset_user_password(ctx: ContextDep, principal: PrincipalDep,
 class NewDepartment(Strict):
     name: str = Field(min_length=1, max_length=100)
     parent_id: int | None = None
+    manager_id: int | None = None
 
 
 class DepartmentChange(Strict):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     parent_id: int | None = None
+    manager_id: int | None = None
 
 
 @router.get("/departments", openapi_extra=rule("user"))
@@ -128,7 +130,8 @@ def post_department(ctx: ContextDep, principal: PrincipalDep,
                     body: NewDepartment) -> dict[str, Any]:
     with ctx.db.write() as s:
         return directory.department_doc(directory.create_department(
-            s, name=body.name, parent_id=body.parent_id, actor=principal.actor))
+            s, name=body.name, parent_id=body.parent_id, actor=principal.actor,
+            manager_id=body.manager_id))
 
 
 @router.patch("/departments/{department_id}", openapi_extra=rule("admin"))
@@ -138,7 +141,8 @@ def patch_department(ctx: ContextDep, principal: PrincipalDep, department_id: Id
     with ctx.db.write() as s:
         return directory.department_doc(directory.update_department(
             s, department_id, name=sent.get("name"), parent_id=sent.get("parent_id"),
-            move="parent_id" in sent, actor=principal.actor))
+            move="parent_id" in sent, actor=principal.actor,
+            manager_id=sent.get("manager_id"), set_manager="manager_id" in sent))
 
 
 @router.delete("/departments/{department_id}", status_code=204, openapi_extra=rule("admin"))

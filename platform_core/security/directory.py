@@ -37,7 +37,8 @@ def get_department(session: Session, department_id: int) -> Department:
 
 
 def department_doc(row: Department) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "parent_id": row.parent_id, "path": row.path}
+    return {"id": row.id, "name": row.name, "parent_id": row.parent_id, "path": row.path,
+            "manager_id": row.manager_id}
 
 
 def list_departments(session: Session) -> list[Department]:
@@ -45,9 +46,10 @@ def list_departments(session: Session) -> list[Department]:
 
 
 def create_department(session: Session, *, name: str, parent_id: int | None,
-                      actor: Actor) -> Department:
+                      actor: Actor, manager_id: int | None = None) -> Department:
     parent_path = get_department(session, parent_id).path if parent_id else "/"
-    row = Department(name=name, parent_id=parent_id, path=parent_path)
+    _check_manager(session, manager_id)
+    row = Department(name=name, parent_id=parent_id, path=parent_path, manager_id=manager_id)
     session.add(row)
     session.flush()
     row.path = f"{parent_path}{row.id}/"
@@ -56,12 +58,22 @@ def create_department(session: Session, *, name: str, parent_id: int | None,
     return row
 
 
+def _check_manager(session: Session, manager_id: int | None) -> None:
+    if manager_id is not None and session.get(User, manager_id) is None:
+        raise InvalidInput(f"manager_id: user {manager_id} does not exist", field="manager_id")
+
+
 def update_department(session: Session, department_id: int, *, name: str | None,
-                      parent_id: int | None, move: bool, actor: Actor) -> Department:
-    """Rename and/or move a department (its whole sub-tree moves with it)."""
+                      parent_id: int | None, move: bool, actor: Actor,
+                      manager_id: int | None = None, set_manager: bool = False) -> Department:
+    """Rename and/or move a department (its whole sub-tree moves with it), or name its
+    manager."""
     row = get_department(session, department_id)
     if name is not None:
         row.name = name
+    if set_manager:
+        _check_manager(session, manager_id)
+        row.manager_id = manager_id
     if move:
         new_parent = get_department(session, parent_id).path if parent_id else "/"
         if new_parent.startswith(row.path):
@@ -75,7 +87,8 @@ def update_department(session: Session, department_id: int, *, name: str | None,
         session.refresh(row)
     audit.append(session, actor=actor, action="department.update",
                  target=f"department:{row.id}", detail={"name": name, "parent_id": parent_id,
-                                                         "moved": move})
+                                                         "moved": move,
+                                                         "manager_id": row.manager_id})
     return row
 
 

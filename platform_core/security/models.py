@@ -21,6 +21,8 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(100))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     path: Mapped[str] = mapped_column(String(1000), default="/")
+    # who heads it: the "initiator's manager" of flow assignment
+    manager_id: Mapped[int | None] = mapped_column(Id)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_departments_path", "path"),)

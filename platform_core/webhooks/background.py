@@ -1,6 +1,7 @@
 """The in-process background loop: outbox dispatcher, then webhook deliveries.
 
-``run_background`` is one tick (``Dispatcher.run_once`` then ``deliver_due``); a worker
+``run_background`` is one tick (``platform_core.scans``, ``Dispatcher.run_once``, then
+``deliver_due``); a worker
 process or a scheduler may call it. ``BackgroundJobs`` runs ticks on one daemon thread —
 straight away again while there is work, else every ``interval`` seconds — and
 ``lifespan`` starts it with the app when ``QIAO_BACKGROUND_JOBS`` is on and stops it
@@ -32,8 +33,13 @@ log = logging.getLogger("qiao.background")
 
 def run_background(ctx: AppContext, *, dispatcher: Dispatcher, client: httpx.Client,
                    now: datetime | None = None) -> int:
-    """One tick: dispatch due outbox events, then send due deliveries; how much was done."""
-    done = dispatcher.run_once(now=now)
+    """One tick: the periodic scans (SLA, timers …), then dispatch due outbox events and
+    send due deliveries; how much was done."""
+    from platform_core.models import utcnow
+    from platform_core.scans import run_scans
+
+    done = run_scans(ctx.db, now or utcnow())
+    done += dispatcher.run_once(now=now)
     return done + deliver_due(ctx.db, ctx.keyring, ctx.settings, client=client, now=now,
                               worker_id=dispatcher.worker_id)
 

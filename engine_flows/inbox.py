@@ -1,0 +1,103 @@
+"""The task inbox: a person's tasks (open, overdue, done), and one task with the record as
+its step lets them see it.
+
+At a step the assignee sees the fields their role may read plus the step's editable and
+read-only fields, less the step's hidden ones; masked fields stay masked unless the role
+may unmask. Keyset pages by task id, newest first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from engine_flows.instances import candidates_of, task_summary
+from engine_flows.models import FlowRun, Task, TaskCandidate
+from engine_flows.nodes import NODE_TYPES
+from engine_flows.runtime import spec_of
+from engine_flows.tasks import Who
+from engine_forms.forms import published
+from engine_forms.sealing import FieldCrypt
+from engine_forms.service import masked_keys
+from platform_core.errors import InvalidInput
+from platform_core.models import Record
+from platform_core.security.permissions import Forbidden
+
+STATUSES = ("open", "overdue", "done", "all")
+
+
+def list_tasks(session: Session, who: Who, *, assignee: str, status: str,
+               app: str | None, flow: str | None, cursor: int | None, limit: int
+               ) -> tuple[list[dict[str, Any]], int | None]:
+    """``assignee=me``: assigned to me or claimable by me (done: completed by me);
+    ``assignee=all``: everyone's (administrators only)."""
+    if status not in STATUSES:
+        raise InvalidInput(f"status: one of {', '.join(STATUSES)}", field="status")
+    stmt = select(Task)
+    if assignee == "all":
+        if not who.principal.is_admin:
+            raise Forbidden("assignee=all: administrators only")
+    elif assignee == "me":
+        mine = or_(Task.assignee_id == who.user_id, and_(
+            Task.assignee_id.is_(None), exists().where(
+                TaskCandidate.task_id == Task.id, TaskCandidate.user_id == who.user_id)))
+        stmt = stmt.where(Task.completed_by == who.user_id if status == "done" else mine)
+    else:
+        raise InvalidInput("assignee: me or all", field="assignee")
+    if status in ("open", "overdue"):
+        stmt = stmt.where(Task.status == "open")
+    if status == "overdue":
+        stmt = stmt.where(Task.due_at.is_not(None), Task.due_at < who.now)
+    if status == "done":
+        stmt = stmt.where(Task.status == "done")
+    if app:
+        stmt = stmt.where(Task.app == app)
+    if flow:
+        stmt = stmt.where(Task.flow == flow)
+    if cursor:
+        stmt = stmt.where(Task.id < cursor)
+    rows = list(session.execute(stmt.order_by(Task.id.desc()).limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cands = candidates_of(session, [t.id for t in rows if t.assignee_id is None])
+    items = [task_summary(t, who.now) | {"candidates": cands.get(t.id, [])} for t in rows]
+    return items, (rows[-1].id if more else None)
+
+
+def task_detail(session: Session, task: Task, who: Who) -> dict[str, Any]:
+    """The task, its step's rules (fields, outcomes, allowed operations) and the record
+    as the step shows it to this person."""
+    run = session.get(FlowRun, task.run_id)
+    assert run is not None
+    spec = spec_of(session, run.app, run.flow, run.version)
+    node = spec.node(task.node_id)
+    pub = published(session, run.app, run.form)
+    fields = node.fields if node is not None else None
+    access = who.principal.access(run.app, run.form)
+    step_visible = set(fields.editable + fields.readonly) if fields else set()
+    hidden = set(fields.hidden) if fields else set()
+    rec = session.get(Record, run.record_id)
+    data = FieldCrypt(pub, who.keyring).open(rec.data) if rec is not None else {}
+    masked = masked_keys(pub, access)
+    shown = {}
+    for key, value in data.items():
+        spec_field = pub.spec.field(key)
+        readable = access.allows("read") and access.readable(key)
+        if spec_field is None or key in hidden or not (readable or key in step_visible):
+            continue
+        shown[key] = (spec_field.field_type.mask(value, spec_field)
+                      if key in masked and value is not None else value)
+    kind = NODE_TYPES.get(node.type) if node is not None else None
+    return task_summary(task, who.now) | {
+        "form": run.form, "flow_version": run.version,
+        "candidates": candidates_of(session, [task.id]).get(task.id, []),
+        "step": {"node": task.node_id, "name": node.label if node else task.node_id,
+                 "type": node.type if node else None,
+                 "mode": node.mode if node else None,
+                 "outcomes": kind.outcomes(node) if kind and node else [],
+                 "allowed_actions": node.allowed_actions if node else None,
+                 "fields": fields.model_dump() if fields else None},
+        "record": {"id": run.record_id, "data": shown}}
+

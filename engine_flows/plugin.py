@@ -1,0 +1,27 @@
+"""Plugs the flow engine into the app factory (entry point ``qiao.plugins``: ``flows``):
+node types, assignment strategies, service-step actions, the SLA scan and the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def register_builtins() -> None:
+    """Fill the flow engine's registries (idempotent)."""
+    from engine_flows import actions, assign, nodes, sla
+    from platform_core.scans import SCANS
+
+    nodes.register_builtins()
+    assign.register_builtins()
+    actions.register_builtins()
+    if "flows.sla" not in SCANS:
+        SCANS.register("flows.sla", sla.scan)
+
+
+def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
+    from engine_flows.api import router
+
+    register_builtins()
+    app.include_router(router)

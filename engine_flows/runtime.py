@@ -1,0 +1,245 @@
+"""The engine loop: one ``Engine`` per operation on one run, inside the caller's
+transaction.
+
+Lifecycle of a token, in order (SpiffWorkflow's loop, without ``eval``):
+
+1. ``enter(node)`` writes a ``FlowStep`` (active), history ``step_entered`` and the outbox
+   event ``flow.step_entered``; the node type's ``enter`` then either *waits* (user step,
+   approval, timer, join not yet complete, sub-flow) or returns an outcome at once
+   (start, gateway, parallel split, service step);
+2. ``leave(step, outcome)`` marks the step done (``flow.step_left``) and asks the node
+   type which edges to follow; each target is entered next;
+3. the loop runs until only waiting steps remain; an ``end`` node completes the run
+   (``flow.completed``; a sub-flow then resumes its calling step).
+
+Steps only move forward (active → done | cancelled). Going back — reject to an earlier
+step, return, withdraw — cancels the active steps and enters the earlier node anew.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine_flows.models import FlowHistory, FlowRun, FlowStep, Task
+from engine_flows.spec import Edge, FlowSpec, Node
+from engine_forms.forms import Published
+from engine_forms.records import env_for
+from engine_forms.sealing import FieldCrypt
+from platform_core.db import dumps
+from platform_core.errors import Conflict, DomainError
+from platform_core.models import OutboxEvent, Record
+from platform_core.security.crypto import Keyring
+from platform_core.store import Actor
+
+MAX_STEPS_PER_OPERATION = 1000  # pass-through nodes looping without a wait
+
+
+class FlowStuck(DomainError):
+    """The flow cannot go on from a node (no edge matches, a loop without any wait)."""
+
+    status, code, title = 409, "flow_stuck", "Flow cannot continue"
+
+
+class Engine:
+    """Runs one run forward from an operation (see the module docstring)."""
+
+    def __init__(self, session: Session, run: FlowRun, spec: FlowSpec, pub: Published, *,
+                 actor: Actor, now: datetime, keyring: Keyring | None = None):
+        self.session, self.run, self.spec, self.pub = session, run, spec, pub
+        self.actor, self.now, self.keyring = actor, now, keyring
+        self._queue: deque[tuple[str, int | None]] = deque()
+        self._env: Any = None
+
+    # -- the record ----------------------------------------------------------------------
+
+    def record(self) -> Record:
+        rec = self.session.get(Record, self.run.record_id)
+        self.session.refresh(rec)  # a task's data or a service step may have changed it
+        return rec
+
+    def data(self) -> Mapping[str, Any]:
+        """The record's data as of now, opened (a condition sees clear values)."""
+        return FieldCrypt(self.pub, self.keyring).open(self.record().data)
+
+    def env(self) -> Any:
+        if self._env is None:
+            self._env = env_for(self.session)
+        return self._env
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def history(self, action: str, *, node_id: str | None = None, task_id: int | None = None,
+                **detail: Any) -> None:
+        self.session.add(FlowHistory(run_id=self.run.id, action=action, node_id=node_id,
+                                     task_id=task_id, actor_id=self.actor.user_id,
+                                     detail=detail, at=self.now))
+
+    def emit(self, event_type: str, **payload: Any) -> None:
+        """An outbox event in this transaction (webhooks and the rules engine read it)."""
+        run = self.run
+        body = {"run_id": run.id, "flow": run.flow, "version": run.version,
+                "record_id": run.record_id, "actor_id": self.actor.user_id, **payload}
+        self.session.add(OutboxEvent(event_type=event_type, app=run.app, form=run.form,
+                                     record_id=run.record_id, payload=body,
+                                     created_at=self.now, available_at=self.now))
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def enter(self, node_id: str, prev_step_id: int | None) -> None:
+        self._queue.append((node_id, prev_step_id))
+
+    def advance(self) -> None:
+        """Enter queued nodes until only waiting steps remain."""
+        from engine_flows.nodes import NODE_TYPES
+
+        count = 0
+        while self._queue and self.run.status == "running":
+            count += 1
+            if count > MAX_STEPS_PER_OPERATION:
+                raise FlowStuck("the flow passes through more than "
+                                f"{MAX_STEPS_PER_OPERATION} steps without waiting: a loop "
+                                "of gateways?", run_id=self.run.id)
+            node_id, prev = self._queue.popleft()
+            node = self.spec.node(node_id)
+            if node is None:
+                raise FlowStuck(f"node {node_id!r} is not in version {self.run.version}")
+            kind = NODE_TYPES.get(node.type)
+            step = kind.arrive(self, node, prev)
+            if step is None:  # merged into a waiting step (a join)
+                continue
+            outcome = kind.enter(self, node, step)
+            if outcome is not None:
+                self.leave(step, node, outcome)
+
+    def new_step(self, node: Node, prev: int | None) -> FlowStep:
+        step = FlowStep(run_id=self.run.id, node_id=node.id, node_type=node.type,
+                        status="active", prev_step_id=prev, entered_at=self.now, arrived=1)
+        self.session.add(step)
+        self.session.flush()
+        self.history("step_entered", node_id=node.id, step_id=step.id)
+        self.emit("flow.step_entered", node=node.id, step=node.label, step_id=step.id,
+                  node_type=node.type)
+        return step
+
+    def leave(self, step: FlowStep, node: Node, outcome: str, *,
+              by: int | None = None) -> None:
+        from engine_flows.nodes import NODE_TYPES
+
+        step.status, step.outcome, step.left_at, step.left_by = "done", outcome, self.now, by
+        self.history("step_left", node_id=node.id, step_id=step.id, outcome=outcome)
+        self.emit("flow.step_left", node=node.id, step=node.label, step_id=step.id,
+                  outcome=outcome)
+        for edge in NODE_TYPES.get(node.type).route(self, node, step, outcome):
+            self.enter(edge.to, step.id)
+
+    def edges_for(self, node: Node, outcome: str) -> list[Edge]:
+        """The edges taken on ``outcome``: those ``on`` it, else the unlabelled ones."""
+        out = self.spec.outgoing(node.id)
+        chosen = [e for e in out if e.on == outcome] or [e for e in out if e.on is None]
+        if not chosen and node.type != "end":
+            raise FlowStuck(f"{node.label}: no edge for outcome {outcome!r}", node=node.id,
+                            outcome=outcome)
+        return chosen
+
+    # -- whole-run changes -----------------------------------------------------------------
+
+    def active_steps(self) -> list[FlowStep]:
+        return list(self.session.execute(select(FlowStep).where(
+            FlowStep.run_id == self.run.id, FlowStep.status == "active")
+            .order_by(FlowStep.id)).scalars())
+
+    def cancel_active(self, reason: str) -> None:
+        """Cancel every active step and open task (and sub-flows started by them)."""
+        steps = self.active_steps()
+        for step in steps:
+            step.status, step.left_at = "cancelled", self.now
+            self.history("step_cancelled", node_id=step.node_id, step_id=step.id,
+                         reason=reason)
+        self.session.execute(update(Task).where(Task.run_id == self.run.id,
+                                                Task.status == "open")
+                             .values(status="cancelled", completed_at=self.now,
+                                     row_version=Task.row_version + 1))
+        for child in self.session.execute(select(FlowRun).where(
+                FlowRun.parent_step_id.in_([s.id for s in steps]),
+                FlowRun.status == "running")).scalars():
+            child_engine = engine_for(self.session, child, actor=self.actor, now=self.now,
+                                      keyring=self.keyring)
+            child_engine.finish("cancelled", reason=reason)
+        self.session.flush()
+
+    def finish(self, status: str, **detail: Any) -> None:
+        """End the run: completed (an end node) or cancelled."""
+        if self.run.status != "running":
+            return
+        self.cancel_active(f"flow {status}")
+        self.run.status, self.run.ended_at = status, self.now
+        self.history(f"flow_{status}", **detail)
+        self.emit(f"flow.{status}", **detail)
+        self._queue.clear()
+        if status == "completed" and self.run.parent_step_id is not None:
+            self._resume_parent()
+
+    def _resume_parent(self) -> None:
+        from engine_flows.nodes import NODE_TYPES  # noqa: F401 - registry filled
+
+        step = self.session.get(FlowStep, self.run.parent_step_id)
+        if step is None or step.status != "active":
+            return
+        parent = self.session.get(FlowRun, step.run_id)
+        if parent is None or parent.status != "running":
+            return
+        eng = engine_for(self.session, parent, actor=self.actor, now=self.now,
+                         keyring=self.keyring)
+        eng.leave(step, eng.spec.node(step.node_id), "completed")  # type: ignore[arg-type]
+        eng.advance()
+
+    def bump(self) -> None:
+        """This operation's claim on the run: a stale copy fails instead of racing."""
+        self.run.row_version += 1
+        self.session.flush()
+
+
+def lock_run(session: Session, run_id: int) -> FlowRun:
+    """The run, locked for this transaction (PostgreSQL ``FOR UPDATE``; SQLite's writer
+    lock already serialises): operations on one run happen one after another."""
+    from platform_core.errors import NotFound
+
+    run = session.execute(select(FlowRun).where(FlowRun.id == run_id)
+                          .with_for_update()).scalar_one_or_none()
+    if run is None:
+        raise NotFound(f"flow instance {run_id} does not exist", run_id=run_id)
+    session.refresh(run)
+    return run
+
+
+@lru_cache(maxsize=256)
+def _spec(spec_json: str) -> FlowSpec:
+    return FlowSpec.model_validate_json(spec_json)
+
+
+def spec_of(session: Session, app: str, flow: str, version: int) -> FlowSpec:
+    from engine_flows.definitions import version_row
+
+    return _spec(dumps(version_row(session, app, flow, version).spec))
+
+
+def engine_for(session: Session, run: FlowRun, *, actor: Actor, now: datetime,
+               keyring: Keyring | None = None) -> Engine:
+    from engine_forms.forms import published
+
+    spec = spec_of(session, run.app, run.flow, run.version)
+    return Engine(session, run, spec, published(session, run.app, run.form), actor=actor,
+                  now=now, keyring=keyring)
+
+
+def check_running(run: FlowRun) -> None:
+    if run.status != "running":
+        raise Conflict(f"flow instance {run.id} is {run.status}", run_id=run.id,
+                       status=run.status)

@@ -1,0 +1,264 @@
+"""Operations on tasks and runs: each checks the actor's right, runs in the caller's one
+transaction, and writes history and outbox events.
+
+Order of every operation: lock the run (operations on one run happen one after another)
+→ load the task fresh and check it is still open → check who may do it (the assignee, a
+candidate, the delegating owner; flow managers — admins and roles with ``manage`` on the
+flow's form — may reassign and cancel) → check the step allows the operation → apply →
+run the flow on to its next waiting steps. Two people completing one task: the second
+finds it done (409 ``task_closed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from engine_flows.models import FlowRun, FlowStep, Task, TaskCandidate
+from engine_flows.nodes import NODE_TYPES
+from engine_flows.runtime import Engine, check_running, engine_for, lock_run
+from engine_flows.spec import Node
+from engine_forms import records as record_handler
+from engine_forms.sealing import FieldCrypt
+from platform_core.errors import Conflict, InvalidInput, NotFound
+from platform_core.security.crypto import Keyring
+from platform_core.security.models import User
+from platform_core.security.permissions import Forbidden
+from platform_core.security.principal import Principal
+
+
+class TaskClosed(Conflict):
+    code, title = "task_closed", "Task already closed"
+
+
+class NotAllowedHere(Forbidden):
+    code = "operation_not_allowed"
+
+
+class FieldsRequired(InvalidInput):
+    code = "fields_required"
+
+
+@dataclass(frozen=True)
+class Who:
+    """The acting principal, the keyring for sealed fields, and the operation's clock."""
+
+    principal: Principal
+    keyring: Keyring | None
+    now: datetime
+
+    @property
+    def user_id(self) -> int:
+        return self.principal.user_id
+
+    def manages(self, app: str, form: str) -> bool:
+        return self.principal.is_admin or self.principal.access(app, form).allows("manage")
+
+
+# -- finding and checking ------------------------------------------------------------------
+
+
+def candidates(session: Session, task_id: int) -> list[int]:
+    return list(session.execute(select(TaskCandidate.user_id).where(
+        TaskCandidate.task_id == task_id)).scalars())
+
+
+def involved(session: Session, task: Task, who: Who) -> bool:
+    return who.user_id in (task.assignee_id, task.owner_id) or (
+        task.assignee_id is None and who.user_id in candidates(session, task.id))
+
+
+def visible_task(session: Session, task_id: int, who: Who) -> Task:
+    """The task if the caller takes part in it or manages its flow's form (else 404)."""
+    task = session.get(Task, task_id)
+    if task is None or not (involved(session, task, who) or task.completed_by == who.user_id
+                            or who.manages(task.app, _form_of(session, task))):
+        raise NotFound(f"task {task_id} does not exist", task_id=task_id)
+    return task
+
+
+def _form_of(session: Session, task: Task) -> str:
+    return session.execute(select(FlowRun.form).where(FlowRun.id == task.run_id)).scalar_one()
+
+
+def _open_task(session: Session, task_id: int, who: Who) -> tuple[Engine, Task, Node]:
+    """Lock the task's run, then the task as it is now, open; its engine and node."""
+    probe = visible_task(session, task_id, who)
+    run = lock_run(session, probe.run_id)
+    session.refresh(probe)
+    if probe.status != "open":
+        raise TaskClosed(f"task {task_id} is already {probe.status}", task_id=task_id,
+                         status=probe.status)
+    check_running(run)
+    eng = engine_for(session, run, actor=who.principal.actor, now=who.now,
+                     keyring=who.keyring)
+    node = eng.spec.node(probe.node_id)
+    if node is None:
+        raise NotFound(f"node {probe.node_id} is not in version {run.version}")
+    eng.bump()
+    return eng, probe, node
+
+
+def _must_act(session: Session, task: Task, who: Who) -> None:
+    if who.user_id == task.assignee_id or (
+            task.assignee_id is None and who.user_id in candidates(session, task.id)):
+        return
+    raise Forbidden(f"task {task.id} is assigned to someone else", task_id=task.id)
+
+
+def _allowed(node: Node, operation: str) -> None:
+    if node.allowed_actions is not None and operation not in node.allowed_actions:
+        raise NotAllowedHere(f"{node.label}: {operation} is not allowed at this step",
+                             operation=operation, node=node.id)
+
+
+def _active_user(session: Session, user_id: int) -> int:
+    user = session.get(User, user_id)
+    if user is None or user.status != "active":
+        raise InvalidInput(f"user {user_id} does not exist or is disabled", user_id=user_id)
+    return user_id
+
+
+# -- completing ------------------------------------------------------------------------------
+
+
+def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, enforce_required: bool
+                ) -> None:
+    """The task's edits to the record: only the step's editable fields; then the step's
+    required fields must be filled (for an outcome that moves the work forward)."""
+    editable = set(node.fields.editable) if node.fields else set()
+    locked = sorted(k for k in data if k not in editable)
+    if locked:
+        from engine_forms.service import FieldReadOnly
+
+        raise FieldReadOnly(f"{locked[0]}: this field is read-only at {node.label}",
+                            field=locked[0], fields=locked)
+    rec = eng.record()
+    if data:
+        record_handler.update(eng.session, eng.pub, rec.id, dict(data),
+                              expected_version=rec.row_version, actor=eng.actor,
+                              crypt=FieldCrypt(eng.pub, eng.keyring))
+    if enforce_required and node.fields and node.fields.required:
+        current = eng.data()
+        missing = [k for k in node.fields.required if current.get(k) in (None, "", [])]
+        if missing:
+            labels = [(eng.pub.spec.field(k).label if eng.pub.spec.field(k) else k)
+                      for k in missing]
+            raise FieldsRequired(f"{'、'.join(labels)}: 完成此步骤前必须填写 / required to "
+                                 f"complete {node.label}", fields=missing)
+
+
+def _close(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
+    done = eng.session.execute(update(Task).where(
+        Task.id == task.id, Task.status == "open", Task.row_version == task.row_version)
+        .values(status="done", outcome=outcome, comment=comment,
+                completed_by=eng.actor.user_id, completed_at=eng.now,
+                row_version=Task.row_version + 1))
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise TaskClosed(f"task {task.id} was closed by someone else", task_id=task.id)
+    eng.session.refresh(task)
+    eng.history("task_completed", node_id=task.node_id, task_id=task.id, outcome=outcome,
+                comment=comment)
+    eng.emit("task.completed", task_id=task.id, node=task.node_id, step=task.title,
+             outcome=outcome, assignee_id=task.assignee_id, comment=comment)
+
+
+def _outcome(node: Node, task: Task, requested: str | None) -> str:
+    outcomes = NODE_TYPES.get(node.type).outcomes(node)
+    outcome = requested or outcomes[0]
+    if outcome not in outcomes:
+        raise InvalidInput(f"outcome {outcome!r} is not one of {', '.join(outcomes)} at "
+                           f"{node.label}", field="outcome", outcomes=outcomes)
+    if task.kind == "approval" and outcome not in ("approve", "reject"):
+        raise InvalidInput("an approval is approved or rejected", field="outcome")
+    return outcome
+
+
+def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = None,
+             data: Mapping[str, Any] | None = None, comment: str | None = None,
+             operation: str = "complete") -> Task:
+    """Complete a task with an outcome (a delegate's completion hands it back to the
+    owner instead); the step then decides whether the flow moves on."""
+    eng, task, node = _open_task(session, task_id, who)
+    _must_act(session, task, who)
+    _allowed(node, operation)
+    outcome = _outcome(node, task, outcome)
+    _apply_data(eng, node, data or {}, enforce_required=outcome not in ("reject",))
+    if task.owner_id is not None:  # a delegate resolves: back to the owner
+        task.assignee_id, task.owner_id = task.owner_id, None
+        eng.history("delegation_resolved", node_id=node.id, task_id=task.id,
+                    comment=comment, outcome=outcome)
+        return task
+    _close(eng, task, outcome, comment)
+    step = session.get(FlowStep, task.step_id)
+    assert step is not None
+    decision = NODE_TYPES.get(node.type).decide(eng, node, step, task)  # type: ignore[attr-defined]
+    if decision is not None:
+        _cancel_siblings(eng, step)
+        eng.leave(step, node, decision, by=who.user_id)
+        eng.advance()
+    session.flush()
+    return task
+
+
+def _cancel_siblings(eng: Engine, step: FlowStep) -> None:
+    eng.session.execute(update(Task).where(Task.step_id == step.id, Task.status == "open")
+                        .values(status="cancelled", completed_at=eng.now,
+                                row_version=Task.row_version + 1))
+
+
+def _go_back(eng: Engine, step: FlowStep, target: str, reason: str) -> None:
+    eng.cancel_active(reason)
+    eng.history("went_back", node_id=target, reason=reason, from_node=step.node_id)
+    eng.enter(target, step.id)
+    eng.advance()
+
+
+def reject(session: Session, task_id: int, who: Who, *, to: str | None = None,
+           comment: str | None = None) -> Task:
+    """Reject: along the step's ``reject`` edge, or back to an earlier step ``to`` that
+    this run has passed through."""
+    if to is None:
+        return complete(session, task_id, who, outcome="reject", comment=comment,
+                        operation="reject")
+    eng, task, node = _open_task(session, task_id, who)
+    _must_act(session, task, who)
+    _allowed(node, "reject")
+    target = eng.spec.node(to)
+    visited = session.execute(select(FlowStep.id).where(
+        FlowStep.run_id == eng.run.id, FlowStep.node_id == to, FlowStep.status == "done")
+    ).first()
+    if target is None or not NODE_TYPES.get(target.type).user or not visited:
+        raise InvalidInput(f"to: {to!r} is not an earlier step of this instance",
+                           field="to")
+    _close(eng, task, "reject", comment)
+    _go_back(eng, session.get(FlowStep, task.step_id), to, f"rejected to {to}")  # type: ignore[arg-type]
+    return task
+
+
+def _previous_user_step(session: Session, step: FlowStep) -> FlowStep | None:
+    prev = session.get(FlowStep, step.prev_step_id) if step.prev_step_id else None
+    while prev is not None and not NODE_TYPES.get(prev.node_type).user:
+        prev = session.get(FlowStep, prev.prev_step_id) if prev.prev_step_id else None
+    return prev
+
+
+def send_back(session: Session, task_id: int, who: Who, *, comment: str | None = None
+              ) -> Task:
+    """Return the work to the previous user step."""
+    eng, task, node = _open_task(session, task_id, who)
+    _must_act(session, task, who)
+    _allowed(node, "return")
+    step = session.get(FlowStep, task.step_id)
+    assert step is not None
+    prev = _previous_user_step(session, step)
+    if prev is None:
+        raise InvalidInput(f"{node.label}: there is no earlier step to return to")
+    _close(eng, task, "return", comment)
+    _go_back(eng, step, prev.node_id, f"returned to {prev.node_id}")
+    return task
