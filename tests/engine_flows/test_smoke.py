@@ -1,4 +1,4 @@
-from tests.engine_flows.flows_setup import linear, ok
+from tests.engine_flows.flows_setup import linear
 
 
 def test_linear_flow_runs_to_the_end(world):
