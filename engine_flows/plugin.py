@@ -11,6 +11,8 @@ from fastapi import FastAPI
 def register_builtins() -> None:
     """Fill the flow engine's registries (idempotent)."""
     from engine_flows import actions, assign, nodes, sla
+    from engine_flows.openapi import contribute
+    from engine_forms.openapi import PATH_CONTRIBUTORS
     from platform_core.scans import SCANS
 
     nodes.register_builtins()
@@ -18,6 +20,8 @@ def register_builtins() -> None:
     actions.register_builtins()
     if "flows.sla" not in SCANS:
         SCANS.register("flows.sla", sla.scan)
+    if "flows" not in PATH_CONTRIBUTORS:
+        PATH_CONTRIBUTORS.register("flows", contribute)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -18,13 +18,14 @@ class DomainError(Exception):
         self.extra = extra
 
     def problem(self) -> dict[str, Any]:
+        # the standard members last: an extra named like one (``status``) cannot clobber it
         return {
+            **self.extra,
             "type": f"urn:qiao:problem:{self.code}",
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
             "code": self.code,
-            **self.extra,
         }
 
 

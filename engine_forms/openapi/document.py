@@ -31,13 +31,16 @@ class AppDoc:
     """The document of one app being built for one caller: what a contributor gets.
 
     A contributor (a later engine: flows, tasks, reports) adds its operations with
-    ``add`` — only those ``allowed`` for the caller — and its schemas to ``schemas``.
+    ``add`` — only those ``allowed`` for the caller — and its schemas to ``schemas``, or
+    copies a route as FastAPI describes it (``described``) with
+    ``engine_forms.openapi.operations.copy_route``.
     """
 
     session: Session
     app: str
     principal: Principal
     routes: Mapping[tuple[str, str], str]  # (METHOD, path template) → the route's rule
+    described: Mapping[str, Any] = field(default_factory=dict)  # FastAPI's own document
     paths: dict[str, dict[str, Any]] = field(default_factory=dict)
     schemas: dict[str, Any] = field(default_factory=dict)
     tags: list[dict[str, str]] = field(default_factory=list)
@@ -169,7 +172,7 @@ def build_document(session: Session, app: str, principal: Principal,
     """The OpenAPI 3.1 document of ``app`` for ``principal`` (see the package docstring);
     ``described``: FastAPI's own document of the running app (for ``other_app_routes``)."""
     row = forms_handler.get_app(session, app)
-    doc = AppDoc(session, app, principal, routes)
+    doc = AppDoc(session, app, principal, routes, described or {})
     parameters: dict[str, Any] = {}
     versions = {}
     for form in forms_handler.list_forms(session, app):
@@ -179,7 +182,7 @@ def build_document(session: Session, app: str, principal: Principal,
         pub = forms_handler.published(session, app, form.key)
         versions[form.key] = pub.version
         add_form(doc, pub, Caller(principal, access, None), parameters)
-    other_app_routes(doc, described or {})
+    other_app_routes(doc, doc.described)
     for _key, contribute in _contributors().items():
         contribute(doc)
     components = _components(doc.schemas, parameters)

@@ -278,27 +278,40 @@ def add_form(doc: AppDoc, pub: Published, caller: Caller,
 
 
 def other_app_routes(doc: AppDoc, described: Mapping[str, Any]) -> None:
-    """App routes served outside the forms (webhooks …), as FastAPI describes them (bodies
-    typed by their models) with Qiao's error responses, where their rule lets the caller in.
-    """
-    known = described.get("components", {}).get("schemas", {})
+    """App routes served outside the forms (webhooks, flows …), as FastAPI describes them
+    (bodies typed by their models) with Qiao's error responses, where their rule lets the
+    caller in."""
     for template, ops in described.get("paths", {}).items():
         if not template.startswith(APP_ROUTES) or template.startswith(APP_ROUTES + "forms"):
             continue
-        for method, found in ops.items():
-            name = doc.allowed(method, template)
-            if name is None or template.endswith("/openapi.json"):
-                continue
-            op = copy.deepcopy(found)
-            op["parameters"] = [p for p in op.get("parameters", ())
-                                if (p.get("in"), p.get("name")) != ("path", "app")]
-            errors = _errors(400, 409, 413) if "requestBody" in op else _errors()
-            op["responses"] = {code: answer for code, answer in op["responses"].items()
-                               if code.startswith("2")} | errors
-            doc.add(template.replace("{app}", doc.app), method, op)
-            wanted = list(refs(op))
-            while wanted:
-                key = wanted.pop()
-                if key not in doc.schemas and key in known:
-                    doc.schemas[key] = known[key]
-                    wanted += refs(known[key])
+        for method in ops:
+            if not template.endswith("/openapi.json"):
+                copy_route(doc, template, method)
+
+
+def copy_route(doc: AppDoc, template: str, method: str, path: str | None = None,
+               fixed: Mapping[str, str] | None = None, access: Any = None) -> None:
+    """Describe route ``method template`` of the running app in ``doc`` (if its rule lets
+    the caller in) at ``path`` (default: the template with this app), without the path
+    parameters ``fixed`` there (``app`` always)."""
+    described = doc.described
+    found = described.get("paths", {}).get(template, {}).get(method)
+    name = doc.allowed(method, template, access)
+    if found is None or name is None:
+        return
+    dropped = {"app", *(fixed or {})}
+    op = copy.deepcopy(found)
+    op["parameters"] = [p for p in op.get("parameters", ())
+                        if not (p.get("in") == "path" and p.get("name") in dropped)]
+    errors = _errors(400, 409, 413) if "requestBody" in op else \
+        _errors(409) if method.lower() != "get" else _errors()  # a write can conflict
+    op["responses"] = {code: answer for code, answer in op["responses"].items()
+                       if code.startswith("2")} | errors
+    doc.add(path or template.replace("{app}", doc.app), method, op)
+    known = described.get("components", {}).get("schemas", {})
+    wanted = list(refs(op))
+    while wanted:
+        key = wanted.pop()
+        if key not in doc.schemas and key in known:
+            doc.schemas[key] = known[key]
+            wanted += refs(known[key])

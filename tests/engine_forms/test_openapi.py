@@ -171,14 +171,14 @@ def test_later_engines_add_their_paths_through_the_registry(world, monkeypatch):
     contributors = Registry("OpenAPI path contributor")
     monkeypatch.setattr(openapi, "PATH_CONTRIBUTORS", contributors)
 
-    def flows(doc: openapi.AppDoc) -> None:
+    def gadgets(doc: openapi.AppDoc) -> None:
         if doc.principal.is_admin:
-            doc.add(f"/api/v1/apps/{doc.app}/flows", "get", {
-                "operationId": "flows_list", "responses": {"200": {"description": "ok"}}})
+            doc.add(f"/api/v1/apps/{doc.app}/gadgets", "get", {
+                "operationId": "gadgets_list", "responses": {"200": {"description": "ok"}}})
 
-    contributors.register("flows", flows)
-    assert "/api/v1/apps/crm/flows" in document(u["admin"])["paths"]
-    assert "/api/v1/apps/crm/flows" not in document(u["viewer"])["paths"]
+    contributors.register("gadgets", gadgets)
+    assert "/api/v1/apps/crm/gadgets" in document(u["admin"])["paths"]
+    assert "/api/v1/apps/crm/gadgets" not in document(u["viewer"])["paths"]
 
 
 def test_other_app_routes_come_as_fastapi_describes_them_with_their_rule(world):
