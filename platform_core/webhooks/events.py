@@ -26,7 +26,8 @@ from platform_core.security.crypto import walk_sealed
 from platform_core.webhooks.models import WebhookDelivery, WebhookSubscription
 
 EventType = Literal["record.created", "record.updated", "record.deleted", "record.restored",
-                    "flow.step_entered", "task.completed", "ping", "*"]
+                    "flow.started", "flow.step_entered", "flow.completed", "flow.cancelled",
+                    "task.created", "task.completed", "task.overdue", "ping", "*"]
 SUBSCRIBABLE: tuple[str, ...] = get_args(EventType)
 # What an outbox event may fan out to; "*" means each of these (not internal events such
 # as record.migrated, nor ping, which only the test endpoint sends).
