@@ -1,7 +1,8 @@
 """The task inbox: a person's tasks (open, overdue, done), and one task with the record as
 its step lets them see it.
 
-At a step the assignee sees the fields their role may read plus the step's editable and
+At a step the assignee sees the fields their role may read (when the record is in their
+role's read scope) plus the step's editable and
 read-only fields, less the step's hidden ones; masked fields stay masked unless the role
 may unmask. Keyset pages by task id, newest first.
 """
@@ -20,8 +21,8 @@ from engine_flows.runtime import spec_of
 from engine_flows.tasks import Who
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
-from engine_forms.service import masked_keys
-from platform_core.errors import InvalidInput
+from engine_forms.service import Caller, load_scoped, masked_keys
+from platform_core.errors import InvalidInput, NotFound
 from platform_core.models import Record
 from platform_core.security.permissions import Forbidden
 
@@ -66,6 +67,20 @@ def list_tasks(session: Session, who: Who, *, assignee: str, status: str,
     return items, (rows[-1].id if more else None)
 
 
+def _readable_record(session: Session, who: Who, pub: Any, access: Any,
+                     record_id: int) -> bool:
+    """Whether the caller's role may read the record anyway (its read scope holds it): then
+    the step shows what the role may read, besides the step's own fields."""
+    if not access.allows("read"):
+        return False
+    try:
+        load_scoped(session, Caller(who.principal, access, who.keyring), pub, record_id,
+                    "read")
+    except NotFound:
+        return False
+    return True
+
+
 def task_detail(session: Session, task: Task, who: Who) -> dict[str, Any]:
     """The task, its step's rules (fields, outcomes, allowed operations) and the record
     as the step shows it to this person."""
@@ -81,10 +96,11 @@ def task_detail(session: Session, task: Task, who: Who) -> dict[str, Any]:
     rec = session.get(Record, run.record_id)
     data = FieldCrypt(pub, who.keyring).open(rec.data) if rec is not None else {}
     masked = masked_keys(pub, access)
+    in_scope = _readable_record(session, who, pub, access, run.record_id)
     shown = {}
     for key, value in data.items():
         spec_field = pub.spec.field(key)
-        readable = access.allows("read") and access.readable(key)
+        readable = in_scope and access.readable(key)
         if spec_field is None or key in hidden or not (readable or key in step_visible):
             continue
         shown[key] = (spec_field.field_type.mask(value, spec_field)

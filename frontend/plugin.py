@@ -20,13 +20,14 @@ from frontend import (
     pages_docs,
     pages_me,
     pages_roles,
+    pages_tasks,
     pages_users,
 )
 from frontend.errors import HtmlErrors
 from frontend.web import STATIC_DIR
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
-           pages_docs)
+           pages_docs, pages_tasks)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

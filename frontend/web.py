@@ -29,6 +29,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 # (path, label, who sees the link)
 NAV: tuple[tuple[str, str, str], ...] = (
     ("/", "首页 Home", "user"),
+    ("/tasks", "待办 Tasks", "user"),
     ("/admin/users", "用户 Users", "users"),
     ("/admin/roles", "角色 Roles", "users"),
     ("/admin/departments", "部门 Departments", "user"),
@@ -49,6 +50,8 @@ FLASH: dict[str, str] = {
     "role_created": "角色已创建 / The role was created.",
     "department_saved": "部门已保存 / The department was saved.",
     "signed_out": "已退出 / You are signed out.",
+    "task_done": "任务已完成 / The task is done.",
+    "task_claimed": "任务已认领 / The task is yours now.",
 }
 
 
