@@ -1,5 +1,6 @@
 """docs/integration.md is run as written (ports aside) against a real ``qiao serve``: every
-command works, the retried POST writes once and the receiver verifies each webhook."""
+command works, the retried POST writes once, a flow's task is completed and the receiver
+verifies each webhook."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_the_integration_walk_through_runs(tmp_path, database_url):
               .replace("8099", str(hook)))
     script = ("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n"
               f"export QIAO_PORT={qiao}\n" + script +
-              "\nfor i in $(seq 40); do [ $(grep -c verified receiver.log) -ge 6 ] && break;"
+              "\nfor i in $(seq 40); do [ $(grep -c verified receiver.log) -ge 11 ] && break;"
               " sleep 0.5; done\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QIAO_")}
     env |= {"QIAO_DATA_DIR": str(tmp_path / "data"), "QIAO_BACKGROUND_JOBS": "true",
@@ -55,4 +56,9 @@ def test_the_integration_walk_through_runs(tmp_path, database_url):
     assert "REJECTED" not in log
     assert sorted(received) == sorted([
         "verified record.created 1", "verified record.created 2", "verified record.created 3",
-        "verified record.created 4", "verified record.updated 4", "verified record.updated 1"])
+        "verified record.created 4", "verified record.updated 4", "verified record.updated 1",
+        # the flow: start, the call, end; the task; the city it wrote
+        "verified flow.step_entered 1", "verified flow.step_entered 1",
+        "verified flow.step_entered 1", "verified task.completed 1",
+        "verified record.updated 1"])
+    assert '"status":"completed"' in out  # the customer's flow, after the task
