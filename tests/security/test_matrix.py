@@ -5,7 +5,7 @@ without an entry in ``EXAMPLES`` (how to build a *valid* request for it), fails
 ``test_every_route_has_a_rule_and_an_example`` by its method and path. Each case then sends
 that valid request as one caller and compares the status with the outcome *computed* from
 the route's declared rule, the caller's built-in role (``BUILTIN_ROLES``) and, for routes
-addressing a record, a user or one's own token, where that target lies:
+addressing a record, a flow run, a task, a user or one's own token, where that target lies:
 
 - ``public`` → anyone, even anonymous; any other rule without credentials → 401 (a page,
   GET outside ``/api/``: 303 to ``/login?next=…``);
@@ -18,16 +18,30 @@ addressing a record, a user or one's own token, where that target lies:
   form of the app / on the form); a record (or an attachment of a record) outside the
   action's row scope is 404 — own for staff, the department for viewers, the department
   tree for managers, everything for admins;
-- ``/me/…/{token_id}`` → another user's token is 404, whoever asks.
+- ``/me/…/{token_id}`` → another user's token is 404, whoever asks;
+- a flow run (``{run_id}``) is read with its record: outside the read row scope of the
+  flow's form it is 404, like the record — unless the caller started it or takes part in
+  it, so a run outside their scope is one of somebody else's; inside, the example makes
+  the run the caller's own (they started it, or completed the step to withdraw) since
+  cancel and withdraw check that beyond the rule; starting a run names its record in the
+  body, which is the target (its update row scope);
+- a task (``/tasks/{task_id}``): "own" is the caller's (assigned to them, or a candidate
+  for claim), "other" staff_b's; a task one takes no part in is 404 unless one manages the
+  flow's form (admins: a role with ``manage``), who may read and reassign it but not act
+  on it (403: only its assignee or a candidate does); reassigning needs a flow manager
+  (else 403, even for one's own task).
 
 Targets: "own" (staff's, Branch A: the department of manager and viewer), "sub" (Branch
 A1, below Branch A) and "other" (Branch B, a sibling under HQ). "Allowed" is a 2xx or 3xx;
 "denied" is exactly the status computed (401, 303 to sign-in, 403, 404).
 
-The world (departments, users, forms, records) is built once per module on the session's
+The world (departments, users, forms, records, flows over customers and a run of flow
+``review`` over each target customer) is built once per module on the session's
 migrated database and emptied before and after, like the ``db`` fixture after a test;
-destructive cases (delete, restore, patch, reset-password, revoke, logout…) get a fresh
-target of their own so they never spoil another case.
+destructive cases (delete, restore, patch, reset-password, revoke, logout, a task's
+operations…) get a fresh target of their own so they never spoil another case (on flow
+routes, anonymous and pending callers, refused by the guard before the route runs, are
+sent to the shared ones).
 """
 
 from __future__ import annotations
@@ -81,6 +95,10 @@ USERS = {  # username: (built-in role, department)
 # the manager's tree, outside the viewer's department); "other" is in Branch B, a sibling.
 TARGETS = {"own": "staff", "sub": "staff_a1", "other": "staff_b"}
 RECORD_PARAMS = frozenset({"record_id", "attachment_id"})  # targets in a form's row scope
+RUN_PARAMS = frozenset({"run_id"})  # a flow run: readable with its record (or one's own)
+TASK_PARAMS = frozenset({"task_id"})  # a task: "own" is the caller's, "other" staff_b's
+# routes whose target record is named in the body, not the path
+BODY_RECORDS = frozenset({("POST", "/api/v1/apps/{app}/flows/{flow}/instances")})
 USER_PARAMS = frozenset({"user_id"})  # targets in a user manager's department tree
 # ... and a personal token under /me: "own" is the caller's, "other" is staff_b's
 MY_PARAMS = frozenset({"token_id"})
@@ -91,6 +109,36 @@ CUSTOMER = f"{CRM}/forms/customer"
 MEMO = f"{CRM}/forms/memo"  # the form whose design is edited and republished by cases
 MEMO_SPEC = {"key": "memo", "name": "备忘", "fields": [
     {"key": "note", "label": "备注", "type": "text"}]}
+# flows over customers: who gets a step's task is named by the record's city (a user of
+# the world; "<name>|pool": that user and staff_a1, as candidates of an unassigned task),
+# else it is the record's owner (the world's shared records are in 北京)
+FLOWS = f"{CRM}/flows"
+REVIEW = f"{FLOWS}/review"  # work (a task) → check (an approval of mode any)
+HOLDERS = ("admin", "manager", "staff", "viewer", "staff_b")
+TO_WHOM = {"strategy": "mapping", "field": "city", "map": {
+    **{name: {"strategy": "users", "users": [name]} for name in HOLDERS},
+    **{f"{name}|pool": {"strategy": "users", "users": [name, "staff_a1"]}
+       for name in HOLDERS}}, "default": {"strategy": "field", "field": "owner"}}
+
+
+def _linear(key: str, *steps: dict[str, Any]) -> dict[str, Any]:
+    nodes = [{"id": "start", "type": "start"}, *steps, {"id": "end", "type": "end"}]
+    return {"key": key, "name": key, "form": "customer", "nodes": nodes,
+            "edges": [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(nodes)]}
+
+
+CHECK = {"id": "check", "type": "approval", "name": "审批", "mode": "any", "assignee": TO_WHOM}
+REVIEW_SPEC = _linear(
+    "review", {"id": "work", "type": "user_task", "name": "处理", "assignee": TO_WHOM}, CHECK)
+SIGN_SPEC = _linear("sign", CHECK)  # an approval at once
+# hand → a sub-flow run of review, started by whoever completes hand (its initiator)
+RELAY_SPEC = _linear(
+    "relay", {"id": "hand", "type": "user_task", "name": "转交", "assignee": TO_WHOM},
+    {"id": "sub", "type": "subflow", "flow": "review"})
+NOTES_SPEC = _linear("notes")  # the flow whose draft is edited and republished by cases
+FLOW_FORMS = {"review": "customer", "sign": "customer", "relay": "customer",
+              "notes": "customer"}
+TASK_FORM = ("crm", "customer")  # the form of every task of the world
 
 
 def subtree(department: str) -> set[str]:
@@ -125,6 +173,10 @@ class World:
     tokens: dict[str, str]
     records: dict[str, int] = field(default_factory=dict)
     attachments: dict[str, int] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)  # review over each shared record
+    tasks: dict[str, int] = field(default_factory=dict)  # … and its task (the owner's)
+    standing: dict[str, int] = field(default_factory=dict)  # a task per user, only read
+    spare: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # customers
     migration_id: int = 0
     serial: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -159,6 +211,51 @@ class World:
         body = {"name": f"客户{self.n()}", "city": "北京", **data}
         return ok(self.client.post(f"{CUSTOMER}/records", json=body,
                                    headers=self.auth(TARGETS[variant])), 201)["id"]
+
+    def doer(self, who: str) -> str:
+        """The user a flow target is built for (anonymous and pending borrow staff's)."""
+        return "staff" if who in (ANONYMOUS, PENDING) else who
+
+    def start(self, record_id: int, by: str, flow: str = "review") -> dict[str, Any]:
+        return ok(self.client.post(f"{FLOWS}/{flow}/instances", json={"record_id": record_id},
+                                   headers=self.auth(by)), 201)
+
+    def act(self, task_id: int, who: str) -> dict[str, Any]:
+        """``who`` completes their task: the run as it then stands."""
+        return ok(self.client.post(f"{API}/tasks/{task_id}/complete", json={},
+                                   headers=self.auth(who)))["instance"]
+
+    @staticmethod
+    def task_at(run: dict[str, Any]) -> int:
+        """The open task of the run's (one) current step."""
+        [step] = run["current"]
+        return step["tasks"][0]
+
+    def fresh_task(self, holder: str, *, flow: str = "review", at: str = "work",
+                   pool: bool = False) -> int:
+        """A new run's task of ``holder``'s at its first step, or at review's check
+        (``pool``: unassigned, with holder and staff_a1 as candidates); started by admin
+        over a customer of staff's."""
+        record_id = self.flow_record("own", f"{holder}|pool" if pool else holder)
+        task_id = self.task_at(self.start(record_id, "admin", flow=flow))
+        return self.task_at(self.act(task_id, holder)) if at == "check" else task_id
+
+    def standing_task(self, holder: str) -> int:
+        """A task of ``holder``'s that no case changes (for routes that only read)."""
+        if holder not in self.standing:
+            self.standing[holder] = self.fresh_task(holder)
+        return self.standing[holder]
+
+    def flow_record(self, variant: str, city: str = "北京") -> int:
+        """A new customer of the variant's owner in ``city`` (who gets its flow's tasks),
+        for a flow target: customers are created 8 at a time (one bulk request)."""
+        spare = self.spare.setdefault((variant, city), [])
+        if not spare:
+            batch = [{"name": f"客户{self.n()}", "city": city} for _ in range(8)]
+            created = ok(self.client.post(f"{CUSTOMER}/records/bulk", json={"records": batch},
+                                          headers=self.auth(TARGETS[variant])), 201)
+            spare += [item["id"] for item in reversed(created["items"])]
+        return spare.pop()
 
     def fresh_department(self) -> int:
         return add_department(self.db, f"Dept {self.n()}", self.departments["HQ"])
@@ -198,6 +295,12 @@ def build_world(app: Any, db: Database, client: TestClient) -> World:
         w.attachments[variant] = w.upload(owner)
         w.records[variant] = w.fresh_record(variant, mobile=f"1380000000{i}",
                                             docs=[w.attachments[variant]])
+    for spec in (REVIEW_SPEC, SIGN_SPEC, RELAY_SPEC, NOTES_SPEC):  # relay runs review
+        ok(w.client.post(FLOWS, json=spec, headers=w.auth("admin")), 201)
+        ok(w.client.post(f"{FLOWS}/{spec['key']}/publish", headers=w.auth("admin")), 201)
+    for variant, owner in TARGETS.items():  # each owner runs review over their record
+        run = w.start(w.records[variant], owner)
+        w.runs[variant], w.tasks[variant] = run["id"], w.task_at(run)
     return w
 
 
@@ -410,6 +513,96 @@ def _replay_delivery(w: World, _who: str, _v: str | None) -> Request:
     return Request(f"{WEBHOOKS}/{hook['id']}/deliveries/{delivery_id}/replay")
 
 
+# flows: runs over a variant's record, tasks of the caller's (or of staff_b's). Anonymous
+# and pending callers are refused by the guard before a flow route runs: their examples
+# take the shared targets (staff's), which they cannot change.
+
+
+def refused(who: str) -> bool:
+    return who in (ANONYMOUS, PENDING)
+
+
+def reaches(who: str, variant: str) -> bool:
+    """Whether the variant's customer is in the read scope of ``who`` (a built-in role)."""
+    scope = _form_entry(USERS[who][0], *TASK_FORM).get("scope")
+    return scope is not None and in_row_scope(scope, who, TARGETS[variant])
+
+
+def _start_run(w: World, who: str, variant: str | None) -> Request:
+    """The caller starts review over a fresh customer of the variant's owner."""
+    record_id = w.records["own"] if refused(who) else w.flow_record(variant or "own")
+    return Request(f"{REVIEW}/instances", json={"record_id": record_id})
+
+
+def _instance(w: World, _who: str, variant: str | None) -> Request:
+    return Request(f"{REVIEW}/instances/{w.runs[variant or 'own']}")
+
+
+def _bystander_run(w: World, variant: str) -> int:
+    """A fresh run over a record of the variant's owner, started by them, with their tasks
+    only: one the caller takes no part in (where the caller's row scope does not reach)."""
+    return w.start(w.flow_record(variant), TARGETS[variant])["id"]
+
+
+def _cancel(w: World, who: str, variant: str | None) -> Request:
+    """Where the caller reaches the record, a fresh run of their own (they are its
+    initiator): started by them, or — when their role may not start one (read only) — a
+    sub-flow run started as they complete a relay step; elsewhere a bystander's run."""
+    doer, variant = w.doer(who), variant or "own"
+    if refused(who):
+        run_id = w.runs[variant]
+    elif not reaches(doer, variant):
+        run_id = _bystander_run(w, variant)
+    elif "update" in _form_entry(USERS[doer][0], *TASK_FORM)["actions"]:
+        run_id = w.start(w.flow_record(variant, doer), doer)["id"]
+    else:
+        record_id = w.flow_record(variant, doer)
+        w.act(w.task_at(w.start(record_id, TARGETS[variant], flow="relay")), doer)
+        [run] = ok(w.client.get(f"{REVIEW}/instances", params={"record_id": record_id},
+                                headers=w.auth(doer)))["items"]
+        assert run["initiator_id"] == w.users[doer], run
+        run_id = run["id"]
+    return Request(f"{REVIEW}/instances/{run_id}/cancel", json={"reason": "不再需要"})
+
+
+def _withdraw(w: World, who: str, variant: str | None) -> Request:
+    """Where the caller reaches the record, a fresh run whose first step they have just
+    completed (the owner started it); elsewhere a bystander's run."""
+    doer, variant = w.doer(who), variant or "own"
+    if refused(who):
+        run_id = w.runs[variant]
+    elif reaches(doer, variant):
+        run = w.start(w.flow_record(variant, doer), TARGETS[variant])
+        w.act(w.task_at(run), doer)
+        run_id = run["id"]
+    else:
+        run_id = _bystander_run(w, variant)
+    return Request(f"{REVIEW}/instances/{run_id}/withdraw")
+
+
+def _task(suffix: str = "", *, flow: str = "review", at: str = "work", pool: bool = False,
+          shared: bool = False, body: Callable[[World], Any] | None = None,
+          page: bool = False, **data: Any) -> Callable[[World, str, str | None], Request]:
+    """A task of the caller's ("own") or of staff_b's ("other"): a fresh one (see
+    ``World.fresh_task``), or for ``shared`` routes (that change nothing) a standing one;
+    a JSON ``body``, or for a ``page`` the form ``data``."""
+    def build(w: World, who: str, variant: str | None) -> Request:
+        holder = "staff_b" if variant == "other" else w.doer(who)
+        if refused(who) or (shared and variant == "other"):
+            task_id = w.tasks[variant or "own"]
+        elif shared:
+            task_id = w.standing_task(holder)
+        else:
+            task_id = w.fresh_task(holder, flow=flow, at=at, pool=pool)
+        url = f"/tasks/{task_id}{suffix}" if page else f"{API}/tasks/{task_id}{suffix}"
+        return Request(url, json=body(w) if body else None, data=data or None)
+    return build
+
+
+def _to_staff_a1(w: World) -> dict[str, int]:
+    return {"to": w.users["staff_a1"]}
+
+
 EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     # system and pages
     ("GET", "/healthz"): _fixed("/healthz"),
@@ -507,6 +700,46 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/apps/{app}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"):
         _replay_delivery,
     ("POST", "/api/v1/apps/{app}/webhooks/{webhook_id}/test"): _fresh_webhook("/test"),
+    # flows: definitions
+    ("GET", "/api/v1/flows/meta-schema"): _fixed(f"{API}/flows/meta-schema"),
+    ("GET", "/api/v1/apps/{app}/flows"): _fixed(FLOWS),
+    ("POST", "/api/v1/apps/{app}/flows"): lambda w, _who, _v: Request(
+        FLOWS, json={**NOTES_SPEC, "key": f"flow{w.n()}"}),
+    ("GET", "/api/v1/apps/{app}/flows/{flow}"): _fixed(REVIEW),
+    ("PUT", "/api/v1/apps/{app}/flows/{flow}"): _fixed(f"{FLOWS}/notes", json=NOTES_SPEC),
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/validate"): _fixed(f"{FLOWS}/notes/validate"),
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/publish"): _fixed(f"{FLOWS}/notes/publish"),
+    ("GET", "/api/v1/apps/{app}/flows/{flow}/versions"): _fixed(f"{REVIEW}/versions"),
+    ("GET", "/api/v1/apps/{app}/flows/{flow}/versions/{version}"): _fixed(
+        f"{REVIEW}/versions/1"),
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/migrations"): _fixed(
+        f"{REVIEW}/migrations", json={"dry_run": True}),
+    # flows: instances and record progress
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/instances"): _start_run,
+    ("GET", "/api/v1/apps/{app}/flows/{flow}/instances"): _fixed(f"{REVIEW}/instances"),
+    ("GET", "/api/v1/apps/{app}/flows/{flow}/instances/{run_id}"): _instance,
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/instances/{run_id}/cancel"): _cancel,
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/instances/{run_id}/withdraw"): _withdraw,
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/progress"): _record(
+        "/progress"),
+    # flows: tasks
+    ("GET", "/api/v1/tasks"): _fixed(f"{API}/tasks", params={"status": "all"}),
+    ("GET", "/api/v1/tasks/{task_id}"): _task(shared=True),
+    ("POST", "/api/v1/tasks/{task_id}/complete"): _task("/complete", body=lambda _w: {}),
+    ("POST", "/api/v1/tasks/{task_id}/approve"): _task("/approve", flow="sign"),
+    ("POST", "/api/v1/tasks/{task_id}/reject"): _task("/reject", flow="sign"),
+    ("POST", "/api/v1/tasks/{task_id}/return"): _task("/return", at="check"),
+    ("POST", "/api/v1/tasks/{task_id}/transfer"): _task("/transfer", body=_to_staff_a1),
+    ("POST", "/api/v1/tasks/{task_id}/delegate"): _task("/delegate", body=_to_staff_a1),
+    ("POST", "/api/v1/tasks/{task_id}/claim"): _task("/claim", pool=True),
+    ("POST", "/api/v1/tasks/{task_id}/add-signer"): _task(
+        "/add-signer", flow="sign", body=lambda w: {"user": w.users["staff_a1"]}),
+    ("POST", "/api/v1/tasks/{task_id}/reassign"): _task("/reassign", body=_to_staff_a1),
+    # the working-day calendar
+    ("GET", "/api/v1/calendar/days"): _fixed(f"{API}/calendar/days", params={"year": 2099}),
+    ("PUT", "/api/v1/calendar/days"): _fixed(f"{API}/calendar/days", params={"year": 2099},
+                                             json={"days": [{"day": "2099-10-01",
+                                                             "name": "国庆节"}]}),
     # pages
     ("GET", "/login"): _fixed("/login", params={"next": "/"}),
     ("POST", "/login"): _page_login,
@@ -543,7 +776,18 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/admin/departments/{department_id}"): lambda w, _who, _v: Request(
         f"/admin/departments/{w.fresh_department()}", data={"name": "改名"}),
     ("GET", "/admin/audit"): _fixed("/admin/audit", params={"action": "record."}),
+    # the task inbox pages
+    ("GET", "/tasks"): _fixed("/tasks", params={"status": "done"}),
+    ("GET", "/tasks/{task_id}"): _task(shared=True, page=True),
+    ("POST", "/tasks/{task_id}"): _task(page=True, action="outcome:submit", comment="好"),
 }
+
+# Tasks: what a flow manager (a role with manage on the flow's form) may do with a task
+# that is not theirs — read it, reassign it; acting on it is its assignee's (or a
+# candidate's). Reassigning needs a flow manager, even for one's own task.
+TASK_MANAGER_MAY = frozenset({("GET", "/api/v1/tasks/{task_id}"), ("GET", "/tasks/{task_id}"),
+                              ("POST", "/api/v1/tasks/{task_id}/reassign")})
+FLOW_MANAGERS_ONLY = frozenset({("POST", "/api/v1/tasks/{task_id}/reassign")})
 
 # Product bugs found by the matrix: (method, path, caller, variant) → reason. Each such case
 # is marked xfail(strict=True), so the fix makes it pass and then fail until removed here.
@@ -615,12 +859,22 @@ def expected(method: str, path: str, rule: str, caller: str, params: dict[str, s
     role = USERS[caller][0]
     if not rule_allows(rule, role, params):
         return 403
-    kind = target_kind(path)
+    kind = target_kind(method, path)
     owner = TARGETS[variant] if variant else None
-    if kind == "record":  # the action's row scope (built-in roles: one scope per form)
-        scope = _form_entry(role, params["app"], params["form"])["scope"]
-        if not in_row_scope(scope, caller, owner):
+    if kind in ("record", "run"):  # the action's row scope (built-in roles: one per form)
+        # (a run is the caller's own where they reach its record: see _cancel, _withdraw)
+        entry = _form_entry(role, params["app"], params.get("form") or
+                            FLOW_FORMS[params["flow"]])
+        if "read" not in entry["actions"] or not in_row_scope(entry["scope"], caller, owner):
             return 404
+    if kind == "task":
+        manages = "manage" in _form_entry(role, *TASK_FORM)["actions"]
+        if variant != "own" and not manages:  # a task one takes no part in
+            return 404
+        if (method, path) in FLOW_MANAGERS_ONLY and not manages:
+            return 403
+        if variant != "own" and (method, path) not in TASK_MANAGER_MAY:
+            return 403  # only its assignee (or a candidate) acts on a task
     if kind == "user" and not BUILTIN_ROLES[role][2].get("admin"):
         # a user manager reaches the users of their own department tree only
         if USERS[owner][1] not in subtree(USERS[caller][1]):
@@ -634,11 +888,16 @@ def _path_params(path: str) -> set[str]:
     return set(path.replace("}", "{").split("{")[1::2])
 
 
-def target_kind(path: str) -> str | None:
-    """What a route's path parameter addresses: "record", "user", "mine" or nothing."""
+def target_kind(method: str, path: str) -> str | None:
+    """What a route's path parameter (or body) addresses: "record", "run", "task", "user",
+    "mine" or nothing."""
     params = _path_params(path)
-    if params & RECORD_PARAMS:
+    if params & RECORD_PARAMS or (method, path) in BODY_RECORDS:
         return "record"
+    if params & RUN_PARAMS:
+        return "run"
+    if params & TASK_PARAMS:
+        return "task"
     if params & USER_PARAMS:
         return "user"
     if params & MY_PARAMS and path.startswith((f"{API}/me/", "/me/")):
@@ -646,11 +905,11 @@ def target_kind(path: str) -> str | None:
     return None
 
 
-def _variants(path: str) -> tuple[str | None, ...]:
-    kind = target_kind(path)
+def _variants(method: str, path: str) -> tuple[str | None, ...]:
+    kind = target_kind(method, path)
     if kind is None:
         return (None,)
-    return ("own", "other") if kind == "mine" else tuple(TARGETS)
+    return ("own", "other") if kind in ("mine", "task") else tuple(TARGETS)
 
 
 def _cases() -> Iterator[Any]:
@@ -658,7 +917,7 @@ def _cases() -> Iterator[Any]:
         if rule is None or (method, path) not in EXAMPLES:
             continue  # test_every_route_has_a_rule_and_an_example names it
         for caller in CALLERS:
-            variants = _variants(path)
+            variants = _variants(method, path)
             for variant in variants[:1] if caller in (ANONYMOUS, PENDING) else variants:
                 bug = KNOWN_BUGS.get((method, path, caller, variant))
                 marks = [pytest.mark.xfail(strict=True, reason=bug)] if bug else []
@@ -726,6 +985,18 @@ def test_lists_and_exports_hold_only_the_targets_in_scope(world: World, caller: 
                    if BUILTIN_ROLES[caller][2].get("admin")
                    or department in subtree(USERS[caller][1])}
         assert users & set(world.users.values()) == visible
+    # the shared runs (each owner's, over their customer, with their task): a flow manager
+    # lists every one, anyone else those they started or take part in; the inbox holds
+    # one's own tasks only
+    manages = "manage" in _form_entry(caller, *TASK_FORM)["actions"]
+    runs = ok(world.client.get(f"{REVIEW}/instances", params={"limit": 500},
+                               headers=headers))["items"]
+    assert {r["id"] for r in runs} & set(world.runs.values()) == {
+        world.runs[v] for v, owner in TARGETS.items() if manages or owner == caller}
+    tasks = ok(world.client.get(f"{API}/tasks", params={"limit": 500},
+                                headers=headers))["items"]
+    assert {t["id"] for t in tasks} & set(world.tasks.values()) == {
+        world.tasks[v] for v, owner in TARGETS.items() if owner == caller}
 
 
 @pytest.mark.parametrize(("method", "path", "rule", "route", "caller", "variant"), _cases())
