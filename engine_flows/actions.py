@@ -94,5 +94,6 @@ def run_actions(eng: Engine, node: Node, step: FlowStep) -> None:
         except ExpressionError as exc:
             raise InvalidInput(f"{node.label}: actions[{i}]: {exc.detail}",
                                node=node.id) from None
-        eng.history("action_ran", node_id=node.id, step_id=step.id, action=config["type"],
+        # detail key ``kind``: ``action`` is the history row's own column
+        eng.history("action_ran", node_id=node.id, step_id=step.id, kind=config["type"],
                     result=result)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine_flows.models import AssignmentCursor, Task
@@ -178,16 +179,26 @@ class RoundRobin(_Pool):
             return []
         pool = f"{situation.pool}:{spec.role}:{spec.by_field or ''}:" \
                f"{situation.data.get(spec.by_field) if spec.by_field else ''}"[:255]
-        cursor = session.execute(select(AssignmentCursor).where(AssignmentCursor.pool == pool)
-                                 .with_for_update()).scalar_one_or_none()
-        after = [m for m in members if cursor is None or m > cursor.last_user_id]
+        cursor = _locked_cursor(session, pool)
+        after = [m for m in members if m > cursor.last_user_id]
         chosen = (after or members)[0]
-        if cursor is None:
-            session.add(AssignmentCursor(pool=pool, last_user_id=chosen))
-        else:
-            cursor.last_user_id = chosen
+        cursor.last_user_id = chosen
         session.flush()
         return [chosen]
+
+
+def _locked_cursor(session: Session, pool: str) -> AssignmentCursor:
+    """The pool's cursor row, created if missing and locked for this transaction. Created
+    with ``ON CONFLICT DO NOTHING``: two runs starting at once on a new pool would
+    otherwise both insert it and one would fail on the primary key."""
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+        AssignmentCursor)
+    session.execute(insert.values(pool=pool, last_user_id=0).on_conflict_do_nothing(
+        index_elements=["pool"]))
+    return session.execute(select(AssignmentCursor).where(AssignmentCursor.pool == pool)
+                           .with_for_update().execution_options(populate_existing=True)
+                           ).scalar_one()
 
 
 class LeastLoaded(_Pool):

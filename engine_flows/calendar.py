@@ -34,7 +34,7 @@ class Calendar:
     def load(cls, session: Session, start: date, days: int = 400) -> Calendar:
         rows = session.execute(select(CalendarDay.day, CalendarDay.workday).where(
             CalendarDay.day >= start, CalendarDay.day <= start + timedelta(days=days)))
-        return cls(dict(rows.tuples().all()))
+        return cls(dict(rows.all()))
 
     def is_workday(self, day: date) -> bool:
         return self.exceptions.get(day, day.weekday() < 5)
@@ -43,17 +43,21 @@ class Calendar:
         local = moment.astimezone(LOCAL)
         day, clock = local.date(), local.timetz()
         if not self.is_workday(day):
-            clock = time(9, 0, tzinfo=LOCAL)  # counted from the next working morning
-        left, steps = days, 0
-        while left > 0:
-            day += timedelta(days=1)
-            steps += 1
-            if steps > MAX_DAYS:
-                raise InvalidInput("the working-day calendar has no working day in three "
-                                   "years; check the holidays")
-            if self.is_workday(day):
-                left -= 1
+            # counted from the next working morning: that day is the start, not the first
+            # of the days given (else work handed out on Saturday with one day to do it
+            # would be due on Monday at nine, before any working time)
+            day, clock = self._next_workday(day), time(9, 0, tzinfo=LOCAL)
+        for _ in range(days):
+            day = self._next_workday(day)
         return datetime.combine(day, clock.replace(tzinfo=None), LOCAL).astimezone(UTC)
+
+    def _next_workday(self, day: date) -> date:
+        for _ in range(MAX_DAYS):
+            day += timedelta(days=1)
+            if self.is_workday(day):
+                return day
+        raise InvalidInput("the working-day calendar has no working day in three years; "
+                           "check the holidays")
 
 
 def due_times(session: Session, sla: Sla | None, start: datetime

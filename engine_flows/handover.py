@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from engine_flows.models import FlowStep, Task, TaskCandidate
 from engine_flows.nodes import create_task
+from engine_flows.runtime import Engine
 from engine_flows.tasks import (
     NotAllowedHere,
     Who,
@@ -22,15 +23,14 @@ from platform_core.errors import Conflict, InvalidInput
 from platform_core.security.permissions import Forbidden
 
 
-def _hand(session: Session, task: Task, to: int, action: str, eng: object) -> None:
+def _hand(session: Session, task: Task, to: int, action: str, eng: Engine) -> None:
     old = task.assignee_id
     task.assignee_id = to
     task.row_version += 1
     session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == task.id))
-    eng.history(action, node_id=task.node_id, task_id=task.id,  # type: ignore[attr-defined]
-                from_user=old, to_user=to)
-    eng.emit("task.reassigned", task_id=task.id, node=task.node_id,  # type: ignore[attr-defined]
-             step=task.title, assignee_id=to, previous_assignee_id=old, how=action)
+    eng.history(action, node_id=task.node_id, task_id=task.id, from_user=old, to_user=to)
+    eng.emit("task.reassigned", task_id=task.id, node=task.node_id, step=task.title,
+             assignee_id=to, previous_assignee_id=old, how=action)
     session.flush()
 
 
@@ -100,7 +100,7 @@ def add_signer(session: Session, task_id: int, who: Who, *, user: int) -> Task:
         queue = [u for u in signers.get(str(step.id), []) if u != user]
         signers[str(step.id)] = [user, *queue]
         eng.run.state = {**eng.run.state, "signers": signers}
-        eng.history("signer_added", node_id=node.id, task_id=task.id, user=user)
+        _signer_added(eng, task, user, task.id)
         return task
     taken = session.execute(select(Task.id).where(
         Task.step_id == step.id, Task.status == "open", Task.assignee_id == user)).first()
@@ -109,5 +109,13 @@ def add_signer(session: Session, task_id: int, who: Who, *, user: int) -> Task:
     seq = session.execute(select(func.max(Task.seq)).where(Task.step_id == step.id)
                           ).scalar() or 0
     new = create_task(eng, node, step, user, kind="approval", seq=seq + 1)
-    eng.history("signer_added", node_id=node.id, task_id=new.id, user=user)
+    _signer_added(eng, task, user, new.id)
     return new
+
+
+def _signer_added(eng: Engine, task: Task, user: int, signer_task: int) -> None:
+    """History and event of an added signer (a sequential signer's own task comes only
+    when their turn does, so the event is the only trace until then)."""
+    eng.history("signer_added", node_id=task.node_id, task_id=signer_task, user=user)
+    eng.emit("task.signer_added", task_id=task.id, node=task.node_id, step=task.title,
+             user_id=user, signer_task_id=signer_task if signer_task != task.id else None)

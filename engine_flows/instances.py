@@ -19,6 +19,7 @@ from engine_flows.runtime import engine_for, spec_of
 from engine_forms.forms import published
 from engine_forms.records import load_record
 from platform_core.errors import Conflict
+from platform_core.models import Record
 from platform_core.security.crypto import Keyring
 from platform_core.security.models import User
 from platform_core.store import Actor
@@ -39,6 +40,9 @@ def start_run(session: Session, *, app: str, flow: str, record_id: int, actor: A
     version = latest(session, app, flow)
     form = version.spec["form"]
     load_record(session, published(session, app, form), record_id)
+    # the record's row lock makes a second start of the same flow wait here and then see
+    # the first one's run (PostgreSQL; SQLite's writer lock already serialises)
+    session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
     running = session.execute(select(FlowRun.id).where(
         FlowRun.record_id == record_id, FlowRun.app == app, FlowRun.flow == flow,
         FlowRun.status == "running")).first()

@@ -209,7 +209,9 @@ class SubFlow(NodeType):
                           record_id=record_id, actor=eng.actor, now=eng.now,
                           keyring=eng.keyring, parent_step_id=step.id)
         eng.history("subflow_started", node_id=node.id, step_id=step.id, child=child.id)
-        return "completed" if child.status == "completed" else None
+        # A child that completed at once has already resumed this step
+        # (``Engine._resume_parent``); leaving it here too would run the rest twice.
+        return None
 
     def outcomes(self, node: Node) -> list[str]:
         return ["completed"]

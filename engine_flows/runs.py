@@ -90,8 +90,9 @@ def withdraw(session: Session, run_id: int, who: Who) -> FlowRun:
     if acted:
         raise Conflict("the next step has already started; it can no longer be withdrawn")
     eng.bump()
-    eng.cancel_active(f"withdrawn by {who.user_id}")
+    eng.cancel_active(f"withdrawn by {who.user_id}", eng.steps_reached_from(source.node_id))
     eng.history("withdrawn", node_id=source.node_id)
+    eng.emit("flow.withdrawn", node=source.node_id, step_id=source.id)
     eng.enter(source.node_id, source.id)
     eng.advance()
     session.execute(update(Task).where(Task.run_id == run.id, Task.status == "open",

@@ -155,17 +155,36 @@ class Engine:
             FlowStep.run_id == self.run.id, FlowStep.status == "active")
             .order_by(FlowStep.id)).scalars())
 
-    def cancel_active(self, reason: str) -> None:
-        """Cancel every active step and open task (and sub-flows started by them)."""
-        steps = self.active_steps()
+    def steps_reached_from(self, target: str) -> list[FlowStep]:
+        """The active steps a token entering ``target`` again would reach: what going back
+        to ``target`` cancels. Inside one branch of a parallel split, the other branches
+        keep their steps, and a join keeps its waiting step (the tokens that arrived from
+        the other branches still count) unless the split itself lies ahead again."""
+        ahead = self.spec.downstream(target)
+        splits = [n.id for n in self.spec.nodes if n.type == "parallel" and n.id in ahead]
+
+        def reached(step: FlowStep) -> bool:
+            if step.node_id not in ahead:
+                return False
+            return step.node_type != "join" or any(
+                step.node_id in self.spec.downstream(split) for split in splits)
+
+        return [step for step in self.active_steps() if reached(step)]
+
+    def cancel_active(self, reason: str, steps: list[FlowStep] | None = None) -> None:
+        """Cancel ``steps`` (default: every active one) with their open tasks and the
+        sub-flows they started."""
+        everything = steps is None
+        steps = self.active_steps() if steps is None else steps
         for step in steps:
             step.status, step.left_at = "cancelled", self.now
             self.history("step_cancelled", node_id=step.node_id, step_id=step.id,
                          reason=reason)
-        self.session.execute(update(Task).where(Task.run_id == self.run.id,
-                                                Task.status == "open")
-                             .values(status="cancelled", completed_at=self.now,
-                                     row_version=Task.row_version + 1))
+        open_tasks = update(Task).where(Task.run_id == self.run.id, Task.status == "open")
+        if not everything:
+            open_tasks = open_tasks.where(Task.step_id.in_([s.id for s in steps]))
+        self.session.execute(open_tasks.values(status="cancelled", completed_at=self.now,
+                                               row_version=Task.row_version + 1))
         for child in self.session.execute(select(FlowRun).where(
                 FlowRun.parent_step_id.in_([s.id for s in steps]),
                 FlowRun.status == "running")).scalars():
@@ -242,4 +261,4 @@ def engine_for(session: Session, run: FlowRun, *, actor: Actor, now: datetime,
 def check_running(run: FlowRun) -> None:
     if run.status != "running":
         raise Conflict(f"flow instance {run.id} is {run.status}", run_id=run.id,
-                       status=run.status)
+                       run_status=run.status)

@@ -54,9 +54,15 @@ def _task_event(session: Session, event: str, task: Task, form: str, now: dateti
                             available_at=now))
 
 
+def _utc(now: datetime) -> datetime:
+    """``now`` in UTC: SQLite stores timestamps as UTC text without a zone and compares
+    text, so a clock given in Asia/Shanghai would fire everything eight hours early."""
+    return _aware(now).astimezone(UTC)
+
+
 def scan_tasks(session: Session, now: datetime) -> int:
     """Mark due reminders, overdue tasks and escalations; how many were marked."""
-    done = 0
+    now, done = _utc(now), 0
     for event, when, marked in KINDS:
         rows = session.execute(
             select(Task, FlowRun.form).join(FlowRun, FlowRun.id == Task.run_id)
@@ -72,6 +78,7 @@ def scan_tasks(session: Session, now: datetime) -> int:
 
 def wake_timers(session: Session, now: datetime) -> int:
     """Move on every timer step that is due; how many."""
+    now = _utc(now)
     due = list(session.execute(
         select(FlowStep.id, FlowStep.run_id).where(
             FlowStep.status == "active", FlowStep.wake_at.is_not(None),

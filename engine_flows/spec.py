@@ -156,6 +156,16 @@ class FlowSpec(_Strict):
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edges if e.to == node_id]
 
+    def downstream(self, node_id: str) -> frozenset[str]:
+        """``node_id`` and every node a token leaving it can reach."""
+        seen, todo = {node_id}, [node_id]
+        while todo:
+            for edge in self.outgoing(todo.pop()):
+                if edge.to not in seen:
+                    seen.add(edge.to)
+                    todo.append(edge.to)
+        return frozenset(seen)
+
     @property
     def start(self) -> Node:
         return next(n for n in self.nodes if n.type == "start")

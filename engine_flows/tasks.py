@@ -93,7 +93,7 @@ def _open_task(session: Session, task_id: int, who: Who) -> tuple[Engine, Task, 
     session.refresh(probe)
     if probe.status != "open":
         raise TaskClosed(f"task {task_id} is already {probe.status}", task_id=task_id,
-                         status=probe.status)
+                         task_status=probe.status)
     check_running(run)
     eng = engine_for(session, run, actor=who.principal.actor, now=who.now,
                      keyring=who.keyring)
@@ -190,9 +190,7 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
     outcome = _outcome(node, task, outcome)
     _apply_data(eng, node, data or {}, enforce_required=outcome not in ("reject",))
     if task.owner_id is not None:  # a delegate resolves: back to the owner
-        task.assignee_id, task.owner_id = task.owner_id, None
-        eng.history("delegation_resolved", node_id=node.id, task_id=task.id,
-                    comment=comment, outcome=outcome)
+        _hand_back(eng, task, outcome, comment)
         return task
     _close(eng, task, outcome, comment)
     step = session.get(FlowStep, task.step_id)
@@ -206,6 +204,20 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
     return task
 
 
+def _hand_back(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
+    """A delegate is done: the task is the owner's again. The event tells the owner (a
+    notification rule) that the work is back in their inbox."""
+    delegate = task.assignee_id
+    task.assignee_id, task.owner_id = task.owner_id, None
+    task.row_version += 1
+    eng.history("delegation_resolved", node_id=task.node_id, task_id=task.id,
+                comment=comment, outcome=outcome)
+    eng.emit("task.reassigned", task_id=task.id, node=task.node_id, step=task.title,
+             assignee_id=task.assignee_id, previous_assignee_id=delegate,
+             how="delegation_resolved", comment=comment)
+    eng.session.flush()
+
+
 def _cancel_siblings(eng: Engine, step: FlowStep) -> None:
     eng.session.execute(update(Task).where(Task.step_id == step.id, Task.status == "open")
                         .values(status="cancelled", completed_at=eng.now,
@@ -213,7 +225,11 @@ def _cancel_siblings(eng: Engine, step: FlowStep) -> None:
 
 
 def _go_back(eng: Engine, step: FlowStep, target: str, reason: str) -> None:
-    eng.cancel_active(reason)
+    """Cancel what lies between ``target`` and here (this step included; another
+    parallel branch goes on) and enter ``target`` anew."""
+    ahead = eng.steps_reached_from(target)
+    eng.cancel_active(reason, ahead + [s for s in [step] if s.status == "active"
+                                       and s not in ahead])
     eng.history("went_back", node_id=target, reason=reason, from_node=step.node_id)
     eng.enter(target, step.id)
     eng.advance()
@@ -233,7 +249,9 @@ def reject(session: Session, task_id: int, who: Who, *, to: str | None = None,
     visited = session.execute(select(FlowStep.id).where(
         FlowStep.run_id == eng.run.id, FlowStep.node_id == to, FlowStep.status == "done")
     ).first()
-    if target is None or not NODE_TYPES.get(target.type).user or not visited:
+    # upstream of this step only: a step of another parallel branch is not "earlier"
+    if target is None or not NODE_TYPES.get(target.type).user or not visited or \
+            node.id not in eng.spec.downstream(to):
         raise InvalidInput(f"to: {to!r} is not an earlier step of this instance",
                            field="to")
     _close(eng, task, "reject", comment)

@@ -85,11 +85,17 @@ def _structure(spec: FlowSpec) -> list[str]:
         for end in (edge.source, edge.to):
             if spec.node(end) is None:
                 problems.append(f"edges[{i}]: node {end!r} does not exist")
+    problems += [f"{node.id}: unknown node type {node.type!r} (known: "
+                 f"{', '.join(NODE_TYPES)})" for node in spec.nodes
+                 if node.type not in NODE_TYPES]
+    return problems
+
+
+def _keys(spec: FlowSpec) -> list[str]:
+    """Keys a node's type does not use. Not fatal like ``_structure``: the graph can
+    still be checked, so the designer sees these with every other problem at once."""
+    problems = []
     for node in spec.nodes:
-        if node.type not in NODE_TYPES:
-            problems.append(f"{node.id}: unknown node type {node.type!r} (known: "
-                            f"{', '.join(NODE_TYPES)})")
-            continue
         extra = sorted(set(node.model_fields_set) - BASE_KEYS - NODE_TYPES.get(node.type).keys)
         if extra:
             problems.append(f"{node.id}: a {node.type} node has no {extra[0]!r}")
@@ -262,7 +268,7 @@ def check_flow(session: Session, app: str, spec: FlowSpec) -> list[str]:
     except DomainError as exc:
         return [f"form: {exc.detail}"]
     ctx = FlowContext(spec, pub.spec, pub)
-    problems = _graph(spec) + _parallel(spec) + _edges(ctx, session, app)
+    problems = _keys(spec) + _graph(spec) + _parallel(spec) + _edges(ctx, session, app)
     return _unique(problems + _references(ctx, session, app))
 
 

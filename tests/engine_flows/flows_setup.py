@@ -8,11 +8,15 @@ the guard, the services and the transactions are the ones a person meets.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from engine_flows.models import FlowHistory
 from platform_core.db import Database
+from platform_core.models import OutboxEvent
 from platform_core.security.directory import save_role
 from tests.security_setup import SYSTEM, add_department, add_user, token_for
 
@@ -67,6 +71,16 @@ class World:
     def as_(self, name: str) -> TestClient:
         return self.clients[name]
 
+    def role(self, key: str, actions: tuple[str, ...], scope: str = "all",
+             fields: dict[str, str] | None = None) -> None:
+        """A custom role with ``actions`` on every form of ``bank`` (rows of ``scope``,
+        field permissions ``fields``)."""
+        perms = {"forms": {"bank.*": {"actions": list(actions), "scope": scope,
+                                      "fields": fields or {}}}}
+        with self.db.write() as s:
+            save_role(s, key=key, name=key, description=None, permissions=perms,
+                      actor=SYSTEM, principal=None, create=True)
+
     def department(self, name: str, parent: str | None = None,
                    manager: str | None = None) -> int:
         dept = add_department(self.db, name, self.departments.get(parent) if parent else None)
@@ -88,9 +102,14 @@ class World:
             ok(self.admin.post(f"{APP}/flows", json=spec), 201)
         return ok(self.admin.post(f"{APP}/flows/{spec['key']}/publish"), 201)
 
-    def case(self, **data: Any) -> int:
+    def case(self, who: str | None = None, **data: Any) -> int:
+        """A new case record, created by ``who`` (its owner and department) or the admin."""
         data.setdefault("title", "案件")
-        return ok(self.admin.post(f"{APP}/forms/case/records", json=data), 201)["id"]
+        client = self.as_(who) if who else self.admin
+        return ok(client.post(f"{APP}/forms/case/records", json=data), 201)["id"]
+
+    def record(self, record_id: int) -> dict[str, Any]:
+        return ok(self.admin.get(f"{APP}/forms/case/records/{record_id}"))["data"]
 
     def start(self, flow: str, record_id: int, who: str | None = None) -> dict[str, Any]:
         client = self.as_(who) if who else self.admin
@@ -116,6 +135,40 @@ class World:
 
     def current(self, flow: str, run_id: int) -> list[str]:
         return sorted(s["node"] for s in self.instance(flow, run_id)["current"])
+
+    def events(self, run_id: int | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """Outbox events in order (of one run: those whose payload names it)."""
+        with self.db.read() as s:
+            rows = s.execute(select(OutboxEvent.event_type, OutboxEvent.payload)
+                             .order_by(OutboxEvent.id)).all()
+        return [(t, p) for t, p in rows if run_id is None or p.get("run_id") == run_id]
+
+    def event_types(self, run_id: int | None = None) -> list[str]:
+        return [t for t, _p in self.events(run_id)]
+
+    def history(self, run_id: int) -> list[str]:
+        """The run's history actions, in order."""
+        with self.db.read() as s:
+            return list(s.execute(select(FlowHistory.action).where(
+                FlowHistory.run_id == run_id).order_by(FlowHistory.id)).scalars())
+
+
+class Clock:
+    """The flow API's clock (``engine_flows.api.utcnow``), moved by hand in a test."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+# a Monday, 10:00 in Asia/Shanghai
+MONDAY = datetime(2031, 3, 3, 2, 0, tzinfo=UTC)
 
 
 def build_world(app: Any, db: Database, admin: TestClient) -> World:

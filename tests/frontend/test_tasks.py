@@ -4,7 +4,8 @@ which they approve; the pages fit a phone."""
 
 from __future__ import annotations
 
-from engine_flows.definitions import create_flow, publish as publish_flow
+from engine_flows.definitions import create_flow
+from engine_flows.definitions import publish as publish_flow
 from engine_flows.instances import start_run
 from engine_forms.forms import create_app as create_form_app
 from engine_forms.forms import create_form, published
