@@ -20,6 +20,7 @@ from engine_flows.tasks import Who
 from engine_forms.forms import published
 from engine_forms.service import load_scoped
 from platform_core.app import ContextDep, IdPath
+from platform_core.errors import NotFound
 from platform_core.models import utcnow
 from platform_core.security.guard import AccessDep, PrincipalDep, rule
 
@@ -179,14 +180,16 @@ def list_instances(ctx: ContextDep, who: WhoDep, app: str, flow: str,
                                                        "cancelled)$")] = None,
                    record_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    """Instances of the flow: every one for a flow manager, else those one started or
-    took part in."""
+    """Instances of the flow: every one for a flow manager; with ``record_id``, every one
+    over that record for whoever may read it; else those one started or took part in."""
     from sqlalchemy import or_, select
 
     with ctx.db.read() as s:
         flow_row = definitions.get_flow(s, app, flow)
         stmt = select(FlowRun).where(FlowRun.app == app, FlowRun.flow == flow)
-        if not who.manages(app, flow_row.draft["form"]):
+        if not (who.manages(app, flow_row.draft["form"]) or (
+                record_id and _reads_record(s, who, app, flow_row.draft["form"],
+                                            record_id))):
             mine = select(Task.run_id).where(or_(Task.assignee_id == who.user_id,
                                                  Task.completed_by == who.user_id))
             stmt = stmt.where(or_(FlowRun.initiator_id == who.user_id, FlowRun.id.in_(mine)))
@@ -198,6 +201,20 @@ def list_instances(ctx: ContextDep, who: WhoDep, app: str, flow: str,
         return {"items": [instances.run_doc(r) for r in rows]}
 
 
+def _reads_record(s: Any, who: Who, app: str, form: str, record_id: int) -> bool:
+    from engine_forms.service import Caller
+
+    access = who.principal.access(app, form)
+    if not access.allows("read"):
+        return False
+    try:
+        load_scoped(s, Caller(who.principal, access, who.keyring), published(s, app, form),
+                    record_id, "read")
+    except NotFound:
+        return False
+    return True
+
+
 @router.get(FLOW + "/instances/{run_id}", openapi_extra=rule("app:read"))
 def get_instance(ctx: ContextDep, who: WhoDep, app: str, flow: str,
                  run_id: IdPath) -> dict[str, Any]:
@@ -206,7 +223,7 @@ def get_instance(ctx: ContextDep, who: WhoDep, app: str, flow: str,
         return instances.instance_doc(s, run, who.now)
 
 
-@router.post(FLOW + "/instances/{run_id}/cancel", openapi_extra=rule("app:read"))
+@router.post(FLOW + "/instances/{run_id}/cancel", openapi_extra=rule("app:update"))
 def cancel_instance(ctx: ContextDep, who: WhoDep, app: str, flow: str, run_id: IdPath,
                     body: CancelBody | None = None) -> dict[str, Any]:
     with ctx.db.write() as s:

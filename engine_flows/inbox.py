@@ -32,7 +32,8 @@ STATUSES = ("open", "overdue", "done", "all")
 def list_tasks(session: Session, who: Who, *, assignee: str, status: str,
                app: str | None, flow: str | None, cursor: int | None, limit: int
                ) -> tuple[list[dict[str, Any]], int | None]:
-    """``assignee=me``: assigned to me or claimable by me (done: completed by me);
+    """``assignee=me``: assigned to me, delegated by me or claimable by me (done:
+    completed by me);
     ``assignee=all``: everyone's (administrators only)."""
     if status not in STATUSES:
         raise InvalidInput(f"status: one of {', '.join(STATUSES)}", field="status")
@@ -41,7 +42,9 @@ def list_tasks(session: Session, who: Who, *, assignee: str, status: str,
         if not who.principal.is_admin:
             raise Forbidden("assignee=all: administrators only")
     elif assignee == "me":
-        mine = or_(Task.assignee_id == who.user_id, and_(
+        # assigned to me, delegated by me (back to me when the delegate is done), or
+        # offered to me among candidates
+        mine = or_(Task.assignee_id == who.user_id, Task.owner_id == who.user_id, and_(
             Task.assignee_id.is_(None), exists().where(
                 TaskCandidate.task_id == Task.id, TaskCandidate.user_id == who.user_id)))
         stmt = stmt.where(Task.completed_by == who.user_id if status == "done" else mine)

@@ -33,8 +33,11 @@ def iso(moment: datetime | None) -> str | None:
 
 def start_run(session: Session, *, app: str, flow: str, record_id: int, actor: Actor,
               now: datetime, keyring: Keyring | None = None,
-              parent_step_id: int | None = None) -> FlowRun:
+              parent_step_id: int | None = None,
+              initiator_id: int | None = None) -> FlowRun:
     """Start ``flow`` over record ``record_id`` and run it to its first waiting steps.
+    Its initiator is ``actor`` unless named (a sub-flow keeps its parent's initiator:
+    whoever completed the step before it does not become the owner of the child).
 
     A record runs one instance of a flow at a time (409 while one is running)."""
     version = latest(session, app, flow)
@@ -50,7 +53,8 @@ def start_run(session: Session, *, app: str, flow: str, record_id: int, actor: A
         raise Conflict(f"record {record_id} already runs flow {flow!r} (instance "
                        f"{running[0]})", run_id=running[0])
     run = FlowRun(app=app, flow=flow, version=version.version, form=form,
-                  record_id=record_id, status="running", initiator_id=actor.user_id,
+                  record_id=record_id, status="running",
+                  initiator_id=actor.user_id if initiator_id is None else initiator_id,
                   parent_step_id=parent_step_id, started_at=now)
     session.add(run)
     session.flush()

@@ -207,7 +207,8 @@ class SubFlow(NodeType):
             record_id = linked
         child = start_run(eng.session, app=eng.run.app, flow=node.flow or "",
                           record_id=record_id, actor=eng.actor, now=eng.now,
-                          keyring=eng.keyring, parent_step_id=step.id)
+                          keyring=eng.keyring, parent_step_id=step.id,
+                          initiator_id=eng.run.initiator_id)
         eng.history("subflow_started", node_id=node.id, step_id=step.id, child=child.id)
         # A child that completed at once has already resumed this step
         # (``Engine._resume_parent``); leaving it here too would run the rest twice.

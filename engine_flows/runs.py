@@ -57,9 +57,16 @@ def readable_run(session: Session, run_id: int, who: Who, *, app: str | None = N
 
 def cancel(session: Session, run_id: int, who: Who, *, reason: str | None = None
            ) -> FlowRun:
-    """The initiator or a flow manager stops a running instance."""
+    """The initiator or a flow manager stops a running instance. A sub-flow's instance
+    is stopped through its parent (409 here): alone, it would leave the parent waiting
+    for good at its sub-flow step."""
     run = lock_run(session, readable_run(session, run_id, who).id)
     check_running(run)
+    if run.parent_step_id is not None:
+        parent = session.get(FlowStep, run.parent_step_id)
+        if parent is not None and parent.status == "active":
+            raise Conflict(f"instance {run.id} is a sub-flow of instance {parent.run_id}: "
+                           "cancel that one", parent_run_id=parent.run_id)
     if run.initiator_id != who.user_id and not who.manages(run.app, run.form):
         raise Forbidden("only the initiator or a flow manager may cancel this instance")
     eng = engine_for(session, run, actor=who.principal.actor, now=who.now,

@@ -2,8 +2,9 @@
 transaction, and writes history and outbox events.
 
 Order of every operation: lock the run (operations on one run happen one after another)
-→ load the task fresh and check it is still open → check who may do it (the assignee, a
-candidate, the delegating owner; flow managers — admins and roles with ``manage`` on the
+→ load the task fresh and check it is still open → check who may do it (the assignee or,
+for an unassigned task, a candidate; the owner of a delegated task sees it but waits for
+the delegate to hand it back; flow managers — admins and roles with ``manage`` on the
 flow's form — may reassign and cancel) → check the step allows the operation → apply →
 run the flow on to its next waiting steps. Two people completing one task: the second
 finds it done (409 ``task_closed``).

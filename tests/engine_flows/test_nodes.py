@@ -296,3 +296,31 @@ def test_cancelling_the_parent_cancels_the_running_child(world):
     children = ok(world.admin.get(f"{API}/apps/bank/flows/check/instances"))["items"]
     assert [c["status"] for c in children] == ["cancelled"]
     assert world.open_tasks("rita") == []
+
+
+def test_a_child_is_cancelled_through_its_parent_and_keeps_the_parents_initiator(world):
+    world.user("alice", "sales")
+    world.user("rita", "risk")
+    _subflows(world, [{"id": "verify", "type": "user_task",
+                       "assignee": {"strategy": "users", "users": ["rita"]}}])
+    run = world.start("main", world.case(), who="alice")
+    [child] = ok(world.admin.get(f"{API}/apps/bank/flows/check/instances"))["items"]
+    assert child["initiator_id"] == run["initiator_id"] == world.users["alice"]
+    refused = world.admin.post(f"{API}/apps/bank/flows/check/instances/{child['id']}/cancel",
+                               json={})
+    assert refused.status_code == 409 and refused.json()["parent_run_id"] == run["id"]
+    assert world.current("main", run["id"]) == ["sub"]  # nothing was stopped
+
+
+def test_whoever_reads_a_record_lists_every_instance_over_it(world):
+    world.user("alice", "sales")
+    world.user("rita", "risk")
+    _subflows(world, [{"id": "verify", "type": "user_task",
+                       "assignee": {"strategy": "users", "users": ["rita"]}}])
+    rec = world.case()
+    run = world.start("main", rec)  # started by the admin; alice takes no part
+    mine = ok(world.as_("alice").get(f"{API}/apps/bank/flows/main/instances"))["items"]
+    assert mine == []
+    listed = ok(world.as_("alice").get(f"{API}/apps/bank/flows/main/instances",
+                                       params={"record_id": rec}))["items"]
+    assert [r["id"] for r in listed] == [run["id"]]  # sales may read every case

@@ -138,7 +138,10 @@ def test_transfer_hands_the_task_over_for_good(world, loan):
 def test_delegate_works_the_task_and_hands_it_back_to_the_owner(world, loan):
     task = world.task_of("alice", loan["id"])
     world.act("alice", task["id"], "delegate", to=world.users["dave"])
-    assert world.open_tasks("alice") == []
+    # still in alice's inbox, as delegated: with dave, hers again when he is done
+    [waiting] = world.open_tasks("alice")
+    assert (waiting["assignee_id"], waiting["owner_id"]) == (world.users["dave"],
+                                                             world.users["alice"])
     delegated = world.task_of("dave", loan["id"])
     assert delegated["owner_id"] == world.users["alice"]
     world.act("alice", task["id"], status=403, data={"note": "x"})  # it is with dave now

@@ -513,6 +513,50 @@ def _replay_delivery(w: World, _who: str, _v: str | None) -> Request:
     return Request(f"{WEBHOOKS}/{hook['id']}/deliveries/{delivery_id}/replay")
 
 
+# rules: all behind app:manage (they show the app's automation); a fresh rule per case
+RULES = f"{CRM}/rules"
+RULE_SPEC = {"name": "新客户提醒", "trigger": {"type": "record.created", "form": "customer"},
+             "actions": [{"type": "notify", "channel": "in_app", "to": {"owner": True},
+                          "template": "新客户 {{ record.name }}"}]}
+
+
+def _fresh_rule(suffix: str = "", **body: Any) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        key = f"rule{w.n()}"
+        ok(w.client.post(RULES, json={**RULE_SPEC, "key": key}, headers=w.auth("admin")),
+           201)
+        payload = {**RULE_SPEC, "key": key, **body} if suffix == "" and body else \
+            (body or None)
+        return Request(f"{RULES}/{key}{suffix}", json=payload)
+    return build
+
+
+def _replay_action(w: World, _who: str, _v: str | None) -> Request:
+    from engine_rules.models import ActionRun, Rule
+
+    key = f"rule{w.n()}"
+    ok(w.client.post(RULES, json={**RULE_SPEC, "key": key}, headers=w.auth("admin")), 201)
+    with w.db.write() as s:
+        rule_id = s.query(Rule.id).filter(Rule.key == key).scalar()
+        dead = ActionRun(key=f"matrix:{key}", rule_id=rule_id, app="crm",
+                         action_type="call_webhook", status="dead", attempts=5,
+                         request={"channel": "webhook", "url": "https://93.184.215.14/x"})
+        s.add(dead)
+        s.flush()
+        return Request(f"{CRM}/rules-dead-letters/{dead.id}/replay")
+
+
+def _my_notification(w: World, who: str, _v: str | None) -> Request:
+    from engine_rules.models import Notification
+
+    with w.db.write() as s:
+        note = Notification(user_id=w.users[w.acting(who)], app="crm", title="通知",
+                            body="matrix")
+        s.add(note)
+        s.flush()
+        return Request(f"{API}/notifications/{note.id}/read")
+
+
 # flows: runs over a variant's record, tasks of the caller's (or of staff_b's). Anonymous
 # and pending callers are refused by the guard before a flow route runs: their examples
 # take the shared targets (staff's), which they cannot change.
@@ -545,23 +589,17 @@ def _bystander_run(w: World, variant: str) -> int:
 
 
 def _cancel(w: World, who: str, variant: str | None) -> Request:
-    """Where the caller reaches the record, a fresh run of their own (they are its
-    initiator): started by them, or — when their role may not start one (read only) — a
-    sub-flow run started as they complete a relay step; elsewhere a bystander's run."""
+    """Where the caller reaches the record and may update it (the cancel rule), a fresh
+    run of their own (they are its initiator); elsewhere a bystander's run (a caller
+    without the update right is refused by the rule before it matters)."""
     doer, variant = w.doer(who), variant or "own"
     if refused(who):
         run_id = w.runs[variant]
-    elif not reaches(doer, variant):
-        run_id = _bystander_run(w, variant)
-    elif "update" in _form_entry(USERS[doer][0], *TASK_FORM)["actions"]:
+    elif reaches(doer, variant) and "update" in _form_entry(USERS[doer][0],
+                                                            *TASK_FORM)["actions"]:
         run_id = w.start(w.flow_record(variant, doer), doer)["id"]
     else:
-        record_id = w.flow_record(variant, doer)
-        w.act(w.task_at(w.start(record_id, TARGETS[variant], flow="relay")), doer)
-        [run] = ok(w.client.get(f"{REVIEW}/instances", params={"record_id": record_id},
-                                headers=w.auth(doer)))["items"]
-        assert run["initiator_id"] == w.users[doer], run
-        run_id = run["id"]
+        run_id = _bystander_run(w, variant)
     return Request(f"{REVIEW}/instances/{run_id}/cancel", json={"reason": "不再需要"})
 
 
@@ -740,6 +778,23 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("PUT", "/api/v1/calendar/days"): _fixed(f"{API}/calendar/days", params={"year": 2099},
                                              json={"days": [{"day": "2099-10-01",
                                                              "name": "国庆节"}]}),
+    # rules and notifications
+    ("GET", "/api/v1/rules/meta-schema"): _fixed(f"{API}/rules/meta-schema"),
+    ("GET", "/api/v1/apps/{app}/rules"): _fixed(RULES),
+    ("POST", "/api/v1/apps/{app}/rules"): lambda w, _who, _v: Request(
+        RULES, json={**RULE_SPEC, "key": f"rule{w.n()}"}),
+    ("GET", "/api/v1/apps/{app}/rules/{key}"): _fresh_rule(),
+    ("PUT", "/api/v1/apps/{app}/rules/{key}"): _fresh_rule(name="改名"),
+    ("DELETE", "/api/v1/apps/{app}/rules/{key}"): _fresh_rule(),
+    ("POST", "/api/v1/apps/{app}/rules/{key}/enable"): _fresh_rule("/enable"),
+    ("POST", "/api/v1/apps/{app}/rules/{key}/disable"): _fresh_rule("/disable"),
+    ("POST", "/api/v1/apps/{app}/rules/{key}/test"): _fresh_rule("/test"),
+    ("GET", "/api/v1/apps/{app}/rules/{key}/runs"): _fresh_rule("/runs"),
+    ("GET", "/api/v1/apps/{app}/rules-dead-letters"): _fixed(f"{CRM}/rules-dead-letters"),
+    ("POST", "/api/v1/apps/{app}/rules-dead-letters/{action_run_id}/replay"): _replay_action,
+    ("GET", "/api/v1/notifications"): _fixed(f"{API}/notifications"),
+    ("POST", "/api/v1/notifications/{notification_id}/read"): _my_notification,
+    ("POST", "/api/v1/notifications/read-all"): _fixed(f"{API}/notifications/read-all"),
     # pages
     ("GET", "/login"): _fixed("/login", params={"next": "/"}),
     ("POST", "/login"): _page_login,
