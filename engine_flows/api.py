@@ -291,9 +291,9 @@ def get_task(ctx: ContextDep, who: WhoDep, task_id: IdPath) -> dict[str, Any]:
 def _after(ctx: Any, who: Who, task_id: int) -> dict[str, Any]:
     with ctx.db.read() as s:
         task = s.get(Task, task_id)
-        run = s.get(FlowRun, task.run_id)
+        run = s.get(FlowRun, task.run_id) if task.run_id is not None else None  # a to-do
         return {"task": instances.task_summary(task, who.now),
-                "instance": instances.run_doc(run) | {
+                "instance": None if run is None else instances.run_doc(run) | {
                     "current": instances.current_steps(s, run, who.now)}}
 
 

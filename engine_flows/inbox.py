@@ -87,19 +87,18 @@ def _readable_record(session: Session, who: Who, pub: Any, access: Any,
 def task_detail(session: Session, task: Task, who: Who) -> dict[str, Any]:
     """The task, its step's rules (fields, outcomes, allowed operations) and the record
     as the step shows it to this person."""
-    run = session.get(FlowRun, task.run_id)
-    assert run is not None
-    spec = spec_of(session, run.app, run.flow, run.version)
-    node = spec.node(task.node_id)
-    pub = published(session, run.app, run.form)
+    run = session.get(FlowRun, task.run_id) if task.run_id is not None else None
+    spec = spec_of(session, run.app, run.flow, run.version) if run is not None else None
+    node = spec.node(task.node_id) if spec is not None else None  # a to-do: no step
+    pub = published(session, task.app, task.form)
     fields = node.fields if node is not None else None
-    access = who.principal.access(run.app, run.form)
+    access = who.principal.access(task.app, task.form)
     step_visible = set(fields.editable + fields.readonly) if fields else set()
     hidden = set(fields.hidden) if fields else set()
-    rec = session.get(Record, run.record_id)
+    rec = session.get(Record, task.record_id)
     data = FieldCrypt(pub, who.keyring).open(rec.data) if rec is not None else {}
     masked = masked_keys(pub, access)
-    in_scope = _readable_record(session, who, pub, access, run.record_id)
+    in_scope = _readable_record(session, who, pub, access, task.record_id)
     shown = {}
     for key, value in data.items():
         spec_field = pub.spec.field(key)
@@ -110,13 +109,13 @@ def task_detail(session: Session, task: Task, who: Who) -> dict[str, Any]:
                       if key in masked and value is not None else value)
     kind = NODE_TYPES.get(node.type) if node is not None else None
     return task_summary(task, who.now) | {
-        "form": run.form, "flow_version": run.version,
+        "form": task.form, "flow_version": run.version if run is not None else None,
         "candidates": candidates_of(session, [task.id]).get(task.id, []),
         "step": {"node": task.node_id, "name": node.label if node else task.node_id,
                  "type": node.type if node else None,
                  "mode": node.mode if node else None,
-                 "outcomes": kind.outcomes(node) if kind and node else [],
+                 "outcomes": kind.outcomes(node) if kind and node else ["done"],
                  "allowed_actions": node.allowed_actions if node else None,
                  "fields": fields.model_dump() if fields else None},
-        "record": {"id": run.record_id, "data": shown}}
+        "record": {"id": task.record_id, "data": shown}}
 

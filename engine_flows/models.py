@@ -123,12 +123,16 @@ class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
-    step_id: Mapped[int] = mapped_column(ForeignKey("flow_steps.id", ondelete="CASCADE"))
+    # none of run, step and flow for a to-do (a rule's ``create_task``): a task about a
+    # record that no flow waits for
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("flow_runs.id", ondelete="CASCADE"))
+    step_id: Mapped[int | None] = mapped_column(ForeignKey("flow_steps.id",
+                                                           ondelete="CASCADE"))
     app: Mapped[str] = mapped_column(String(64))
-    flow: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    flow: Mapped[str | None] = mapped_column(String(64))
     node_id: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16), default="task")  # task | approval
+    kind: Mapped[str] = mapped_column(String(16), default="task")  # task | approval | todo
     record_id: Mapped[int] = mapped_column(Id)
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), default="open")

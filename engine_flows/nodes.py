@@ -309,7 +309,8 @@ def create_task(eng: Engine, node: Node, step: FlowStep, assignee: int | None, *
     """A task at ``step`` with its due, reminder and escalation times; events
     ``task.created`` (and ``task.unassigned`` when nobody could be chosen)."""
     due, remind, escalate = due_times(eng.session, node.sla, eng.now)
-    task = Task(run_id=eng.run.id, step_id=step.id, app=eng.run.app, flow=eng.run.flow,
+    task = Task(run_id=eng.run.id, step_id=step.id, app=eng.run.app, form=eng.run.form,
+                flow=eng.run.flow,
                 node_id=node.id, kind=kind, record_id=eng.run.record_id,
                 title=node.label[:200], status="open", assignee_id=assignee, seq=seq,
                 due_at=due, remind_at=remind, escalate_at=escalate, created_at=eng.now)

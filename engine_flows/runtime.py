@@ -35,6 +35,7 @@ from engine_forms.sealing import FieldCrypt
 from platform_core.db import dumps
 from platform_core.errors import Conflict, DomainError
 from platform_core.models import OutboxEvent, Record
+from platform_core.outbox import CASCADE_DEPTH
 from platform_core.security.crypto import Keyring
 from platform_core.store import Actor
 
@@ -88,7 +89,8 @@ class Engine:
                 "record_id": run.record_id, "actor_id": self.actor.user_id, **payload}
         self.session.add(OutboxEvent(event_type=event_type, app=run.app, form=run.form,
                                      record_id=run.record_id, payload=body,
-                                     created_at=self.now, available_at=self.now))
+                                     created_at=self.now, available_at=self.now,
+                                     depth=CASCADE_DEPTH.get()))
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine_flows.models import FlowHistory, FlowRun, FlowStep, Task
+from engine_flows.models import FlowHistory, FlowStep, Task
 from engine_flows.runtime import engine_for, lock_run
 from platform_core.db import Database
 from platform_core.errors import DomainError
@@ -64,13 +64,13 @@ def scan_tasks(session: Session, now: datetime) -> int:
     """Mark due reminders, overdue tasks and escalations; how many were marked."""
     now, done = _utc(now), 0
     for event, when, marked in KINDS:
-        rows = session.execute(
-            select(Task, FlowRun.form).join(FlowRun, FlowRun.id == Task.run_id)
+        rows = list(session.execute(
+            select(Task)
             .where(Task.status == "open", when.is_not(None), when <= now, marked.is_(None))
-            .order_by(when).limit(BATCH).with_for_update(skip_locked=True, of=Task)).all()
-        for task, form in rows:
+            .order_by(when).limit(BATCH).with_for_update(skip_locked=True)).scalars())
+        for task in rows:
             setattr(task, marked.key, now)
-            _task_event(session, event, task, form, now)
+            _task_event(session, event, task, task.form, now)
         done += len(rows)
     session.flush()
     return done

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from engine_flows.models import FlowRun, FlowStep, Task, TaskCandidate
+from engine_flows.models import FlowStep, Task, TaskCandidate
 from engine_flows.nodes import NODE_TYPES
 from engine_flows.runtime import Engine, check_running, engine_for, lock_run
 from engine_flows.spec import Node
@@ -78,18 +78,17 @@ def visible_task(session: Session, task_id: int, who: Who) -> Task:
     """The task if the caller takes part in it or manages its flow's form (else 404)."""
     task = session.get(Task, task_id)
     if task is None or not (involved(session, task, who) or task.completed_by == who.user_id
-                            or who.manages(task.app, _form_of(session, task))):
+                            or who.manages(task.app, task.form)):
         raise NotFound(f"task {task_id} does not exist", task_id=task_id)
     return task
-
-
-def _form_of(session: Session, task: Task) -> str:
-    return session.execute(select(FlowRun.form).where(FlowRun.id == task.run_id)).scalar_one()
 
 
 def _open_task(session: Session, task_id: int, who: Who) -> tuple[Engine, Task, Node]:
     """Lock the task's run, then the task as it is now, open; its engine and node."""
     probe = visible_task(session, task_id, who)
+    if probe.run_id is None:
+        raise NotAllowedHere(f"task {task_id} is a to-do: it is completed, nothing else",
+                             operation="flow")
     run = lock_run(session, probe.run_id)
     session.refresh(probe)
     if probe.status != "open":
@@ -185,6 +184,10 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
              operation: str = "complete") -> Task:
     """Complete a task with an outcome (a delegate's completion hands it back to the
     owner instead); the step then decides whether the flow moves on."""
+    if visible_task(session, task_id, who).run_id is None:
+        from engine_flows.todo import complete_todo
+
+        return complete_todo(session, task_id, who, outcome=outcome, comment=comment)
     eng, task, node = _open_task(session, task_id, who)
     _must_act(session, task, who)
     _allowed(node, operation)
