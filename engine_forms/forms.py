@@ -86,6 +86,12 @@ def _resolver(session: Session, app: str, pending: dict[str, FormSpec] | None = 
     return resolve
 
 
+def resolver(session: Session, app: str) -> Any:
+    """``key → FormSpec | None``: the published forms of ``app``, for expression schemas
+    that follow relations (``customer.mobile``)."""
+    return _resolver(session, app)
+
+
 def _load(session: Session, app: str, raw: Any) -> FormSpec:
     spec = load_form(raw)
     problems = []

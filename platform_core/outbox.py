@@ -35,6 +35,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -56,6 +57,12 @@ class Handler(Protocol):
 
 
 HANDLERS: Registry[Handler] = Registry("outbox handler")
+
+# How deep in a cascade the code writing events runs: 0 for a person's change, n + 1 for
+# a change a rule made while handling an event of depth n. Every event written takes it
+# as its ``depth``, so the rules engine can stop cascades (a rule's update triggering
+# rules that update …) at a fixed depth.
+CASCADE_DEPTH: ContextVar[int] = ContextVar("qiao_cascade_depth", default=0)
 
 
 def default_worker_id() -> str:
@@ -84,9 +91,12 @@ class Dispatcher:
         self.backoff_seconds = backoff_seconds
 
     @classmethod
-    def from_registry(cls, db: Database, **kwargs: Any) -> Dispatcher:
-        """A dispatcher over every handler in ``HANDLERS`` (in key order)."""
-        return cls(db, [handler for _key, handler in HANDLERS.items()], **kwargs)
+    def from_registry(cls, db: Database, *, context: Any = None, **kwargs: Any) -> Dispatcher:
+        """A dispatcher over every handler in ``HANDLERS`` (in key order); a handler with
+        ``for_context`` is bound to the running app's ``context`` (its keyring …)."""
+        handlers = [h.for_context(context) if context is not None and hasattr(
+            h, "for_context") else h for _key, h in HANDLERS.items()]
+        return cls(db, handlers, **kwargs)
 
     def run_once(self, *, now: datetime | None = None) -> int:
         """Claim and handle one batch in one transaction; how many events it took."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from platform_core.db import Database
 from platform_core.registry import Registry
@@ -20,6 +21,10 @@ from platform_core.registry import Registry
 log = logging.getLogger("qiao.scans")
 Scan = Callable[[Database, datetime], int]
 SCANS: Registry[Scan] = Registry("periodic scan")
+# Work every worker does on every tick (claimed in the database, so shared safely): the
+# rules engine's outside calls. ``send(ctx, client, now, worker_id) -> int``.
+Sender = Callable[[Any, Any, datetime, str], int]
+SENDERS: Registry[Sender] = Registry("background sender")
 
 
 def run_scans(db: Database, now: datetime) -> int:
@@ -30,4 +35,15 @@ def run_scans(db: Database, now: datetime) -> int:
             done += scan(db, now)
         except Exception:  # logged; the next tick tries again
             log.exception("scan %s failed", key)
+    return done
+
+
+def run_senders(ctx: Any, client: Any, now: datetime, worker_id: str) -> int:
+    """Every registered sender once; one failing does not stop the others."""
+    done = 0
+    for key, send in SENDERS.items():
+        try:
+            done += send(ctx, client, now, worker_id)
+        except Exception:  # logged; the next tick tries again
+            log.exception("sender %s failed", key)
     return done

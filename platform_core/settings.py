@@ -59,6 +59,27 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: int = Field(default=10, ge=1, le=3600,
                                          description="delay before the first retry; each "
                                                      "next one is 6× longer (≤ 24 h)")
+    # Rules (docs/rules.md): outside actions retry with backoff, then are dead-lettered
+    rules_max_attempts: int = Field(default=5, ge=1, le=20)
+    rules_backoff_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                         description="delay before the first retry; each "
+                                                     "next one twice as long (≤ 1 h)")
+    # Notification channels. E-mail: an SMTP server.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = Field(default="", repr=False)
+    smtp_from: str = "qiao@localhost"
+    smtp_starttls: bool = False
+    # SMS: a generic HTTP gateway; the body is a template of ``phone`` and ``message``,
+    # signed with HMAC-SHA256(sms_secret, body) in ``sms_signature_header`` if a secret is set
+    sms_gateway_url: str = ""
+    sms_method: Literal["POST", "PUT"] = "POST"
+    sms_body_template: str = '{"phone": {{ phone | tojson }}, "message": {{ message | tojson }}}'
+    sms_secret: str = Field(default="", repr=False)
+    sms_signature_header: str = "X-Signature"
+    # WeCom: the default group robot (https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…)
+    wecom_robot_url: str = ""
 
     @field_validator("webhook_allow_hosts")
     @classmethod

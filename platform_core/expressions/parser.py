@@ -112,8 +112,8 @@ class _Build(Transformer):
         if len(kids) > MAX_PATH:
             raise ExpressionError(kids[0].start_pos, "path_too_long",
                                   name=".".join(kids), max=MAX_PATH)
-        for tok in kids:
-            if not KEY_RE.match(tok):
+        for i, tok in enumerate(kids):
+            if not (KEY_RE.match(tok) or (i == 0 and len(kids) > 1 and tok == "OLD")):
                 raise ExpressionError(tok.start_pos, "invalid_name", name=str(tok))
         return self._node(Field(kids[0].start_pos, tuple(str(k) for k in kids),
                                 tuple(k.start_pos for k in kids)))

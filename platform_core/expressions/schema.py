@@ -15,6 +15,10 @@ from typing import Any
 from platform_core.store.fields import FieldSet
 from platform_core.store.kinds import check_key
 
+# The one relation name that is not a field key: a rule's ``OLD.field`` (the values before
+# an update). Rule conditions run in Python only, so it never reaches SQL text.
+OLD = "OLD"
+
 
 @dataclass(frozen=True)
 class ExprSchema:
@@ -36,7 +40,8 @@ class ExprSchema:
         entries += [("relation", k, v) for k, v in self.relations]
         entries += [("subtable", k, v) for k, v in self.subtables]
         for role, key, value in entries:
-            check_key(key)
+            if not (role == "relation" and key == OLD):
+                check_key(key)
             if key in index:
                 raise ValueError(f"{key!r} is declared twice in the expression schema")
             index[key] = (role, value)

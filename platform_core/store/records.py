@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from platform_core.db import dumps
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import OutboxEvent, Record, RecordHistory, RecordLink, utcnow
+from platform_core.outbox import CASCADE_DEPTH
 from platform_core.store.kinds import check_key
 
 MAX_BULK = 100_000
@@ -62,7 +63,7 @@ def _event(event_type: str, record: Mapping[str, Any], actor: Actor,
         payload["changes"] = changes
     return {"event_type": event_type, "app": record["app"], "form": record["form"],
             "record_id": record["id"], "payload": payload, "created_at": utcnow(),
-            "available_at": utcnow()}
+            "available_at": utcnow(), "depth": CASCADE_DEPTH.get()}
 
 
 def _allocate_ids(session: Session, n: int) -> list[int]:
@@ -91,7 +92,8 @@ def _created_events(session: Session, ids: list[int], actor: Actor, now: Any) ->
     which = (Record.id == any_(literal(ids, ARRAY(BigInteger()))) if dialect == "postgresql"
              else Record.id.between(ids[0], ids[-1]))
     rows = select(literal("record.created", String()), Record.app, Record.form, Record.id,
-                  payload, literal(0, Integer()), literal(now, DateTime(timezone=True)),
+                  payload, literal(CASCADE_DEPTH.get(), Integer()),
+                  literal(now, DateTime(timezone=True)),
                   literal(now, DateTime(timezone=True)), literal(0, Integer())
                   ).where(which).order_by(Record.id)
     session.execute(insert(OutboxEvent).from_select(

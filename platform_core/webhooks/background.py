@@ -36,10 +36,11 @@ def run_background(ctx: AppContext, *, dispatcher: Dispatcher, client: httpx.Cli
     """One tick: the periodic scans (SLA, timers …), then dispatch due outbox events and
     send due deliveries; how much was done."""
     from platform_core.models import utcnow
-    from platform_core.scans import run_scans
+    from platform_core.scans import run_scans, run_senders
 
     done = run_scans(ctx.db, now or utcnow())
     done += dispatcher.run_once(now=now)
+    done += run_senders(ctx, client, now or utcnow(), dispatcher.worker_id)
     return done + deliver_due(ctx.db, ctx.keyring, ctx.settings, client=client, now=now,
                               worker_id=dispatcher.worker_id)
 
@@ -57,7 +58,7 @@ class BackgroundJobs:
         register_builtins()
         self.ctx = ctx
         self.interval = interval
-        self.dispatcher = Dispatcher.from_registry(ctx.db)
+        self.dispatcher = Dispatcher.from_registry(ctx.db, context=ctx)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="qiao-background",
                                         daemon=True)

@@ -1,0 +1,252 @@
+"""The action registry (``ACTIONS``) and the actions that only write rows.
+
+An action type is a small class: ``check(config, spec)`` at save time (a list of
+problems), then either ``run(ctx, config)`` — rows written in the dispatcher's
+transaction, a result for the run log — or, for an *outside* action (``external``),
+``prepare(ctx, config)`` — the request to send, stored as a pending ``ActionRun`` — and
+``send(request, sender)`` in the action sender. New types are added by registering a
+class (``ACTIONS.register``), e.g. from another package at start-up.
+
+Built in here: ``create_record``, ``update_record`` (the record, a linked one, or the
+records linking to it), ``set_tags``, ``create_task`` (a to-do outside any flow),
+``start_flow``, ``advance_flow``. Notifications and webhooks: ``engine_rules.notify``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine_forms import records as record_handler
+from engine_forms.forms import published
+from engine_forms.sealing import FieldCrypt
+from platform_core.errors import InvalidInput
+from platform_core.registry import Registry
+from platform_core.store import links_to
+
+if TYPE_CHECKING:
+    from engine_rules.context import RuleContext
+
+
+class Action:
+    """Base of every action type."""
+
+    key: ClassVar[str]
+    external: ClassVar[bool] = False
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:  # noqa: ARG002
+        return []
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def preview(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        """What the action would do, without doing it (a rule's test run)."""
+        return {"would": self.key, **self._values_preview(ctx, config)}
+
+    def _values_preview(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        values = config.get("values")
+        return {"values": evaluate_values(ctx, values)} if isinstance(values, dict) else {}
+
+
+ACTIONS: Registry[Action] = Registry("rule action")
+
+
+def storable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def evaluate_values(ctx: RuleContext, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{field: expression}`` → ``{field: value}`` over the triggering record."""
+    return {key: storable(ctx.evaluate(str(text))) for key, text in values.items()}
+
+
+def _needs(config: Mapping[str, Any], *keys: str) -> list[str]:
+    return [f"{config.get('type')} needs {k!r}" for k in keys if not config.get(k)]
+
+
+class CreateRecord(Action):
+    """``{"type": "create_record", "form": "follow_up", "values": {"customer":
+    "customer", "note": "\\"到期回访\\""}}``"""
+
+    key = "create_record"
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        return _needs(config, "form", "values")
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        pub = published(ctx.session, ctx.fired.app, config["form"])
+        rec = record_handler.create(ctx.session, pub, evaluate_values(ctx, config["values"]),
+                                    actor=ctx.actor, crypt=FieldCrypt(pub, ctx.keyring))
+        return {"record_id": rec.id, "form": config["form"]}
+
+
+class UpdateRecord(Action):
+    """``{"type": "update_record", "values": {...}}`` — the triggering record; with
+    ``"via": "customer"`` the record that relation field links to; with ``"related":
+    {"form": "loan_case", "via": "customer"}`` every record of that form linking here."""
+
+    key = "update_record"
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        problems = _needs(config, "values")
+        related = config.get("related")
+        if related is not None and not (isinstance(related, dict) and related.get("form")):
+            problems.append("update_record: 'related' needs the linking 'form' (and 'via', "
+                            "its relation field)")
+        return problems
+
+    def targets(self, ctx: RuleContext, config: Mapping[str, Any]) -> list[tuple[str, int]]:
+        if ctx.record is None:
+            raise InvalidInput("update_record needs a record: this trigger has none")
+        related = config.get("related")
+        if isinstance(related, dict):
+            linking = links_to(ctx.session, ctx.record.id, form=related["form"],
+                               field=related.get("via"))
+            return [(related["form"], rec.id) for _field, rec in linking]
+        via = config.get("via")
+        if via:
+            linked = ctx.data.get(via)
+            target = ctx.pub.spec.field(via) if ctx.pub else None
+            if not isinstance(linked, int) or target is None:
+                return []
+            return [(target.config["target"], linked)]
+        return [(ctx.record.form, ctx.record.id)]
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        values, done = evaluate_values(ctx, config["values"]), []
+        for form, record_id in self.targets(ctx, config):
+            pub = published(ctx.session, ctx.fired.app, form)
+            rec = record_handler.load_record(ctx.session, pub, record_id)
+            record_handler.update(ctx.session, pub, record_id, values,
+                                  expected_version=rec.row_version, actor=ctx.actor,
+                                  crypt=FieldCrypt(pub, ctx.keyring))
+            done.append(record_id)
+        ctx.refresh()
+        return {"records": done, "fields": sorted(values)}
+
+
+class SetTags(Action):
+    """``{"type": "set_tags", "field": "tags", "add": ["高价值"], "remove": ["沉睡"]}`` on
+    a multi-select field of the record."""
+
+    key = "set_tags"
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        problems = _needs(config, "field")
+        if not (config.get("add") or config.get("remove")):
+            problems.append("set_tags needs 'add' or 'remove'")
+        return problems
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        if ctx.record is None or ctx.pub is None:
+            raise InvalidInput("set_tags needs a record: this trigger has none")
+        key = config["field"]
+        current = list(ctx.data.get(key) or [])
+        tags = [t for t in current if t not in set(config.get("remove") or [])]
+        tags += [t for t in config.get("add") or [] if t not in tags]
+        if tags != current:
+            record_handler.update(ctx.session, ctx.pub, ctx.record.id, {key: tags},
+                                  expected_version=ctx.record.row_version, actor=ctx.actor,
+                                  crypt=FieldCrypt(ctx.pub, ctx.keyring))
+            ctx.refresh()
+        return {"field": key, "tags": tags, "changed": tags != current}
+
+    def preview(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {"would": self.key, "field": config["field"], "add": config.get("add"),
+                "remove": config.get("remove")}
+
+
+class CreateTask(Action):
+    """``{"type": "create_task", "title": "到期回访", "assignee": {"field": "owner"},
+    "due_in_days": 7}`` — a to-do in the assignee's inbox, about the record. The
+    assignee is any flow assignment strategy (``{"field": …}`` is short for
+    ``{"strategy": "field", "field": …}``)."""
+
+    key = "create_task"
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        return _needs(config, "title", "assignee")
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        from engine_flows.todo import create_todo
+
+        if ctx.record is None:
+            raise InvalidInput("create_task needs a record: this trigger has none")
+        due = ctx.now + timedelta(days=config["due_in_days"]) \
+            if config.get("due_in_days") else None
+        task = create_todo(ctx.session, app=ctx.fired.app, record=ctx.record,
+                           data=ctx.data, title=str(config["title"])[:200],
+                           assignee=_assignee(config["assignee"]), due_at=due,
+                           actor=ctx.actor, now=ctx.now)
+        return {"task_id": task.id, "assignee_id": task.assignee_id}
+
+
+def _assignee(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(raw) if "strategy" in raw else {"strategy": "field", **raw}
+
+
+class StartFlow(Action):
+    """``{"type": "start_flow", "flow": "loan_service"}`` over the triggering record."""
+
+    key = "start_flow"
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        return _needs(config, "flow")
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        from engine_flows.instances import start_run
+
+        if ctx.record is None:
+            raise InvalidInput("start_flow needs a record: this trigger has none")
+        run = start_run(ctx.session, app=ctx.fired.app, flow=config["flow"],
+                        record_id=ctx.record.id, actor=ctx.actor, now=ctx.now,
+                        keyring=ctx.keyring)
+        return {"run_id": run.id}
+
+
+class AdvanceFlow(Action):
+    """``{"type": "advance_flow", "flow": "loan_service", "step": "docs", "outcome":
+    "submit"}`` — complete the open task(s) of that step of the record's running instance
+    as the system (e.g. "all documents collected → on to risk review")."""
+
+    key = "advance_flow"
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        return _needs(config, "flow", "step")
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        from engine_flows.todo import advance_step
+
+        if ctx.record is None:
+            raise InvalidInput("advance_flow needs a record: this trigger has none")
+        done = advance_step(ctx.session, app=ctx.fired.app, flow=config["flow"],
+                            record_id=ctx.record.id, step=config["step"],
+                            outcome=config.get("outcome"), actor=ctx.actor, now=ctx.now,
+                            keyring=ctx.keyring)
+        return {"tasks": done}
+
+
+def register_builtins() -> None:
+    from engine_rules import notify
+
+    for cls in (CreateRecord, UpdateRecord, SetTags, CreateTask, StartFlow, AdvanceFlow,
+                notify.Notify, notify.CallWebhook):
+        if cls.key not in ACTIONS:
+            ACTIONS.register(cls.key, cls())
+
+
+def check_actions(actions: list[Mapping[str, Any]], spec: Any) -> list[str]:
+    problems = []
+    for i, config in enumerate(actions):
+        kind = config.get("type")
+        if kind not in ACTIONS:
+            problems.append(f"actions[{i}]: unknown action type {kind!r} (known: "
+                            f"{', '.join(ACTIONS)})")
+            continue
+        problems += [f"actions[{i}]: {p}" for p in ACTIONS.get(kind).check(config, spec)]
+    return problems

@@ -1,0 +1,151 @@
+"""What a rule sees when it runs: the trigger (``Fired``), the record as it is now, its
+values before an update (``OLD.field``), the task and flow of a flow event — and the
+expression schema and environment to evaluate conditions and values over them.
+
+``OLD`` is a relation of the form onto itself whose "record" is the old values: the
+expression language follows it like ``customer.city``, in Python only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine_forms.expr import schema_of
+from engine_forms.forms import Published, published, resolver
+from engine_forms.records import env_for
+from engine_forms.sealing import FieldCrypt
+from platform_core.expressions import ExprSchema, Formula
+from platform_core.expressions.schema import OLD
+from platform_core.expressions.values import Env
+from platform_core.models import Record, RecordHistory
+from platform_core.security.crypto import Keyring
+from platform_core.store import Actor
+
+OLD_ID = -1  # the id ``OLD`` points at; no record has it
+
+
+def as_of(session: Session, record: Record, version: Any) -> dict[str, Any]:
+    """The record's data as it was at ``row_version`` ``version`` (the event's): later
+    changes undone from its history, so a rule handling an event after the record moved
+    on sees the record of that event (three quick updates are three different events)."""
+    data = dict(record.data)
+    if not isinstance(version, int) or version >= record.row_version:
+        return data
+    later = session.execute(select(RecordHistory.diff).where(
+        RecordHistory.record_id == record.id, RecordHistory.row_version > version)
+        .order_by(RecordHistory.row_version.desc(), RecordHistory.id.desc())).scalars()
+    for diff in later:
+        for key, pair in (diff or {}).items():
+            if not (isinstance(pair, list) and pair):
+                continue
+            if pair[0] is None:
+                data.pop(key, None)
+            else:
+                data[key] = pair[0]
+    return data
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One reason to run rules: an outbox event, a date coming due, a cron tick.
+
+    ``key`` identifies it for good (``evt:42``, ``date:…``): with the rule and the action
+    index it makes each action run's idempotency key.
+    """
+
+    key: str
+    event_type: str
+    app: str
+    form: str | None = None
+    record_id: int | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    depth: int = 0
+
+
+@dataclass
+class RuleContext:
+    """One rule's run over one trigger (see the module docstring)."""
+
+    session: Session
+    fired: Fired
+    actor: Actor
+    now: datetime
+    keyring: Keyring | None = None
+    test: bool = False
+    pub: Published | None = None
+    record: Record | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    old: dict[str, Any] | None = None
+    _formulas: dict[str, Formula] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, fired: Fired, *, actor: Actor, now: datetime,
+             keyring: Keyring | None = None, test: bool = False) -> RuleContext:
+        ctx = cls(session, fired, actor, now, keyring, test)
+        if fired.form:
+            ctx.pub = published(session, fired.app, fired.form)
+        if fired.record_id is not None:
+            ctx.record = session.get(Record, fired.record_id)
+            if ctx.record is not None and ctx.pub is not None:
+                crypt = FieldCrypt(ctx.pub, keyring)
+                data = as_of(session, ctx.record, fired.payload.get("row_version"))
+                ctx.data = crypt.open(data)
+                changes = fired.payload.get("changes")
+                if isinstance(changes, dict) and fired.event_type == "record.updated":
+                    ctx.old = crypt.open(data | {k: v[0] for k, v in changes.items()
+                                                 if isinstance(v, list) and v})
+        return ctx
+
+    def refresh(self) -> None:
+        """Re-read the record (an earlier action may have changed it)."""
+        if self.record is not None and self.pub is not None:
+            self.session.refresh(self.record)
+            self.data = FieldCrypt(self.pub, self.keyring).open(self.record.data)
+
+    # -- expressions ---------------------------------------------------------------------
+
+    def schema(self) -> ExprSchema:
+        if self.pub is None:
+            return ExprSchema.of({}, app=self.fired.app)
+        kinds = {f.key: self.pub.compiled.kinds[f.key] for f in self.pub.spec.fields
+                 if f.type == "formula" and f.key in self.pub.compiled.kinds}
+        base = schema_of(self.pub.spec, kinds, app=self.fired.app,
+                         resolve=resolver(self.session, self.fired.app))
+        return ExprSchema(base.fields, tuple(sorted({*base.relations, (OLD, base)})),
+                          base.subtables, base.app, base.form)
+
+    def formula(self, text: str) -> Formula:
+        if text not in self._formulas:
+            self._formulas[text] = Formula.build(text, self.schema())
+        return self._formulas[text]
+
+    def evaluate(self, text: str) -> Any:
+        related = env_for(self.session).related
+        old = self.old if self.old is not None else self.data
+
+        def follow(record_id: int) -> Mapping[str, Any] | None:
+            return old if record_id == OLD_ID else related(record_id)
+
+        return self.formula(text).evaluate({**self.data, OLD: OLD_ID}, Env(related=follow))
+
+    # -- templates -----------------------------------------------------------------------
+
+    def scope(self) -> dict[str, Any]:
+        """What message templates see: ``record``, ``old``, ``event``, ``task``, ``flow``,
+        ``step``."""
+        payload = dict(self.fired.payload)
+        return {"record": dict(self.data), "old": dict(self.old or {}), "event": payload,
+                "app": self.fired.app, "form": self.fired.form,
+                "record_id": self.fired.record_id,
+                "task": {"id": payload.get("task_id"), "title": payload.get("step"),
+                         "outcome": payload.get("outcome"),
+                         "due_at": payload.get("due_at"),
+                         "overdue_days": payload.get("overdue_days")},
+                "flow": {"key": payload.get("flow"), "run_id": payload.get("run_id")},
+                "step": {"id": payload.get("node"), "name": payload.get("step")}}

@@ -1,0 +1,215 @@
+"""Notifications and outside calls: the ``notify`` and ``call_webhook`` actions.
+
+A message is a Jinja2 template rendered in a sandbox with what the rule sees (``record``,
+``old``, ``task``, ``flow``, ``step``, ``event``); recipients are users, a role's
+members, the record's owner, the task's assignee, or a phone/e-mail/user field of the
+record (``customer.mobile`` follows a relation). Channels (``CHANNELS``):
+
+- ``in_app``: rows in the notification centre, written in the dispatcher's transaction;
+- ``email`` (SMTP from settings), ``sms`` (a generic HTTP gateway from settings),
+  ``wecom`` (a WeCom group robot), and the ``call_webhook`` action: *outside* calls, kept
+  as pending action runs and sent by ``engine_rules.sender`` with retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
+
+from engine_flows.assign import role_members
+from engine_rules.actions import Action
+from engine_rules.models import Notification
+from platform_core.errors import InvalidInput
+from platform_core.security.models import User
+
+if TYPE_CHECKING:
+    from engine_rules.context import RuleContext
+
+CHANNELS = ("in_app", "email", "sms", "wecom")
+MAX_BODY = 4000
+
+
+MAX_REPEAT = 100_000  # the longest string or list ``*`` may build in a template
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja2's sandbox, and ``*``/``**`` that cannot build huge values."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 100:
+            raise SecurityError("the exponent is too large")
+        if operator == "*":
+            sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
+            counts = [v for v in (left, right) if isinstance(v, int)]
+            if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_REPEAT:
+                raise SecurityError("the repeated value is too long")
+        return super().call_binop(context, operator, left, right)
+
+
+@cache
+def _templates() -> SandboxedEnvironment:
+    return _Sandbox(autoescape=False, trim_blocks=True)
+
+
+def render(template: str, scope: Mapping[str, Any]) -> str:
+    """``template`` rendered in the sandbox (no attribute access to Python internals).
+
+    A template that fails — reaches for what the sandbox refuses, divides by zero, uses
+    what is not there — is an ``InvalidInput`` naming the problem: the action fails
+    cleanly and is logged, and nothing of Python's internals ends in the message."""
+    try:
+        out: list[str] = []
+        size = 0
+        for chunk in _templates().from_string(template).generate(**scope):
+            out.append(chunk)
+            size += len(chunk)
+            if size >= MAX_BODY:
+                break
+        return "".join(out)[:MAX_BODY]
+    except SecurityError as exc:
+        raise InvalidInput(f"template refused by the sandbox: {exc}") from None
+    except TemplateError as exc:
+        raise InvalidInput(f"template: {exc.message or type(exc).__name__}") from None
+    except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise InvalidInput(f"template: {type(exc).__name__}: {exc}"[:500]) from None
+
+
+def template_problems(template: Any, where: str) -> list[str]:
+    if not isinstance(template, str) or not template.strip():
+        return [f"{where} needs a template"]
+    try:
+        _templates().parse(template)
+    except TemplateSyntaxError as exc:
+        return [f"{where}: template line {exc.lineno}: {exc.message}"]
+    return []
+
+
+# -- recipients --------------------------------------------------------------------------
+
+
+def _field_values(ctx: RuleContext, path: str) -> list[Any]:
+    value = ctx.evaluate(path)
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if v not in (None, "")]
+
+
+def user_ids(ctx: RuleContext, to: Mapping[str, Any]) -> list[int]:
+    """The users ``to`` names (in-app messages, a user's mobile)."""
+    session, ids = ctx.session, []
+    if to.get("users"):
+        ids += list(session.execute(select(User.id).where(
+            User.username.in_(to["users"]), User.status == "active")).scalars())
+    if to.get("role"):
+        ids += role_members(session, to["role"])
+    if to.get("owner") and ctx.record is not None and ctx.record.owner_id:
+        ids.append(ctx.record.owner_id)
+    if to.get("assignee") and ctx.fired.payload.get("assignee_id"):
+        ids.append(int(ctx.fired.payload["assignee_id"]))
+    if to.get("field"):
+        ids += [v for v in _field_values(ctx, to["field"]) if isinstance(v, int)]
+    return list(dict.fromkeys(ids))
+
+
+def addresses(ctx: RuleContext, to: Mapping[str, Any], channel: str) -> list[str]:
+    """Phone numbers (sms) or e-mail addresses (email) ``to`` names: a field of the
+    record (the customer's), or the users' mobiles."""
+    found = [str(v) for v in _field_values(ctx, to["field"])] if to.get("field") else []
+    if channel == "sms" and any(to.get(k) for k in ("users", "role", "owner", "assignee")):
+        rest = {k: v for k, v in to.items() if k != "field"}
+        ids = user_ids(ctx, rest)
+        found += [m for m in ctx.session.execute(select(User.mobile).where(
+            User.id.in_(ids))).scalars() if m]
+    return list(dict.fromkeys(found))
+
+
+# -- the actions -------------------------------------------------------------------------
+
+
+class Notify(Action):
+    """``{"type": "notify", "channel": "sms", "to": {"field": "customer.mobile"},
+    "title": "进度通知", "template": "您好，您的贷款业务已进入「{{ step.name }}」阶段。"}``"""
+
+    key = "notify"
+    external = True  # except in_app, see ``runs_inline``
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        channel = config.get("channel")
+        if channel not in CHANNELS:
+            return [f"notify: channel must be one of {', '.join(CHANNELS)}"]
+        problems = template_problems(config.get("template"), "notify")
+        to = config.get("to")
+        if channel != "wecom" and not (isinstance(to, dict) and to):
+            problems.append("notify needs 'to': users, role, owner, assignee or field")
+        return problems
+
+    @staticmethod
+    def runs_inline(config: Mapping[str, Any]) -> bool:
+        return config.get("channel") == "in_app"
+
+    def message(self, ctx: RuleContext, config: Mapping[str, Any]) -> tuple[str, str]:
+        scope = ctx.scope()
+        title = render(str(config.get("title") or "通知"), scope)[:200]
+        return title, render(str(config["template"]), scope)
+
+    def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        """In-app: one notification per recipient, now."""
+        title, body = self.message(ctx, config)
+        ids = user_ids(ctx, config.get("to") or {})
+        for user_id in ids:
+            ctx.session.add(Notification(user_id=user_id, app=ctx.fired.app, title=title,
+                                         body=body, record_id=ctx.fired.record_id,
+                                         created_at=ctx.now))
+        return {"channel": "in_app", "users": ids}
+
+    def prepare(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        """An outside channel: the request the sender will make (recipients resolved and
+        the message rendered now, as of the trigger)."""
+        channel = config["channel"]
+        title, body = self.message(ctx, config)
+        to = config.get("to") or {}
+        recipients = addresses(ctx, to, channel) if channel != "wecom" else \
+            [str(m) for m in to.get("mobiles", [])]
+        if channel != "wecom" and not recipients:
+            raise InvalidInput(f"notify by {channel}: nobody to send to")
+        return {"channel": channel, "to": recipients, "title": title, "body": body,
+                "robot": config.get("robot")}
+
+    def preview(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        if self.runs_inline(config):
+            title, body = self.message(ctx, config)
+            return {"would": "notify", "channel": "in_app", "title": title, "body": body,
+                    "users": user_ids(ctx, config.get("to") or {})}
+        return {"would": "notify", **self.prepare(ctx, config)}
+
+
+class CallWebhook(Action):
+    """``{"type": "call_webhook", "url": "https://erp.example/hook", "method": "POST",
+    "body": "{\\"case\\": {{ record_id }}}"}`` — an outside HTTP call (SSRF-checked)."""
+
+    key = "call_webhook"
+    external: ClassVar[bool] = True
+
+    def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
+        problems = [] if str(config.get("url", "")).startswith(("http://", "https://")) \
+            else ["call_webhook needs an http(s) 'url'"]
+        if config.get("method", "POST") not in ("POST", "PUT", "PATCH", "GET"):
+            problems.append("call_webhook: method is POST, PUT, PATCH or GET")
+        if config.get("body") is not None:
+            problems += template_problems(config["body"], "call_webhook body")
+        return problems
+
+    def prepare(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        body = render(str(config["body"]), ctx.scope()) if config.get("body") else None
+        return {"channel": "webhook", "url": config["url"],
+                "method": config.get("method", "POST"), "body": body}
+
+    def preview(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {"would": "call_webhook", **self.prepare(ctx, config)}

@@ -1,0 +1,194 @@
+"""Running rules: which rules an event triggers, and one rule's run over one trigger.
+
+A run, in order (one ``RuleRun`` row records it all):
+
+1. the trigger's own filters (the form, the fields that really changed, the step, the
+   outcome); a rule they do not match does not run and is not logged;
+2. a cascade deeper than ``MAX_DEPTH`` stops here, logged as ``stopped`` with a warning;
+3. the condition (expression language; ``OLD.field`` is the value before an update);
+   false → ``skipped``;
+4. the actions, in order, each under its idempotency key ``<trigger>:<rule>:<index>``:
+   one that already has an ``ActionRun`` is not run again; one that only writes rows
+   runs now, in a savepoint, with its ``ActionRun`` (``done``); an outside call is
+   written as a ``pending`` ``ActionRun`` for the sender. The first action that fails is
+   logged (``failed``, replayable from the dead-letter list) and the rest of the rule's
+   actions do not run.
+
+Everything runs in the caller's transaction (the dispatcher's, or a scan's), and the
+events the actions write carry depth + 1 (``platform_core.outbox.CASCADE_DEPTH``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from engine_rules.actions import ACTIONS
+from engine_rules.context import Fired, RuleContext
+from engine_rules.models import ActionRun, Rule, RuleRun
+from engine_rules.spec import RuleSpec, Trigger
+from platform_core.errors import DomainError
+from platform_core.expressions import ExpressionError
+from platform_core.models import OutboxEvent, utcnow
+from platform_core.outbox import CASCADE_DEPTH
+from platform_core.security.crypto import Keyring
+from platform_core.security.models import User
+from platform_core.store import Actor
+
+log = logging.getLogger("qiao.rules")
+MAX_DEPTH = 5
+
+
+def _stamp_depth(session: Session, _context: Any, _instances: Any) -> None:
+    """Every outbox event added without a depth takes the cascade depth of the code that
+    wrote it (``CASCADE_DEPTH``): a flow a rule started, a task it completed … so a
+    cascade through any engine stops at ``MAX_DEPTH``, not only through records."""
+    depth = CASCADE_DEPTH.get()
+    if depth:
+        for obj in session.new:
+            if isinstance(obj, OutboxEvent) and not obj.depth:
+                obj.depth = depth
+
+
+def track_depth() -> None:
+    """Install ``_stamp_depth`` on every session (idempotent; at start-up)."""
+    if not event.contains(Session, "before_flush", _stamp_depth):
+        event.listen(Session, "before_flush", _stamp_depth)
+
+
+def matches(trigger: Trigger, fired: Fired) -> bool:
+    """Whether an event passes the trigger's own filters (step 1)."""
+    payload = fired.payload
+    if trigger.form and trigger.form != fired.form:
+        return False
+    if trigger.flow and trigger.flow != payload.get("flow"):
+        return False
+    if trigger.step and trigger.step != payload.get("node"):
+        return False
+    if trigger.outcome and trigger.outcome != payload.get("outcome"):
+        return False
+    if trigger.type == "record.updated" and trigger.fields:
+        changes = payload.get("changes") or {}
+        return any(key in changes for key in trigger.fields)
+    return not (trigger.type == "task.overdue" and trigger.overdue_days and
+                fired.key.startswith("evt:"))  # N days late: the overdue scan fires it
+
+
+def rules_for(session: Session, fired: Fired) -> list[Rule]:
+    rows = session.execute(select(Rule).where(
+        Rule.app == fired.app, Rule.trigger == fired.event_type, Rule.enabled.is_(True))
+        .order_by(Rule.id)).scalars()
+    return [r for r in rows if matches(RuleSpec.model_validate(r.spec).trigger, fired)]
+
+
+def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
+    """Who the actions act as: the rule's ``run_as`` user, else the system."""
+    if spec.run_as.user:
+        user = session.execute(select(User).where(User.username == spec.run_as.user)
+                               ).scalar_one_or_none()
+        if user is not None and user.status == "active":
+            return Actor(user_id=user.id, department_id=user.department_id,
+                         name=user.username)
+    return Actor(user_id=None, name=f"rule:{rule.key}")
+
+
+def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
+             keyring: Keyring | None = None) -> RuleRun:
+    """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring)."""
+    started = time.perf_counter()
+    spec = RuleSpec.model_validate(rule.spec)
+    run = RuleRun(rule_id=rule.id, rule_version=rule.version, trigger_key=fired.key,
+                  event_type=fired.event_type, record_id=fired.record_id,
+                  depth=fired.depth, status="done", actions=[], at=now)
+    session.add(run)
+    if fired.depth >= MAX_DEPTH:
+        log.warning("rule %s.%s not run for %s: cascade depth %s reached", rule.app,
+                    rule.key, fired.key, fired.depth)
+        run.status, run.error = "stopped", f"cascade depth {fired.depth} ≥ {MAX_DEPTH}"
+        return _finish(session, run, started)
+    ctx = RuleContext.load(session, fired, actor=actor_of(session, rule, spec), now=now,
+                           keyring=keyring)
+    try:
+        run.condition = bool(ctx.evaluate(spec.condition)) if spec.condition else True
+    except (ExpressionError, DomainError) as exc:
+        run.status, run.error = "failed", f"condition: {getattr(exc, 'detail', exc)}"
+        return _finish(session, run, started)
+    if not run.condition:
+        run.status = "skipped"
+        return _finish(session, run, started)
+    session.flush()  # the run's id, for its action runs
+    token = CASCADE_DEPTH.set(fired.depth + 1)
+    try:
+        run.actions = _run_actions(ctx, rule, spec, run)
+    finally:
+        CASCADE_DEPTH.reset(token)
+    if any(a["status"] == "failed" for a in run.actions):
+        run.status = "failed"
+    return _finish(session, run, started)
+
+
+def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, run: RuleRun
+                 ) -> list[dict[str, Any]]:
+    session, out = ctx.session, []
+    for index, config in enumerate(spec.actions):
+        key = f"{ctx.fired.key}:{rule.id}:{index}"[:200]
+        kind = ACTIONS.get(config["type"])
+        if session.execute(select(ActionRun.id).where(ActionRun.key == key)).first():
+            out.append({"index": index, "type": kind.key, "status": "already_done"})
+            continue
+        row = ActionRun(key=key, rule_id=rule.id, rule_run_id=run.id, app=rule.app,
+                        action_type=kind.key, created_at=ctx.now)
+        try:
+            with session.begin_nested():
+                if kind.external and not getattr(kind, "runs_inline", lambda _c: False)(
+                        config):
+                    row.status, row.request = "pending", kind.prepare(ctx, config)
+                    row.next_attempt_at = ctx.now
+                else:
+                    row.status, row.result, row.done_at = "done", kind.run(ctx, config), \
+                        ctx.now
+                session.add(row)
+                session.flush()
+        except (DomainError, ExpressionError) as exc:
+            row.status, row.last_error = "failed", str(getattr(exc, "detail", exc))[:2000]
+            row.request = {"config": config}
+            session.add(row)
+            session.flush()
+            out.append({"index": index, "type": kind.key, "status": "failed",
+                        "error": row.last_error})
+            break
+        out.append({"index": index, "type": kind.key, "status": row.status,
+                    "result": row.result or None})
+    return out
+
+
+def _finish(session: Session, run: RuleRun, started: float) -> RuleRun:
+    run.duration_ms = round((time.perf_counter() - started) * 1000)
+    session.flush()
+    return run
+
+
+class RulesHandler:
+    """The outbox handler (``HANDLERS["rules"]``): every enabled rule an event
+    triggers, run in the dispatcher's transaction."""
+
+    def __init__(self, keyring: Keyring | None = None):
+        self.keyring = keyring
+
+    def handle(self, session: Session, event: Any) -> None:
+        if event.app is None:
+            return
+        fired = Fired(key=f"evt:{event.id}", event_type=event.event_type, app=event.app,
+                      form=event.form, record_id=event.record_id,
+                      payload=event.payload or {}, depth=event.depth or 0)
+        for rule in rules_for(session, fired):
+            run_rule(session, rule, fired, now=utcnow(), keyring=self.keyring)
+
+    def for_context(self, context: Any) -> RulesHandler:
+        """This handler with the running app's keyring (sealed fields opened)."""
+        return RulesHandler(context.keyring)

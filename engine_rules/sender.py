@@ -1,0 +1,191 @@
+"""The action sender: outside calls of rules (e-mail, SMS, WeCom, webhooks) made from
+their pending ``ActionRun`` rows, with retries and a dead-letter list.
+
+``send_due`` runs on every background tick, in three steps like webhook deliveries:
+claim due rows with a lease (PostgreSQL ``SKIP LOCKED``: several workers share them) in
+one short transaction → make each call outside any transaction → record each outcome in
+one more. Success → ``done``; failure → ``attempts`` + 1 and the next try after an
+exponential backoff (``QIAO_RULES_BACKOFF_SECONDS`` × 2ⁿ, at most an hour); after
+``QIAO_RULES_MAX_ATTEMPTS`` → ``dead``, listed for admins and replayable. A crash between
+a call and its record sends it once more when the lease ends (at least once: a receiver
+drops duplicates by ``X-Qiao-Action``, the action run's key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, select
+
+from engine_rules.models import ActionRun
+from engine_rules.notify import render
+from platform_core import __version__
+from platform_core.db import Database
+from platform_core.errors import DomainError
+from platform_core.outbox import retry_delay
+from platform_core.settings import Settings
+from platform_core.webhooks.ssrf import AllowList, check_url
+
+log = logging.getLogger("qiao.rules.sender")
+LEASE = timedelta(seconds=60)
+BATCH = 50
+
+
+class SendFailed(Exception):
+    """A call that did not go through; the message is kept as ``last_error``."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    request: dict[str, Any]
+
+
+def claim(db: Database, *, worker: str, now: datetime, batch: int = BATCH) -> list[Job]:
+    with db.write() as session:
+        rows = list(session.execute(
+            select(ActionRun).where(ActionRun.status == "pending",
+                                    ActionRun.next_attempt_at <= now,
+                                    or_(ActionRun.claimed_until.is_(None),
+                                        ActionRun.claimed_until <= now))
+            .order_by(ActionRun.next_attempt_at, ActionRun.id).limit(batch)
+            .with_for_update(skip_locked=True)).scalars())
+        for row in rows:
+            row.claimed_by, row.claimed_until = worker, now + LEASE
+        return [Job(r.id, r.key, dict(r.request)) for r in rows]
+
+
+def send_due(db: Database, settings: Settings, *, client: httpx.Client, worker: str,
+             now: datetime) -> int:
+    """Claim, send and record the due outside actions; how many were tried."""
+    jobs = claim(db, worker=worker, now=now)
+    outcomes = [(job, _try(job, settings, client)) for job in jobs]
+    if outcomes:
+        with db.write() as session:
+            for job, error in outcomes:
+                _record(session.get(ActionRun, job.id), error, settings, now)
+    return len(jobs)
+
+
+def _try(job: Job, settings: Settings, client: httpx.Client) -> str | None:
+    try:
+        send(job, settings, client)
+    except (SendFailed, DomainError, httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
+        return f"{type(exc).__name__}: {getattr(exc, 'detail', exc)}"[:2000]
+    except Exception as exc:  # a bug costs one attempt, not the batch
+        log.exception("action run %s: unexpected error", job.id)
+        return f"{type(exc).__name__}: {exc}"[:2000]
+    return None
+
+
+def _record(row: ActionRun | None, error: str | None, settings: Settings,
+            now: datetime) -> None:
+    if row is None or row.status != "pending":
+        return
+    row.attempts += 1
+    row.claimed_until = None
+    if error is None:
+        row.status, row.done_at, row.last_error = "done", now, None
+        return
+    row.last_error = error
+    if row.attempts >= settings.rules_max_attempts:
+        row.status = "dead"
+        log.warning("action run %s (%s) is dead after %s attempts: %s", row.id,
+                    row.action_type, row.attempts, error)
+    else:
+        row.next_attempt_at = now + retry_delay(row.attempts, settings.rules_backoff_seconds)
+
+
+# -- the channels --------------------------------------------------------------------------
+
+
+def send(job: Job, settings: Settings, client: httpx.Client) -> None:
+    """Make one outside call; raise on failure."""
+    request = job.request
+    channel = request.get("channel")
+    if channel == "email":
+        _email(request, settings)
+    elif channel == "sms":
+        _sms(job, request, settings, client)
+    elif channel == "wecom":
+        url = request.get("robot") or settings.wecom_robot_url
+        if not url:
+            raise SendFailed("no WeCom robot: set QIAO_WECOM_ROBOT_URL or the action's robot")
+        text = f"{request['title']}\n{request['body']}" if request.get("title") else \
+            request["body"]
+        _http(job, client, settings, "POST", url, json.dumps(
+            {"msgtype": "text", "text": {"content": text,
+                                         "mentioned_mobile_list": request.get("to", [])}},
+            ensure_ascii=False))
+    elif channel == "webhook":
+        _http(job, client, settings, request.get("method", "POST"), request["url"],
+              request.get("body"))
+    else:
+        raise SendFailed(f"unknown channel {channel!r}")
+
+
+def _http(job: Job, client: httpx.Client, settings: Settings, method: str, url: str,
+          body: str | None, headers: dict[str, str] | None = None) -> None:
+    destination = check_url(url, AllowList.parse(settings.webhook_allow_hosts))
+    all_headers = {**destination.headers, "User-Agent": f"Qiao-Rules/{__version__}",
+                   "X-Qiao-Action": job.key, **(headers or {})}
+    if body is not None:
+        all_headers.setdefault("Content-Type", "application/json")
+    request = client.build_request(method, destination.url, headers=all_headers,
+                                   content=body.encode() if body is not None else None,
+                                   timeout=settings.webhook_timeout_seconds,
+                                   extensions=destination.extensions)
+    response = client.send(request, follow_redirects=False)
+    if not 200 <= response.status_code < 300:
+        raise SendFailed(f"HTTP {response.status_code}: {response.text[:300]}")
+    if "errcode" in response.text[:200]:  # WeCom answers 200 with an error code
+        try:
+            code = response.json().get("errcode", 0)
+        except ValueError:
+            code = 0
+        if code:
+            raise SendFailed(f"errcode {code}: {response.text[:300]}")
+
+
+def _sms(job: Job, request: dict[str, Any], settings: Settings, client: httpx.Client) -> None:
+    """One gateway call per number; the body from ``QIAO_SMS_BODY_TEMPLATE`` (``phone``,
+    ``message``), signed with HMAC-SHA256 in ``QIAO_SMS_SIGNATURE_HEADER`` if a secret
+    is set."""
+    if not settings.sms_gateway_url:
+        raise SendFailed("no SMS gateway: set QIAO_SMS_GATEWAY_URL")
+    for phone in request["to"]:
+        body = render(settings.sms_body_template, {"phone": phone,
+                                                   "message": request["body"],
+                                                   "title": request.get("title")})
+        headers = {}
+        if settings.sms_secret:
+            mac = hmac.new(settings.sms_secret.encode(), body.encode(), hashlib.sha256)
+            headers[settings.sms_signature_header] = mac.hexdigest()
+        _http(job, client, settings, settings.sms_method, settings.sms_gateway_url, body,
+              headers)
+
+
+def _email(request: dict[str, Any], settings: Settings) -> None:
+    if not settings.smtp_host:
+        raise SendFailed("no SMTP server: set QIAO_SMTP_HOST")
+    message = EmailMessage()
+    message["From"], message["To"] = settings.smtp_from, ", ".join(request["to"])
+    message["Subject"] = request.get("title") or "Qiao"
+    message.set_content(request["body"])
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
+                      timeout=settings.webhook_timeout_seconds) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+        smtp.send_message(message)
