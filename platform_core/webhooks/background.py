@@ -1,12 +1,13 @@
-"""The in-process background loop: outbox dispatcher, then webhook deliveries.
+"""The background work: periodic scans, the outbox dispatcher, outside calls of rules and
+webhook deliveries.
 
-``run_background`` is one tick (``platform_core.scans``, ``Dispatcher.run_once``, then
-``deliver_due``); a worker
-process or a scheduler may call it. ``BackgroundJobs`` runs ticks on one daemon thread —
-straight away again while there is work, else every ``interval`` seconds — and
-``lifespan`` starts it with the app when ``QIAO_BACKGROUND_JOBS`` is on and stops it
-(finishing the current tick) on shutdown. It is only a clock: what must happen once is
-claimed in the database, so several processes may each run one.
+``run_background`` is one tick of all of it (``qiao worker --once`` loops on it).
+``BackgroundJobs`` is the scheduler a running app or ``qiao worker`` starts: APScheduler
+as a clock only — a work job (dispatch, calls, deliveries) every second, again at once
+while busy, and a scan job every few seconds on the leader only (``platform_core.leader``:
+one process among many on PostgreSQL). ``lifespan`` starts it with the app when
+``QIAO_BACKGROUND_JOBS`` is on and stops it (finishing the running job) on shutdown. What
+must happen once is claimed in the database, so several processes may each run one.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ log = logging.getLogger("qiao.background")
 
 
 def run_background(ctx: AppContext, *, dispatcher: Dispatcher, client: httpx.Client,
-                   now: datetime | None = None) -> int:
-    """One tick: the periodic scans (SLA, timers …), then dispatch due outbox events and
-    send due deliveries; how much was done."""
+                   now: datetime | None = None, scans: bool = True) -> int:
+    """One tick: the periodic scans (SLA, timers, time-based rules — unless ``scans`` is
+    off: the scheduler runs them on the leader only), then dispatch due outbox events,
+    make due outside calls and send due deliveries; how much was done."""
     from platform_core.models import utcnow
     from platform_core.scans import run_scans, run_senders
 
-    done = run_scans(ctx.db, now or utcnow())
+    done = run_scans(ctx.db, now or utcnow()) if scans else 0
     done += dispatcher.run_once(now=now)
     done += run_senders(ctx, client, now or utcnow(), dispatcher.worker_id)
     return done + deliver_due(ctx.db, ctx.keyring, ctx.settings, client=client, now=now,
@@ -52,34 +54,61 @@ def http_client() -> httpx.Client:
 
 
 class BackgroundJobs:
-    """``run_background`` on a daemon thread until ``stop``."""
+    """The scheduler (APScheduler, only a clock): every ``interval`` seconds the work job
+    dispatches events and makes due calls (again at once while there is work); every
+    ``scan_interval`` seconds the scan job runs the periodic scans — on the leader only
+    (``platform_core.leader``). Jobs never overlap themselves; ``stop`` lets the running
+    one finish."""
 
-    def __init__(self, ctx: AppContext, *, interval: float = 1.0):
+    def __init__(self, ctx: AppContext, *, interval: float = 1.0,
+                 scan_interval: float = 5.0):
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from platform_core.leader import Leadership
+
         register_builtins()
         self.ctx = ctx
-        self.interval = interval
         self.dispatcher = Dispatcher.from_registry(ctx.db, context=ctx)
+        self.leadership = Leadership(ctx.db)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="qiao-background",
-                                        daemon=True)
+        self._client = http_client()
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1,
+                                          "misfire_grace_time": 30})
+        self.scheduler.add_job(self._work, "interval", seconds=interval, id="work")
+        self.scheduler.add_job(self._scan, "interval", seconds=scan_interval, id="scans")
 
     def start(self) -> None:
-        self._thread.start()
+        self.scheduler.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:  # noqa: ARG002 - waits for the job
         self._stop.set()
-        self._thread.join(timeout)
+        self.scheduler.shutdown(wait=True)
+        self.leadership.release()
+        self._client.close()
 
-    def _loop(self) -> None:
-        with http_client() as client:
-            wait = self.interval  # a short-lived app (a test client) never ticks
-            while not self._stop.wait(wait):
-                try:
-                    busy = run_background(self.ctx, dispatcher=self.dispatcher, client=client)
-                except Exception:  # keep the loop alive; the next tick tries again
-                    log.exception("background tick failed")
-                    busy = 0
-                wait = 0.05 if busy else self.interval
+    def _work(self) -> None:
+        for _ in range(200):  # while busy, but give the scan job its turn now and then
+            if self._stop.is_set():
+                return
+            try:
+                busy = run_background(self.ctx, dispatcher=self.dispatcher,
+                                      client=self._client, scans=False)
+            except Exception:  # keep the scheduler alive; the next tick tries again
+                log.exception("background tick failed")
+                return
+            if not busy:
+                return
+
+    def _scan(self) -> None:
+        from platform_core.models import utcnow
+        from platform_core.scans import run_scans
+
+        try:
+            if not self._stop.is_set() and self.leadership.held():
+                run_scans(self.ctx.db, utcnow())
+        except Exception:
+            log.exception("scan tick failed")
 
 
 @asynccontextmanager
