@@ -201,7 +201,7 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
     assert step is not None
     decision = NODE_TYPES.get(node.type).decide(eng, node, step, task)  # type: ignore[attr-defined]
     if decision is not None:
-        _cancel_siblings(eng, step)
+        _cancel_siblings(eng, step, node)
         eng.leave(step, node, decision, by=who.user_id)
         eng.advance()
     session.flush()
@@ -222,7 +222,12 @@ def _hand_back(eng: Engine, task: Task, outcome: str, comment: str | None) -> No
     eng.session.flush()
 
 
-def _cancel_siblings(eng: Engine, step: FlowStep) -> None:
+def _cancel_siblings(eng: Engine, step: FlowStep, node: Node) -> None:
+    """The step is decided: its other signers' tasks are cancelled. Only an any/all
+    approval has several open tasks at once (skipping the rest saves a statement on the
+    hot path of every completion)."""
+    if node.type != "approval" or (node.mode or "single") not in ("any", "all"):
+        return
     eng.session.execute(update(Task).where(Task.step_id == step.id, Task.status == "open")
                         .values(status="cancelled", completed_at=eng.now,
                                 row_version=Task.row_version + 1))

@@ -126,6 +126,6 @@ def _close_as_system(eng: Any, node: Any, task: Task, outcome: str) -> None:
     step = eng.session.get(FlowStep, task.step_id)
     decision = NODE_TYPES.get(node.type).decide(eng, node, step, task)
     if decision is not None:
-        _cancel_siblings(eng, step)
+        _cancel_siblings(eng, step, node)
         eng.leave(step, node, decision, by=eng.actor.user_id)
         eng.advance()
