@@ -118,6 +118,7 @@ class UpdateRecord(Action):
         return [(ctx.record.form, ctx.record.id)]
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        ctx.refresh()  # values from the record as it is now: never undo a later change
         values, done = evaluate_values(ctx, config["values"]), []
         for form, record_id in self.targets(ctx, config):
             pub = published(ctx.session, ctx.fired.app, form)
@@ -145,6 +146,7 @@ class SetTags(Action):
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
         if ctx.record is None or ctx.pub is None:
             raise InvalidInput("set_tags needs a record: this trigger has none")
+        ctx.refresh()  # the tags it has now, not at the event: keep later changes
         key = config["field"]
         current = list(ctx.data.get(key) or [])
         tags = [t for t in current if t not in set(config.get("remove") or [])]
@@ -170,17 +172,30 @@ class CreateTask(Action):
     key = "create_task"
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
-        return _needs(config, "title", "assignee")
+        from engine_rules.notify import template_problems
+
+        problems = _needs(config, "title", "assignee")
+        if config.get("title"):
+            problems += template_problems(config["title"], "create_task title")
+        assignee = config.get("assignee")
+        if assignee is not None:
+            problems += _assignee_problems(assignee)
+        days = config.get("due_in_days")
+        if days is not None and not (isinstance(days, int | float) and 0 < days <= 3650):
+            problems.append("create_task: 'due_in_days' is a number of days, 1 to 3650")
+        return problems
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
         from engine_flows.todo import create_todo
+        from engine_rules.notify import render
 
         if ctx.record is None:
             raise InvalidInput("create_task needs a record: this trigger has none")
         due = ctx.now + timedelta(days=config["due_in_days"]) \
             if config.get("due_in_days") else None
+        title = render(str(config["title"]), ctx.scope())[:200] or "待办"
         task = create_todo(ctx.session, app=ctx.fired.app, record=ctx.record,
-                           data=ctx.data, title=str(config["title"])[:200],
+                           data=ctx.data, title=title,
                            assignee=_assignee(config["assignee"]), due_at=due,
                            actor=ctx.actor, now=ctx.now)
         return {"task_id": task.id, "assignee_id": task.assignee_id}
@@ -188,6 +203,21 @@ class CreateTask(Action):
 
 def _assignee(raw: Mapping[str, Any]) -> dict[str, Any]:
     return dict(raw) if "strategy" in raw else {"strategy": "field", **raw}
+
+
+def _assignee_problems(raw: Any) -> list[str]:
+    from pydantic import ValidationError
+
+    from engine_flows.spec import Assignee
+
+    if not isinstance(raw, dict):
+        return ["create_task: 'assignee' is an assignment strategy object"]
+    try:
+        Assignee.model_validate(_assignee(raw))
+    except ValidationError as exc:
+        return [f"create_task assignee: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors()][:5]
+    return []
 
 
 class StartFlow(Action):

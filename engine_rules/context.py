@@ -4,6 +4,12 @@ expression schema and environment to evaluate conditions and values over them.
 
 ``OLD`` is a relation of the form onto itself whose "record" is the old values: the
 expression language follows it like ``customer.city``, in Python only.
+
+The record is the one of the event (its data at the event's ``row_version``): the
+condition and the messages describe what happened, even when the dispatcher comes to
+the event after later changes. Actions that write to records (``update_record``,
+``set_tags``) re-read it first (``refresh``) and compute from the record as it is now,
+so they never undo a change made after the event.
 """
 
 from __future__ import annotations
@@ -91,7 +97,11 @@ class RuleContext:
         if fired.form:
             ctx.pub = published(session, fired.app, fired.form)
         if fired.record_id is not None:
-            ctx.record = session.get(Record, fired.record_id)
+            record = session.get(Record, fired.record_id)
+            # only a record of the trigger's app and form (a test run names any id)
+            if record is not None and record.app == fired.app and (
+                    fired.form is None or record.form == fired.form):
+                ctx.record = record
             if ctx.record is not None and ctx.pub is not None:
                 crypt = FieldCrypt(ctx.pub, keyring)
                 data = as_of(session, ctx.record, fired.payload.get("row_version"))

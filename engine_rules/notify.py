@@ -14,10 +14,10 @@ record (``customer.mobile`` follows a relation). Channels (``CHANNELS``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import Template, TemplateError, TemplateSyntaxError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
@@ -59,6 +59,12 @@ def _templates() -> SandboxedEnvironment:
     return _Sandbox(autoescape=False, trim_blocks=True)
 
 
+@lru_cache(maxsize=512)
+def _compiled(template: str) -> Template:
+    """A template compiled once (a rule renders the same few templates for every event)."""
+    return _templates().from_string(template)
+
+
 def render(template: str, scope: Mapping[str, Any]) -> str:
     """``template`` rendered in the sandbox (no attribute access to Python internals).
 
@@ -68,7 +74,7 @@ def render(template: str, scope: Mapping[str, Any]) -> str:
     try:
         out: list[str] = []
         size = 0
-        for chunk in _templates().from_string(template).generate(**scope):
+        for chunk in _compiled(template).generate(**scope):
             out.append(chunk)
             size += len(chunk)
             if size >= MAX_BODY:

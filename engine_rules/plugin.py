@@ -33,8 +33,10 @@ def _send(ctx: Any, client: Any, now: Any, worker_id: str) -> int:
     return send_due(ctx.db, ctx.settings, client=client, worker=worker_id, now=now)
 
 
-def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
+def register(app: FastAPI, context: Any) -> None:
     from engine_rules.api import router
+    from engine_rules.scans import bind_keyring
 
     register_builtins()
+    bind_keyring(getattr(context, "keyring", None))  # the scans' (one installation)
     app.include_router(router)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import event, select
@@ -32,6 +33,7 @@ from engine_rules.actions import ACTIONS
 from engine_rules.context import Fired, RuleContext
 from engine_rules.models import ActionRun, Rule, RuleRun
 from engine_rules.spec import RuleSpec, Trigger
+from platform_core.db import dumps
 from platform_core.errors import DomainError
 from platform_core.expressions import ExpressionError
 from platform_core.models import OutboxEvent, utcnow
@@ -79,11 +81,21 @@ def matches(trigger: Trigger, fired: Fired) -> bool:
                 fired.key.startswith("evt:"))  # N days late: the overdue scan fires it
 
 
+@lru_cache(maxsize=1024)
+def _parsed(_rule_id: int, _version: int, _saved: Any, spec_json: str) -> RuleSpec:
+    return RuleSpec.model_validate_json(spec_json)
+
+
+def spec_of(rule: Rule) -> RuleSpec:
+    """The rule's spec, validated once per saved version (every event reads it)."""
+    return _parsed(rule.id, rule.version, rule.updated_at, dumps(rule.spec))
+
+
 def rules_for(session: Session, fired: Fired) -> list[Rule]:
     rows = session.execute(select(Rule).where(
         Rule.app == fired.app, Rule.trigger == fired.event_type, Rule.enabled.is_(True))
         .order_by(Rule.id)).scalars()
-    return [r for r in rows if matches(RuleSpec.model_validate(r.spec).trigger, fired)]
+    return [r for r in rows if matches(spec_of(r).trigger, fired)]
 
 
 def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
@@ -101,7 +113,7 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
              keyring: Keyring | None = None) -> RuleRun:
     """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring)."""
     started = time.perf_counter()
-    spec = RuleSpec.model_validate(rule.spec)
+    spec = spec_of(rule)
     run = RuleRun(rule_id=rule.id, rule_version=rule.version, trigger_key=fired.key,
                   event_type=fired.event_type, record_id=fired.record_id,
                   depth=fired.depth, status="done", actions=[], at=now)

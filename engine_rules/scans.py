@@ -7,7 +7,11 @@ a record and its target date, a task — in the same transaction as the rule's r
 scan that runs twice, or on two workers, fires nothing twice; and a scan after downtime
 catches up on what came due meanwhile (since the rule was enabled, never before).
 Date-relative scans are range queries on the date field (its expression index when the
-field is ``indexed``), not a loop over the form's records.
+field is ``indexed``), not a loop over the form's records: from the day after the last
+one scanned to the end (a ``scanned`` mark per rule; today stays open for records
+entered late) up to today, paged, skipping what was fired. Overdue scans skip tasks
+already fired for the rule, so tasks left open never hide the newly overdue ones.
+Scans read their clock in any time zone (compared in UTC).
 """
 
 from __future__ import annotations
@@ -266,10 +270,21 @@ def overdue_payload(session: Session, task_id: int) -> dict[str, Any]:
     return _overdue(task, _aware(at) if at else _utc(datetime.now(UTC)))
 
 
-def scan(db: Database, now: datetime) -> int:
+# The installation's keyring for the registered ``scan`` (a scan is ``scan(db, now)``):
+# bound when the plugin is registered with the app context, so rules fired by a scan
+# open and seal encrypted fields like those fired by the dispatcher.
+_KEYRING: list[Any] = [None]
+
+
+def bind_keyring(keyring: Any) -> None:
+    _KEYRING[0] = keyring
+
+
+def scan(db: Database, now: datetime, keyring: Any = None) -> int:
     """Every time-based trigger, one transaction each kind."""
     done = 0
+    keyring = keyring if keyring is not None else _KEYRING[0]
     for kind in (scan_schedules, scan_dates, scan_overdue):
         with db.write() as session:
-            done += kind(session, now)
+            done += kind(session, now, keyring)
     return done
