@@ -38,8 +38,8 @@ def test_a_todo_is_in_the_inbox_completed_once_and_scanned_for_overdue(world):
     world.act("alice", task_id, status=409)
     assert world.open_tasks("alice") == []
     with world.db.read() as s:
-        types = [e for e in s.execute(select(OutboxEvent.event_type).where(
-            OutboxEvent.event_type.like("task.%"))).scalars()]
+        types = list(s.execute(select(OutboxEvent.event_type).where(
+            OutboxEvent.event_type.like("task.%"))).scalars())
     assert types == ["task.created", "task.overdue", "task.completed"]
 
 
