@@ -19,6 +19,7 @@ from frontend import (
     pages_directory,
     pages_docs,
     pages_me,
+    pages_notifications,
     pages_roles,
     pages_tasks,
     pages_users,
@@ -27,7 +28,7 @@ from frontend.errors import HtmlErrors
 from frontend.web import STATIC_DIR
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
-           pages_docs, pages_tasks)
+           pages_docs, pages_tasks, pages_notifications)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -30,6 +30,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 NAV: tuple[tuple[str, str, str], ...] = (
     ("/", "首页 Home", "user"),
     ("/tasks", "待办 Tasks", "user"),
+    ("/notifications", "通知 Notifications", "user"),
     ("/admin/users", "用户 Users", "users"),
     ("/admin/roles", "角色 Roles", "users"),
     ("/admin/departments", "部门 Departments", "user"),
@@ -52,6 +53,7 @@ FLASH: dict[str, str] = {
     "signed_out": "已退出 / You are signed out.",
     "task_done": "任务已完成 / The task is done.",
     "task_claimed": "任务已认领 / The task is yours now.",
+    "notifications_read": "已全部标为已读 / All marked read.",
 }
 
 

@@ -795,6 +795,10 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/api/v1/notifications"): _fixed(f"{API}/notifications"),
     ("POST", "/api/v1/notifications/{notification_id}/read"): _my_notification,
     ("POST", "/api/v1/notifications/read-all"): _fixed(f"{API}/notifications/read-all"),
+    ("GET", "/notifications"): _fixed("/notifications"),
+    ("POST", "/notifications/{notification_id}/read"): lambda w, who, v: Request(
+        _my_notification(w, who, v).url.removeprefix(API)),
+    ("POST", "/notifications/read-all"): _fixed("/notifications/read-all"),
     # pages
     ("GET", "/login"): _fixed("/login", params={"next": "/"}),
     ("POST", "/login"): _page_login,
