@@ -16,7 +16,7 @@ from engine_forms import records as record_handler
 from engine_forms.sealing import FieldCrypt
 from platform_core.errors import InvalidInput
 from platform_core.expressions import ExpressionError
-from platform_core.registry import Registry
+from platform_core.registry import Registry, check_configs
 
 if TYPE_CHECKING:
     from engine_flows.models import FlowStep
@@ -75,16 +75,7 @@ def register_builtins() -> None:
 
 
 def check_actions(actions: list[dict[str, Any]], spec: Any) -> list[str]:
-    problems = []
-    for i, config in enumerate(actions):
-        kind = config.get("type")
-        if kind not in SERVICE_ACTIONS:
-            problems.append(f"actions[{i}]: unknown action type {kind!r} (known: "
-                            f"{', '.join(SERVICE_ACTIONS)})")
-            continue
-        problems += [f"actions[{i}]: {p}" for p in SERVICE_ACTIONS.get(kind).check(config,
-                                                                                    spec)]
-    return problems
+    return check_configs(SERVICE_ACTIONS, actions, spec)
 
 
 def run_actions(eng: Engine, node: Node, step: FlowStep) -> None:

@@ -23,7 +23,7 @@ from engine_forms import records as record_handler
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
 from platform_core.errors import InvalidInput
-from platform_core.registry import Registry
+from platform_core.registry import Registry, check_configs
 from platform_core.store import links_to
 
 if TYPE_CHECKING:
@@ -271,12 +271,4 @@ def register_builtins() -> None:
 
 
 def check_actions(actions: list[Mapping[str, Any]], spec: Any) -> list[str]:
-    problems = []
-    for i, config in enumerate(actions):
-        kind = config.get("type")
-        if kind not in ACTIONS:
-            problems.append(f"actions[{i}]: unknown action type {kind!r} (known: "
-                            f"{', '.join(ACTIONS)})")
-            continue
-        problems += [f"actions[{i}]: {p}" for p in ACTIONS.get(kind).check(config, spec)]
-    return problems
+    return check_configs(ACTIONS, actions, spec)

@@ -6,8 +6,8 @@ key is a typed error raised where the key is first used (at save time), never a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -47,3 +47,19 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return sorted(self._entries.items())
+
+
+def check_configs(registry: Registry[Any], configs: Sequence[Mapping[str, Any]], spec: Any,
+                  *, where: str = "actions", noun: str = "action type") -> list[str]:
+    """Problems of a list of ``{"type": …}`` configs (a rule's or a service step's
+    actions): an unknown type, else what that type's ``check(config, spec)`` finds —
+    each prefixed with ``where[i]``."""
+    problems = []
+    for i, config in enumerate(configs):
+        kind = config.get("type")
+        if kind not in registry:
+            problems.append(f"{where}[{i}]: unknown {noun} {kind!r} (known: "
+                            f"{', '.join(registry)})")
+            continue
+        problems += [f"{where}[{i}]: {p}" for p in registry.get(kind).check(config, spec)]
+    return problems
