@@ -141,6 +141,20 @@ class StoreIndex(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class StoreProjection(Base):
+    """A typed projection the store built for one form (``store.projection``): a table
+    ``name`` with one column per field of ``kinds``, kept in step by triggers on
+    ``records``. Derived data: dropping and rebuilding it loses nothing."""
+
+    __tablename__ = "store_projections"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    app: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    kinds: Mapped[dict[str, str]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class IdempotencyKey(Base):
     """The first response to a POST sent with an ``Idempotency-Key``, kept 24 hours so a
     retry gets it again instead of writing twice. Keys are per user; the request's hash

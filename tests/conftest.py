@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 import engine_flows.models  # noqa: F401 - the flow engine's tables, likewise
 import engine_forms.models  # noqa: F401 - the form engine's tables, for the per-test reset
+import engine_reports.models  # noqa: F401 - the report engine's tables, likewise
 import engine_rules.models  # noqa: F401 - the rules engine's tables, likewise
 import platform_core.security.models  # noqa: F401 - identity and audit tables, likewise
 import platform_core.webhooks.models  # noqa: F401 - webhook tables, likewise
@@ -25,6 +26,7 @@ from platform_core.db import Database, make_engine
 from platform_core.migrate import upgrade
 from platform_core.models import Base
 from platform_core.store import kinds
+from platform_core.store.projection import drop_projection
 
 PG_URL = os.environ.get("QIAO_TEST_DATABASE_URL", "")
 # Tests drive the outbox dispatcher and webhook deliveries themselves (deterministically);
@@ -79,6 +81,10 @@ def _migrated(database_url: str) -> Iterator[Database]:
 
 def _reset(database: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with database.write() as s:  # typed projections: their tables and triggers
+        rows = s.execute(text("SELECT app, form FROM store_projections")).all()
+        for app, form in rows:
+            drop_projection(s, app, form)
     with database.engine.begin() as conn:
         names = [r[0] for r in conn.execute(text("SELECT name FROM store_indexes"))]
         for name in names:
