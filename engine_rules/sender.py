@@ -20,7 +20,6 @@ import logging
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -31,6 +30,7 @@ from engine_rules.notify import render
 from platform_core import __version__
 from platform_core.db import Database
 from platform_core.errors import DomainError
+from platform_core.mail import NoMailServer, send_mail
 from platform_core.outbox import retry_delay
 from platform_core.settings import Settings
 from platform_core.webhooks.ssrf import AllowList, check_url
@@ -176,16 +176,8 @@ def _sms(job: Job, request: dict[str, Any], settings: Settings, client: httpx.Cl
 
 
 def _email(request: dict[str, Any], settings: Settings) -> None:
-    if not settings.smtp_host:
-        raise SendFailed("no SMTP server: set QIAO_SMTP_HOST")
-    message = EmailMessage()
-    message["From"], message["To"] = settings.smtp_from, ", ".join(request["to"])
-    message["Subject"] = request.get("title") or "Qiao"
-    message.set_content(request["body"])
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
-                      timeout=settings.webhook_timeout_seconds) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password)
-        smtp.send_message(message)
+    try:
+        send_mail(settings, to=list(request["to"]), subject=request.get("title") or "Qiao",
+                  text=request["body"])
+    except NoMailServer as exc:
+        raise SendFailed(str(exc)) from None
