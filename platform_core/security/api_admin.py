@@ -38,10 +38,14 @@ KEY = "^[a-z][a-z0-9_]{0,63}$"
 # -- users --------------------------------------------------------------------------------
 
 
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"  # where scheduled reports are sent
+
+
 class NewUser(Strict):
     username: str = Field(min_length=2, max_length=64)
     display_name: str = Field(min_length=1, max_length=100)
     mobile: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
     department_id: int | None = None
     roles: list[str] = []
     password: str | None = Field(default=None, max_length=256)
@@ -50,6 +54,7 @@ class NewUser(Strict):
 class UserChange(Strict):
     display_name: str | None = Field(default=None, min_length=1, max_length=100)
     mobile: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
     department_id: int | None = None
     roles: list[str] | None = None
     status: Literal["active", "disabled"] | None = None

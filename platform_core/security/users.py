@@ -42,7 +42,8 @@ def get_user(session: Session, username: str) -> User:
 
 def create_user(session: Session, *, username: str, display_name: str, password: str | None,
                 actor: Actor, mobile: str | None = None, roles: tuple[str, ...] = (),
-                department_id: int | None = None) -> tuple[User, str | None]:
+                department_id: int | None = None,
+                email: str | None = None) -> tuple[User, str | None]:
     """Create a user; with no password, a one-time password is made (and returned)."""
     if not USERNAME.match(username):
         raise InvalidInput("username: 2–64 lower-case letters, digits, '.', '_' or '-'",
@@ -60,7 +61,7 @@ def create_user(session: Session, *, username: str, display_name: str, password:
         password = one_time = one_time_password()
     else:
         check_policy(password, username=username)
-    user = User(username=username, display_name=display_name, mobile=mobile,
+    user = User(username=username, display_name=display_name, mobile=mobile, email=email,
                 password_hash=hash_password(password), must_change_password=one_time is not None,
                 department_id=department_id)
     session.add(user)
@@ -124,7 +125,8 @@ def roles_of(session: Session, user_id: int) -> list[Role]:
 def user_doc(session: Session, user: User) -> dict[str, Any]:
     """What the API shows of a user: never a hash or a TOTP secret."""
     return {"id": user.id, "username": user.username, "display_name": user.display_name,
-            "mobile": user.mobile, "status": user.status, "department_id": user.department_id,
+            "mobile": user.mobile, "email": user.email, "status": user.status,
+            "department_id": user.department_id,
             "roles": [r.key for r in roles_of(session, user.id)],
             "totp_enabled": user.totp_secret is not None,
             "must_change_password": user.must_change_password,
@@ -184,12 +186,12 @@ def _role_rows(session: Session, principal: Principal, keys: list[str]) -> list[
 
 def add_user(session: Session, principal: Principal, *, username: str, display_name: str,
              mobile: str | None, department_id: int | None, roles: list[str],
-             password: str | None) -> tuple[User, str | None]:
+             password: str | None, email: str | None = None) -> tuple[User, str | None]:
     _check_department(session, principal, department_id)
     _role_rows(session, principal, roles)
     return create_user(session, username=username, display_name=display_name,
                        password=password, actor=principal.actor, mobile=mobile,
-                       roles=tuple(roles), department_id=department_id)
+                       roles=tuple(roles), department_id=department_id, email=email)
 
 
 def change_user(session: Session, principal: Principal, user_id: int,
@@ -199,7 +201,7 @@ def change_user(session: Session, principal: Principal, user_id: int,
     if "department_id" in changes:
         _check_department(session, principal, changes["department_id"])
         user.department_id = changes["department_id"]
-    for key in ("display_name", "mobile", "status"):
+    for key in ("display_name", "mobile", "email", "status"):
         if key in changes:
             setattr(user, key, changes[key])
     if "roles" in changes:

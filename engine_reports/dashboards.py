@@ -1,0 +1,94 @@
+"""``DashboardSpec``: a grid of report widgets with shared parameters, shown to roles.
+
+    {"key": "sales", "name": "销售看板", "roles": ["manager"],
+     "parameters": [{"key": "period", "type": "date_range", "label": "期间"}],
+     "widgets": [{"report": "leaderboard", "x": 0, "y": 0, "w": 6, "h": 4}]}
+
+A dashboard parameter is passed to every widget whose report declares a parameter with
+the same key (the report says which field it filters). The grid is 12 columns wide;
+on a phone widgets stack in reading order (y, then x).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine_reports.spec import CHARTS, KEY, PARAMETER_TYPES
+from platform_core.errors import InvalidInput
+
+
+class DashboardSpecError(InvalidInput):
+    code = "invalid_dashboard"
+
+    def __init__(self, problems: list[str]):
+        super().__init__(f"the dashboard has {len(problems)} problem(s): "
+                         + "; ".join(problems[:5]), problems=problems)
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SharedParameter(_Strict):
+    key: str = Field(pattern=KEY)
+    type: Literal[PARAMETER_TYPES]  # type: ignore[valid-type]
+    label: str | None = Field(default=None, max_length=100)
+    default: Any = None
+
+
+class Widget(_Strict):
+    report: str = Field(pattern=KEY)
+    title: str | None = Field(default=None, max_length=200)
+    chart: Literal[CHARTS] | None = None  # type: ignore[valid-type]
+    x: int = Field(default=0, ge=0, le=11)
+    y: int = Field(default=0, ge=0, le=1000)
+    w: int = Field(default=6, ge=1, le=12)
+    h: int = Field(default=4, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Widget:
+        if self.x + self.w > 12:
+            raise ValueError("a widget must fit in the 12 columns (x + w ≤ 12)")
+        return self
+
+
+class DashboardSpec(_Strict):
+    key: str = Field(pattern=KEY)
+    name: str = Field(min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=2000)
+    roles: list[str] | None = Field(default=None, max_length=50)
+    parameters: list[SharedParameter] = Field(default_factory=list, max_length=10)
+    widgets: list[Widget] = Field(min_length=1, max_length=40)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+
+    def ordered(self) -> list[Widget]:
+        return sorted(self.widgets, key=lambda w: (w.y, w.x))
+
+
+@cache
+def meta_schema() -> dict[str, Any]:
+    schema = DashboardSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Qiao dashboard"
+    return schema
+
+
+def parse_dashboard(raw: Any) -> DashboardSpec:
+    validator = Draft202012Validator(meta_schema())
+    problems = [f"{'.'.join(str(p) for p in e.absolute_path) or 'dashboard'}: {e.message}"
+                for e in sorted(validator.iter_errors(raw), key=lambda e: list(e.path))]
+    if problems:
+        raise DashboardSpecError(problems[:50])
+    try:
+        return DashboardSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise DashboardSpecError([f"{'.'.join(str(p) for p in e['loc']) or 'dashboard'}: "
+                                  f"{e['msg'].removeprefix('Value error, ')}"
+                                  for e in exc.errors()]) from None

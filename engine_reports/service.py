@@ -1,0 +1,353 @@
+"""Reports and dashboards: saving (checked against their source, a new immutable version
+each time), reading, running for a viewer (data, chart, drill-down, exports)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine_reports import running
+from engine_reports.compiler import Compiler, ReportError
+from engine_reports.dashboards import DashboardSpec, parse_dashboard
+from engine_reports.models import Dashboard, Report, SpecVersion
+from engine_reports.running import Result, Viewer
+from engine_reports.spec import ReportSpec, ReportSpecError, parse_report
+from platform_core.errors import InvalidInput, NotFound
+from platform_core.models import utcnow
+from platform_core.security.permissions import Forbidden
+from platform_core.store.query import QueryError, compile_filter
+
+
+class ExportForbidden(Forbidden):
+    code = "export_forbidden"
+
+
+# -- reports -----------------------------------------------------------------------------
+
+
+def get_report(session: Session, app: str, key: str) -> Report:
+    row = session.execute(select(Report).where(Report.app == app, Report.key == key)
+                          ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"report {key!r} does not exist in app {app!r}", app=app, report=key)
+    return row
+
+
+def list_reports(session: Session, app: str) -> list[Report]:
+    return list(session.execute(select(Report).where(Report.app == app)
+                                .order_by(Report.key)).scalars())
+
+
+def spec_of(row: Report) -> ReportSpec:
+    return ReportSpec.model_validate(row.spec)
+
+
+def check_source(session: Session, app: str, spec: ReportSpec) -> None:
+    """Refuse a report that cannot run over its source: unknown form, flow or field, a
+    bucket on a text field, a bad filter or formula … (``422 invalid_report``)."""
+    from engine_forms.forms import published
+    from engine_reports.frames import audit_frame, flow_frame, form_frame
+
+    src = spec.source
+    try:
+        if src.of == "audit":
+            frame = audit_frame()
+        elif src.of == "records":
+            frame = form_frame(session, published(session, app, src.form))  # type: ignore
+        else:
+            from engine_flows.definitions import get_flow
+            from engine_flows.runtime import spec_of as flow_spec_of
+
+            row = get_flow(session, app, src.flow)  # type: ignore[arg-type]
+            if row.published_version is None:
+                raise ReportError(f"source: flow {src.flow!r} is not published yet")
+            flow = flow_spec_of(session, app, row.key, row.published_version)
+            frame = flow_frame(published(session, app, flow.form), app, row.key,
+                               "instances" if src.of == "funnel" else src.of)
+        dialect = session.get_bind().dialect.name
+        if spec.filters is not None:
+            compile_filter(spec.filters, frame.fields, dialect)
+        for p in spec.parameters:
+            if p.field is not None and p.field not in frame.columns:
+                raise ReportError(f"parameters.{p.key}: unknown field {p.field!r}")
+        if src.of != "funnel":
+            plan = Compiler(spec, frame, dialect).plan(
+                compile_filter(None, frame.fields, dialect))
+            check_chart(spec, running.columns_of(plan))
+    except NotFound as exc:
+        raise ReportSpecError([f"source: {exc}"]) from None
+    except (ReportError, QueryError) as exc:
+        raise ReportSpecError([str(exc)]) from None
+
+
+def check_chart(spec: ReportSpec, columns: list[dict[str, Any]]) -> None:
+    """Refuse a chart that cannot draw the report's shape (a pie of two dimensions, a
+    scatter of one measure …), by drawing one made-up row."""
+    from engine_reports.charts import ChartError, build_figure
+
+    row = ["x" if c["role"] == "dimension" else "2026-01-01" if c["format"] == "date"
+           else 1 for c in columns]
+    try:
+        build_figure(spec.chart.model_dump(exclude_none=True), columns, [row])
+    except ChartError as exc:
+        raise ReportError(f"chart: {exc}", path="chart") from None
+
+
+def save_report(session: Session, *, app: str, raw: Any, actor_id: int | None,
+                key: str | None = None) -> Report:
+    """Create the report, or save a new version of it (``key``: the one in the path)."""
+    from engine_forms.forms import get_app
+
+    get_app(session, app)
+    spec = parse_report(raw)
+    if key is not None and spec.key != key:
+        raise InvalidInput(f"the report's key is {spec.key!r}, the path says {key!r}",
+                           field="key")
+    check_source(session, app, spec)
+    if spec.segment is not None:
+        from engine_reports.segments import plan
+
+        plan(session, app, spec)
+    row = session.execute(select(Report).where(Report.app == app, Report.key == spec.key)
+                          ).scalar_one_or_none()
+    if key is None and row is not None:
+        from platform_core.errors import Conflict
+
+        raise Conflict(f"report {spec.key!r} already exists", app=app, report=spec.key)
+    if key is not None and row is None:
+        raise NotFound(f"report {key!r} does not exist in app {app!r}", app=app, report=key)
+    now = utcnow()
+    if row is None:
+        row = Report(app=app, key=spec.key, version=1, spec=spec.dump(), created_at=now,
+                     updated_at=now)
+        session.add(row)
+    else:
+        row.version, row.spec, row.updated_at = row.version + 1, spec.dump(), now
+    session.add(SpecVersion(app=app, kind="report", key=spec.key, version=row.version,
+                            spec=spec.dump(), saved_at=now, saved_by=actor_id))
+    _project(session, app, spec)
+    session.flush()
+    return row
+
+
+def _project(session: Session, app: str, spec: ReportSpec) -> None:
+    """Reports over a form read its typed projection: make sure the store keeps one."""
+    if spec.source.of != "records":
+        return
+    from engine_forms.forms import published
+    from engine_reports.frames import report_fields
+    from platform_core.store.projection import ensure_projection, projection_of
+
+    fields = report_fields(published(session, app, spec.source.form))  # type: ignore[arg-type]
+    if projection_of(session, fields) is None:
+        ensure_projection(session, fields)
+
+
+def delete_report(session: Session, app: str, key: str) -> None:
+    session.delete(get_report(session, app, key))
+    session.flush()
+
+
+def versions(session: Session, app: str, kind: str, key: str) -> list[SpecVersion]:
+    return list(session.execute(select(SpecVersion).where(
+        SpecVersion.app == app, SpecVersion.kind == kind, SpecVersion.key == key)
+        .order_by(SpecVersion.version)).scalars())
+
+
+def report_doc(row: Report) -> dict[str, Any]:
+    return {"key": row.key, "version": row.version, "spec": row.spec,
+            "updated_at": row.updated_at.isoformat()}
+
+
+def visible(spec: Any, viewer: Viewer) -> bool:
+    try:
+        running.check_visible(spec, viewer.principal)
+    except Forbidden:
+        return False
+    return True
+
+
+# -- running -----------------------------------------------------------------------------
+
+
+def result(session: Session, app: str, key: str, viewer: Viewer,
+           params: Mapping[str, Any] | None = None) -> tuple[ReportSpec, Result]:
+    spec = spec_of(get_report(session, app, key))
+    return spec, running.run(session, app, spec, viewer, params)
+
+
+def data(session: Session, app: str, key: str, viewer: Viewer,
+         params: Mapping[str, Any] | None = None, chart: str | None = None
+         ) -> dict[str, Any]:
+    """``{"columns", "rows", "keys", "figure", …}``: the report as the viewer may see it."""
+    from engine_reports.charts import ChartError, build_figure
+
+    spec, res = result(session, app, key, viewer, params)
+    chart_spec = spec.chart.model_dump(exclude_none=True)
+    if chart:
+        chart_spec["type"] = chart
+    previous = None
+    if chart_spec.get("type") == "kpi":
+        before = running.previous_params(spec, params or {})
+        if before is not None:
+            previous = running.run(session, app, spec, viewer, before).rows
+    doc = res.doc()
+    doc["report"] = {"key": spec.key, "name": spec.name, "version": get_report(
+        session, app, key).version, "chart": chart_spec["type"]}
+    try:
+        doc["figure"] = build_figure(chart_spec, res.columns, res.rows, previous=previous)
+    except ChartError as exc:  # e.g. a chart type asked for in the query that cannot draw it
+        doc["figure"], doc["figure_error"] = None, str(exc)
+    return doc
+
+
+def drill(session: Session, app: str, key: str, viewer: Viewer, keys: list[Any],
+          params: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The records behind one row of a records report: (its form's Published, the filter
+    AST that selects them — report filters, parameters, and the row's dimension keys).
+    The caller lists them through the records service (row scope, hidden fields)."""
+    from engine_reports.drill import row_filter
+
+    spec = spec_of(get_report(session, app, key))
+    if spec.source.of != "records":
+        raise InvalidInput("drill-down lists records: this report is not over a form")
+    running.check_visible(spec, viewer.principal)
+    source = running.open_source(session, app, spec, viewer)
+    running.check_fields(spec, source)
+    if len(keys) != len(spec.dimensions):
+        raise InvalidInput(f"expected {len(spec.dimensions)} dimension value(s), "
+                           f"got {len(keys)}", field="keys")
+    parts = [spec.filters] if spec.filters else []
+    parts += running.parameter_filter(session, spec, source.frame, params or {})
+    parts += row_filter(spec, source.frame, keys)
+    where = None if not parts else parts[0] if len(parts) == 1 else {"and": parts}
+    return source.pub, where
+
+
+def export_check(session: Session, app: str, key: str, viewer: Viewer) -> None:
+    """Exporting a report's data needs the export right on its form (the audit log:
+    an administrator)."""
+    spec = spec_of(get_report(session, app, key))
+    if spec.source.of == "audit":
+        if not viewer.principal.is_admin:
+            raise ExportForbidden("exporting the audit log is for administrators")
+        return
+    source = running.open_source(session, app, spec, viewer)
+    if not source.access.allows("export"):
+        raise ExportForbidden(f"you may not export data of {source.pub.spec.key!r}",
+                              form=source.pub.spec.key)
+
+
+# -- dashboards --------------------------------------------------------------------------
+
+
+def get_dashboard(session: Session, app: str, key: str) -> Dashboard:
+    row = session.execute(select(Dashboard).where(Dashboard.app == app,
+                                                  Dashboard.key == key)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"dashboard {key!r} does not exist in app {app!r}", app=app,
+                       dashboard=key)
+    return row
+
+
+def list_dashboards(session: Session, app: str) -> list[Dashboard]:
+    return list(session.execute(select(Dashboard).where(Dashboard.app == app)
+                                .order_by(Dashboard.key)).scalars())
+
+
+def dashboard_spec(row: Dashboard) -> DashboardSpec:
+    return DashboardSpec.model_validate(row.spec)
+
+
+def save_dashboard(session: Session, *, app: str, raw: Any, actor_id: int | None,
+                   key: str | None = None) -> Dashboard:
+    from engine_forms.forms import get_app
+    from engine_reports.dashboards import DashboardSpecError
+    from platform_core.errors import Conflict
+
+    get_app(session, app)
+    spec = parse_dashboard(raw)
+    if key is not None and spec.key != key:
+        raise InvalidInput(f"the dashboard's key is {spec.key!r}, the path says {key!r}",
+                           field="key")
+    known = {r.key for r in list_reports(session, app)}
+    missing = [f"widgets[{i}].report: report {w.report!r} does not exist"
+               for i, w in enumerate(spec.widgets) if w.report not in known]
+    if missing:
+        raise DashboardSpecError(missing)
+    row = session.execute(select(Dashboard).where(Dashboard.app == app,
+                                                  Dashboard.key == spec.key)
+                          ).scalar_one_or_none()
+    if key is None and row is not None:
+        raise Conflict(f"dashboard {spec.key!r} already exists", app=app, dashboard=spec.key)
+    if key is not None and row is None:
+        raise NotFound(f"dashboard {key!r} does not exist in app {app!r}", app=app,
+                       dashboard=key)
+    now = utcnow()
+    if row is None:
+        row = Dashboard(app=app, key=spec.key, version=1, spec=spec.dump(), created_at=now,
+                        updated_at=now)
+        session.add(row)
+    else:
+        row.version, row.spec, row.updated_at = row.version + 1, spec.dump(), now
+    session.add(SpecVersion(app=app, kind="dashboard", key=spec.key, version=row.version,
+                            spec=spec.dump(), saved_at=now, saved_by=actor_id))
+    session.flush()
+    return row
+
+
+def delete_dashboard(session: Session, app: str, key: str) -> None:
+    session.delete(get_dashboard(session, app, key))
+    session.flush()
+
+
+def dashboard_doc(row: Dashboard) -> dict[str, Any]:
+    return {"key": row.key, "version": row.version, "spec": row.spec,
+            "updated_at": row.updated_at.isoformat()}
+
+
+def check_dashboard_visible(spec: DashboardSpec, viewer: Viewer) -> None:
+    principal = viewer.principal
+    if spec.roles is None or principal.is_admin:
+        return
+    if not set(spec.roles) & set(principal.roles):
+        raise running.ReportHidden(f"dashboard {spec.key!r} is not shared with your roles",
+                                   dashboard=spec.key)
+
+
+def widget_params(dash: DashboardSpec, report: ReportSpec,
+                  values: Mapping[str, Any]) -> dict[str, Any]:
+    """The dashboard's parameter values a widget's report declares."""
+    declared = {p.key for p in report.parameters}
+    out = {p.key: values.get(p.key, p.default) for p in dash.parameters}
+    return {k: v for k, v in out.items() if k in declared and v not in (None, "", [])}
+
+
+def dashboard_data(session: Session, app: str, key: str, viewer: Viewer,
+                   values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every widget's data (or its error, e.g. a report not shared with the viewer)."""
+    from platform_core.errors import DomainError
+
+    dash = dashboard_spec(get_dashboard(session, app, key))
+    check_dashboard_visible(dash, viewer)
+    unknown = set(values) - {p.key for p in dash.parameters}
+    if unknown:
+        raise InvalidInput(f"unknown parameter {sorted(unknown)[0]!r} of dashboard {key}")
+    widgets = []
+    for i, w in enumerate(dash.ordered()):
+        entry: dict[str, Any] = {"index": i, "report": w.report, "title": w.title,
+                                 "x": w.x, "y": w.y, "w": w.w, "h": w.h}
+        try:
+            spec = spec_of(get_report(session, app, w.report))
+            entry["title"] = w.title or spec.name
+            params = widget_params(dash, spec, values)
+            entry["params"] = params
+            entry["data"] = data(session, app, w.report, viewer, params, chart=w.chart)
+        except DomainError as exc:
+            entry["error"] = {"code": exc.code, "detail": str(exc)}
+        widgets.append(entry)
+    return {"dashboard": dashboard_doc(get_dashboard(session, app, key)),
+            "widgets": widgets}
