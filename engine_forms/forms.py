@@ -36,6 +36,17 @@ class Published:
     fields: FieldSet
 
 
+def projected_fields(pub: Published) -> FieldSet:
+    """The fields a typed projection of the form keeps (``platform_core.store.projection``):
+    its typed fields plus its single relations (the linked record's id, a number), so
+    reports group loans by their customer."""
+    kinds = dict(pub.fields.kinds)
+    for spec in pub.spec.fields:
+        if spec.type == "relation" and not spec.config.get("multiple"):
+            kinds[spec.key] = "number"
+    return FieldSet(pub.app, pub.spec.key, kinds)
+
+
 def create_app(session: Session, *, key: str, name: str, description: str | None = None) -> App:
     try:
         check_key(key)

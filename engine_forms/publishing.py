@@ -21,6 +21,7 @@ from engine_forms.forms import (
     _resolver,
     get_form,
     load_for_publish,
+    projected_fields,
     published,
     record_version,
     version_row,
@@ -29,6 +30,7 @@ from engine_forms.models import FormMigration
 from engine_forms.spec import SpecError
 from engine_forms.versions import count_pending, diff_specs, dry_run, needs_migration
 from platform_core.store import Actor, drop_index, ensure_index, indexes_of
+from platform_core.store.projection import ensure_projection, has_projection
 
 
 def _sync_indexes(session: Session, pub: Published) -> None:
@@ -81,6 +83,8 @@ def publish(session: Session, *, app: str, key: str, actor: Actor,
     row = record_version(session, app=app, form=form, spec=spec, changes=changes, actor=actor)
     pub = published(session, app, key, row.version)
     _sync_indexes(session, pub)
+    if has_projection(session, app, key):  # kept for reports: follow the new fields
+        ensure_projection(session, projected_fields(pub))
     job = None
     if convert:
         job = FormMigration(app=app, form=key, from_version=old.version,

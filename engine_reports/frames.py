@@ -140,13 +140,10 @@ class Frame:
 
 
 def report_fields(pub: Any) -> FieldSet:
-    """The store view reports read a form through: its typed fields plus its single
-    relations (the linked record's id, a number) — so loans group by their customer."""
-    kinds = dict(pub.fields.kinds)
-    for spec in pub.spec.fields:
-        if spec.type == "relation" and not spec.config.get("multiple"):
-            kinds[spec.key] = "number"
-    return FieldSet(pub.app, pub.spec.key, kinds)
+    """The store view reports read a form through (what its projection keeps)."""
+    from engine_forms.forms import projected_fields
+
+    return projected_fields(pub)
 
 
 def record_columns(pub: Any) -> dict[str, Column]:

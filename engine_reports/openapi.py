@@ -14,6 +14,11 @@ SHARED = ("/api/v1/reports/meta-schema", "/api/v1/dashboards/meta-schema")
 
 
 def contribute(doc: Any) -> None:
+    """Only for an app with reports, or for whoever may define them."""
+    from engine_reports.service import list_reports
+
+    if not (list_reports(doc.session, doc.app) or doc.principal.app_allows(doc.app, "manage")):
+        return
     for template, ops in doc.described.get("paths", {}).items():
         if template in SHARED:
             for method in ops:

@@ -159,6 +159,11 @@ def _built_kinds(session: Session, name: str) -> dict[str, str] | None:
     return session.execute(stmt).scalar_one_or_none()
 
 
+def has_projection(session: Session, app: str, form: str) -> bool:
+    """Whether the form has a projection (current or not)."""
+    return _built_kinds(session, projection_name(app, form)) is not None
+
+
 def projection_of(session: Session, fields: FieldSet) -> Projection | None:
     """The form's projection if it exists and was built with exactly ``fields.kinds``.
 

@@ -267,3 +267,21 @@ def test_a_chart_that_cannot_draw_the_report_is_refused_on_save(world):
     ok(world.admin.post(f"{APP}/reports", json=LEADERBOARD), 201)
     body = ok(world.admin.get(f"{APP}/reports/leaderboard/data", params={"chart": "pivot"}))
     assert body["figure"] is None and "pivot" in body["figure_error"]
+
+
+def test_publishing_a_new_field_keeps_reports_on_the_projection(world):
+    ok(world.admin.post(f"{APP}/reports", json=by_region()), 201)
+    world.case(region="华东", amount="1.00")
+    assert data(world.admin, "by_region")["engine"] == "projection"
+    form = ok(world.admin.get(f"{APP}/forms/case"))
+    draft = form.get("draft") or form["spec"]
+    draft["fields"].append({"key": "channel", "label": "渠道", "type": "text"})
+    ok(world.admin.put(f"{APP}/forms/case", json=draft))
+    ok(world.admin.post(f"{APP}/forms/case/publish"))
+    world.case(region="华东", amount="2.00", channel="网销")
+    assert data(world.admin, "by_region")["engine"] == "projection"  # rebuilt on publish
+    ok(world.admin.put(f"{APP}/reports/by_region", json=by_region(
+        dimensions=[{"field": "channel"}])))
+    body = data(world.admin, "by_region")
+    assert body["engine"] == "projection"
+    assert body["rows"] == [["网销", "2.00", 1], [None, "1.00", 1]]
