@@ -14,11 +14,11 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine_reports.spec import CHARTS, KEY, PARAMETER_TYPES
 from platform_core.errors import InvalidInput
+from platform_core.specs import parse_spec
 
 
 class DashboardSpecError(InvalidInput):
@@ -81,14 +81,4 @@ def meta_schema() -> dict[str, Any]:
 
 
 def parse_dashboard(raw: Any) -> DashboardSpec:
-    validator = Draft202012Validator(meta_schema())
-    problems = [f"{'.'.join(str(p) for p in e.absolute_path) or 'dashboard'}: {e.message}"
-                for e in sorted(validator.iter_errors(raw), key=lambda e: list(e.path))]
-    if problems:
-        raise DashboardSpecError(problems[:50])
-    try:
-        return DashboardSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise DashboardSpecError([f"{'.'.join(str(p) for p in e['loc']) or 'dashboard'}: "
-                                  f"{e['msg'].removeprefix('Value error, ')}"
-                                  for e in exc.errors()]) from None
+    return parse_spec(DashboardSpec, meta_schema(), raw, DashboardSpecError, "dashboard")

@@ -22,10 +22,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platform_core.errors import InvalidInput
+from platform_core.specs import parse_spec
 
 KEY = "^[a-z][a-z0-9_]{0,62}$"
 AGGS = ("count", "count_distinct", "sum", "avg", "min", "max")
@@ -235,19 +235,6 @@ def meta_schema() -> dict[str, Any]:
     return schema
 
 
-def _problems(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'report'}: "
-            f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
-
-
 def parse_report(raw: Any) -> ReportSpec:
     """Validate ``raw`` against the meta-schema and build the spec (``ReportSpecError``)."""
-    validator = Draft202012Validator(meta_schema())
-    problems = [f"{'.'.join(str(p) for p in e.absolute_path) or 'report'}: {e.message}"
-                for e in sorted(validator.iter_errors(raw), key=lambda e: list(e.path))]
-    if problems:
-        raise ReportSpecError(problems[:50])
-    try:
-        return ReportSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise ReportSpecError(_problems(exc)) from None
+    return parse_spec(ReportSpec, meta_schema(), raw, ReportSpecError, "report")

@@ -12,10 +12,10 @@ from __future__ import annotations
 from functools import cache
 from typing import Any, Literal
 
-from jsonschema import Draft202012Validator
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from platform_core.errors import InvalidInput
+from platform_core.specs import parse_spec
 
 KEY = "^[a-z][a-z0-9_]{0,62}$"
 RECORD_TRIGGERS = ("record.created", "record.updated", "record.deleted")
@@ -107,13 +107,4 @@ def meta_schema() -> dict[str, Any]:
 
 def parse_rule(raw: Any) -> RuleSpec:
     """Validate ``raw`` against the meta-schema and build the spec."""
-    validator = Draft202012Validator(meta_schema())
-    problems = [f"{'.'.join(str(p) for p in e.absolute_path) or 'rule'}: {e.message}"
-                for e in sorted(validator.iter_errors(raw), key=lambda e: list(e.path))]
-    if problems:
-        raise RuleSpecError(problems[:50])
-    try:
-        return RuleSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise RuleSpecError([f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors()]) from None
+    return parse_spec(RuleSpec, meta_schema(), raw, RuleSpecError, "rule")
