@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, cast, func, literal_column
@@ -26,7 +26,7 @@ from sqlalchemy.sql.expression import FromClause
 
 from platform_core.models import Record
 from platform_core.store.fields import SYSTEM_FIELDS, Accessor, FieldSet
-from platform_core.store.kinds import KINDS, ValueKind, json_text
+from platform_core.store.kinds import KINDS, ValueKind, aware_datetime, json_text
 
 # field display → how a dimension value is labelled
 PEOPLE = {"user", "department"}
@@ -44,14 +44,7 @@ class TimestampKind(ValueKind):
     key = "timestamp"
 
     def to_storage(self, value: Any) -> datetime:
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"{value!r} is not an ISO date-time") from None
-        if not isinstance(value, datetime):
-            raise ValueError(f"expected a date-time, got {type(value).__name__}")
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware_datetime(value)
 
 
 class IntegerKind(ValueKind):

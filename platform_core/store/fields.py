@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.sql.elements import ColumnElement
 
 from platform_core.models import Record
-from platform_core.store.kinds import KINDS, ValueKind, check_key
+from platform_core.store.kinds import KINDS, ValueKind, aware_datetime, check_key
 
 # system field → (column, kind key, nullable)
 SYSTEM_FIELDS: dict[str, tuple[Any, str, bool]] = {
@@ -74,14 +74,7 @@ def _bind_system(name: str, value: Any) -> Any:
         if not -(2**63) <= value < 2**63:
             raise ValueError("expected an integer within 64 bits")
         return value
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO date-time") from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"expected a date-time, got {type(value).__name__}")
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware_datetime(value)
 
 
 @dataclass(frozen=True)

@@ -147,22 +147,25 @@ class DateKind(ValueKind):
         raise ValueError(f"expected a date, got {type(value).__name__}")
 
 
+def aware_datetime(value: Any) -> datetime:
+    """A date-time or its ISO text as an aware datetime (naive: UTC); ``ValueError``."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO date-time") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date-time, got {type(value).__name__}")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class DateTimeKind(ValueKind):
     """UTC ``YYYY-MM-DDTHH:MM:SSZ`` text; naive values are taken as UTC."""
 
     key = "datetime"
 
     def to_storage(self, value: Any) -> str:
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"{value!r} is not an ISO date-time") from None
-        if not isinstance(value, datetime):
-            raise ValueError(f"expected a date-time, got {type(value).__name__}")
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return aware_datetime(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class BooleanKind(ValueKind):
