@@ -7,7 +7,6 @@ fields; unknown keys in a payload are refused, not dropped.
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Annotated, Any
 
@@ -35,13 +34,13 @@ from engine_forms.service import Caller
 from engine_forms.versions import run_migration
 from platform_core.app import ActorDep, ContextDep, IdPath
 from platform_core.errors import DomainError, NotFound, QueryError
-from platform_core.exporting import write_csv, write_xlsx
+from platform_core.exporting import XLSX_TYPE as XLSX
+from platform_core.exporting import spreadsheet
 from platform_core.models import utcnow
 from platform_core.security import audit
 from platform_core.security.guard import AccessDep, PrincipalDep, client_of, rule
 
 router = APIRouter(prefix="/api/v1", tags=["forms"])
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORM = "/apps/{app}/forms/{form}"
 
 
@@ -369,14 +368,8 @@ def export_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
         pub = forms_handler.published(s, app, form)
         _keys, labels, rows = transfer.export_rows(s, caller, pub, filter=_parse_filter(filter),
                                                   sort=sort)
-        if format == "csv":
-            text = io.StringIO(newline="")
-            count = write_csv(text, columns=labels, rows=rows)
-            body, media = text.getvalue().encode("utf-8"), "text/csv; charset=utf-8"
-        else:
-            binary = io.BytesIO()
-            count = write_xlsx(binary, sheet=pub.spec.name or form, columns=labels, rows=rows)
-            body, media = binary.getvalue(), XLSX
+        body, media, count = spreadsheet(format, sheet=pub.spec.name or form,
+                                         columns=labels, rows=rows)
         caller.audit(s, "record.export", pub, None, rows=count, format=format,
                      filter=_parse_filter(filter))
     name = f"{app}-{form}-{utcnow():%Y%m%d-%H%M}.{format}"

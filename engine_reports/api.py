@@ -4,7 +4,6 @@ data, drill-down and exports for whoever may read it — each report run as the 
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Annotated, Any
 
@@ -16,7 +15,8 @@ from engine_reports.running import Viewer
 from engine_reports.spec import meta_schema
 from platform_core.app import ContextDep
 from platform_core.errors import InvalidInput
-from platform_core.exporting import write_csv, write_xlsx
+from platform_core.exporting import XLSX_TYPE as XLSX
+from platform_core.exporting import spreadsheet
 from platform_core.models import utcnow
 from platform_core.security import audit
 from platform_core.security.guard import PrincipalDep, client_of, rule
@@ -26,7 +26,6 @@ REPORTS = "/apps/{app}/reports"
 REPORT = REPORTS + "/{report}"
 DASHBOARDS = "/apps/{app}/dashboards"
 DASHBOARD = DASHBOARDS + "/{dashboard}"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ParamsQuery = Annotated[str | None, Query(
     description='JSON object of parameter values, e.g. {"period": ["2026-01-01", '
                 '"2026-12-31"], "department": 3}')]
@@ -170,14 +169,7 @@ def report_export(ctx: ContextDep, principal: PrincipalDep, request: Request, ap
         service.export_check(s, app, report, viewer)
         spec, res = service.result(s, app, report, viewer, values)
         labels, rows = table(res)
-        if format == "csv":
-            text = io.StringIO(newline="")
-            count = write_csv(text, columns=labels, rows=rows)
-            body, media = text.getvalue().encode("utf-8"), "text/csv; charset=utf-8"
-        else:
-            binary = io.BytesIO()
-            count = write_xlsx(binary, sheet=spec.name, columns=labels, rows=rows)
-            body, media = binary.getvalue(), XLSX
+        body, media, count = spreadsheet(format, sheet=spec.name, columns=labels, rows=rows)
         audit.append(s, actor=principal.actor, action="report.export",
                      target=f"{app}.report.{report}", client=client_of(request),
                      detail={"rows": count, "format": format, "params": values})

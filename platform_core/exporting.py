@@ -9,6 +9,7 @@ strings are written as strings, never parsed into formulas, URLs or numbers.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -86,6 +87,21 @@ def write_csv(stream: TextIO, *, columns: list[str], rows: Iterable[Sequence[Any
         writer.writerow([_csv_text(value) for value in row])
         count += 1
     return count
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def spreadsheet(format: str, *, sheet: str, columns: list[str],
+                rows: Iterable[Sequence[Any]]) -> tuple[bytes, str, int]:
+    """``format`` ``xlsx`` or ``csv`` in memory: (the file, its media type, rows written)."""
+    if format == "csv":
+        text = io.StringIO(newline="")
+        count = write_csv(text, columns=columns, rows=rows)
+        return text.getvalue().encode("utf-8"), "text/csv; charset=utf-8", count
+    binary = io.BytesIO()
+    count = write_xlsx(binary, sheet=sheet, columns=columns, rows=rows)
+    return binary.getvalue(), XLSX_TYPE, count
 
 
 def _sheet_name(name: str) -> str:
