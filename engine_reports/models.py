@@ -13,8 +13,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from platform_core.models import Base, Id, Json, utcnow
 
 
-class Report(Base):
-    __tablename__ = "reports"
+class _Definition:
+    """A definition of an app: its current spec and version (the versions are kept in
+    ``report_versions``)."""
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     app: Mapped[str] = mapped_column(ForeignKey("apps.key", ondelete="CASCADE"))
@@ -24,20 +25,14 @@ class Report(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
+
+class Report(_Definition, Base):
+    __tablename__ = "reports"
     __table_args__ = (UniqueConstraint("app", "key", name="uq_reports_app_key"),)
 
 
-class Dashboard(Base):
+class Dashboard(_Definition, Base):
     __tablename__ = "dashboards"
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    app: Mapped[str] = mapped_column(ForeignKey("apps.key", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(64))
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    spec: Mapped[dict[str, Any]] = mapped_column(Json)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
     __table_args__ = (UniqueConstraint("app", "key", name="uq_dashboards_app_key"),)
 
 
