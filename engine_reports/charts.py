@@ -228,9 +228,13 @@ def _named(s: _Series) -> str:
     return "<br>%{fullData.name}: " if s.name else ": "
 
 
-def _value_axis(fmt: str | None, title: str) -> dict:
-    return {"automargin": True, "title": {"text": title},
+def _value_axis(fmt: str | None, title: str, series: list[_Series] | None = None) -> dict:
+    axis = {"automargin": True, "title": {"text": title},
             **({"tickformat": _TICKS[fmt]} if fmt else {})}
+    values = [abs(v) for s in series or () for v in s.plotted if v is not None]
+    if fmt == "integer" and values and max(values) <= 10:
+        axis |= {"tick0": 0, "dtick": 1}  # small counts: no "1, 1, 2, 2" from half steps
+    return axis
 
 
 # --- builders ---------------------------------------------------------------------------
@@ -280,7 +284,8 @@ def _cartesian_axes(res: Result, series: list[_Series], horizontal: bool) -> dic
     axes = {f"{cat}axis": {"type": "category", "automargin": True,
                            "title": {"text": res.dims[0] if res.dims else ""},
                            **({"autorange": "reversed"} if horizontal else {})},
-            f"{val}axis": _value_axis(base, _axis_title([title], base))}
+            f"{val}axis": _value_axis(base, _axis_title([title], base),
+                                      [s for s in series if s.fmt == base])}
     others = [s for s in series if s.fmt != base]
     if others:
         fmts = {s.fmt for s in others}

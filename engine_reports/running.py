@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -220,9 +221,33 @@ def parameter_filter(session: Session, spec: ReportSpec, frame: Frame,
         else:
             if p.field is None:
                 raise ReportError(f"{path}: a value parameter names its field", path=path)
+            try:
+                kind = frame.column(p.field).kind
+            except KeyError:
+                raise ReportError(f"{path}: unknown field {p.field!r}", path=path) from None
+            typed = ([_typed(kind, v, path) for v in value] if isinstance(value, list)
+                     else _typed(kind, value, path))
             parts.append({"field": p.field, "op": "in" if isinstance(value, list) else "eq",
-                          "value": value})
+                          "value": typed})
     return parts
+
+
+def _typed(kind: str, value: Any, path: str) -> Any:
+    """A parameter typed in a page (always text) as its field's value: numbers for number
+    fields, true/false for yes/no fields."""
+    if not isinstance(value, str):
+        return value
+    if kind in ("number", "integer"):
+        try:
+            number = Decimal(value.strip())
+        except ArithmeticError:
+            raise InvalidInput(f"{path}: {value!r} is not a number", path=path) from None
+        if not number.is_finite():
+            raise InvalidInput(f"{path}: {value!r} is not a number", path=path)
+        return int(number) if number == number.to_integral_value() else float(number)
+    if kind == "boolean" and value.lower() in ("true", "false", "是", "否"):
+        return value.lower() in ("true", "是")
+    return value
 
 
 def where_of(session: Session, spec: ReportSpec, source: Source, viewer: Viewer,
@@ -303,8 +328,6 @@ def _python_sort(spec: ReportSpec, keys: list[list[Any]], values: list[list[Any]
 
 
 def _sortable(value: Any) -> Any:
-    from decimal import Decimal
-
     if isinstance(value, str):
         try:
             return (0, Decimal(value), "")

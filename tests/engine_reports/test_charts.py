@@ -343,3 +343,12 @@ def test_shapes_a_chart_cannot_draw_are_refused_in_both_languages(kind, columns,
 def test_bad_options_are_refused(options):
     with pytest.raises(ValueError):
         figure("bar", *LOANS, **options)
+
+
+def test_small_counts_get_whole_number_ticks():
+    columns = [{"key": "d0", "label": "城市", "role": "dimension", "type": "text"},
+               {"key": "m0", "label": "数量", "role": "measure", "format": "integer"}]
+    fig = build_figure({"type": "bar"}, columns, [["北京", 3], ["上海", 1]])
+    assert fig["layout"]["yaxis"]["dtick"] == 1
+    big = build_figure({"type": "bar"}, columns, [["北京", 300], ["上海", 1]])
+    assert "dtick" not in big["layout"]["yaxis"]

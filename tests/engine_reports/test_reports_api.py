@@ -285,3 +285,16 @@ def test_publishing_a_new_field_keeps_reports_on_the_projection(world):
     body = data(world.admin, "by_region")
     assert body["engine"] == "projection"
     assert body["rows"] == [["网销", "2.00", 1], [None, "1.00", 1]]
+
+
+def test_a_value_parameter_typed_as_text_matches_a_number_field(world):
+    world.case(owner_user=world.user("qian"), amount="3.00")
+    world.case(amount="4.00")
+    ok(world.admin.post(f"{APP}/reports", json={
+        "key": "by_person", "name": "p", "source": {"form": "case"},
+        "parameters": [{"key": "who", "type": "value", "field": "owner_user"}],
+        "measures": [{"agg": "sum", "field": "amount"}]}), 201)
+    assert data(world.admin, "by_person", who=str(world.users["qian"]))["rows"] == [["3.00"]]
+    r = world.admin.get(f"{APP}/reports/by_person/data",
+                        params={"params": json.dumps({"who": "abc"})})
+    assert r.status_code == 422 and "not a number" in r.json()["detail"]
