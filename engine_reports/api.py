@@ -155,7 +155,7 @@ def report_drill(ctx: ContextDep, principal: PrincipalDep, request: Request, app
             "next_cursor": next_cursor, "next": nxt}
 
 
-@router.get(REPORT + "/export", openapi_extra=rule("app:read"), response_class=Response,
+@router.get(REPORT + "/export", openapi_extra=rule("app:export"), response_class=Response,
             responses={200: {"content": {XLSX: {}, "text/csv": {}}}})
 def report_export(ctx: ContextDep, principal: PrincipalDep, request: Request, app: str,
                   report: str,

@@ -557,6 +557,53 @@ def _my_notification(w: World, who: str, _v: str | None) -> Request:
         return Request(f"{API}/notifications/{note.id}/read")
 
 
+# report and dashboard pages: a report over the customers (bar by city, a date range) and
+# a dashboard of it, shared with everyone who may read crm (made once, by admin)
+PAGE_REPORT = {"key": "page_cities", "name": "客户城市", "source": {"form": "customer"},
+               "dimensions": [{"field": "city"}], "measures": [{"agg": "count"}],
+               "parameters": [{"key": "period", "type": "date_range"}],
+               "chart": {"type": "bar"}}
+PAGE_BOARD = {"key": "page_board", "name": "客户看板", "widgets": [{"report": "page_cities"}],
+              "parameters": [{"key": "period", "type": "date_range"}]}
+
+
+def _ensure_page_report(w: World) -> None:
+    for kind, spec in (("reports", PAGE_REPORT), ("dashboards", PAGE_BOARD)):
+        url = f"{CRM}/{kind}"
+        if w.client.get(f"{url}/{spec['key']}", headers=w.auth("admin")).status_code == 404:
+            ok(w.client.post(url, json=spec, headers=w.auth("admin")), 201)
+
+
+def _report_page(suffix: str = "", *, board: bool = False, api: bool = False, **params: Any
+                 ) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        _ensure_page_report(w)
+        path = "/apps/crm/dashboards/page_board" if board else "/apps/crm/reports/page_cities"
+        return Request(("/api/v1" if api else "") + path + suffix, params=params or None)
+    return build
+
+
+# the report API: reading runs the shared report; writes get a fresh report or dashboard
+SEGMENTS = {"name": "分层", "source": {"form": "loan_case"}, "dimensions": [{"field": "id"}],
+            "measures": [{"key": "n", "agg": "count"}],
+            "segment": {"field": "channel", "rules": [{"value": "web", "when": "n >= 1"}]}}
+
+
+def _fresh_report(kind: str = "reports", suffix: str = "", body: bool = False,
+                  create: bool = True, spec: dict[str, Any] | None = None
+                  ) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        _ensure_page_report(w)
+        key = f"{kind[:3]}{w.n()}"
+        base = spec or (PAGE_REPORT if kind == "reports" else PAGE_BOARD)
+        doc = {**base, "key": key}
+        if create:
+            ok(w.client.post(f"{CRM}/{kind}", json=doc, headers=w.auth("admin")), 201)
+            return Request(f"{CRM}/{kind}/{key}{suffix}", json=doc if body else None)
+        return Request(f"{CRM}/{kind}", json=doc)
+    return build
+
+
 # flows: runs over a variant's record, tasks of the caller's (or of staff_b's). Anonymous
 # and pending callers are refused by the guard before a flow route runs: their examples
 # take the shared targets (staff's), which they cannot change.
@@ -839,6 +886,39 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/tasks"): _fixed("/tasks", params={"status": "done"}),
     ("GET", "/tasks/{task_id}"): _task(shared=True, page=True),
     ("POST", "/tasks/{task_id}"): _task(page=True, action="outcome:submit", comment="好"),
+    # report and dashboard pages, and plotly.js from the plotly package
+    ("GET", "/static/plotly.min.js"): _fixed("/static/plotly.min.js"),
+    ("GET", "/static/plotly.css"): _fixed("/static/plotly.css"),
+    ("GET", "/apps/{app}/reports"): _fixed("/apps/crm/reports"),
+    ("GET", "/apps/{app}/reports/{report}"): _report_page(**{
+        "p.period.from": "2020-01-01", "p.period.to": "2099-12-31"}),
+    ("GET", "/apps/{app}/reports/{report}/drill"): _report_page("/drill", keys='["北京"]'),
+    ("GET", "/apps/{app}/dashboards"): _fixed("/apps/crm/dashboards"),
+    ("GET", "/api/v1/reports/meta-schema"): _fixed(f"{API}/reports/meta-schema"),
+    ("GET", "/api/v1/dashboards/meta-schema"): _fixed(f"{API}/dashboards/meta-schema"),
+    ("GET", "/api/v1/apps/{app}/reports"): _fixed(f"{CRM}/reports"),
+    ("POST", "/api/v1/apps/{app}/reports"): _fresh_report(create=False),
+    ("GET", "/api/v1/apps/{app}/reports/{report}"): _fresh_report(),
+    ("PUT", "/api/v1/apps/{app}/reports/{report}"): _fresh_report(body=True),
+    ("DELETE", "/api/v1/apps/{app}/reports/{report}"): _fresh_report(),
+    ("GET", "/api/v1/apps/{app}/reports/{report}/versions"): _fresh_report(suffix="/versions"),
+    ("GET", "/api/v1/apps/{app}/reports/{report}/data"): _report_page("/data", api=True),
+    ("GET", "/api/v1/apps/{app}/reports/{report}/drill"): _report_page(
+        "/drill", api=True, keys='["北京"]'),
+    ("GET", "/api/v1/apps/{app}/reports/{report}/export"): _report_page(
+        "/export", api=True, format="csv"),
+    ("POST", "/api/v1/apps/{app}/reports/{report}/segments/run"): _fresh_report(
+        suffix="/segments/run", spec=SEGMENTS),
+    ("GET", "/api/v1/apps/{app}/dashboards"): _fixed(f"{CRM}/dashboards"),
+    ("POST", "/api/v1/apps/{app}/dashboards"): _fresh_report("dashboards", create=False),
+    ("GET", "/api/v1/apps/{app}/dashboards/{dashboard}"): _fresh_report("dashboards"),
+    ("PUT", "/api/v1/apps/{app}/dashboards/{dashboard}"): _fresh_report("dashboards",
+                                                                        body=True),
+    ("DELETE", "/api/v1/apps/{app}/dashboards/{dashboard}"): _fresh_report("dashboards"),
+    ("GET", "/api/v1/apps/{app}/dashboards/{dashboard}/data"): _report_page(
+        "/data", board=True, api=True),
+    ("GET", "/apps/{app}/dashboards/{dashboard}"): _report_page(board=True, **{
+        "p.period.from": "2020-01-01", "p.period.to": "2099-12-31"}),
 }
 
 # Tasks: what a flow manager (a role with manage on the flow's form) may do with a task
