@@ -3,7 +3,9 @@
 Pages are server-rendered (Jinja2) with htmx for a few in-place updates; every page route
 declares its permission rule like any API route. Static files (CSS, JS, the vendored
 libraries under ``static/vendor``) are a plain mount at ``/static``: no rule, no
-sign-in, nothing private in them.
+sign-in, nothing private in them. plotly.js (``/static/plotly.min.js``, ``plotly.css``)
+comes from the plotly Python package through two public routes of ``pages_reports``,
+included before the mount so they answer first.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from frontend import (
     pages_docs,
     pages_me,
     pages_notifications,
+    pages_reports,
     pages_roles,
     pages_tasks,
     pages_users,
@@ -28,7 +31,7 @@ from frontend.errors import HtmlErrors
 from frontend.web import STATIC_DIR
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
-           pages_docs, pages_tasks, pages_notifications)
+           pages_docs, pages_tasks, pages_notifications, pages_reports)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
