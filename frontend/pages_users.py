@@ -69,11 +69,11 @@ def _department(value: str) -> int | None:
 @router.post(PAGE, response_class=HTMLResponse, openapi_extra=rule("users"))
 def user_create(ctx: ContextDep, request: Request, principal: PrincipalDep,
                 username: Short = "", display_name: Short = "", mobile: Short = "",
-                department_id: Short = "", roles: Roles = None) -> Response:
+                email: Short = "", department_id: Short = "", roles: Roles = None) -> Response:
     """A new user with a one-time password, shown on this response only."""
     sent = {"username": username.strip().lower(), "display_name": display_name.strip(),
-            "mobile": mobile.strip() or None, "department_id": _department(department_id),
-            "roles": list(roles or ())}
+            "mobile": mobile.strip() or None, "email": email.strip() or None,
+            "department_id": _department(department_id), "roles": list(roles or ())}
     try:
         try:
             body = NewUser(**sent)
@@ -120,9 +120,11 @@ def _changes(current: dict[str, Any], sent: dict[str, Any]) -> dict[str, Any]:
 
 @router.post(PAGE + "/{user_id}", response_class=HTMLResponse, openapi_extra=rule("users"))
 def user_save(ctx: ContextDep, request: Request, principal: PrincipalDep, user_id: IdPath,
-              display_name: Short = "", mobile: Short = "", department_id: Short = "",
-              status: Short = "active", roles: Roles = None) -> Response:
+              display_name: Short = "", mobile: Short = "", email: Short = "",
+              department_id: Short = "", status: Short = "active",
+              roles: Roles = None) -> Response:
     sent = {"display_name": display_name.strip(), "mobile": mobile.strip() or None,
+            "email": email.strip() or None,
             "department_id": _department(department_id), "status": status,
             "roles": list(roles or ())}
     try:

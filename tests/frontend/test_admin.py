@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from engine_forms.forms import create_app as create_form_app
 from engine_forms.forms import create_form
 from engine_forms.publishing import publish
 from platform_core.security.directory import save_role
+from platform_core.security.models import User
 from platform_core.security.principal import load_principal
 from platform_core.security.users import get_user
 from tests.frontend.conftest import add_user, alert, path_of, status, user_row
@@ -75,12 +77,16 @@ def test_editing_a_user(web, db):
     user_row(page, "li").locator("text=编辑 Edit").click()
     page.fill("#display_name", "李四")
     page.fill("#mobile", "13800001234")
+    page.fill("#email", "li@bank.example")  # where scheduled reports go
     page.check("input[name=roles][value=viewer]")
     page.check("input[name=status][value=disabled]")
     page.click("text=保存 Save")
     assert "用户已保存" in status(page)
     row = page.locator("tr", has_text="李四").inner_text()
     assert "viewer" in row and "staff" in row and "已停用" in row
+    with db.read() as s:
+        assert s.execute(select(User.email).where(User.username == "li")).scalar_one() == \
+            "li@bank.example"
     page.locator("tr", has_text="李四").locator("text=重置密码 Reset password").click()
     assert len(page.inner_text("#one-time-password")) == 16
     assert "待改密" in page.locator("tr", has_text="李四").inner_text()
