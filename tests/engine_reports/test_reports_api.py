@@ -7,10 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.engine_flows.flows_setup import API, APP, ok
+
+CHINA = ZoneInfo("Asia/Shanghai")
 
 LEADERBOARD = {
     "key": "leaderboard", "name": "销售业绩龙虎榜", "source": {"form": "case"},
@@ -218,8 +222,8 @@ def test_export_needs_the_export_right_and_is_exact_and_audited(sales):
                     ["li", "100.30", "2"]]
     xlsx = sales.admin.get(f"{APP}/reports/leaderboard/export")
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
-    r = sales.as_("li").get(f"{APP}/reports/leaderboard/export")
-    assert r.status_code == 403 and r.json()["code"] == "export_forbidden"
+    r = sales.as_("li").get(f"{APP}/reports/leaderboard/export")  # sellers cannot export
+    assert r.status_code == 403
     audit = ok(sales.admin.get(f"{API}/audit", params={"action": "report.export"}))
     assert len(audit["items"]) == 2
 
@@ -298,3 +302,31 @@ def test_a_value_parameter_typed_as_text_matches_a_number_field(world):
     r = world.admin.get(f"{APP}/reports/by_person/data",
                         params={"params": json.dumps({"who": "abc"})})
     assert r.status_code == 422 and "not a number" in r.json()["detail"]
+
+
+def test_the_audit_log_is_a_source_for_administrators_only(sales):
+    ok(sales.admin.post(f"{APP}/reports", json={
+        "key": "audit_actions", "name": "操作统计", "source": {"of": "audit"},
+        "filters": {"field": "action", "op": "starts_with", "value": "record."},
+        "dimensions": [{"field": "action"}, {"field": "at", "bucket": "year"}],
+        "measures": [{"agg": "count"}], "chart": {"type": "table"}}), 201)
+    rows = data(sales.admin, "audit_actions")["rows"]
+    assert ["record.create", str(datetime.now(CHINA).year), 4] in rows
+    r = sales.as_("li").get(f"{APP}/reports/audit_actions/data")
+    assert r.status_code == 403 and r.json()["code"] == "report_forbidden"
+
+
+def test_exporting_needs_the_export_right_on_the_reports_own_form(world):
+    """Export on some form of the app passes the route's rule; the report's form decides."""
+    perms = {"forms": {"bank.case": {"actions": ["read"], "scope": "all"},
+                       "bank.other": {"actions": ["read", "export"], "scope": "all"}}}
+    from platform_core.security.directory import save_role
+    from tests.security_setup import SYSTEM
+
+    with world.db.write() as s:
+        save_role(s, key="half", name="half", description=None, permissions=perms,
+                  actor=SYSTEM, principal=None, create=True)
+    world.user("he", "half")
+    ok(world.admin.post(f"{APP}/reports", json=LEADERBOARD), 201)
+    r = world.as_("he").get(f"{APP}/reports/leaderboard/export")
+    assert r.status_code == 403 and r.json()["code"] == "export_forbidden"
