@@ -71,12 +71,13 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def funnel(session: Session, app: str, spec: Any, source: Any, where: Any) -> Any:
-    from engine_reports.running import Result
+    from engine_reports.running import Result, roomy
 
     dialect = session.get_bind().dialect.name
     flow = spec.source.flow
     condition = true() if where is None else compile_filter(where, source.frame.fields,
                                                             dialect)
+    roomy(session)
     found = {row[0]: (row[1], row[2]) for row in
              session.execute(statement(app, flow, dialect, and_(true(), condition)))}
     rows, keys = [], []

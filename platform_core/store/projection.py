@@ -47,10 +47,12 @@ from platform_core.store.kinds import KINDS, MoneyKind, check_key
 
 # The record's columns a projection copies (``deleted_at`` too: reports choose).
 SYSTEM_COLUMNS = (*SYSTEM_FIELDS, "deleted_at")
-# Column types on PostgreSQL; SQLite columns other than money have no declared type, so
-# a value is stored exactly as ``json_extract`` returns it (no affinity conversion).
+# Column types on PostgreSQL (ISO dates compare byte-wise: "C" spares the locale's
+# collation on every comparison of a date filter); SQLite columns other than money have
+# no declared type, so a value is stored exactly as ``json_extract`` returns it (no
+# affinity conversion).
 _PG_TYPES = {"text": 'TEXT COLLATE "C"', "number": "NUMERIC", "money": "BIGINT",
-             "date": "TEXT", "datetime": "TEXT", "boolean": "BOOLEAN"}
+             "date": 'TEXT COLLATE "C"', "datetime": 'TEXT COLLATE "C"', "boolean": "BOOLEAN"}
 # An amount PostgreSQL turns into fen without error or overflow (< 10^16 yuan).
 _PG_AMOUNT = "^-?[0-9]{1,16}([.][0-9]*)?$"
 _FEN_MAX = 2**63 - 1
