@@ -12,6 +12,7 @@ parameters and the viewer's row scope — is one WHERE clause of the same statem
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -259,8 +260,10 @@ class Compiler:
         stmt = stmt.where(and_(true(), *self.frame.where, condition))
         if group:
             stmt = stmt.group_by(*[literal_column(f"d{i}") for i in range(len(group))])
-        python_sort = any(s.measure is not None and measures[s.measure].formula is not None
-                          for s in self.spec.sort)
+        # calculated measures and money averages (an exact quotient) sort in Python
+        python_sort = any(s.measure is not None and (
+            measures[s.measure].formula is not None or len(measures[s.measure].slots) > 1)
+            for s in self.spec.sort)
         if not python_sort:
             order = []
             for s in self.spec.sort:
@@ -304,8 +307,8 @@ def measure_value(plan: MeasurePlan, values: list[Any]) -> Any:
         return None if values[0] is None else int(values[0])
     if plan.kind == "number":
         return _number(values[0])
-    if plan.kind == "timestamp" and values[0] is not None and hasattr(values[0], "isoformat"):
-        return values[0].isoformat()
+    if plan.kind == "timestamp":
+        return instant(values[0])
     return values[0]
 
 
@@ -322,9 +325,21 @@ def dimension_value(plan: DimPlan, value: Any) -> Any:
         return bool(value)
     if col.kind in ("number", "integer"):
         return _number(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
+    if col.kind == "timestamp":
+        return instant(value)
     return value
+
+
+def instant(value: Any) -> str | None:
+    """A timestamp column's value as ISO text in UTC, the same on both databases (SQLite
+    hands back naive UTC, as a datetime or as text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
 
 
 def calculated(plan: MeasurePlan, row: dict[str, Any]) -> Any:

@@ -313,7 +313,7 @@ def execute(session: Session, spec: ReportSpec, frame: Frame,
     del n_dims
     truncated = len(rows) > (spec.limit or compiler.MAX_GROUPS) and not plan.python_sort
     if plan.python_sort:
-        keys, values = _python_sort(spec, keys, values)
+        keys, values = _python_sort(spec, plan, keys, values)
         truncated = len(keys) > compiler.MAX_GROUPS
         limit = spec.limit or compiler.MAX_GROUPS
         keys, values = keys[:limit], values[:limit]
@@ -322,30 +322,36 @@ def execute(session: Session, spec: ReportSpec, frame: Frame,
     return plan, keys, values, truncated
 
 
-def _python_sort(spec: ReportSpec, keys: list[list[Any]], values: list[list[Any]]
-                 ) -> tuple[list[list[Any]], list[list[Any]]]:
+def _python_sort(spec: ReportSpec, plan: Plan, keys: list[list[Any]],
+                 values: list[list[Any]]) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The SQL order, in Python: each sort key by its kind's order, blanks last in both
+    directions, ties by the dimensions ascending (blanks last)."""
     rows = list(zip(keys, values, strict=True))
-    for s in reversed(spec.sort):
-        if s.measure is not None:
-            def pick(r: Any, i: int = s.measure) -> Any:
-                return r[1][i]
-        else:
-            def pick(r: Any, i: int = s.dimension) -> Any:  # type: ignore[misc]
-                return r[0][i]
+
+    def by(pick: Any, kind: str, desc: bool) -> None:
         present = [r for r in rows if pick(r) is not None]
         blank = [r for r in rows if pick(r) is None]
-        present.sort(key=lambda r: _sortable(pick(r)), reverse=s.desc)
-        rows = present + blank
+        present.sort(key=lambda r: _ordered(pick(r), kind), reverse=desc)
+        rows[:] = present + blank
+
+    for i in reversed(range(len(plan.dims))):
+        by(lambda r, i=i: r[0][i], _dim_kind(plan.dims[i]), False)
+    for s in reversed(spec.sort):
+        if s.measure is not None:
+            by(lambda r, i=s.measure: r[1][i], plan.measures[s.measure].kind, s.desc)
+        else:
+            by(lambda r, i=s.dimension: r[0][i], _dim_kind(plan.dims[s.dimension]), s.desc)
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
-def _sortable(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return (0, Decimal(value), "")
-        except ArithmeticError:
-            return (1, 0, value)
-    return (0, value, "")
+def _dim_kind(d: Any) -> str:
+    return "integer" if d.spec.bins else "text" if d.spec.bucket else d.column.kind
+
+
+def _ordered(value: Any, kind: str) -> Any:
+    """A value as its kind orders it: money text by amount, everything else as it is
+    (text by code point, like the SQL sort)."""
+    return Decimal(value) if kind == "money" else value
 
 
 def labels(session: Session, plan: Plan, keys: list[list[Any]]) -> list[list[Any]]:
