@@ -84,6 +84,7 @@ class Column:
     display: str
     options: Mapping[str, str] = field(default_factory=dict)
     sealed: bool = False
+    target: str | None = None  # a relation's form
 
 
 class FrameFields:
@@ -153,6 +154,7 @@ def record_columns(pub: Any) -> dict[str, Column]:
         sealed = bool(spec.sensitive and spec.sensitive.encrypt)
         display = kind
         options: dict[str, str] = {}
+        target = None
         if spec.type in PEOPLE:
             display = spec.type
         elif spec.type in ("select",):
@@ -160,8 +162,8 @@ def record_columns(pub: Any) -> dict[str, Column]:
             options = {o["value"]: o.get("label", o["value"])
                        for o in spec.config.get("options", [])}
         elif spec.type == "relation":
-            display = "relation"
-        cols[spec.key] = Column(spec.key, spec.label, kind, display, options, sealed)
+            display, target = "relation", spec.config.get("target")
+        cols[spec.key] = Column(spec.key, spec.label, kind, display, options, sealed, target)
     return cols
 
 

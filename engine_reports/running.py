@@ -354,9 +354,35 @@ def _ordered(value: Any, kind: str) -> Any:
     return Decimal(value) if kind == "money" else value
 
 
-def labels(session: Session, plan: Plan, keys: list[list[Any]]) -> list[list[Any]]:
+def titles(session: Session, app: str, viewer: Viewer, form: str,
+           ids: set[int]) -> dict[int, str]:
+    """The titles of linked records the viewer may see, as the records list shows them
+    (their row scope; a hidden title is no title, a masked one stays masked)."""
+    from engine_forms import service as records
+    from engine_forms.forms import published
+
+    pub = published(session, app, form)
+    access = viewer.principal.access(app, form)
+    title = pub.spec.title_field
+    if not ids or title is None or not access.allows("read") or not access.readable(title):
+        return {}
+    caller = records.Caller(viewer.principal, access, viewer.keyring)
+    found: dict[int, str] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 1000):
+        chunk = wanted[i:i + 1000]
+        docs, _next = records.list_page(
+            session, caller, pub, filter={"field": "id", "op": "in", "value": chunk},
+            sort=None, cursor=None, limit=len(chunk), fields=[title], deleted="exclude")
+        found |= {d["id"]: str(d["data"][title]) for d in docs
+                  if d["data"].get(title) not in (None, "")}
+    return found
+
+
+def labels(session: Session, plan: Plan, keys: list[list[Any]], app: str | None = None,
+           viewer: Viewer | None = None) -> list[list[Any]]:
     """Dimension keys as people read them: names of users and departments, option
-    labels, bin ranges, 是/否."""
+    labels, linked records' titles (those the viewer may see), bin ranges, 是/否."""
     from platform_core.security.models import Department, User
 
     wanted: dict[str, set[int]] = {"user": set(), "department": set()}
@@ -372,11 +398,17 @@ def labels(session: Session, plan: Plan, keys: list[list[Any]]) -> list[list[Any
         names["department"] = dict(session.execute(select(Department.id, Department.name)
                                                    .where(Department.id.in_(
                                                        wanted["department"]))).all())
+    linked: dict[int, dict[int, str]] = {}
+    for i, d in enumerate(plan.dims):
+        if d.column.display == "relation" and d.column.target and viewer and app:
+            ids = {row[i] for row in keys if isinstance(row[i], int)}
+            linked[i] = titles(session, app, viewer, d.column.target, ids)
     out = []
     for row in keys:
         shown = []
-        for d, value in zip(plan.dims, row, strict=True):
-            shown.append(_label(d, value, names))
+        for i, (d, value) in enumerate(zip(plan.dims, row, strict=True)):
+            shown.append(linked[i].get(value, f"#{value}") if i in linked and value
+                         is not None else _label(d, value, names))
         out.append(shown)
     return out
 
@@ -422,7 +454,7 @@ def run(session: Session, app: str, spec: ReportSpec, viewer: Viewer,
 
         return funnel(session, app, spec, source, where)
     plan, keys, values, truncated = execute(session, spec, source.frame, where)
-    shown = labels(session, plan, keys)
+    shown = labels(session, plan, keys, app, viewer)
     rows = [s + v for s, v in zip(shown, values, strict=True)]
     engine = ("table" if source.pub is None or spec.source.of != "records"
               else "projection" if source.frame.money_fen else "json")

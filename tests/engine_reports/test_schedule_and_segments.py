@@ -11,9 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from engine_reports import schedule
+from platform_core.security.directory import save_role
 from platform_core.settings import load_settings
 from tests.engine_flows.flows_setup import API, APP, ok
 from tests.engine_rules.rules_setup import SmtpSink
+from tests.security_setup import SYSTEM
 
 # Monday 2026-11-30 09:05 in Asia/Shanghai
 MONDAY_0905 = datetime(2026, 11, 30, 1, 5, tzinfo=UTC)
@@ -217,3 +219,20 @@ def test_a_bad_segmentation_is_refused(crm, change, needle):
     r = crm.admin.post(f"{APP}/reports", json=spec)
     assert r.status_code == 422, r.text
     assert needle in " ".join(r.json()["problems"])
+
+
+def test_a_relation_dimension_shows_titles_only_of_customers_the_viewer_may_read(crm):
+    ok(crm.admin.post(f"{APP}/reports", json={
+        "key": "by_customer", "name": "客户贷款", "source": {"form": "loan"},
+        "dimensions": [{"field": "customer"}],
+        "measures": [{"agg": "sum", "field": "amount"}],
+        "sort": [{"measure": 0, "desc": True}]}), 201)
+    rows = ok(crm.admin.get(f"{APP}/reports/by_customer/data"))["rows"]
+    assert rows == [["大户", "1100000.00"], ["小户", "50000.00"], ["老户", "20000.00"]]
+    with crm.db.write() as s:
+        save_role(s, key="loans_only", name="loans", description=None, permissions={
+            "forms": {"bank.loan": {"actions": ["read"], "scope": "all"}}},
+            actor=SYSTEM, principal=None, create=True)
+    crm.user("ma", "loans_only")
+    rows = ok(crm.as_("ma").get(f"{APP}/reports/by_customer/data"))["rows"]
+    assert [r[0] for r in rows] == [f"#{crm.ids[n]}" for n in ("大户", "小户", "老户")]
