@@ -8,8 +8,15 @@ import calendar
 from datetime import date, timedelta
 from typing import Any
 
+from sqlalchemy import select, true
+from sqlalchemy.orm import Session
+
 from engine_reports.running import _range_leaf
 from platform_core.errors import InvalidInput
+from platform_core.models import Record
+from platform_core.store.query import compile_filter
+
+MAX_RECORDS = 1000  # records behind one row of a flow report (an ``in`` filter's most)
 
 
 def bucket_range(bucket: str, key: str) -> tuple[date, date]:
@@ -59,3 +66,26 @@ def row_filter(spec: Any, frame: Any, keys: list[Any]) -> list[dict[str, Any]]:
         else:
             parts.append({"field": dim.field, "op": "eq", "value": key})
     return parts
+
+
+def flow_records(session: Session, spec: Any, source: Any, where: Any,
+                 keys: list[Any]) -> dict[str, Any]:
+    """The records behind a row of a flow report (instances, tasks, or a funnel step:
+    the instances that reached it), as an ``id in […]`` filter over their form."""
+    from engine_flows.models import FlowRun, FlowStep
+
+    dialect = session.get_bind().dialect.name
+    frame = source.frame
+    condition = true() if where is None else compile_filter(where, frame.fields, dialect)
+    if spec.source.of == "funnel":
+        if not isinstance(keys[0], str):
+            raise InvalidInput("expected a step id", field="keys")
+        table = FlowStep.__table__.join(frame.table, FlowStep.run_id == FlowRun.id)
+        conditions = [*frame.where, FlowStep.node_id == keys[0],
+                      FlowStep.status != "cancelled"]
+    else:
+        table, conditions = frame.table, list(frame.where)
+    stmt = (select(Record.id).select_from(table).where(*conditions, condition).distinct()
+            .order_by(Record.id).limit(MAX_RECORDS))
+    ids = list(session.execute(stmt).scalars())
+    return {"field": "id", "op": "in", "value": ids}

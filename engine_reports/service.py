@@ -206,24 +206,30 @@ def data(session: Session, app: str, key: str, viewer: Viewer,
 
 def drill(session: Session, app: str, key: str, viewer: Viewer, keys: list[Any],
           params: Mapping[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-    """The records behind one row of a records report: (its form's Published, the filter
-    AST that selects them — report filters, parameters, and the row's dimension keys).
-    The caller lists them through the records service (row scope, hidden fields)."""
-    from engine_reports.drill import row_filter
+    """The records behind one row: (their form's Published, the filter AST that selects
+    them). Over a form: the report's filters, parameters and the row's dimension keys;
+    over a flow's instances, tasks or funnel step: the records those are about (at most
+    ``drill.MAX_RECORDS``). The caller lists them through the records service (row
+    scope, hidden fields)."""
+    from engine_reports.drill import flow_records, row_filter
 
     spec = spec_of(get_report(session, app, key))
-    if spec.source.of != "records":
-        raise InvalidInput("drill-down lists records: this report is not over a form")
+    if spec.source.of == "audit":
+        raise InvalidInput("drill-down lists records: the audit log has none")
     running.check_visible(spec, viewer.principal)
     source = running.open_source(session, app, spec, viewer)
     running.check_fields(spec, source)
-    if len(keys) != len(spec.dimensions):
-        raise InvalidInput(f"expected {len(spec.dimensions)} dimension value(s), "
-                           f"got {len(keys)}", field="keys")
+    wanted = 1 if spec.source.of == "funnel" else len(spec.dimensions)
+    if len(keys) != wanted:
+        raise InvalidInput(f"expected {wanted} dimension value(s), got {len(keys)}",
+                           field="keys")
     parts = [spec.filters] if spec.filters else []
     parts += running.parameter_filter(session, spec, source.frame, params or {})
-    parts += row_filter(spec, source.frame, keys)
+    if spec.source.of != "funnel":
+        parts += row_filter(spec, source.frame, keys)
     where = None if not parts else parts[0] if len(parts) == 1 else {"and": parts}
+    if spec.source.of != "records":
+        where = flow_records(session, spec, source, where, keys)
     return source.pub, where
 
 

@@ -84,3 +84,23 @@ def test_instances_and_tasks_are_sources_with_the_records_fields(runs):
         "measures": [{"agg": "count"}]}), 201)
     assert ok(runs.admin.get(f"{APP}/reports/workload/data"))["rows"] == [
         ["alice", "done", 6], ["alice", "open", 3]]
+
+
+def test_drill_down_from_a_funnel_step_and_an_instances_bar(runs):
+    ok(runs.admin.post(f"{APP}/reports", json=FUNNEL), 201)
+    titles = lambda body: sorted(i["data"]["title"] for i in body["items"])  # noqa: E731
+    reached_c = ok(runs.admin.get(f"{APP}/reports/loan_funnel/drill",
+                                  params={"keys": json.dumps(["c"])}))
+    assert titles(reached_c) == ["贷款0", "贷款1"]
+    assert titles(ok(runs.admin.get(f"{APP}/reports/loan_funnel/drill",
+                                    params={"keys": json.dumps(["end"])}))) == ["贷款0"]
+    ok(runs.admin.post(f"{APP}/reports", json={
+        "key": "by_status", "name": "实例", "source": {"flow": "loan", "of": "instances"},
+        "dimensions": [{"field": "flow_status"}], "measures": [{"agg": "count"}]}), 201)
+    running = ok(runs.admin.get(f"{APP}/reports/by_status/drill",
+                                params={"keys": json.dumps(["running"])}))
+    assert titles(running) == ["贷款1", "贷款2", "贷款3"]
+    runs.role("mine_only", ("read",), scope="own")
+    runs.user("zhou", "mine_only")
+    assert ok(runs.as_("zhou").get(f"{APP}/reports/loan_funnel/drill",
+                                   params={"keys": json.dumps(["c"])}))["items"] == []
