@@ -17,17 +17,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine_reports.spec import CHARTS, KEY, PARAMETER_TYPES
-from platform_core.errors import InvalidInput
-from platform_core.specs import parse_spec
+from platform_core.specs import SpecError, parse_spec
 
 
-class DashboardSpecError(InvalidInput):
-    code = "invalid_dashboard"
-
-    def __init__(self, problems: list[str]):
-        super().__init__(f"the dashboard has {len(problems)} problem(s): "
-                         + "; ".join(problems[:5]), problems=problems)
-        self.problems = problems
+class DashboardSpecError(SpecError):
+    code, what = "invalid_dashboard", "dashboard"
 
 
 class _Strict(BaseModel):

@@ -28,17 +28,26 @@ class ExportForbidden(Forbidden):
 # -- reports -----------------------------------------------------------------------------
 
 
-def get_report(session: Session, app: str, key: str) -> Report:
-    row = session.execute(select(Report).where(Report.app == app, Report.key == key)
+def _one(session: Session, model: Any, app: str, key: str, noun: str) -> Any:
+    row = session.execute(select(model).where(model.app == app, model.key == key)
                           ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"report {key!r} does not exist in app {app!r}", app=app, report=key)
+        raise NotFound(f"{noun} {key!r} does not exist in app {app!r}", app=app,
+                       **{noun: key})
     return row
 
 
+def _all(session: Session, model: Any, app: str) -> list[Any]:
+    return list(session.execute(select(model).where(model.app == app)
+                                .order_by(model.key)).scalars())
+
+
+def get_report(session: Session, app: str, key: str) -> Report:
+    return _one(session, Report, app, key, "report")
+
+
 def list_reports(session: Session, app: str) -> list[Report]:
-    return list(session.execute(select(Report).where(Report.app == app)
-                                .order_by(Report.key)).scalars())
+    return _all(session, Report, app)
 
 
 def spec_of(row: Report) -> ReportSpec:
@@ -111,25 +120,34 @@ def save_report(session: Session, *, app: str, raw: Any, actor_id: int | None,
         from engine_reports.segments import plan
 
         plan(session, app, spec)
-    row = session.execute(select(Report).where(Report.app == app, Report.key == spec.key)
-                          ).scalar_one_or_none()
-    if key is None and row is not None:
-        from platform_core.errors import Conflict
-
-        raise Conflict(f"report {spec.key!r} already exists", app=app, report=spec.key)
-    if key is not None and row is None:
-        raise NotFound(f"report {key!r} does not exist in app {app!r}", app=app, report=key)
-    now = utcnow()
-    if row is None:
-        row = Report(app=app, key=spec.key, version=1, spec=spec.dump(), created_at=now,
-                     updated_at=now)
-        session.add(row)
-    else:
-        row.version, row.spec, row.updated_at = row.version + 1, spec.dump(), now
-    session.add(SpecVersion(app=app, kind="report", key=spec.key, version=row.version,
-                            spec=spec.dump(), saved_at=now, saved_by=actor_id))
+    row = _store(session, Report, "report", app, spec.key, spec.dump(), creating=key is None,
+                 actor_id=actor_id)
     _project(session, app, spec)
     session.flush()
+    return row
+
+
+def _store(session: Session, model: Any, noun: str, app: str, key: str,
+           doc: dict[str, Any], *, creating: bool, actor_id: int | None) -> Any:
+    """Create the definition (409 if it exists) or save its next version (404 if it does
+    not), and keep the version."""
+    from platform_core.errors import Conflict
+
+    row = session.execute(select(model).where(model.app == app, model.key == key)
+                          ).scalar_one_or_none()
+    if creating and row is not None:
+        raise Conflict(f"{noun} {key!r} already exists", app=app, **{noun: key})
+    if not creating and row is None:
+        raise NotFound(f"{noun} {key!r} does not exist in app {app!r}", app=app,
+                       **{noun: key})
+    now = utcnow()
+    if row is None:
+        row = model(app=app, key=key, version=1, spec=doc, created_at=now, updated_at=now)
+        session.add(row)
+    else:
+        row.version, row.spec, row.updated_at = row.version + 1, doc, now
+    session.add(SpecVersion(app=app, kind=noun, key=key, version=row.version, spec=doc,
+                            saved_at=now, saved_by=actor_id))
     return row
 
 
@@ -251,17 +269,11 @@ def export_check(session: Session, app: str, key: str, viewer: Viewer) -> None:
 
 
 def get_dashboard(session: Session, app: str, key: str) -> Dashboard:
-    row = session.execute(select(Dashboard).where(Dashboard.app == app,
-                                                  Dashboard.key == key)).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"dashboard {key!r} does not exist in app {app!r}", app=app,
-                       dashboard=key)
-    return row
+    return _one(session, Dashboard, app, key, "dashboard")
 
 
 def list_dashboards(session: Session, app: str) -> list[Dashboard]:
-    return list(session.execute(select(Dashboard).where(Dashboard.app == app)
-                                .order_by(Dashboard.key)).scalars())
+    return _all(session, Dashboard, app)
 
 
 def dashboard_spec(row: Dashboard) -> DashboardSpec:
@@ -272,7 +284,6 @@ def save_dashboard(session: Session, *, app: str, raw: Any, actor_id: int | None
                    key: str | None = None) -> Dashboard:
     from engine_forms.forms import get_app
     from engine_reports.dashboards import DashboardSpecError
-    from platform_core.errors import Conflict
 
     get_app(session, app)
     spec = parse_dashboard(raw)
@@ -284,23 +295,8 @@ def save_dashboard(session: Session, *, app: str, raw: Any, actor_id: int | None
                for i, w in enumerate(spec.widgets) if w.report not in known]
     if missing:
         raise DashboardSpecError(missing)
-    row = session.execute(select(Dashboard).where(Dashboard.app == app,
-                                                  Dashboard.key == spec.key)
-                          ).scalar_one_or_none()
-    if key is None and row is not None:
-        raise Conflict(f"dashboard {spec.key!r} already exists", app=app, dashboard=spec.key)
-    if key is not None and row is None:
-        raise NotFound(f"dashboard {key!r} does not exist in app {app!r}", app=app,
-                       dashboard=key)
-    now = utcnow()
-    if row is None:
-        row = Dashboard(app=app, key=spec.key, version=1, spec=spec.dump(), created_at=now,
-                        updated_at=now)
-        session.add(row)
-    else:
-        row.version, row.spec, row.updated_at = row.version + 1, spec.dump(), now
-    session.add(SpecVersion(app=app, kind="dashboard", key=spec.key, version=row.version,
-                            spec=spec.dump(), saved_at=now, saved_by=actor_id))
+    row = _store(session, Dashboard, "dashboard", app, spec.key, spec.dump(),
+                 creating=key is None, actor_id=actor_id)
     session.flush()
     return row
 

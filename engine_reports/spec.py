@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from platform_core.errors import InvalidInput
-from platform_core.specs import parse_spec
+from platform_core.specs import SpecError, parse_spec
 
 KEY = "^[a-z][a-z0-9_]{0,62}$"
 AGGS = ("count", "count_distinct", "sum", "avg", "min", "max")
@@ -37,15 +36,10 @@ PARAMETER_TYPES = ("date_range", "department", "owner", "value")
 MAX_LIMIT = 10_000
 
 
-class ReportSpecError(InvalidInput):
+class ReportSpecError(SpecError):
     """A report that does not validate; ``problems`` names each one."""
 
-    code = "invalid_report"
-
-    def __init__(self, problems: list[str]):
-        super().__init__(f"the report has {len(problems)} problem(s): "
-                         + "; ".join(problems[:5]), problems=problems)
-        self.problems = problems
+    code, what = "invalid_report", "report"
 
 
 class _Strict(BaseModel):

@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from platform_core.errors import InvalidInput
-from platform_core.specs import parse_spec
+from platform_core.specs import SpecError, parse_spec
 
 KEY = "^[a-z][a-z0-9_]{0,62}$"
 RECORD_TRIGGERS = ("record.created", "record.updated", "record.deleted")
@@ -24,15 +23,10 @@ TRIGGERS = (*RECORD_TRIGGERS, *FLOW_TRIGGERS, "schedule", "date_relative")
 MAX_ACTIONS = 20
 
 
-class RuleSpecError(InvalidInput):
+class RuleSpecError(SpecError):
     """A rule that does not validate; ``problems`` names each one."""
 
-    code = "invalid_rule"
-
-    def __init__(self, problems: list[str]):
-        super().__init__(f"the rule has {len(problems)} problem(s): " + "; ".join(problems[:5]),
-                         problems=problems)
-        self.problems = problems
+    code, what = "invalid_rule", "rule"
 
 
 class _Strict(BaseModel):

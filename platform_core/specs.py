@@ -10,8 +10,22 @@ from typing import Any, TypeVar
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ValidationError
 
+from platform_core.errors import InvalidInput
+
 M = TypeVar("M", bound=BaseModel)
 MAX_PROBLEMS = 50
+
+
+class SpecError(InvalidInput):
+    """A document that does not validate; ``problems`` names each one. Subclasses set
+    ``code`` (``invalid_rule`` …) and ``what`` (the document's name in the message)."""
+
+    code, what = "invalid_spec", "document"
+
+    def __init__(self, problems: list[str]):
+        super().__init__(f"the {self.what} has {len(problems)} problem(s): "
+                         + "; ".join(problems[:5]), problems=problems)
+        self.problems = problems
 
 
 def _where(path: Sequence[Any], what: str) -> str:
