@@ -6,6 +6,7 @@ filters, sorts and top-N limits. Hand-written cases pin the boundaries by name."
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -189,8 +190,10 @@ def check(ledger: Any, raw: dict[str, Any], rows: list[dict[str, Any]], *,
             for frame, (keys, values, _t) in got.items()}
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# QIAO_DIFF_EXAMPLES=2000 for a long hunt; 60 keep the suite fast
+SETTINGS = settings(max_examples=int(os.environ.get("QIAO_DIFF_EXAMPLES", "60")),
+                    deadline=None, suppress_health_check=[
+                        HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @SETTINGS
