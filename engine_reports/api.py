@@ -68,9 +68,8 @@ def list_reports(ctx: ContextDep, principal: PrincipalDep, app: str) -> dict[str
         from engine_forms.forms import get_app
 
         get_app(s, app)
-        rows = [r for r in service.list_reports(s, app)
-                if service.visible(service.spec_of(r), viewer)]
-        return {"items": [service.report_doc(r) for r in rows]}
+        return {"items": [service.report_doc(r)
+                          for r in service.visible_reports(s, app, viewer)]}
 
 
 @router.post(REPORTS, status_code=201, openapi_extra=rule("app:manage"))
@@ -215,19 +214,11 @@ def run_segments(ctx: ContextDep, principal: PrincipalDep, request: Request, app
 @router.get(DASHBOARDS, openapi_extra=rule("app:read"))
 def list_dashboards(ctx: ContextDep, principal: PrincipalDep, app: str) -> dict[str, Any]:
     from engine_forms.forms import get_app
-    from platform_core.security.permissions import Forbidden
 
-    viewer = _viewer(ctx, principal)
     with ctx.db.read() as s:
         get_app(s, app)
-        items = []
-        for row in service.list_dashboards(s, app):
-            try:
-                service.check_dashboard_visible(service.dashboard_spec(row), viewer)
-            except Forbidden:
-                continue
-            items.append(service.dashboard_doc(row))
-        return {"items": items}
+        return {"items": [service.dashboard_doc(r) for r in
+                          service.visible_dashboards(s, app, _viewer(ctx, principal))]}
 
 
 @router.post(DASHBOARDS, status_code=201, openapi_extra=rule("app:manage"))

@@ -57,12 +57,16 @@ class Result:
                 "truncated": self.truncated, "engine": self.engine}
 
 
-def check_visible(spec: ReportSpec, principal: Principal) -> None:
-    if spec.roles is None or principal.is_admin:
-        return
-    if not set(spec.roles) & set(principal.roles):
-        raise ReportHidden(f"report {spec.key!r} is not shared with your roles",
-                           report=spec.key)
+def shared_with(spec: Any, principal: Principal) -> bool:
+    """Whether a report or dashboard (its ``roles``; none: everyone) is the principal's."""
+    return spec.roles is None or principal.is_admin or bool(
+        set(spec.roles) & set(principal.roles))
+
+
+def check_visible(spec: Any, principal: Principal, noun: str = "report") -> None:
+    if not shared_with(spec, principal):
+        raise ReportHidden(f"{noun} {spec.key!r} is not shared with your roles",
+                           **{noun: spec.key})
 
 
 # -- the source --------------------------------------------------------------------------

@@ -180,12 +180,10 @@ def report_doc(row: Report) -> dict[str, Any]:
             "updated_at": row.updated_at.isoformat()}
 
 
-def visible(spec: Any, viewer: Viewer) -> bool:
-    try:
-        running.check_visible(spec, viewer.principal)
-    except Forbidden:
-        return False
-    return True
+def visible_reports(session: Session, app: str, viewer: Viewer) -> list[Report]:
+    """The app's reports shared with the viewer's roles."""
+    return [r for r in list_reports(session, app)
+            if running.shared_with(spec_of(r), viewer.principal)]
 
 
 # -- running -----------------------------------------------------------------------------
@@ -312,12 +310,13 @@ def dashboard_doc(row: Dashboard) -> dict[str, Any]:
 
 
 def check_dashboard_visible(spec: DashboardSpec, viewer: Viewer) -> None:
-    principal = viewer.principal
-    if spec.roles is None or principal.is_admin:
-        return
-    if not set(spec.roles) & set(principal.roles):
-        raise running.ReportHidden(f"dashboard {spec.key!r} is not shared with your roles",
-                                   dashboard=spec.key)
+    running.check_visible(spec, viewer.principal, "dashboard")
+
+
+def visible_dashboards(session: Session, app: str, viewer: Viewer) -> list[Dashboard]:
+    """The app's dashboards shared with the viewer's roles."""
+    return [r for r in list_dashboards(session, app)
+            if running.shared_with(dashboard_spec(r), viewer.principal)]
 
 
 def widget_params(dash: DashboardSpec, report: ReportSpec,

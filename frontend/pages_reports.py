@@ -265,8 +265,7 @@ def report_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
     try:
         with ctx.db.read() as s:
             app_row = get_app(s, app)
-            items = [service.spec_of(r) for r in service.list_reports(s, app)]
-            items = [spec for spec in items if service.visible(spec, viewer)]
+            items = [service.spec_of(r) for r in service.visible_reports(s, app, viewer)]
             return _render(request, "reports/list.html", app=app_row, items=items)
     except DomainError as exc:
         return error_page(request, exc)
@@ -364,14 +363,8 @@ def dashboard_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
     try:
         with ctx.db.read() as s:
             app_row = get_app(s, app)
-            items = []
-            for row in service.list_dashboards(s, app):
-                spec = service.dashboard_spec(row)
-                try:
-                    service.check_dashboard_visible(spec, viewer)
-                except DomainError:
-                    continue
-                items.append(spec)
+            items = [service.dashboard_spec(r)
+                     for r in service.visible_dashboards(s, app, viewer)]
             return _render(request, "reports/dashboards.html", app=app_row, items=items)
     except DomainError as exc:
         return error_page(request, exc)
