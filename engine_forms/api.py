@@ -70,7 +70,8 @@ class NewApp(BaseModel):
 
 def _app_doc(app: Any) -> dict[str, Any]:
     return {"key": app.key, "name": app.name, "description": app.description,
-            "created_at": app.created_at.isoformat()}
+            "template": app.template, "template_version": app.template_version,
+            "menus": app.menus or [], "created_at": app.created_at.isoformat()}
 
 
 def _form_doc(form: Any) -> dict[str, Any]:

@@ -27,6 +27,11 @@ class App(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str | None] = mapped_column(String(2000))
+    # the app's navigation (``menus.json`` of its bundle) and, for an app installed from a
+    # template, which one and its version
+    menus: Mapped[list[Any] | None] = mapped_column(Json)
+    template: Mapped[str | None] = mapped_column(String(64))
+    template_version: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -35,7 +35,10 @@ from platform_core.store.projection import ensure_projection, has_projection
 
 def _sync_indexes(session: Session, pub: Published) -> None:
     wanted = {(f.key, False) for f in pub.spec.fields if f.indexed}
-    wanted |= {(f.key, True) for f in pub.spec.fields if f.unique}
+    # a unique field also gets the plain index: it is looked up by value (duplicate checks,
+    # upserts), and a unique index limited to one form cannot serve a query with the form
+    # as a bound parameter
+    wanted |= {(f.key, u) for f in pub.spec.fields if f.unique for u in (True, False)}
     for index in indexes_of(session, pub.app, pub.spec.key):
         if (index.field, index.unique) not in wanted or \
                 pub.compiled.kinds.get(index.field) != index.kind:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Index, select, text
+from sqlalchemy import Index, and_, literal, select, text
 from sqlalchemy.orm import Session
 
 from platform_core.models import Record, StoreIndex
@@ -25,7 +25,7 @@ def index_name(app: str, form: str, field: str, *, unique: bool = False) -> str:
 def ensure_index(session: Session, fields: FieldSet, field: str, *, unique: bool = False) -> str:
     """Create (once) the expression index of ``fields.form``'s ``field``; its name.
 
-    ``unique=True`` makes a unique index over live records (``deleted_at IS NULL``): two
+    ``unique=True`` makes a unique index over the form's live records: two
     concurrent creates with the same value cannot both commit, on either database.
     Creating it over data that already has duplicates raises ``IntegrityError``.
     """
@@ -35,7 +35,10 @@ def ensure_index(session: Session, fields: FieldSet, field: str, *, unique: bool
         return name
     accessor = fields.accessor(field, dialect)
     if unique:
-        live = Record.deleted_at.is_(None)
+        # only this form's live records: the key columns alone would make the records of
+        # every other form collide with each other on this field's value too
+        live = and_(Record.app == literal(fields.app), Record.form == literal(fields.form),
+                    Record.deleted_at.is_(None))
         index = Index(name, Record.app, Record.form, accessor.expr, unique=True,
                       sqlite_where=live, postgresql_where=live)
     else:

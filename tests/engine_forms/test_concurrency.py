@@ -86,3 +86,28 @@ def test_unique_field_under_concurrent_creates_exactly_one_wins(db):
     winners = [o for o in outcomes if isinstance(o, int)]
     losers = [o for o in outcomes if isinstance(o, DuplicateValue | RecordInvalid)]
     assert len(winners) == 1 and len(losers) == 9, outcomes
+
+
+def test_a_unique_field_binds_only_its_own_form(db):
+    """Two records of another form may share a value that is unique in this one (the
+    unique index once spanned every form's records and refused the second customer
+    named like a ticket's code — or like each other)."""
+    _setup(db)
+    note = {"key": "note", "name": "便签", "fields": [
+        {"key": "code", "label": "代码", "type": "text"}]}
+    with db.write() as s:
+        forms.create_form(s, app="ops", raw=note)
+        publishing.publish(s, app="ops", key="note", actor=ADMIN)
+    with db.write() as s:
+        tickets, notes = forms.published(s, "ops", "ticket"), forms.published(s, "ops", "note")
+        records.create(s, tickets, {"code": "same"}, actor=ADMIN)
+        records.create(s, notes, {"code": "same"}, actor=ADMIN)
+        records.create(s, notes, {"code": "same"}, actor=ADMIN)
+    with db.write() as s:
+        tickets = forms.published(s, "ops", "ticket")
+        try:
+            records.create(s, tickets, {"code": "same"}, actor=ADMIN)
+        except (DuplicateValue, RecordInvalid):
+            pass
+        else:
+            raise AssertionError("a second ticket with the same code was accepted")
