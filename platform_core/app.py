@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -105,6 +105,19 @@ def _install_error_handlers(app: FastAPI) -> None:
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return problem(422, "Invalid input", "a value is out of the range the database can "
                        "store", "value_out_of_range", instance=request.url.path)
+
+    @app.exception_handler(OperationalError)
+    async def _busy(request: Request, exc: OperationalError) -> JSONResponse:
+        # SQLite's one writer held the lock past busy_timeout: the request did nothing
+        # (its transaction never began) and can simply be sent again
+        if "database is locked" not in str(exc.orig):
+            return await _unexpected(request, exc)
+        log.warning("database busy on %s %s", request.method, request.url.path)
+        return JSONResponse({"type": "urn:qiao:problem:busy", "title": "Busy",
+                             "status": 503, "detail": "the database is busy; nothing was "
+                             "written — try again in a moment", "code": "busy",
+                             "instance": request.url.path}, status_code=503,
+                            media_type=PROBLEM, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -81,7 +82,7 @@ class Dispatcher:
 
     def __init__(self, db: Database, handlers: Sequence[Handler], worker_id: str | None = None,
                  *, lease_seconds: int = 30, batch: int = 100, max_attempts: int = 10,
-                 backoff_seconds: float = 5.0):
+                 backoff_seconds: float = 5.0, budget_seconds: float = 0.5):
         self.db = db
         self.handlers = list(handlers)
         self.worker_id = worker_id or default_worker_id()
@@ -89,6 +90,9 @@ class Dispatcher:
         self.batch = batch
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
+        # a batch's transaction holds SQLite's one write lock: past this many seconds the
+        # rest of the batch is left for the next run, so a page's write never waits long
+        self.budget_seconds = budget_seconds
 
     @classmethod
     def from_registry(cls, db: Database, *, context: Any = None, **kwargs: Any) -> Dispatcher:
@@ -99,13 +103,18 @@ class Dispatcher:
         return cls(db, handlers, **kwargs)
 
     def run_once(self, *, now: datetime | None = None) -> int:
-        """Claim and handle one batch in one transaction; how many events it took."""
-        now = now or utcnow()
+        """Claim and handle one batch in one transaction; how many events it handled
+        (fewer than it claimed when the time budget ran out: those are released)."""
+        now, started, handled = now or utcnow(), time.monotonic(), 0
         with self.db.write() as session:
-            events = self._claim(session, now)
-            for event in events:
+            for event in self._claim(session, now):
+                if handled and time.monotonic() - started > self.budget_seconds:
+                    event.claimed_until = None  # not handled: the next run takes it
+                    continue
                 self._dispatch(session, event, now)
-        return len(events)
+                handled += 1
+            session.flush()
+        return handled
 
     def _claim(self, session: Session, now: datetime) -> list[OutboxEvent]:
         stmt = (select(OutboxEvent)

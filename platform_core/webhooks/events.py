@@ -63,15 +63,19 @@ def ping_body(sub: WebhookSubscription, now: datetime) -> dict[str, Any]:
 
 class WebhookFanOut:
     """The outbox handler: one pending delivery per active subscription of the event's app
-    that wants its type. Idempotent — a subscription that already has a delivery of this
-    event gets no second one — since the dispatcher may hand an event over again."""
+    that wants its type and existed when it happened. Idempotent — a subscription that
+    already has a delivery of this event gets no second one — since the dispatcher may
+    hand an event over again."""
 
     def handle(self, session: Session, event: OutboxEvent) -> None:
         if event.app is None or event.event_type not in DOMAIN_EVENTS:
             return
         subs = session.execute(select(WebhookSubscription.id, WebhookSubscription.event_types)
                                .where(WebhookSubscription.app == event.app,
-                                      WebhookSubscription.active.is_(True))
+                                      WebhookSubscription.active.is_(True),
+                                      # not what happened before it subscribed, even
+                                      # when the dispatcher reaches the event later
+                                      WebhookSubscription.created_at <= event.created_at)
                                .order_by(WebhookSubscription.id)).all()
         wanted = [sid for sid, types in subs if matches(types or [], event.event_type)]
         if not wanted:

@@ -79,3 +79,29 @@ def test_healthz_reports_503_when_the_database_is_unreachable(tmp_path):
         r = c.get("/healthz")
     assert r.status_code == 503 and r.json()["code"] == "unhealthy"
     assert r.json()["detail"].startswith("database: ")
+
+
+def test_a_write_that_finds_sqlite_locked_is_503_busy_with_retry_after(tmp_path):
+    """Another writer holding SQLite's lock past busy_timeout: the request wrote nothing
+    and says so (503 busy, Retry-After), not a 500."""
+    import sqlite3
+
+    from platform_core.db import Database, make_engine
+    from platform_core.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'busy.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    app = create_app(load_settings(data_dir=tmp_path, sqlite_busy_timeout_ms=50),
+                     db=Database.from_url(url, busy_timeout_ms=50))
+    holder = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with TestClient(app, raise_server_exceptions=False) as c:
+            r = c.post("/api/v1/auth/token", json={"username": "admin", "password": "x" * 12})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "busy" and r.headers["Retry-After"] == "1"

@@ -178,3 +178,34 @@ def test_update_events_carry_their_changes(db):
 
     Dispatcher(db, [Keep()]).run_once()
     assert seen == [("record.created", None), ("record.updated", {"name": ["甲", "乙"]})]
+
+
+def test_a_batch_stops_at_its_time_budget_and_leaves_the_rest_unclaimed(db):
+    """A long batch would hold SQLite's write lock past a page's busy timeout: past the
+    budget the dispatcher commits what it did and releases the rest at once."""
+    ids = make_events(db, 6)
+    slow = Recorder(pause=0.05)
+    dispatcher = Dispatcher(db, [slow], worker_id="w1", batch=6, budget_seconds=0.08)
+    first = dispatcher.run_once()
+    assert 1 <= first < 6
+    left = [e for e in events(db).values() if e.processed_at is None]
+    assert len(left) == 6 - first and all(e.claimed_until is None for e in left)
+    while dispatcher.run_once():
+        pass
+    assert slow.seen == ids
+
+
+def test_a_subscription_does_not_receive_what_happened_before_it(db):
+    """Even when the dispatcher reaches an older event only after the subscription was
+    made (a backlog), the subscriber gets only what happened since."""
+    before = make_events(db, 1)
+    with db.write() as s:
+        s.add(WebhookSubscription(app="crm", name="hook", url="https://93.184.215.14/",
+                                  event_types=["*"], secret="{}", active=True))
+    after = [i for i in make_events(db, 1) if i not in before]
+    dispatcher = Dispatcher(db, [WebhookFanOut()], worker_id="w1")
+    while dispatcher.run_once():
+        pass
+    with db.read() as s:
+        got = list(s.execute(select(WebhookDelivery.event_id)).scalars())
+    assert got == after
