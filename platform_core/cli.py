@@ -53,8 +53,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind (QIAO_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (QIAO_PORT).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Web worker processes.")] = 1,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="First install the CRM template with its demo data (once).")] = False,
 ) -> None:
-    """Migrate the database, then serve the web app (and, later, its background work)."""
+    """Migrate the database, then serve the web app and its background work."""
     import uvicorn
 
     if host is not None:
@@ -64,6 +66,8 @@ def serve(
     settings = read_settings()
     prepare(settings)
     _first_admin(settings)
+    if demo:
+        _plugged("qiao.demo", "demo")()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     typer.echo(f"qiao: serving on http://{settings.host}:{settings.port} "
@@ -156,5 +160,20 @@ def version() -> None:
     typer.echo(f"qiao {__version__} (Python {sys.version.split()[0]})")
 
 
+def _plugged(group: str, name: str):  # noqa: ANN202 - whatever the entry point holds
+    """Entry point ``name`` of ``group``: what a higher layer (templates_catalog) lends the
+    CLI, which cannot import it."""
+    from importlib.metadata import entry_points
+
+    found = [e for e in entry_points(group=group) if e.name == name]
+    if not found:
+        fail(f"{group}:{name} is not installed (pip install -e . registers it)")
+    return found[0].load()
+
+
 def main() -> None:
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="qiao.cli"), key=lambda e: e.name):
+        entry.load()(app)
     app()

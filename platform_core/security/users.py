@@ -42,9 +42,11 @@ def get_user(session: Session, username: str) -> User:
 
 def create_user(session: Session, *, username: str, display_name: str, password: str | None,
                 actor: Actor, mobile: str | None = None, roles: tuple[str, ...] = (),
-                department_id: int | None = None,
-                email: str | None = None) -> tuple[User, str | None]:
-    """Create a user; with no password, a one-time password is made (and returned)."""
+                department_id: int | None = None, email: str | None = None,
+                password_hash: str | None = None) -> tuple[User, str | None]:
+    """Create a user; with no password, a one-time password is made (and returned).
+    ``password_hash``: the hash of ``password`` when the caller has it already (users
+    made together with one password, such as a template's demo users)."""
     if not USERNAME.match(username):
         raise InvalidInput("username: 2–64 lower-case letters, digits, '.', '_' or '-'",
                            field="username")
@@ -62,7 +64,8 @@ def create_user(session: Session, *, username: str, display_name: str, password:
     else:
         check_policy(password, username=username)
     user = User(username=username, display_name=display_name, mobile=mobile, email=email,
-                password_hash=hash_password(password), must_change_password=one_time is not None,
+                password_hash=password_hash or hash_password(password),
+                must_change_password=one_time is not None,
                 department_id=department_id)
     session.add(user)
     session.flush()
