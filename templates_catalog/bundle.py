@@ -154,7 +154,10 @@ def write_bundle(bundle: Bundle, path: Path) -> None:
 
 
 def _write(path: Path, doc: Any) -> None:
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    # keys sorted: PostgreSQL's JSONB keeps no key order, and an export must not depend
+    # on the database it came from
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
+                    encoding="utf-8")
 
 
 def catalog() -> dict[str, Path]:

@@ -63,11 +63,28 @@ def _install(ctx: Any, bundle: Bundle, name: str, key: str | None, demo: bool) -
 
     result = domain(run)
     if result is not None:
+        _settle(ctx)
         typer.echo(f"qiao: demo: {result.flows} cases in the loan flow, "
                    f"{result.open_tasks} open tasks")
         if result.users:
             typer.echo(f"qiao: demo users {', '.join(result.users)} — all with the "
                        f"password {result.password}")
+
+
+def _settle(ctx: Any) -> None:
+    """Let the rules react to the demo's events now (statuses, reminders, notifications),
+    so the demo is settled before anyone uses it or subscribes to its news."""
+    from platform_core.outbox import Dispatcher
+    from platform_core.webhooks.events import register_builtins
+
+    register_builtins()
+    dispatcher, done = Dispatcher.from_registry(ctx.db, context=ctx, batch=500,
+                                                budget_seconds=5.0), 0
+    while step := dispatcher.run_once():
+        done += step
+        if done // 1000 != (done - step) // 1000:
+            typer.echo(f"qiao: demo: rules ran over {done} events")
+    typer.echo(f"qiao: demo: rules ran over all {done} events")
 
 
 @template_app.command("install")

@@ -64,6 +64,7 @@ class _Load:
     app: str
     keyring: Keyring | None
     shift: timedelta
+    now: datetime
     users: dict[str, User] = field(default_factory=dict)
     refs: dict[str, int] = field(default_factory=dict)
 
@@ -72,11 +73,15 @@ class _Load:
         return Who(load_principal(self.session, user, via="demo"), self.keyring, now)
 
     def moment(self, text: str) -> datetime:
-        return datetime.fromisoformat(text).astimezone(UTC) + self.shift
+        return self.past(datetime.fromisoformat(text).astimezone(UTC) + self.shift)
 
     def day(self, text: str, hour: int) -> datetime:
         local = datetime.combine(date.fromisoformat(text) + self.shift, time(hour), CHINA)
-        return local.astimezone(UTC)
+        return self.past(local.astimezone(UTC))
+
+    def past(self, moment: datetime) -> datetime:
+        """Nothing happens later than now (a demo loaded at 08:00 on its last day)."""
+        return min(moment, self.now)
 
     def value(self, value: Any, kind: str | None) -> Any:
         """``"@ref"`` as the record's id; a date moved by the shift."""
@@ -164,7 +169,7 @@ def _play(load: _Load, flows: list[Any], progress: Progress) -> int:
     for n, (when, item, record_id, _form) in enumerate(flows):
         timeline.append((when, n, ("start", item, record_id)))
         for i, act in enumerate(item["flow"].get("acts", [])):
-            at = max(load.day(act["day"], 10 + i % 8), when + timedelta(minutes=i + 1))
+            at = load.past(max(load.day(act["day"], 10 + i % 8), when + timedelta(minutes=i + 1)))
             timeline.append((at, n, ("act", act, record_id)))
     timeline.sort(key=lambda t: (t[0], t[1]))
     for done, (at, _n, (what, item, record_id)) in enumerate(timeline, start=1):
@@ -201,7 +206,7 @@ def load_demo(session: Session, bundle: Bundle, *, app: str, keyring: Keyring | 
     records = json.loads((bundle.demo / "records.json").read_text(encoding="utf-8"))
     today = today or datetime.now(CHINA).date()
     shift = today - date.fromisoformat(directory.get("as_of", today.isoformat()))
-    load = _Load(session, app, keyring, shift)
+    load = _Load(session, app, keyring, shift, datetime.now(UTC) - timedelta(minutes=5))
     password = f"Demo-{secrets.token_urlsafe(9)}"
     made = _directory(load, directory, password, actor)
     counts, flows = _records(load, records)

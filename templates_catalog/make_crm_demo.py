@@ -199,8 +199,8 @@ def loan_cases(rng: random.Random, people: list[dict[str, Any]], products: list[
         product = rng.choice(candidates)
         low, high = AMOUNTS[kind]
         amount = rng.randrange(low // 10_000, high // 10_000 + 1) * 10_000
-        created_day = (date.fromisoformat(customer["created"][:10])
-                       + timedelta(days=rng.randrange(0, 10)))
+        created_day = min(AS_OF, date.fromisoformat(customer["created"][:10])
+                          + timedelta(days=rng.randrange(0, 10)))
         ending = rng.choice(endings)
         if created_day > AS_OF - timedelta(days=10) and ending in ("done", "at_care"):
             ending = "at_signing"  # a young case is not that far along yet

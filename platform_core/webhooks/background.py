@@ -99,6 +99,10 @@ class BackgroundJobs:
                 return
             if not busy:
                 return
+            if self.ctx.db.dialect == "sqlite":
+                # SQLite has one writer and its waiters poll (every 100 ms at most): a
+                # gap lets a page's write in instead of starving it past busy_timeout
+                self._stop.wait(0.1)
 
     def _scan(self) -> None:
         from platform_core.models import utcnow
