@@ -382,7 +382,8 @@ def _kpi(req: _Request) -> go.Figure:
         indicator["mode"] = "number+delta"
         indicator["delta"] = {"reference": _plotted(before, m.fmt), "relative": True,
                               "valueformat": ".1%"}
-    subtitle = f"<br><span style='font-size:0.75em;color:#8a8f99'>{note}</span>" if note else ""
+    # no <span style=…>: plotly would set a style attribute, which the pages' CSP refuses
+    subtitle = f"<br>{note}" if note else ""
     return go.Figure(go.Indicator(title={"text": m.label + subtitle}, **indicator))
 
 
@@ -450,6 +451,18 @@ _BUILDERS: dict[str, Callable[[_Request], go.Figure]] = {
     "pivot": _pivot, "leaderboard": _leaderboard, "scatter": _scatter,
 }
 CHART_TYPES: tuple[str, ...] = tuple(_BUILDERS)
+# the types that plot rows on axes or slices (table, pivot and kpi show "no rows" in their
+# own way)
+_PLOTTED = frozenset(CHART_TYPES) - {"table", "pivot", "kpi"}
+
+
+def _empty() -> go.Figure:
+    """No rows (a new app, a period without data): a blank plot that says so."""
+    fig = go.Figure()
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, annotations=[{
+        "text": "暂无数据 / No data", "showarrow": False, "xref": "paper", "yref": "paper",
+        "x": 0.5, "y": 0.5, "font": {"size": 16, "color": "#86909c"}}])
+    return fig
 
 
 # --- the figure -------------------------------------------------------------------------
@@ -470,7 +483,10 @@ def build_figure(chart: dict, columns: list[dict], rows: list[list], *,
     if kind != "table" and not result.measures:
         raise ChartError("此图表需要至少一个度量", f"a {kind} chart needs at least one measure")
     before = parse_result(columns, previous) if previous is not None else None
-    fig = _BUILDERS[kind](_Request(kind, result, chart, before))
+    if not result.values and kind in _PLOTTED:
+        fig = _empty()
+    else:
+        fig = _BUILDERS[kind](_Request(kind, result, chart, before))
     title = chart.get("title")
     fig.update_layout(
         template="plotly_white", font={"family": FONT_FAMILY}, separators=".,",

@@ -43,9 +43,13 @@ Text = Annotated[str, Form(max_length=256)]
 
 @router.get("/", response_class=HTMLResponse, openapi_extra=rule("user"))
 def home(ctx: ContextDep, request: Request, principal: PrincipalDep) -> HTMLResponse:
+    from engine_reports.running import Viewer
+    from frontend.menus import app_menu
+
+    viewer = Viewer(principal, ctx.keyring)
     with ctx.db.read() as s:
-        apps = [{"key": a.key, "name": a.name} for a in list_apps(s)
-                if principal.app_allows(a.key, "read")]
+        apps = [{"key": a.key, "name": a.name, "menu": app_menu(s, a, viewer)}
+                for a in list_apps(s) if principal.app_allows(a.key, "read")]
     return render(request, "home.html", apps=apps, dialect=ctx.db.dialect)
 
 

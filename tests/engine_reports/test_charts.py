@@ -259,6 +259,16 @@ def test_kpi_without_a_usable_previous_value_shows_just_the_number(previous, not
         assert note in card["title"]["text"]
 
 
+@pytest.mark.parametrize("kind", CHART_TYPES)
+def test_every_type_draws_a_result_without_rows(kind):
+    """A new app's dashboard, a period without data: every chart says so (once a chart
+    of two dimensions and no rows failed on a missing series)."""
+    columns = SHAPES[kind][0]
+    fig = build_figure({"type": kind}, columns, [], previous=[] if kind == "kpi" else None)
+    text = json.dumps(fig, ensure_ascii=False, allow_nan=False)
+    assert "暂无数据" in text or kind in ("table", "pivot")
+
+
 def test_kpi_without_data_says_so():
     (card,) = figure("kpi", [OWNER, AMOUNT], [])["data"]
     assert "value" not in card and "暂无数据" in card["title"]["text"]

@@ -1,0 +1,37 @@
+"""An app's menus (``menus.json`` of its template) as the links one user may follow.
+
+Only items with a page are shown, and only when the user may open it: dashboards and
+reports shared with them, their task inbox. Form and flow items wait for the workspace
+pages; a group left empty is not shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine_reports import service
+from engine_reports.running import Viewer
+
+
+def app_menu(session: Session, app: Any, viewer: Viewer) -> list[dict[str, Any]]:
+    """``[{"label", "items": [{"label", "url"}]}]`` for ``app`` (an ``App`` row)."""
+    if not app.menus:
+        return []
+    reports = {r.key for r in service.visible_reports(session, app.key, viewer)}
+    boards = {d.key for d in service.visible_dashboards(session, app.key, viewer)}
+    links = {"report": (reports, f"/apps/{app.key}/reports/"),
+             "dashboard": (boards, f"/apps/{app.key}/dashboards/")}
+    groups = []
+    for group in app.menus:
+        items = []
+        for item in group.get("items", []):
+            if item["kind"] == "tasks":
+                items.append({"label": item["label"], "url": "/tasks"})
+            elif item["kind"] in links and item.get("key") in links[item["kind"]][0]:
+                items.append({"label": item["label"],
+                              "url": links[item["kind"]][1] + item["key"]})
+        if items:
+            groups.append({"label": group["label"], "items": items})
+    return groups
