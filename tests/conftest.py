@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,15 +41,19 @@ def pytest_report_header() -> str:
     return f"qiao test database: {where}"
 
 
-def _scratch_postgres() -> Iterator[str]:
-    base = make_url(PG_URL)
-    name = f"{base.database}_{os.getpid()}"
+@contextmanager
+def scratch_database(url: str, suffix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database beside ``url``'s (named with ``suffix``), dropped
+    afterwards: its URL."""
+    base = make_url(url)
+    name = f"{base.database}_{suffix}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001
+        admin.dispose()
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at {base.render_as_string()} is required in CI: {exc}")
         raise
@@ -64,7 +69,8 @@ def _scratch_postgres() -> Iterator[str]:
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated, empty database for this test run: its URL."""
     if PG_URL:
-        yield from _scratch_postgres()
+        with scratch_database(PG_URL, str(os.getpid())) as url:
+            yield url
         return
     path: Path = tmp_path_factory.mktemp("db") / "qiao.db"
     yield f"sqlite:///{path}"

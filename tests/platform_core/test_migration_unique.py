@@ -8,12 +8,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from platform_core.db import make_engine
 from platform_core.migrate import upgrade
+from tests.conftest import scratch_database
 
 PG_URL = os.environ.get("QIAO_TEST_DATABASE_URL", "")
 OLD = ('CREATE UNIQUE INDEX "ux_rec_ticket_code_0123456789" ON records (app, form, {expr}) '
@@ -25,18 +25,8 @@ def scratch_url(tmp_path) -> Iterator[str]:
     if not PG_URL:
         yield f"sqlite:///{tmp_path / 'old.db'}"
         return
-    base = make_url(PG_URL)
-    name = f"{base.database}_{os.getpid()}_mig"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(PG_URL, f"{os.getpid()}_mig") as url:
+        yield url
 
 
 def _insert(conn, form: str, code: str) -> None:  # noqa: ANN001
