@@ -35,6 +35,7 @@ from engine_forms import records as record_handler
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
 from platform_core.models import Record
+from platform_core.security import audit
 from platform_core.security.crypto import Keyring
 from platform_core.security.directory import create_department
 from platform_core.security.models import Department, User
@@ -98,13 +99,21 @@ class _Load:
         return {k: self.value(v, types.get(k)) for k, v in data.items()}
 
 
+def _department(session: Session, name: str, parent: int | None, actor: Actor) -> Department:
+    """The department ``name`` under ``parent``, made if there is none."""
+    under = Department.parent_id.is_(None) if parent is None else Department.parent_id == parent
+    found = session.execute(select(Department).where(Department.name == name, under)
+                            ).scalars().first()
+    return found or create_department(session, name=name, parent_id=parent, actor=actor)
+
+
 def _directory(load: _Load, doc: dict[str, Any], password: str, actor: Actor) -> list[str]:
-    """The departments and users (a user who exists already is used as is)."""
+    """The departments and users (one that exists already — a second demo app — is used
+    as it is)."""
     departments: dict[str, Department] = {}
     for d in doc.get("departments", []):
         parent = departments[d["parent"]].id if d.get("parent") else None
-        departments[d["key"]] = create_department(load.session, name=d["name"],
-                                                  parent_id=parent, actor=actor)
+        departments[d["key"]] = _department(load.session, d["name"], parent, actor)
     made, hashed = [], hash_password(password)  # one hash for all: argon2 is slow
     for u in doc.get("users", []):
         row = load.session.execute(select(User).where(User.username == u["username"])
@@ -212,6 +221,8 @@ def load_demo(session: Session, bundle: Bundle, *, app: str, keyring: Keyring | 
     counts, flows = _records(load, records)
     progress("records " + ", ".join(f"{form} {n}" for form, n in counts.items()))
     played = _play(load, flows, progress)
+    audit.append(session, actor=actor, action="app.demo", target=f"app:{app}",
+                 detail={"records": counts, "flows": played, "users": made})
     now = datetime.now(UTC)
     sla.wake_timers(session, now)
     sla.scan_tasks(session, now)
