@@ -184,9 +184,10 @@ def form_frame(session: Any, pub: Any) -> Frame:
     return Frame(Record.__table__, where, fields, columns, scope_fields=fields)
 
 
-def flow_frame(pub: Any, app: str, flow: str, of: str) -> Frame:
+def flow_frame(pub: Any, app: str, flow: str, of: str, spec: Any = None) -> Frame:
     """Instances (``flow_*`` fields) or tasks (``task_*`` fields) of a flow, each with
-    the fields of the record it is about."""
+    the fields of the record it is about; a task's step is shown by its name in ``spec``
+    (the flow's published version)."""
     from engine_flows.models import FlowRun, Task
 
     columns = record_columns(pub)
@@ -214,8 +215,11 @@ def flow_frame(pub: Any, app: str, flow: str, of: str) -> Frame:
         where = [t.c.app == app, t.c.flow == flow]
     where += [Record.app == app, Record.form == pub.spec.key, Record.deleted_at.is_(None)]
     accessors = {k: _acc(k, expr, kind) for k, (_l, kind, expr, _d) in own.items()}
+    steps = {n.id: n.name or n.id for n in spec.nodes} if spec is not None else {}
     for key, (label, kind, _e, display) in own.items():
         columns[key] = Column(key, label, kind.key, display)
+    if of != "instances" and steps:
+        columns["task_node"] = Column("task_node", "步骤", TEXT.key, "option", options=steps)
     fields = FrameFields(app, pub.spec.key, accessors, report_fields(pub))
     return Frame(joined, where, fields, columns, scope_fields=pub.fields)
 

@@ -120,7 +120,7 @@ def open_source(session: Session, app: str, spec: ReportSpec, viewer: Viewer) ->
         frame = form_frame(session, pub)
     else:
         frame = flow_frame(pub, app, src.flow, "instances" if src.of == "funnel"  # type: ignore
-                           else src.of)
+                           else src.of, flow_spec)
     return Source(frame, pub, access, flow_spec)
 
 

@@ -75,7 +75,7 @@ def check_source(session: Session, app: str, spec: ReportSpec) -> None:
                 raise ReportError(f"source: flow {src.flow!r} is not published yet")
             flow = flow_spec_of(session, app, row.key, row.published_version)
             frame = flow_frame(published(session, app, flow.form), app, row.key,
-                               "instances" if src.of == "funnel" else src.of)
+                               "instances" if src.of == "funnel" else src.of, flow)
         dialect = session.get_bind().dialect.name
         if spec.filters is not None:
             compile_filter(spec.filters, frame.fields, dialect)

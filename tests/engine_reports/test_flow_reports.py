@@ -84,6 +84,13 @@ def test_instances_and_tasks_are_sources_with_the_records_fields(runs):
         "measures": [{"agg": "count"}]}), 201)
     assert ok(runs.admin.get(f"{APP}/reports/workload/data"))["rows"] == [
         ["alice", "done", 6], ["alice", "open", 3]]
+    ok(runs.admin.post(f"{APP}/reports", json={
+        "key": "open_steps", "name": "在办", "source": {"flow": "loan", "of": "tasks"},
+        "filters": {"field": "task_status", "op": "eq", "value": "open"},
+        "dimensions": [{"field": "task_node"}], "measures": [{"agg": "count"}]}), 201)
+    body = ok(runs.admin.get(f"{APP}/reports/open_steps/data"))
+    assert body["rows"] == [["初审", 1], ["复审", 1], ["放款", 1]]  # by name, not node id
+    assert body["keys"] == [["a"], ["b"], ["c"]]
 
 
 def test_drill_down_from_a_funnel_step_and_an_instances_bar(runs):
