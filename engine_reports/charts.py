@@ -290,7 +290,8 @@ def _cartesian_axes(res: Result, series: list[_Series], horizontal: bool) -> dic
     if others:
         fmts = {s.fmt for s in others}
         fmt = fmts.pop() if len(fmts) == 1 else None
-        axes[f"{val}axis2"] = {**_value_axis(fmt, _axis_title([s.name for s in others], fmt)),
+        axes[f"{val}axis2"] = {**_value_axis(fmt, _axis_title([s.name for s in others], fmt),
+                                             others),
                                "overlaying": val, "side": "top" if horizontal else "right",
                                "showgrid": False}
     return axes

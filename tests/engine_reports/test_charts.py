@@ -170,6 +170,13 @@ def test_a_differently_formatted_measure_gets_its_own_axis_as_a_line():
     assert fig["layout"]["yaxis2"]["overlaying"] == "y"
 
 
+def test_a_small_count_on_the_second_axis_ticks_whole_numbers():
+    """Money bars with a count of 1–5 as the line: the count's axis reads 1, 2, 3 …, not
+    1, 1, 2, 2 from half steps (seen on the CRM's 各产品放款)."""
+    fig = figure("bar", *LOANS)
+    assert fig["layout"]["yaxis2"]["dtick"] == 1 and fig["layout"]["yaxis2"]["tick0"] == 0
+
+
 def test_percent_axis_uses_a_percent_tickformat():
     fig = figure("line", [dim("月份"), measure("转化率", "percent")],
                  [["2024-01", 0.25], ["2024-02", 0.3]])
