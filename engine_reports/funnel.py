@@ -4,7 +4,8 @@ in the step — one SQL statement over ``flow_steps`` (entered_at/left_at), with
 scope of the records the instances are about.
 
 Steps are the flow's nodes in their published order, less the routing nodes (gateways,
-parallel splits and joins), which nobody waits in. The median is the middle of the
+parallel splits and joins) and service steps, which nobody waits in and which would
+only repeat the count of the step before. The median is the middle of the
 finished visits (the mean of the two middle ones for an even count), in hours, computed
 with window functions so it is the same statement on SQLite and PostgreSQL.
 """
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from platform_core.models import Record
 from platform_core.store.query import compile_filter
 
-ROUTING = {"gateway", "parallel", "join"}
+ROUTING = {"gateway", "parallel", "join", "service"}
 COLUMNS = [
     {"key": "d0", "label": "步骤", "role": "dimension", "type": "text", "field": "node"},
     {"key": "reached", "label": "到达数", "role": "measure", "format": "integer"},
