@@ -134,10 +134,11 @@ def _directory(load: _Load, doc: dict[str, Any], password: str, actor: Actor) ->
     return made
 
 
-def _records(load: _Load, doc: dict[str, Any]) -> tuple[dict[str, int], list[Any]]:
+def _records(load: _Load, doc: dict[str, Any], forms: dict[str, Any]
+             ) -> tuple[dict[str, int], list[Any]]:
     """Create every record as its owner, dated as the demo says; the flows to play."""
     counts, flows = {}, []
-    for form in form_order({k: _form_spec(load, k) for k in doc}):
+    for form in (f for f in form_order(forms) if f in doc):
         pub = published(load.session, load.app, form)
         crypt = FieldCrypt(pub, load.keyring)
         for item in doc[form]:
@@ -154,10 +155,6 @@ def _records(load: _Load, doc: dict[str, Any]) -> tuple[dict[str, int], list[Any
                 flows.append((when, item, rec.id, form))
         counts[form] = len(doc[form])
     return counts, flows
-
-
-def _form_spec(load: _Load, form: str) -> dict[str, Any]:
-    return published(load.session, load.app, form).spec.dump()
 
 
 def _acting_user(session: Session, run_id: int) -> tuple[int, str]:
@@ -218,7 +215,7 @@ def load_demo(session: Session, bundle: Bundle, *, app: str, keyring: Keyring | 
     load = _Load(session, app, keyring, shift, datetime.now(UTC) - timedelta(minutes=5))
     password = f"Demo-{secrets.token_urlsafe(9)}"
     made = _directory(load, directory, password, actor)
-    counts, flows = _records(load, records)
+    counts, flows = _records(load, records, bundle.forms)
     progress("records " + ", ".join(f"{form} {n}" for form, n in counts.items()))
     played = _play(load, flows, progress)
     audit.append(session, actor=actor, action="app.demo", target=f"app:{app}",
@@ -226,6 +223,7 @@ def load_demo(session: Session, bundle: Bundle, *, app: str, keyring: Keyring | 
     now = datetime.now(UTC)
     sla.wake_timers(session, now)
     sla.scan_tasks(session, now)
-    open_tasks = session.execute(select(Task.id).where(Task.status == "open")).all()
+    open_tasks = session.execute(select(Task.id).where(Task.app == app,
+                                                       Task.status == "open")).all()
     return DemoResult(password=password, users=made, records=counts, flows=played,
                       open_tasks=len(open_tasks))
