@@ -334,3 +334,70 @@ def unmask(session: Session, caller: Caller, pub: Published, record_id: int,
     value = caller.crypt(pub).open_value(key, rec.data.get(key))
     caller.audit(session, "record.unmask", pub, record_id, field=key)
     return {"id": record_id, "field": key, "value": value}
+
+
+def count(session: Session, caller: Caller, pub: Published, *, filter: Any,
+          cap: int | None = None) -> int:
+    """How many records of the form the caller may read match ``filter``."""
+    from platform_core.store import count_records
+
+    caller = narrowed(session, caller, pub)
+    check_query(pub, caller.access, filter=filter, sort=None, fields=None)
+    scoped = scoped_query(session, caller, "read", caller.crypt(pub).blind_filter(filter))
+    return count_records(session, pub.fields, scoped, cap=cap)
+
+
+# text fields a quick search looks into (part of the text); exact-match types below
+SEARCH_CONTAINS = frozenset({"text", "auto_number"})
+SEARCH_EXACT = frozenset({"phone", "id_card", "email"})
+
+
+def search_filter(pub: Published, access: FormAccess, text: str) -> Any:
+    """The filter of a quick search for ``text``: the title and indexed text fields
+    contain it, or a phone, ID number or e-mail field equals it (typed as the field
+    reads it: ``138 0000 1234`` finds ``13800001234``; an encrypted ID number is matched
+    through its blind index). None when nothing can match."""
+    text = text.strip()[:200]
+    if not text:
+        return None
+    leaves = []
+    for f in pub.spec.fields:
+        if not access.readable(f.key) or (f.sensitive and f.sensitive.encrypt
+                                          and f.type not in SEARCH_EXACT):
+            continue
+        if f.type in SEARCH_EXACT:
+            try:
+                leaves.append({"field": f.key, "op": "eq",
+                               "value": f.field_type.coerce(text, f)})
+            except ValueError:
+                continue
+        elif f.type in SEARCH_CONTAINS and (f.key == pub.spec.title_field or f.indexed
+                                            or f.type == "auto_number") \
+                and not (f.sensitive and f.sensitive.mask):
+            leaves.append({"field": f.key, "op": "contains", "value": text})
+    if not leaves:
+        return {"field": "id", "op": "eq", "value": 0}  # matches nothing
+    return leaves[0] if len(leaves) == 1 else {"or": leaves}
+
+
+def titles(session: Session, caller: Caller, pub: Published,
+           ids: set[int]) -> dict[int, str]:
+    """The titles of records of ``pub``'s form as the caller's list shows them: only
+    records in their read scope; a hidden title is no title, a masked one stays
+    masked. Records without a title field show ``#id``."""
+    title = pub.spec.title_field
+    if not ids or not caller.access.allows("read"):
+        return {}
+    readable = title is not None and caller.access.readable(title)
+    found: dict[int, str] = {}
+    wanted = sorted(ids)
+    for i in range(0, len(wanted), 1000):
+        chunk = wanted[i:i + 1000]
+        docs, _next = list_page(
+            session, caller, pub, filter={"field": "id", "op": "in", "value": chunk},
+            sort=None, cursor=None, limit=len(chunk), fields=[title] if readable else [],
+            deleted="exclude")
+        for d in docs:
+            shown = d["data"].get(title) if readable else None
+            found[d["id"]] = f"#{d['id']}" if shown in (None, "") else str(shown)
+    return found

@@ -182,6 +182,42 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
 
     Raises ``RecordInvalid`` listing every problem; never returns half-checked data.
     """
+    data, problems = assess(compiled, payload, old=old, env=env)
+    if problems:
+        raise RecordInvalid(problems)
+    return {k: v for k, v in data.items()
+            if v is not None and v != "" and v != [] and v != {}}
+
+
+@dataclass(frozen=True)
+class FieldState:
+    """How a field shows in a form being filled: visible, required (``required_if``)."""
+
+    visible: bool
+    required: bool
+
+
+def field_states(compiled: CompiledForm, data: Mapping[str, Any],
+                 env: Env | None = None) -> dict[str, FieldState]:
+    """Each field's visibility and requiredness for ``data`` (as ``assess`` computed it):
+    what a page shows while the user types — the same evaluation as the save's."""
+    env = env or Env()
+    out = {}
+    for field in compiled.spec.fields:
+        visible = field.key not in compiled.visible_if or _truth(
+            compiled.visible_if[field.key], data, env)
+        required = field.required or (field.key in compiled.required_if and _truth(
+            compiled.required_if[field.key], data, env))
+        out[field.key] = FieldState(visible, required and not field.field_type.computed)
+    return out
+
+
+def assess(compiled: CompiledForm, payload: Mapping[str, Any], *,
+           old: Mapping[str, Any] | None = None, env: Env | None = None,
+           ) -> tuple[dict[str, Any], list[Problem]]:
+    """``validate_record`` without raising: the data as it would be (formulas computed,
+    hidden fields cleared) and every problem. A page checks a form as it is typed with
+    this; a save raises on the same problems."""
     spec, env, plan = compiled.spec, env or Env(), plan_of(compiled)
     problems: list[Problem] = []
     by_key = plan.by_key
@@ -216,7 +252,4 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
             if fn(data, env) is False:
                 problems.append(Problem(key, "validate", f"{by_key[key].label}: {message}",
                                         f"{key}: {message}"))
-    if problems:
-        raise RecordInvalid(problems)
-    return {k: v for k, v in data.items()
-            if v is not None and v != "" and v != [] and v != {}}
+    return data, problems

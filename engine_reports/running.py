@@ -366,21 +366,12 @@ def titles(session: Session, app: str, viewer: Viewer, form: str,
     from engine_forms.forms import published
 
     pub = published(session, app, form)
-    access = viewer.principal.access(app, form)
-    title = pub.spec.title_field
-    if not ids or title is None or not access.allows("read") or not access.readable(title):
+    if pub.spec.title_field is None:
         return {}
-    caller = records.Caller(viewer.principal, access, viewer.keyring)
-    found: dict[int, str] = {}
-    wanted = sorted(ids)
-    for i in range(0, len(wanted), 1000):
-        chunk = wanted[i:i + 1000]
-        docs, _next = records.list_page(
-            session, caller, pub, filter={"field": "id", "op": "in", "value": chunk},
-            sort=None, cursor=None, limit=len(chunk), fields=[title], deleted="exclude")
-        found |= {d["id"]: str(d["data"][title]) for d in docs
-                  if d["data"].get(title) not in (None, "")}
-    return found
+    caller = records.Caller(viewer.principal, viewer.principal.access(app, form),
+                            viewer.keyring)
+    return {k: v for k, v in records.titles(session, caller, pub, ids).items()
+            if v != f"#{k}"}
 
 
 def labels(session: Session, plan: Plan, keys: list[list[Any]], app: str | None = None,

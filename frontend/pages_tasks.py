@@ -6,15 +6,21 @@ typed."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from engine_flows import handover, inbox, tasks
 from engine_flows.tasks import Who
+from engine_forms import service
 from engine_forms.forms import published
+from engine_forms.service import Caller
 from frontend.web import redirect, render
+from frontend.workspace.fields import Builder, Editing
+from frontend.workspace.pages_record import posted_form, problems_by_field
+from frontend.workspace.values import Shown
+from frontend.workspace.widgets import payload_of
 from platform_core.app import ContextDep, IdPath
 from platform_core.errors import DomainError
 from platform_core.models import utcnow
@@ -22,10 +28,10 @@ from platform_core.security.guard import PrincipalDep, rule
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/tasks"
-TABS = (("open", "待办 Open"), ("overdue", "已超时 Overdue"), ("done", "已办 Done"))
-INPUT_TYPES = {"number": "number", "money": "text", "percent": "number", "date": "date",
-               "datetime": "datetime-local", "email": "email", "phone": "tel",
-               "user": "number"}
+TABS = (("open", "待办"), ("overdue", "已超时"), ("done", "已办"))
+OUTCOMES = {"submit": "提交", "done": "完成", "approve": "同意", "reject": "驳回",
+            "lost": "未成交", "won": "成交", "pass": "通过", "fail": "不通过",
+            "cancel": "取消"}
 
 
 def _who(ctx: ContextDep, principal: PrincipalDep) -> Who:
@@ -39,44 +45,79 @@ def task_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
     with ctx.db.read() as s:
         items, _ = inbox.list_tasks(s, _who(ctx, principal), assignee="me", status=status,
                                     app=None, flow=None, cursor=None, limit=200)
-    return render(request, "tasks.html", items=items, tabs=TABS, current=status)
+        _name_records(s, ctx, principal, items)
+    return render(request, "tasks.html", items=items, tabs=TABS, current=status,
+                  outcomes=OUTCOMES)
 
 
-def _fields(s: Any, detail: dict[str, Any], typed: dict[str, str] | None) -> list[dict]:
-    """The record's fields as the step shows them, editable ones as inputs."""
+def _name_records(s: Any, ctx: Any, principal: Any, items: list[dict[str, Any]]) -> None:
+    """Each task's record title and link (as the viewer may see it) and flow name."""
+    from sqlalchemy import select
+
+    from engine_flows.models import Flow
+    from platform_core.models import Record
+
+    forms = dict(s.execute(select(Record.id, Record.form).where(
+        Record.id.in_({t["record_id"] for t in items}))).all()) if items else {}
+    wanted: dict[tuple[str, str], set[int]] = {}
+    for t in items:
+        if t["record_id"] in forms:
+            wanted.setdefault((t["app"], forms[t["record_id"]]), set()).add(t["record_id"])
+    titles: dict[int, str] = {}
+    for (app, form), ids in wanted.items():
+        caller = Caller(principal, principal.access(app, form), ctx.keyring)
+        titles |= service.titles(s, caller, published(s, app, form), ids)
+    flows = {(f.app, f.key): f.draft.get("name") or f.key for f in s.execute(select(Flow))
+             .scalars()} if items else {}
+    for t in items:
+        form = forms.get(t["record_id"])
+        t["record_title"] = titles.get(t["record_id"], f"#{t['record_id']}")
+        t["record_url"] = (f"/apps/{t['app']}/forms/{form}/records/{t['record_id']}"
+                           if form and t["record_id"] in titles else None)
+        t["flow_name"] = flows.get((t["app"], t["flow"]), t["flow"])
+
+
+def _step_sections(s: Any, ctx: Any, principal: Any, detail: dict[str, Any],
+                   typed: dict[str, Any] | None, errors: dict[str, str]) -> list[Any]:
+    """The record as the step shows it, through the workspace's field rows: the step's
+    editable fields as widgets (required ones marked), the rest as text."""
     pub = published(s, detail["app"], detail["form"])
-    step_fields = detail["step"]["fields"] or {}
-    editable, required = set(step_fields.get("editable", [])), set(step_fields.get(
-        "required", []))
-    out = []
-    for spec in pub.spec.fields:
-        shown = spec.key in detail["record"]["data"]
-        if not shown and spec.key not in editable:
-            continue
-        value = detail["record"]["data"].get(spec.key)
-        if typed is not None and spec.key in typed:
-            value = typed[spec.key]
-        out.append({"key": spec.key, "label": spec.label, "value": value,
-                    "editable": spec.key in editable and detail["status"] == "open",
-                    "required": spec.key in required,
-                    "input": INPUT_TYPES.get(spec.type, "text")})
-    return out
+    step = detail["step"]["fields"] or {}
+    editable = frozenset(step.get("editable", [])) if detail["status"] == "open" \
+        else frozenset()
+    data = detail["record"]["data"]
+    caller = Caller(principal, principal.access(detail["app"], detail["form"]), ctx.keyring)
+    shown = Shown.of(s, caller, pub, [{"data": data}])
+    shown.add_files(data)
+    editing = Editing(editable, frozenset(step.get("required", [])), errors, typed)
+    only = frozenset(data) | editable
+    return Builder(s, pub, shown, editing, {**data, **(typed or {})}, only=only).sections()
+
+
+def _record_title(s: Any, ctx: Any, principal: Any, detail: dict[str, Any]) -> str:
+    pub = published(s, detail["app"], detail["form"])
+    caller = Caller(principal, principal.access(detail["app"], detail["form"]), ctx.keyring)
+    titles = service.titles(s, caller, pub, {detail["record_id"]})
+    return titles.get(detail["record_id"], f"#{detail['record_id']}")
 
 
 def _page(ctx: ContextDep, principal: PrincipalDep, request: Request, task_id: int, *,
-          status: int = 200, error: str | None = None, typed: dict[str, str] | None = None,
-          comment: str = "") -> HTMLResponse:
+          status: int = 200, error: str | None = None, typed: dict[str, Any] | None = None,
+          errors: dict[str, str] | None = None, comment: str = "") -> HTMLResponse:
     who = _who(ctx, principal)
     with ctx.db.read() as s:
         detail = inbox.task_detail(s, tasks.visible_task(s, task_id, who), who)
-        fields = _fields(s, detail, typed)
+        sections = _step_sections(s, ctx, principal, detail, typed, errors or {})
+        record_title = _record_title(s, ctx, principal, detail)
     mine = detail["assignee_id"] == principal.user_id or (
         detail["assignee_id"] is None and principal.user_id in detail["candidates"])
-    return render(request, "task.html", status=status, task=detail, fields=fields,
+    return render(request, "task.html", status=status, task=detail, sections=sections,
+                  app=detail["app"], form=detail["form"], record_title=record_title,
+                  outcomes=OUTCOMES,
                   can_act=mine and detail["status"] == "open",
                   can_claim=detail["assignee_id"] is None and detail["status"] == "open"
                   and principal.user_id in detail["candidates"],
-                  error=error, comment=comment)
+                  error=error, errors=errors or {}, comment=comment)
 
 
 @router.get(PAGE + "/{task_id}", response_class=HTMLResponse, openapi_extra=rule("user"))
@@ -85,21 +126,22 @@ def task_page(ctx: ContextDep, principal: PrincipalDep, request: Request,
     return _page(ctx, principal, request, task_id)
 
 
-async def posted(request: Request) -> dict[str, str]:
-    """The submitted form (its field names depend on the step, so no fixed parameters)."""
-    return {k: str(v) for k, v in (await request.form()).items()}
-
-
 @router.post(PAGE + "/{task_id}", response_class=HTMLResponse, openapi_extra=rule("user"))
-def task_act(ctx: ContextDep, principal: PrincipalDep, request: Request, task_id: IdPath,
-             form: Annotated[dict[str, str], Depends(posted)]) -> Response:
-    """Claim, reject, or complete with an outcome (``action``), editable fields ``f:<key>``
-    and a comment."""
-    action = str(form.get("action", ""))
-    comment = str(form.get("comment", "")).strip()[:2000]
-    typed = {k[2:]: str(v) for k, v in form.items() if k.startswith("f:")}
-    data = {k: v.strip() for k, v in typed.items() if v.strip() != ""}
+async def task_act(ctx: ContextDep, principal: PrincipalDep, request: Request,
+                   task_id: IdPath) -> Response:
+    """Claim, reject, or complete with an outcome (``action``), the step's editable fields
+    (posted by the workspace widgets) and a comment."""
+    posted = await posted_form(request)
+    action = str(posted.get("action") or "")
+    comment = str(posted.get("comment") or "").strip()[:2000]
     who = _who(ctx, principal)
+    with ctx.db.read() as s:
+        detail = inbox.task_detail(s, tasks.visible_task(s, task_id, who), who)
+        pub = published(s, detail["app"], detail["form"])
+        step = detail["step"]["fields"] or {}
+        editable = [f for f in pub.spec.fields if f.key in step.get("editable", [])]
+        masked = service.masked_keys(pub, principal.access(detail["app"], detail["form"]))
+    typed = payload_of(posted, editable, keep_blank_masked=masked)
     try:
         with ctx.db.write() as s:
             if action == "claim":
@@ -108,12 +150,14 @@ def task_act(ctx: ContextDep, principal: PrincipalDep, request: Request, task_id
                 tasks.reject(s, task_id, who, comment=comment or None)
             else:
                 outcome = action.removeprefix("outcome:") or None
-                tasks.complete(s, task_id, who, outcome=outcome, data=data,
+                tasks.complete(s, task_id, who, outcome=outcome, data=typed,
                                comment=comment or None,
                                operation="approve" if outcome == "approve" else "complete")
     except DomainError as exc:
-        return _page(ctx, principal, request, task_id, status=exc.status, error=exc.detail,
-                     typed=typed, comment=comment)
+        errors = problems_by_field(exc)
+        return _page(ctx, principal, request, task_id, status=exc.status,
+                     error=None if errors else exc.detail, errors=errors, typed=typed,
+                     comment=comment)
     if action == "claim":
         return redirect(f"{PAGE}/{task_id}", "task_claimed")
     return redirect(PAGE, "task_done")

@@ -29,13 +29,16 @@ from frontend import (
 )
 from frontend.errors import HtmlErrors
 from frontend.web import STATIC_DIR
+from frontend.workspace import pages_list, pages_record, setup
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
-           pages_docs, pages_tasks, pages_notifications, pages_reports)
+           pages_docs, pages_tasks, pages_notifications, pages_reports, pages_list,
+           pages_record)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
     """Add the pages, the static files and the HTML error pages to ``app``."""
+    setup.install()
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -66,6 +66,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVED: dict[str, Any] = {}
+
+
+@pytest.fixture
+def server_keyring(server: str) -> Any:
+    """The test server's field-encryption keyring (to write records as its users do)."""
+    return SERVED["keyring"]
+
+
 @pytest.fixture(scope="package")
 def server(_migrated: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The app served over HTTP on 127.0.0.1; its base URL."""
@@ -83,6 +92,7 @@ def server(_migrated: Database, tmp_path_factory: pytest.TempPathFactory) -> Ite
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the test server did not start")
         time.sleep(0.05)
+    SERVED["keyring"] = app.state.qiao.keyring
     yield base
     runner.should_exit = True
     thread.join(timeout=10)
@@ -97,9 +107,9 @@ class Web:
     reports: list[str] = field(default_factory=list)
     contexts: list[Any] = field(default_factory=list)
 
-    def page(self, *, width: int = 1280, height: int = 800) -> Any:
+    def page(self, *, width: int = 1280, height: int = 800, locale: str = "zh-CN") -> Any:
         """A page in a new context (its own cookies), watched for CSP reports."""
-        context = self.browser.new_context(base_url=self.base,
+        context = self.browser.new_context(base_url=self.base, locale=locale,
                                            viewport={"width": width, "height": height})
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)

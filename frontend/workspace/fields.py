@@ -1,0 +1,197 @@
+"""A form's layout as a page shows it: sections of field rows, each with its widget,
+current value, display text, visibility, requiredness and error.
+
+The same builder serves the record page (view, new, edit), the live check while typing
+and the task page (where the step, not the role, decides which fields are editable), so
+every page renders and parses a field the same way.
+
+Order of events for one render: the viewer's field rights (hidden fields are left out,
+read-only ones shown as text) → the step's field matrix, if any → the form's
+``visible_if`` / ``required_if`` evaluated over the values (``field_states``, the save's
+own evaluation) → each field's display text (``values.Shown``) and widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine_forms.forms import Published
+from engine_forms.records import env_for
+from engine_forms.spec import FieldSpec, Section, Tab
+from engine_forms.validation import FieldState, field_states
+from frontend.workspace.text import _
+from frontend.workspace.values import Shown, ids_of, wan
+from frontend.workspace.widgets import widget_of
+from platform_core.security.models import Department, User
+
+
+@dataclass
+class FieldView:
+    """One field row of a page."""
+
+    spec: FieldSpec
+    macro: str
+    value: Any  # as the API gives it (inputs are filled from it)
+    text: Markup  # as people read it
+    editable: bool
+    required: bool
+    visible: bool = True
+    masked: bool = False
+    error: str = ""
+    hint: str = ""
+    options: list[dict[str, Any]] = field(default_factory=list)
+    columns: list[FieldView] = field(default_factory=list)  # a subtable's columns
+    rows: list[list[FieldView]] = field(default_factory=list)  # a subtable's rows
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+
+@dataclass
+class SectionView:
+    title: str
+    columns: int
+    fields: list[FieldView]
+
+
+@dataclass
+class Editing:
+    """Which fields a page lets the viewer change, and what they typed."""
+
+    editable: frozenset[str]
+    required: frozenset[str] = frozenset()  # required by a flow step on top of the form
+    errors: Mapping[str, str] = field(default_factory=dict)
+    typed: Mapping[str, Any] | None = None  # values as posted (after a refusal)
+
+
+def _sections(pub: Published) -> list[tuple[str, int, tuple[str, ...]]]:
+    out: list[tuple[str, int, tuple[str, ...]]] = []
+    for item in pub.spec.layout:
+        if isinstance(item, Section):
+            out.append((item.section, item.columns, item.fields))
+        elif isinstance(item, Tab):
+            out += [(f"{item.tab} · {s.section}", s.columns, s.fields) for s in item.sections]
+    placed = {k for _t, _c, keys in out for k in keys}
+    rest = tuple(f.key for f in pub.spec.fields if f.key not in placed)
+    if rest:
+        out.append((_("其他") if out else "", 1 if out else 2, rest))
+    return out
+
+
+def states_for(session: Session, pub: Published, data: Mapping[str, Any]
+               ) -> dict[str, FieldState]:
+    return field_states(pub.compiled, data, env_for(session))
+
+
+def people_options(session: Session, kind: str) -> list[dict[str, Any]]:
+    """Active users or departments for a picker (a small office's directory)."""
+    if kind == "user":
+        rows = session.execute(select(User.id, User.display_name).where(
+            User.status == "active").order_by(User.display_name).limit(2000)).all()
+    else:
+        rows = session.execute(select(Department.id, Department.name)
+                               .order_by(Department.name).limit(2000)).all()
+    return [{"value": str(i), "label": n} for i, n in rows]
+
+
+class Builder:
+    """Builds the field rows of one record for one viewer on one page."""
+
+    def __init__(self, session: Session, pub: Published, shown: Shown, editing: Editing,
+                 data: Mapping[str, Any], *, only: frozenset[str] | None = None):
+        self.session, self.pub, self.shown, self.editing = session, pub, shown, editing
+        self.data = data
+        self.only = only  # the fields a flow step shows (else: those the role may read)
+        self.states = states_for(session, pub, data)
+        self._people: dict[str, list[dict[str, Any]]] = {}
+
+    def sections(self) -> list[SectionView]:
+        out = []
+        for title, columns, keys in _sections(self.pub):
+            views = [self.view(f) for k in keys
+                     if (f := self.pub.spec.field(k)) is not None and self.shows(k)]
+            if views:
+                out.append(SectionView(title, columns, views))
+        return out
+
+    def shows(self, key: str) -> bool:
+        if self.only is not None:
+            return key in self.only
+        return self.shown.caller.access.readable(key)
+
+    def view(self, spec: FieldSpec) -> FieldView:
+        key, widget = spec.key, widget_of(spec)
+        value = self.data.get(key)
+        typed = self.editing.typed
+        editable = key in self.editing.editable and not widget.readonly
+        if typed is not None and key in typed and editable:
+            value = typed[key]
+        state = self.states.get(key, FieldState(True, spec.required))
+        masked = key in self.shown.masked
+        view = FieldView(
+            spec=spec, macro=widget.macro, value=value,
+            text=self.shown.text(spec, self.data.get(key), full=True),
+            editable=editable, visible=state.visible,
+            required=editable and (state.required or key in self.editing.required),
+            masked=masked, error=self.editing.errors.get(key, ""))
+        self._fill(view)
+        return view
+
+    def _fill(self, view: FieldView) -> None:
+        spec, value = view.spec, view.value
+        if spec.type in ("select", "multiselect"):
+            view.options = [{"value": o["value"], "label": o["label"]}
+                            for o in spec.config.get("options", [])]
+        elif spec.type in ("user", "department"):
+            if spec.type not in self._people:
+                self._people[spec.type] = people_options(self.session, spec.type)
+            view.options = self._people[spec.type]
+        elif spec.type == "money" and value not in (None, ""):
+            view.hint = wan(value)
+        elif spec.type == "relation":
+            target = spec.config["target"]
+            view.options = [{"value": str(i), "label": self.shown.titles.get(target, {})
+                             .get(i, f"#{i}")} for i in ids_of(value)]
+            view.extra["target"] = target
+            view.extra["can_open"] = target in self.shown.readable_forms
+        elif spec.type == "subtable":
+            self._subtable(view)
+        elif spec.type == "attachment":
+            view.extra["files"] = self.shown.files.get(spec.key, [])
+
+    def _subtable(self, view: FieldView) -> None:
+        columns = [FieldSpec.model_validate(c) for c in view.spec.config["fields"]]
+        view.columns = [FieldView(spec=c, macro=widget_of(c).macro, value=None,
+                                  text=Markup(""), editable=view.editable,
+                                  required=c.required) for c in columns]
+        for column in view.columns:
+            if column.spec.type in ("select", "multiselect"):
+                column.options = [{"value": o["value"], "label": o["label"]}
+                                  for o in column.spec.config.get("options", [])]
+            elif column.spec.type in ("user", "department"):
+                column.options = people_options(self.session, column.spec.type)
+        rows = view.value if isinstance(view.value, list) else []
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            cells = []
+            for column in view.columns:
+                cell = FieldView(spec=column.spec, macro=column.macro,
+                                 value=row.get(column.key),
+                                 text=self.shown.text(column.spec, row.get(column.key)),
+                                 editable=view.editable, required=column.required,
+                                 options=column.options)
+                cells.append(cell)
+            view.rows.append(cells)
