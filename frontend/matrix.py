@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine_forms.forms import list_apps, list_forms, published
+from frontend.i18n import N_, _
 from platform_core.security.permissions import ACTIONS, FIELD_LEVELS, SCOPES
 
 UNSET = ""
@@ -49,9 +50,9 @@ class Row:
 
 def targets(session: Session, permissions: dict[str, Any]) -> list[Target]:
     """Every row the matrix shows for a role with ``permissions``."""
-    rows = [Target("*", "全部表单 / every form")]
+    rows = [Target("*", _("全部表单"))]
     for app in list_apps(session):
-        rows.append(Target(f"{app.key}.*", f"{app.name} · 全部 / every form of {app.key}"))
+        rows.append(Target(f"{app.key}.*", _("{app} · 全部表单").format(app=app.name)))
         for form in list_forms(session, app.key):
             if form.published_version is None:
                 continue
@@ -59,7 +60,7 @@ def targets(session: Session, permissions: dict[str, Any]) -> list[Target]:
             rows.append(Target(f"{app.key}.{form.key}", f"{app.name} · {spec.name}",
                                tuple((f.key, f.label) for f in spec.fields)))
     shown = {t.key for t in rows}
-    rows += [Target(key, key, note="未发布或已删除 / not published or removed")
+    rows += [Target(key, key, note=_("未发布或已删除"))
              for key in sorted((permissions.get("forms") or {}).keys() - shown)]
     return rows
 
@@ -88,7 +89,7 @@ def rows_from_form(found: list[Target], form: Any, old: dict[str, Any]) -> list[
     return [by_key.get(t.key) or Row(
                 t, set(form.getlist(f"act:{t.key}")), form.get(f"scope:{t.key}", UNSET),
                 form.get(f"default:{t.key}", ""),
-                {k: v for k, _ in t.fields if (v := form.get(f"field:{t.key}:{k}", ""))})
+                {k: v for k, _label in t.fields if (v := form.get(f"field:{t.key}:{k}", ""))})
             for t in found]
 
 
@@ -96,8 +97,7 @@ def _entry(row: Row, old: dict[str, Any], errors: list[str]) -> dict[str, Any] |
     key = row.target.key
     if row.scope == UNSET:
         if row.actions:
-            errors.append(f"{key}: 勾选了操作但未选择范围 / choose a scope for the checked "
-                          "actions")
+            errors.append(_("{key}：勾选了操作但未选择范围").format(key=key))
         return None
     entry: dict[str, Any] = {"actions": [a for a in ACTIONS if a in row.actions]}
     if row.scope == FILTER and isinstance(old.get("scope"), dict):
@@ -105,10 +105,10 @@ def _entry(row: Row, old: dict[str, Any], errors: list[str]) -> dict[str, Any] |
     elif row.scope in SCOPES:
         entry["scope"] = row.scope
     else:
-        errors.append(f"{key}: 未知范围 / unknown scope {row.scope!r}")
+        errors.append(_("{key}：未知范围 {scope!r}").format(key=key, scope=row.scope))
     if row.default_field:
         entry["default_field"] = row.default_field
-    shown = {k for k, _ in row.target.fields}
+    shown = {k for k, _label in row.target.fields}
     levels = {k: v for k, v in (old.get("fields") or {}).items() if k not in shown}
     levels |= {k: v for k, v in row.levels.items() if k in shown and v}
     if levels:
@@ -139,11 +139,19 @@ def build(rows: list[Row], form: Any, old: dict[str, Any]) -> tuple[dict[str, An
 
 
 CHOICES = {"actions": ACTIONS, "scopes": SCOPES, "levels": FIELD_LEVELS}
-ACTION_LABELS = {"create": "新建", "read": "查看", "update": "修改", "delete": "删除",
-                 "import": "导入", "export": "导出", "manage": "管理", "unmask": "看明文"}
-SCOPE_LABELS = {UNSET: "— 未设置 / not set", "own": "本人 own",
-                "department": "本部门 department",
-                "department_tree": "本部门及下级 department tree", "all": "全部 all",
-                FILTER: "条件 filter (保留 kept)"}
-LEVEL_LABELS = {"": "— 默认 default", "hidden": "隐藏 hidden", "read": "只读 read",
-                "write": "可写 write"}
+# labels are message ids (``labels()`` translates them for the page)
+ACTION_LABELS = {"create": N_("新建"), "read": N_("查看"), "update": N_("修改"),
+                 "delete": N_("删除"), "import": N_("导入"), "export": N_("导出"),
+                 "manage": N_("管理"), "unmask": N_("看明文")}
+SCOPE_LABELS = {UNSET: N_("— 未设置"), "own": N_("本人"), "department": N_("本部门"),
+                "department_tree": N_("本部门及下级"), "all": N_("全部"),
+                FILTER: N_("条件（保留）")}
+LEVEL_LABELS = {"": N_("— 默认"), "hidden": N_("隐藏"), "read": N_("只读"), "write": N_("可写")}
+
+
+def labels() -> dict[str, dict[str, str]]:
+    """The action, scope and level labels in the request's language."""
+    return {name: {key: _(label) for key, label in table.items()}
+            for name, table in (("action_labels", ACTION_LABELS),
+                                ("scope_labels", SCOPE_LABELS),
+                                ("level_labels", LEVEL_LABELS))}

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from frontend.i18n import _
 from frontend.web import render
 from platform_core.app import ContextDep
 from platform_core.errors import DomainError, InvalidInput
@@ -33,14 +34,14 @@ def _day(value: str, name: str) -> datetime | None:
     try:
         return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
     except ValueError:
-        raise InvalidInput(f"{name}: 日期格式应为 YYYY-MM-DD / use a date like 2024-05-01",
+        raise InvalidInput(_("{name}：日期格式应为 YYYY-MM-DD，例如 2024-05-01").format(name=name),
                            field=name) from None
 
 
 def _query(filters: dict[str, str], limit: int, before: int | None) -> dict[str, Any]:
     action = filters["action"]
     if len(action) > 64:
-        raise InvalidInput("action: 最多 64 个字符 / at most 64 characters", field="action")
+        raise InvalidInput(_("操作：最多 64 个字符"), field="action")
     until = _day(filters["until"], "until")
     return {"action": action or None, "actor": filters["actor"][:100] or None,
             "target": filters["target"] or None, "since": _day(filters["since"], "since"),

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from engine_forms.forms import list_apps
+from frontend.i18n import _
 from frontend.web import redirect, render, safe_next
 from platform_core.app import ContextDep
 from platform_core.errors import DomainError
@@ -45,12 +46,14 @@ Text = Annotated[str, Form(max_length=256)]
 def home(ctx: ContextDep, request: Request, principal: PrincipalDep) -> HTMLResponse:
     from engine_reports.running import Viewer
     from frontend.menus import app_menu
+    from frontend.workspace.home import my_day
 
     viewer = Viewer(principal, ctx.keyring)
     with ctx.db.read() as s:
         apps = [{"key": a.key, "name": a.name, "menu": app_menu(s, a, viewer)}
                 for a in list_apps(s) if principal.app_allows(a.key, "read")]
-    return render(request, "home.html", apps=apps, dialect=ctx.db.dialect)
+        day = my_day(s, principal, ctx.keyring)
+    return render(request, "home.html", apps=apps, day=day, dialect=ctx.db.dialect)
 
 
 def _login_page(ctx: ContextDep, request: Request, *, status: int = 200, error: str = "",
@@ -78,7 +81,7 @@ def login(ctx: ContextDep, request: Request, username: Annotated[str, Form(max_l
     # Bytes: compare_digest refuses str with non-ASCII characters (a 500, not a 403).
     if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
         return _login_page(ctx, request, status=403, username=username, next_url=next_url,
-                           error="页面已过期，请重新登录 / the sign-in form expired: try again")
+                           error=_("页面已过期，请重新登录。"))
     client = client_of(request)
     try:
         ctx.login_limiter.check(client)
@@ -97,8 +100,8 @@ def _signed_in(ctx: ContextDep, request: Request, user_id: int, next_url: str) -
     with ctx.db.write() as s:
         if previous is not None:
             end_session(s, previous.session_id, actor=previous.actor)
-        cookie, _ = start_session(s, ctx.settings, ctx.secret_key, user_id=user_id,
-                                  client=client_of(request))
+        cookie, _session = start_session(s, ctx.settings, ctx.secret_key, user_id=user_id,
+                                         client=client_of(request))
         must_change = s.get(User, user_id).must_change_password
     target = f"/password?next={quote(next_url, safe='')}" if must_change else next_url
     response = redirect(target)
@@ -142,7 +145,7 @@ def password_change(ctx: ContextDep, request: Request, principal: PrincipalDep,
     next_url = safe_next(next)
     try:
         if new_password != confirm_password:
-            raise _Mismatch("两次输入的新密码不一致 / the two new passwords differ")
+            raise _Mismatch(_("两次输入的新密码不一致。"))
         with ctx.db.write() as s:
             change_password(s, s.get(User, principal.user_id), current=current_password,
                             new=new_password, actor=principal.actor,

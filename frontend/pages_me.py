@@ -1,4 +1,5 @@
-"""The signed-in user's own security page: two-step sign-in (TOTP) and personal API tokens.
+"""The signed-in user's own security page: two-step sign-in (TOTP), personal API tokens
+and the language of their pages.
 
 Each action calls the ``/api/v1/me`` handler function itself (one transaction each), so
 the page and the API cannot drift apart. Secrets (a TOTP secret being enrolled, a new
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from frontend.i18n import LOCALES, _
 from frontend.web import redirect, render
 from platform_core.app import ContextDep, IdPath
 from platform_core.errors import DomainError, InvalidInput
@@ -30,6 +32,8 @@ from platform_core.security.api_auth import (
     totp_disable,
 )
 from platform_core.security.guard import PrincipalDep, rule
+from platform_core.security.models import User
+from platform_core.security.users import set_locale
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/me/security"
@@ -47,7 +51,7 @@ def _page(ctx: ContextDep, request: Request, principal: PrincipalDep, *, status:
           **extra: Any) -> HTMLResponse:
     return render(request, "security.html", status=status, me=me(ctx, principal),
                   tokens=my_tokens(ctx, principal)["items"], expiry_days=EXPIRY_DAYS,
-                  **extra)
+                  languages=LOCALES, **extra)
 
 
 @router.get(PAGE, response_class=HTMLResponse, openapi_extra=rule("user"))
@@ -68,7 +72,7 @@ def totp_finish(ctx: ContextDep, request: Request, principal: PrincipalDep,
         try:
             body = TotpCode(code=code.strip())
         except ValidationError as exc:
-            raise InvalidInput("code: 请输入 6 位动态验证码 / enter the 6-digit code") from exc
+            raise InvalidInput(_("请输入 6 位动态验证码。")) from exc
         totp_confirm(ctx, principal, body)
     except DomainError as exc:
         return _page(ctx, request, principal, status=exc.status, totp_error=exc.detail)
@@ -90,6 +94,15 @@ def _scopes(limit: str, access: str) -> TokenScopes:
     items = [p for p in limit.replace("，", ",").replace(" ", ",").split(",") if p]
     return TokenScopes(apps=[p for p in items if "." not in p],
                        forms=[p for p in items if "." in p], access=access)
+
+
+@router.post(PAGE + "/locale", response_class=HTMLResponse, openapi_extra=rule("user"))
+def locale_save(ctx: ContextDep, principal: PrincipalDep,
+                locale: Annotated[str, Form(max_length=16)] = "") -> Response:
+    """The language of one's pages; empty: follow the browser. The next page shows it."""
+    with ctx.db.write() as s:
+        set_locale(s, s.get(User, principal.user_id), locale or None, actor=principal.actor)
+    return redirect(PAGE, "locale_saved")
 
 
 @router.post(PAGE + "/tokens", response_class=HTMLResponse, openapi_extra=rule("user"))

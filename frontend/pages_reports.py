@@ -33,6 +33,7 @@ from engine_forms.service import Caller
 from engine_reports import running, service
 from engine_reports.charts import ChartError, format_value, parse_result
 from engine_reports.running import Viewer
+from frontend.i18n import _
 from frontend.web import error_page, render
 from platform_core.app import ContextDep
 from platform_core.errors import DomainError, InvalidInput
@@ -145,7 +146,7 @@ def _date_range(label: str, start: str, end: str, problems: list[str]) -> Any:
     try:
         date.fromisoformat(start), date.fromisoformat(end)
     except ValueError:
-        problems.append(f"{label}：请填写开始和结束日期 / give both dates (YYYY-MM-DD)")
+        problems.append(_("{label}：请填写开始和结束日期 (YYYY-MM-DD)").format(label=label))
         return None
     return [start, end]
 
@@ -156,7 +157,7 @@ def _single(kind: str, label: str, text: str, problems: list[str]) -> Any:
     if kind == "value":
         return text
     if not text.isdigit():
-        problems.append(f"{label}：请从列表中选择 / choose from the list")
+        problems.append(_("{label}：请从列表中选择").format(label=label))
         return None
     return int(text)
 
@@ -189,7 +190,7 @@ def table(doc: dict[str, Any]) -> dict[str, Any]:
 
     def cell(value: Any, col: dict[str, Any]) -> str:
         if col["role"] != "measure":
-            return "（空）" if value is None else str(value)
+            return _("（空）") if value is None else str(value)
         try:
             return format_value(value, col.get("format") or "number")
         except ChartError:
@@ -209,9 +210,9 @@ def point_links(doc: dict[str, Any], urls: list[str] | None) -> list[list[Any]] 
         return None
     dims = sum(1 for c in doc["columns"] if c["role"] == "dimension")
     if dims == 0:  # one row; a point per measure
-        return [[urls[0]] * len(doc["columns"]) for _ in traces]
+        return [[urls[0]] * len(doc["columns"]) for _trace in traces]
     if dims == 1 or kind == "scatter":
-        return [urls for _ in traces]
+        return [urls for _trace in traces]
     res = parse_result(doc["columns"], doc["rows"])
     index = {key: i for i, key in enumerate(res.keys)}
     down = list(dict.fromkeys(k[0] for k in res.keys))
@@ -243,7 +244,7 @@ def _run_report(s: Any, app: str, report: str, viewer: Viewer, spec: Any,
     except DomainError as exc:
         return None, exc.detail, exc.status
     except ChartError as exc:
-        return None, f"图表无法绘制 / the chart cannot be drawn: {exc}", 422
+        return None, _("图表无法绘制：{error}").format(error=exc), 422
     return chart(doc, app, values, spec.source.of == "records"), None, 200
 
 
@@ -305,8 +306,8 @@ def _json_query(raw: str | None, name: str, kind: type) -> Any:
     except ValueError:
         value = None
     if not isinstance(value, kind):
-        raise InvalidInput(f"{name}：链接有误 / the link is damaged (expected JSON "
-                           f"{kind.__name__})", field=name)
+        raise InvalidInput(_("{name}：链接有误（应为 JSON {kind}）").format(
+            name=name, kind=kind.__name__), field=name)
     return value
 
 
@@ -393,7 +394,7 @@ def dashboard_page(ctx: ContextDep, principal: PrincipalDep, request: Request, a
             except DomainError as exc:
                 error, status = exc.detail, exc.status
             except ChartError as exc:
-                error, status = f"图表无法绘制 / a chart cannot be drawn: {exc}", 422
+                error, status = _("图表无法绘制：{error}").format(error=exc), 422
     except DomainError as exc:
         return error_page(request, exc)
     return _render(request, "reports/dashboard.html", status=status, app=app_row, spec=spec,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from frontend import matrix
+from frontend.i18n import _
 from frontend.pages_me import invalid
 from frontend.web import error_page, redirect, render
 from platform_core.app import ContextDep
@@ -33,12 +34,12 @@ PAGE = "/admin/roles"
 
 
 def summary(permissions: dict[str, Any]) -> str:
-    parts = [label for flag, label in (("admin", "系统管理 admin"), ("users", "用户管理 users"))
+    parts = [label for flag, label in (("admin", _("系统管理")), ("users", _("用户管理")))
              if permissions.get(flag)]
     forms = permissions.get("forms") or {}
     parts += [f"{key}: {', '.join(entry.get('actions') or ()) or '—'}"
               for key, entry in sorted(forms.items())]
-    return "; ".join(parts) or "无权限 / no rights"
+    return "; ".join(parts) or _("无权限")
 
 
 def _list_page(ctx: ContextDep, request: Request, *, status: int = 200,
@@ -92,9 +93,7 @@ def _role_page(ctx: ContextDep, request: Request, key: str, *, status: int = 200
     if form is not None:
         role |= {"name": form.get("name", ""), "description": form.get("description", "")}
     return render(request, "role_edit.html", status=status, role=role, rows=rows,
-                  flags=flags, choices=matrix.CHOICES, action_labels=matrix.ACTION_LABELS,
-                  scope_labels=matrix.SCOPE_LABELS, level_labels=matrix.LEVEL_LABELS,
-                  **extra)
+                  flags=flags, choices=matrix.CHOICES, **matrix.labels(), **extra)
 
 
 @router.get(PAGE + "/{key}", response_class=HTMLResponse, openapi_extra=rule("users"))

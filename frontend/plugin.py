@@ -28,6 +28,7 @@ from frontend import (
     pages_users,
 )
 from frontend.errors import HtmlErrors
+from frontend.i18n import LocaleMiddleware
 from frontend.web import STATIC_DIR
 from frontend.workspace import pages_list, pages_record, setup
 
@@ -37,9 +38,11 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
-    """Add the pages, the static files and the HTML error pages to ``app``."""
+    """Add the pages, the static files, the HTML error pages and the per-request
+    language (``frontend.i18n``) to ``app``."""
     setup.install()
     for module in ROUTERS:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(HtmlErrors)
+    app.add_middleware(LocaleMiddleware)  # outside HtmlErrors: its pages are translated too

@@ -17,6 +17,8 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from frontend import i18n
+from frontend.i18n import N_
 from platform_core import __version__
 from platform_core.errors import DomainError
 from platform_core.security.principal import Principal
@@ -26,34 +28,36 @@ TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 STATIC_DIR = HERE / "static"
 NO_STORE = {"Cache-Control": "no-store"}
 
-# (path, label, who sees the link)
+# (path, label, who sees the link); labels are message ids, translated per request
 NAV: tuple[tuple[str, str, str], ...] = (
-    ("/", "首页 Home", "user"),
-    ("/tasks", "待办 Tasks", "user"),
-    ("/notifications", "通知 Notifications", "user"),
-    ("/admin/users", "用户 Users", "users"),
-    ("/admin/roles", "角色 Roles", "users"),
-    ("/admin/departments", "部门 Departments", "user"),
-    ("/admin/audit", "审计 Audit", "admin"),
-    ("/me/security", "安全 Security", "user"),
+    ("/", N_("首页"), "user"),
+    ("/tasks", N_("待办"), "user"),
+    ("/notifications", N_("通知"), "user"),
+    ("/admin/users", N_("用户"), "users"),
+    ("/admin/roles", N_("角色"), "users"),
+    ("/admin/departments", N_("部门"), "user"),
+    ("/admin/audit", N_("审计"), "admin"),
+    ("/me/security", N_("安全"), "user"),
 )
 
 # Messages a redirect may ask the next page to show (``?msg=key``): a fixed list, so a
-# link can never make a page display text of an attacker's choosing.
+# link can never make a page display text of an attacker's choosing. Values are message
+# ids (other page modules add theirs), translated when the page is rendered.
 FLASH: dict[str, str] = {
-    "password_changed": "密码已修改 / Your password was changed.",
-    "totp_enabled": "动态验证码已启用 / Two-step sign-in is on.",
-    "totp_disabled": "动态验证码已关闭 / Two-step sign-in is off.",
-    "token_revoked": "令牌已吊销 / The token was revoked.",
-    "user_saved": "用户已保存 / The user was saved.",
-    "user_unlocked": "用户已解锁 / The user was unlocked.",
-    "role_saved": "角色已保存 / The role was saved.",
-    "role_created": "角色已创建 / The role was created.",
-    "department_saved": "部门已保存 / The department was saved.",
-    "signed_out": "已退出 / You are signed out.",
-    "task_done": "任务已完成 / The task is done.",
-    "task_claimed": "任务已认领 / The task is yours now.",
-    "notifications_read": "已全部标为已读 / All marked read.",
+    "password_changed": N_("密码已修改"),
+    "totp_enabled": N_("动态验证码已启用"),
+    "totp_disabled": N_("动态验证码已关闭"),
+    "token_revoked": N_("令牌已吊销"),
+    "locale_saved": N_("界面语言已保存"),
+    "user_saved": N_("用户已保存"),
+    "user_unlocked": N_("用户已解锁"),
+    "role_saved": N_("角色已保存"),
+    "role_created": N_("角色已创建"),
+    "department_saved": N_("部门已保存"),
+    "signed_out": N_("已退出"),
+    "task_done": N_("任务已完成"),
+    "task_claimed": N_("任务已认领"),
+    "notifications_read": N_("已全部标为已读"),
 }
 
 
@@ -81,9 +85,10 @@ def past(moment: Any) -> bool:
 
 TEMPLATES.env.filters["when"] = when
 TEMPLATES.env.filters["past"] = past
-# UI text is written in Chinese (the default) as gettext message ids: ``{{ _("客户") }}``.
+# UI text is written in Chinese (the default) as gettext message ids: ``{{ _("客户") }}``,
+# shown in the language of the request (``frontend.i18n``).
 TEMPLATES.env.add_extension("jinja2.ext.i18n")
-TEMPLATES.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+i18n.install(TEMPLATES.env)
 
 
 def allowed(principal: Principal | None, who: str) -> bool:
@@ -97,7 +102,7 @@ def nav_for(principal: Principal | None, path: str = "") -> list[dict[str, Any]]
     """The navigation links ``principal`` may follow (the current one marked)."""
     if principal is None or principal.must_change_password:
         return []
-    return [{"href": href, "label": label,
+    return [{"href": href, "label": i18n.gettext(label),
              "current": path == href or (href != "/" and path.startswith(href + "/"))}
             for href, label, who in NAV if allowed(principal, who)]
 
@@ -108,10 +113,13 @@ def principal_of(request: Request) -> Principal | None:
 
 def page_context(principal: Principal | None, path: str,
                  msg: str | None = None) -> dict[str, Any]:
-    """The values base.html needs (also used by the error pages of ``HtmlErrors``)."""
+    """The values base.html needs (also used by the error pages of ``HtmlErrors``);
+    ``lang`` is the page's language tag (``<html lang>``)."""
+    flash = FLASH.get(msg or "")
     return {"principal": principal, "nav": nav_for(principal, path), "version": __version__,
             "csrf_token": principal.csrf_token if principal else "",
-            "flash": FLASH.get(msg or "")}
+            "flash": i18n.gettext(flash) if flash else None,
+            "lang": i18n.current_locale()}
 
 
 def render(request: Request, template: str, status: int = 200,

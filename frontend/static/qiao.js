@@ -8,9 +8,21 @@
  *   field limit; an absent field means the same as an empty one);
  * - [data-copy] buttons copy the text of the element they name;
  * - [data-qr] elements get a QR code of their value (vendored qrcode-generator).
+ * Its own two messages follow the page's language (<html lang>, set by the server from
+ * the user's choice or the browser's); the pages' text comes from the gettext catalogues.
  */
 (function () {
   "use strict";
+
+  var TEXT = {
+    "zh-CN": {networkError: "网络错误，请重试。", copied: "已复制"},
+    "en": {networkError: "Network error: try again.", copied: "Copied"}
+  };
+
+  function message(key) {
+    var lang = document.documentElement.getAttribute("lang") || "";
+    return (TEXT[lang] || TEXT[lang.split("-")[0]] || TEXT["zh-CN"])[key];
+  }
 
   function csrfToken() {
     var meta = document.querySelector('meta[name="csrf-token"]');
@@ -40,7 +52,7 @@
   });
 
   document.addEventListener("htmx:sendError", function () {
-    showError("网络错误，请重试 / network error: try again");
+    showError(message("networkError"));
   });
 
   document.addEventListener("submit", function (event) {
@@ -63,7 +75,7 @@
     var source = document.querySelector(button.getAttribute("data-copy"));
     if (source) {
       navigator.clipboard.writeText(source.textContent.trim()).then(function () {
-        button.textContent = "已复制 Copied";
+        button.textContent = message("copied");
       });
     }
   });

@@ -41,6 +41,7 @@ class Principal:
     token_id: int | None = None
     session_id: int | None = None
     csrf_token: str | None = None
+    locale: str | None = None  # the user's chosen page language (None: the browser's)
 
     @property
     def actor(self) -> Actor:
@@ -95,7 +96,8 @@ def load_principal(session: Session, user: User, *, via: str, **extra: Any) -> P
                      display_name=user.display_name, department_id=user.department_id,
                      roles=tuple(r.key for r in rows),
                      role_perms=tuple(r.permissions or {} for r in rows), via=via,
-                     must_change_password=user.must_change_password, **extra)
+                     must_change_password=user.must_change_password, locale=user.locale,
+                     **extra)
 
 
 def subtree_ids(session: Session, department_id: int) -> list[int]:

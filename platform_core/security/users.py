@@ -31,6 +31,7 @@ from platform_core.store import Actor
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 ADMIN_ROLE = "admin"
+LOCALES = ("zh-CN", "en")  # the languages of the pages; a user without one follows the browser
 
 
 def get_user(session: Session, username: str) -> User:
@@ -132,7 +133,7 @@ def user_doc(session: Session, user: User) -> dict[str, Any]:
             "department_id": user.department_id,
             "roles": [r.key for r in roles_of(session, user.id)],
             "totp_enabled": user.totp_secret is not None,
-            "must_change_password": user.must_change_password,
+            "must_change_password": user.must_change_password, "locale": user.locale,
             "locked": bool(user.locked_until and aware(user.locked_until) > utcnow()),
             "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
             "created_at": user.created_at.isoformat()}
@@ -219,6 +220,18 @@ def change_user(session: Session, principal: Principal, user_id: int,
                  target=f"user:{user.id}", detail=changes)
     session.flush()
     return user
+
+
+def set_locale(session: Session, user: User, locale: str | None, *, actor: Actor) -> None:
+    """Set the language of ``user``'s pages (one of ``LOCALES``; None: the browser's)."""
+    if locale is not None and locale not in LOCALES:
+        raise InvalidInput(f"locale: one of {', '.join(LOCALES)}, or empty", field="locale")
+    if user.locale == locale:
+        return
+    user.locale, user.updated_at = locale, utcnow()
+    audit.append(session, actor=actor, action="user.update", target=f"user:{user.id}",
+                 detail={"locale": locale})
+    session.flush()
 
 
 def change_password(session: Session, user: User, *, current: str, new: str,

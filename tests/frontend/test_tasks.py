@@ -51,7 +51,7 @@ def _world(db) -> int:
 def test_a_task_is_worked_from_the_inbox_to_approval(web, db):
     _world(db)
     page = web.signed_in("xiao.li")
-    page.click("nav.nav >> text=待办 Tasks")
+    page.click('nav.nav >> text="待办"')
     page.click("#tasks >> text=电话跟进")
     assert "张三 房贷" in page.inner_text("[data-field=title]")
     assert "勿外传" not in page.content()  # not shown at this step, not readable by role
@@ -63,7 +63,7 @@ def test_a_task_is_worked_from_the_inbox_to_approval(web, db):
     assert path_of(page).startswith("/tasks")
     assert "任务已完成" in status(page)
     assert page.locator("#no-tasks").is_visible()
-    page.click("text=已办 Done")
+    page.click('nav.tabs >> text="已办"')
     assert page.locator("#tasks").inner_text().count("电话跟进") == 1
 
     risk = web.signed_in("wang.risk")

@@ -860,6 +860,7 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/me/security/tokens"): _fixed("/me/security/tokens",
                                             data={"name": "integration"}),
     ("POST", "/me/security/tokens/{token_id}/revoke"): _page_token_revoke,
+    ("POST", "/me/security/locale"): _fixed("/me/security/locale", data={"locale": "en"}),
     ("GET", "/admin/users"): _fixed("/admin/users"),
     ("POST", "/admin/users"): lambda w, _who, _v: Request("/admin/users", data={
         "username": f"new{w.n()}", "display_name": "新用户", "roles": ["staff"],
