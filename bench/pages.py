@@ -1,0 +1,871 @@
+"""Benchmark of the staff workspace's HTML pages against the same data through the JSON
+API, on SQLite and PostgreSQL: server time per request, in process, in the same run.
+
+``pages_list_<N>_<db>``: the list page of a 30-field form holding N records (default
+1,000,000; ``--quick``: 100,000), filtered on an ``indexed`` field and sorted newest
+first, its first 50 rows.
+
+* ours: ``GET /apps/bench/forms/loan?filter=<JSON AST>&sort=-id`` signed in as an
+  administrator through the page session (the cookie ``POST /login`` sets): the HTML page
+  rendering the first 50 rows of ``{"field": "city", "op": "eq", "value": <city>}``.
+* baseline: ``GET /api/v1/apps/bench/forms/loan/records?filter=…&sort=-id&limit=50`` as
+  the same administrator with a personal bearer token: the same 50 records as JSON.
+
+``pages_record_<N>_<db>``: one record of that form (two relation fields, a lookup through
+one of them, a subtable of 5 rows, 30 fields in all).
+
+* ours: ``GET /apps/bench/forms/loan/records/{id}`` (HTML, page session).
+* baseline: ``GET /api/v1/apps/bench/forms/loan/records/{id}`` (JSON, bearer token).
+
+``pages_list_p50_sqlite``: the list page's median server time on SQLite against an
+absolute budget of 0.050 s (``baseline=0.050``, ``target=1.0``).
+
+Server time is measured by a pure ASGI wrapper around the app: from the moment the app is
+called until it returns, i.e. every middleware, the sign-in (session or token), the route,
+the template and the response body — not the in-process client around it (its wall time
+is shown too, for information). Both sides go through the same app and the same
+``fastapi.testclient.TestClient``.
+
+Set-up (not timed): a fresh migrated database, the app from ``create_app`` (with its page
+plugin), an administrator ``boss`` (page session from ``POST /login`` with the login
+form's CSRF token; a personal token from ``issue_token``), app ``bench`` with forms
+``customer`` (3,000 records), ``product`` (2,000) and ``loan`` (N) published through
+``engine_forms``. Customers and products go in through ``records.create_many``; the
+loans through ``platform_core.store.create_records`` (1,000 per call, 50 calls per
+transaction) of documents the validator made (a pool of 1,000 validated payloads, each
+record a copy with its own number, city, customer and product), plus their relation links
+as ``records.create_many`` writes them. Then ANALYZE (PostgreSQL: VACUUM ANALYZE).
+
+The list page is first sent the filter as the API's JSON AST (``filter=``); when it does
+not show the API's 50 rows that way, its own filter-builder parameters
+(``c0.f=city&c0.o=eq&c0.v=<city>``) are used instead, and the output says which.
+
+Checked (untimed) before timing: the API lists 50 rows of the city, newest first; the list
+page links to those 50 records; the record page shows the record's number, its
+customer's and product's names and its subtable rows; the SQL statements one request of
+each side runs, and whether it left a pool connection checked out after answering (a
+warning: a session used after its block closed keeps one until the garbage collector
+runs). Then, after a warm-up, ``--requests`` requests per side, the sides alternating
+request by request (ABBA), 10 cities and 50 records in turn (the same on both sides).
+Reported: the median (p50) per side and the ratio; p90 in the table. For information the
+list page's ``/count`` (which the page asks for once shown) is timed too.
+
+If a page route does not exist yet (the pages are new), its side is skipped with a clear
+line and no RESULT line is printed for it; the API side is still measured.
+
+Usage::
+
+    python bench/pages.py [--db sqlite|postgresql|both] [--records N] [--quick]
+                          [--requests N] [--warmup N] [--pg-url URL] [--profile]
+
+Prints ``RESULT metric=… ours=… baseline=… ratio=… target=1.5`` per page and database
+(seconds per request; ratio = ours / baseline), the list page's absolute line on SQLite
+(``target=1.0``) and a table. No assertions on time. ``--profile`` adds cProfile listings
+of the page and API requests, run inline in the main thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import random
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio.to_thread
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select, text
+from targets import DEFAULT_PG_URL, Target, choose_targets, count_label
+
+from engine_forms import forms, publishing, records
+from engine_forms.fieldtypes.identity import id_check_char
+from engine_forms.records import _bulk_links  # what create_many does after its insert
+from engine_forms.validation import validate_record
+from platform_core.app import create_app
+from platform_core.db import Database
+from platform_core.expressions.values import Env
+from platform_core.models import Record, RecordLink
+from platform_core.security.auth import SESSION_COOKIE, issue_token
+from platform_core.security.directory import ensure_builtin_roles
+from platform_core.security.users import create_user
+from platform_core.settings import load_settings
+from platform_core.store import Actor, create_records
+
+SCRATCH_DB = "qiao_bench_pages"
+TARGET = 1.5
+LIST_BUDGET_S = 0.050  # the list page's p50 on SQLite
+APP, CUSTOMER, PRODUCT, LOAN = "bench", "customer", "product", "loan"
+CUSTOMERS, PRODUCTS = 3000, 2000
+POOL = 1000  # validated payloads the loan documents are copied from
+BATCH, TX_BATCHES = 1000, 50  # records per create_records call, calls per transaction
+SUBTABLE_ROWS = 5
+RECORD_SAMPLE = 50  # records the record metric cycles through
+PASSWORD = "Bench-Passw0rd!"
+SYSTEM = Actor(user_id=None, name="bench")
+LIST_ROUTE = "/apps/{app}/forms/{form}"
+RECORD_ROUTE = "/apps/{app}/forms/{form}/records/{record_id}"
+SORT = "-id"
+
+CITIES = ["北京", "上海", "广州", "深圳", "成都", "杭州", "武汉", "西安", "南京", "重庆"]
+
+# --------------------------------------------------------------------------- forms
+
+
+def _options(*pairs: str) -> list[dict[str, str]]:
+    return [{"value": p.split(":")[0], "label": p.split(":")[1]} for p in pairs]
+
+
+CUSTOMER_SPEC: dict[str, Any] = {
+    "key": CUSTOMER, "name": "客户", "title_field": "name",
+    "fields": [
+        {"key": "name", "label": "姓名", "type": "text", "required": True},
+        {"key": "mobile", "label": "手机", "type": "phone", "accept": "mobile"},
+        {"key": "city", "label": "城市", "type": "text"},
+        {"key": "level", "label": "等级", "type": "select",
+         "options": _options("a:A 类", "b:B 类", "c:C 类")},
+    ]}
+
+PRODUCT_SPEC: dict[str, Any] = {
+    "key": PRODUCT, "name": "产品", "title_field": "name",
+    "fields": [
+        {"key": "name", "label": "产品名称", "type": "text", "required": True},
+        {"key": "code", "label": "产品代码", "type": "text"},
+        {"key": "category", "label": "类别", "type": "select",
+         "options": _options("consumer:消费贷", "mortgage:房贷", "car:车贷",
+                             "business:经营贷")},
+        {"key": "base_rate", "label": "基准利率", "type": "percent", "decimals": 2},
+    ]}
+
+STATUSES = _options("new:新建", "review:审核中", "approved:已批准", "signed:已签约",
+                    "rejected:已拒绝")
+CHANNELS = _options("web:官网", "app:APP", "referral:转介绍", "branch:网点")
+REGIONS = _options("north:华北", "east:华东", "south:华南", "west:西部", "central:华中")
+TAGS = _options("vip:VIP", "urgent:加急", "repeat:复贷", "risk:风险关注")
+
+# 30 fields: two relations, a lookup through one of them, a subtable of 5 columns.
+LOAN_SPEC: dict[str, Any] = {
+    "key": LOAN, "name": "贷款申请", "title_field": "loan_no",
+    "fields": [
+        {"key": "loan_no", "label": "申请编号", "type": "text", "required": True},
+        {"key": "customer", "label": "客户", "type": "relation", "target": CUSTOMER,
+         "required": True},
+        {"key": "product", "label": "产品", "type": "relation", "target": PRODUCT,
+         "required": True},
+        {"key": "customer_level", "label": "客户等级", "type": "lookup",
+         "relation": "customer", "field": "level"},
+        {"key": "city", "label": "城市", "type": "text", "indexed": True},
+        {"key": "status", "label": "状态", "type": "select", "options": STATUSES},
+        {"key": "amount", "label": "贷款金额", "type": "money", "required": True},
+        {"key": "rate", "label": "年利率", "type": "percent", "decimals": 2},
+        {"key": "term_months", "label": "期限(月)", "type": "number", "decimals": 0},
+        {"key": "monthly_interest", "label": "月利息", "type": "formula",
+         "expression": "ROUND(amount * rate / 1200, 2)"},
+        {"key": "apply_date", "label": "申请日期", "type": "date", "required": True},
+        {"key": "signed_at", "label": "签约时间", "type": "datetime"},
+        {"key": "urgent", "label": "加急", "type": "boolean"},
+        {"key": "channels", "label": "来源渠道", "type": "multiselect", "options": CHANNELS},
+        {"key": "contact_name", "label": "联系人", "type": "text"},
+        {"key": "contact_phone", "label": "联系电话", "type": "phone", "accept": "mobile"},
+        {"key": "contact_email", "label": "邮箱", "type": "email"},
+        {"key": "id_no", "label": "身份证号", "type": "id_card"},
+        {"key": "home_address", "label": "家庭住址", "type": "address"},
+        {"key": "employer", "label": "工作单位", "type": "text"},
+        {"key": "annual_income", "label": "年收入", "type": "money"},
+        {"key": "score", "label": "评分", "type": "number", "decimals": 1},
+        {"key": "region", "label": "区域", "type": "select", "options": REGIONS},
+        {"key": "due_date", "label": "到期日", "type": "date"},
+        {"key": "approved", "label": "已审批", "type": "boolean"},
+        {"key": "manager", "label": "客户经理", "type": "user"},
+        {"key": "tags", "label": "标签", "type": "multiselect", "options": TAGS},
+        {"key": "remarks", "label": "备注", "type": "textarea"},
+        {"key": "risk_notes", "label": "风控意见", "type": "textarea"},
+        {"key": "items", "label": "还款计划", "type": "subtable", "fields": [
+            {"key": "period", "label": "期次", "type": "number", "decimals": 0},
+            {"key": "due", "label": "应还日期", "type": "date"},
+            {"key": "principal", "label": "本金", "type": "money"},
+            {"key": "interest", "label": "利息", "type": "money"},
+            {"key": "note", "label": "说明", "type": "text"},
+        ]},
+    ]}
+assert len(LOAN_SPEC["fields"]) == 30
+
+# --------------------------------------------------------------------------- data
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+AREAS = ["110101", "310104", "440305", "510107", "330106", "420106", "610113", "320102"]
+PROVINCES = [("北京市", "北京市", "朝阳区"), ("上海市", "上海市", "浦东新区"),
+             ("广东省", "深圳市", "南山区"), ("四川省", "成都市", "武侯区"),
+             ("浙江省", "杭州市", "西湖区")]
+DAY0 = date(2023, 1, 1)
+
+
+def person(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=2))
+
+
+def mobile(rng: random.Random) -> str:
+    return f"1{rng.choice('3589')}{rng.randrange(10**9):09d}"
+
+
+def id_card(rng: random.Random) -> str:
+    born = date(1960, 1, 1) + timedelta(days=rng.randrange(365 * 40))
+    first17 = f"{rng.choice(AREAS)}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    return first17 + id_check_char(first17)
+
+
+def customer_payloads(n: int) -> list[dict[str, Any]]:
+    rng = random.Random(7)
+    return [{"name": f"客户{i:05d}{person(rng)}", "mobile": mobile(rng),
+             "city": rng.choice(CITIES), "level": rng.choice("abc")} for i in range(n)]
+
+
+def product_payloads(n: int) -> list[dict[str, Any]]:
+    rng = random.Random(8)
+    return [{"name": f"产品{i:05d}", "code": f"P{i:05d}",
+             "category": rng.choice(["consumer", "mortgage", "car", "business"]),
+             "base_rate": rng.choice([3.45, 3.95, 4.35, 4.9])} for i in range(n)]
+
+
+def loan_payload(rng: random.Random, i: int, manager_id: int) -> dict[str, Any]:
+    """One application as a person would fill it in (relations and city set later)."""
+    cents = rng.randrange(1_000_00, 5_000_000_00)
+    applied = DAY0 + timedelta(days=rng.randrange(700))
+    term = rng.choice([12, 24, 36, 60])
+    province, city, district = rng.choice(PROVINCES)
+    principal = cents // term
+    p: dict[str, Any] = {
+        "loan_no": "LN00000000", "customer": 1, "product": 1, "city": CITIES[0],
+        "status": rng.choice(STATUSES)["value"],
+        "amount": f"{cents // 100}.{cents % 100:02d}",
+        "rate": rng.choice([3.45, 3.95, 4.35, 4.9, 5.5, 7.2]),
+        "term_months": term,
+        "apply_date": applied.isoformat(),
+        "signed_at": f"{applied.isoformat()}T{rng.randrange(8, 20):02d}:"
+                     f"{rng.randrange(60):02d}:00+08:00",
+        "urgent": rng.random() < 0.2,
+        "channels": sorted({rng.choice(CHANNELS)["value"] for _ in range(2)}),
+        "contact_name": person(rng),
+        "contact_phone": mobile(rng),
+        "contact_email": f"user{i}@example.com",
+        "id_no": id_card(rng),
+        "home_address": {"province": province, "city": city, "district": district,
+                         "detail": f"幸福路 {rng.randrange(1, 999)} 号"},
+        "employer": f"某某科技有限公司 {rng.randrange(500)} 分部",
+        "annual_income": f"{rng.randrange(60_000, 2_000_000)}.00",
+        "score": round(rng.uniform(300, 900), 1),
+        "region": rng.choice(REGIONS)["value"],
+        "due_date": (applied + timedelta(days=30 * term)).isoformat(),
+        "approved": rng.random() < 0.5,
+        "manager": manager_id,
+        "tags": sorted({rng.choice(TAGS)["value"] for _ in range(rng.randrange(1, 3))}),
+        "remarks": "客户资料齐全, 已电话核实。\n收入证明为近 6 个月流水。",
+        "risk_notes": "负债率正常, 征信无逾期。",
+        "items": [{"period": k + 1,
+                   "due": (applied + timedelta(days=30 * (k + 1))).isoformat(),
+                   "principal": f"{principal // 100}.{principal % 100:02d}",
+                   "interest": f"{rng.randrange(100, 99_999)}.{rng.randrange(100):02d}",
+                   "note": f"第 {k + 1} 期"} for k in range(SUBTABLE_ROWS)],
+    }
+    return p
+
+
+def loan_pool(pub: forms.Published, manager_id: int) -> list[dict[str, Any]]:
+    """``POOL`` documents as the validator stores them (formula computed)."""
+    rng, env = random.Random(1), Env()
+    return [validate_record(pub.compiled, loan_payload(rng, i, manager_id), env=env)
+            for i in range(POOL)]
+
+
+def loan_docs(pool: Sequence[dict[str, Any]], start: int, count: int,
+              customer_ids: Sequence[int], product_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Loans ``start .. start+count-1``: pool copies with their own number, city and
+    relations (all deterministic)."""
+    rng = random.Random(1000 + start)
+    return [{**pool[i % POOL], "loan_no": f"LN{i + 1:08d}", "city": rng.choice(CITIES),
+             "customer": rng.choice(customer_ids), "product": rng.choice(product_ids)}
+            for i in range(start, start + count)]
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+class ServerTimer:
+    """A pure ASGI wrapper: the seconds the app took for the last HTTP request, from its
+    call to its return (the whole response has been sent by then)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.last = 0.0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        await self.app(scope, receive, send)
+        self.last = time.perf_counter() - t0
+
+
+@dataclass
+class World:
+    db: Database
+    app: FastAPI
+    tmp: tempfile.TemporaryDirectory[str]
+    admin_id: int
+    token: str
+    customer_ids: list[int]
+    product_ids: list[int]
+    loan_ids: list[int]  # a deterministic sample spread through the table
+    seed_s: float = 0.0
+
+    def close(self) -> None:
+        self.db.dispose()
+        self.tmp.cleanup()
+
+
+def route_paths(routes: Sequence[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every route, through included routers (FastAPI keeps those as
+    nested entries holding the original router and the include's prefix)."""
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            context = getattr(r, "include_context", None)
+            yield from route_paths(inner.routes, prefix + (getattr(context, "prefix", "")
+                                                           or ""))
+        elif getattr(r, "path", None) is not None:
+            yield prefix + r.path, set(getattr(r, "methods", None) or ())
+
+
+def has_route(app: FastAPI, path: str) -> bool:
+    return any(p == path and "GET" in methods for p, methods in route_paths(app.routes))
+
+
+def build(target: Target, n: int) -> World:
+    """Fresh database, app, admin, forms, customers, products and N loans (not timed)."""
+    started = time.perf_counter()
+    db = target.fresh()
+    tmp = tempfile.TemporaryDirectory(prefix="qiao_bench_pages_")
+    settings = load_settings(data_dir=Path(tmp.name), api_rate_per_minute=10**9,
+                             login_rate_per_minute=10_000, background_jobs=False)
+    app = create_app(settings, db=db)  # registers field types, plugs the pages in
+    with db.write() as s:
+        ensure_builtin_roles(s)
+        user, _ = create_user(s, username="boss", display_name="Boss", password=PASSWORD,
+                              actor=SYSTEM, roles=("admin",))
+        admin_id = user.id
+        token = issue_token(s, user_id=admin_id, name="bench", actor=SYSTEM)[1]
+    admin = Actor(user_id=admin_id, department_id=None, name="boss")
+    with db.write() as s:
+        forms.create_app(s, key=APP, name="页面基准")
+        for spec in (CUSTOMER_SPEC, PRODUCT_SPEC, LOAN_SPEC):
+            forms.create_form(s, app=APP, raw=spec)
+            publishing.publish(s, app=APP, key=spec["key"], actor=admin)
+        customer_ids = records.create_many(s, forms.published(s, APP, CUSTOMER),
+                                           customer_payloads(CUSTOMERS), actor=admin)
+        product_ids = records.create_many(s, forms.published(s, APP, PRODUCT),
+                                          product_payloads(PRODUCTS), actor=admin)
+        pub = forms.published(s, APP, LOAN)
+    pool = loan_pool(pub, admin_id)
+    print(f"  [{target.name}] app, admin, forms, {CUSTOMERS} customers, {PRODUCTS} products, "
+          f"{POOL} validated loan payloads: {time.perf_counter() - started:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    done, step, first_id = 0, max(n // 5, 1), None
+    while done < n:
+        count = min(BATCH * TX_BATCHES, n - done)
+        docs = loan_docs(pool, done, count, customer_ids, product_ids)
+        with db.write() as s:
+            for i in range(0, count, BATCH):
+                part = docs[i:i + BATCH]
+                ids = create_records(s, app=APP, form=LOAN, items=part, actor=admin,
+                                     schema_version=pub.version)
+                _bulk_links(s, pub, ids, part)
+                first_id = ids[0] if first_id is None else first_id
+        before, done = done, done + count
+        if done // step != before // step or done == n:
+            elapsed = time.perf_counter() - t0
+            print(f"  [{target.name}] loans {done:>9,} / {n:,} ({done / elapsed:,.0f} rec/s "
+                  f"with links, {elapsed:.0f} s)", flush=True)
+    t0 = time.perf_counter()
+    analyze(db)
+    print(f"  [{target.name}] {'VACUUM ANALYZE' if db.dialect == 'postgresql' else 'ANALYZE'}"
+          f" {time.perf_counter() - t0:.1f} s", flush=True)
+    rng = random.Random(5)
+    sample = sorted(rng.sample(range(first_id, first_id + n), min(RECORD_SAMPLE, n)))
+    return World(db, app, tmp, admin_id, token, customer_ids, product_ids, sample,
+                 time.perf_counter() - started)
+
+
+def analyze(db: Database) -> None:
+    with db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        if db.dialect == "postgresql":
+            conn.execute(text("VACUUM (ANALYZE) records, record_links"))
+        else:
+            conn.execute(text("ANALYZE"))
+
+
+def session_cookie(client: TestClient) -> str:
+    """Sign in through the login form (its CSRF cookie and field); the session cookie."""
+    form = client.get("/login")
+    assert form.status_code == 200, form.status_code
+    match = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert match, "no csrf_token field on /login"
+    r = client.post("/login", data={"username": "boss", "password": PASSWORD,
+                                    "next": "/", "csrf_token": match.group(1)},
+                    follow_redirects=False)
+    assert r.status_code in (302, 303), f"sign-in answered {r.status_code}: {r.text[:300]}"
+    cookie = client.cookies.get(SESSION_COOKIE)
+    assert cookie, "no session cookie after sign-in"
+    client.cookies.clear()  # sent explicitly with page requests only
+    return cookie
+
+
+# --------------------------------------------------------------------------- the sides
+
+
+def city_filter(city: str) -> str:
+    return quote(json.dumps({"field": "city", "op": "eq", "value": city},
+                            ensure_ascii=False, separators=(",", ":")), safe="")
+
+
+# How the list page is told the filter: the API's JSON AST (``filter=``), or, when the
+# page does not read that, its filter builder's own parameters (``c0.f``/``c0.o``/``c0.v``).
+PAGE_STYLES = ("filter", "builder")
+
+
+def list_urls(i: int, style: str = "filter") -> tuple[str, str]:
+    """(page, API) URL of list request ``i`` (cities in turn)."""
+    city = CITIES[i % len(CITIES)]
+    q = f"filter={city_filter(city)}&sort={SORT}"
+    page_q = q if style == "filter" else f"c0.f=city&c0.o=eq&c0.v={quote(city)}&sort={SORT}"
+    return (f"/apps/{APP}/forms/{LOAN}?{page_q}",
+            f"/api/v1/apps/{APP}/forms/{LOAN}/records?{q}&limit=50")
+
+
+def record_urls(world: World, i: int) -> tuple[str, str]:
+    rid = world.loan_ids[i % len(world.loan_ids)]
+    return (f"/apps/{APP}/forms/{LOAN}/records/{rid}",
+            f"/api/v1/apps/{APP}/forms/{LOAN}/records/{rid}")
+
+
+@dataclass
+class Metric:
+    name: str  # list | record
+    db: str
+    n: int
+    page_note: str = ""  # why the page side did not run, or what its check found
+    api_note: str = ""
+    ours: list[float] = field(default_factory=list)  # page server seconds per request
+    baseline: list[float] = field(default_factory=list)  # API server seconds per request
+    ours_wall: list[float] = field(default_factory=list)
+    base_wall: list[float] = field(default_factory=list)
+    page_kb: float = 0.0
+    api_kb: float = 0.0
+    count: list[float] = field(default_factory=list)  # list: the page's /count (info)
+    page_stmts: int = 0  # SQL statements of one request (checked request)
+    api_stmts: int = 0
+    page_held: int = 0  # connections still checked out of the pool after it returned
+    api_held: int = 0
+
+    @property
+    def metric(self) -> str:
+        return f"pages_{self.name}_{count_label(self.n)}_{self.db}"
+
+    def sql_note(self) -> str:
+        page = (f"page {self.page_stmts}" if self.page_note.startswith("page:") else "page -")
+        note = f"SQL statements per request: {page}, API {self.api_stmts}"
+        for side, held in (("page", self.page_held), ("API", self.api_held)):
+            if held:
+                note += (f"  ** WARNING: the {side} request left {held} pool connection(s) "
+                         "checked out after it answered (a session used after its block "
+                         "closed?); they come back only when the garbage collector runs **")
+        return note
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.ours) and bool(self.baseline)
+
+    def p(self, xs: list[float], q: float) -> float:
+        if not xs:
+            return float("nan")
+        return statistics.quantiles(xs, n=100, method="inclusive")[int(q * 100) - 1] \
+            if q != 0.5 else statistics.median(xs)
+
+    def result_lines(self) -> list[str]:
+        if not self.measured:
+            return []
+        ours, base = self.p(self.ours, 0.5), self.p(self.baseline, 0.5)
+        lines = [f"RESULT metric={self.metric} ours={ours:.4f} baseline={base:.4f} "
+                 f"ratio={ours / base:.3f} target={TARGET}"]
+        if self.name == "list" and self.db == "sqlite":
+            lines.append(f"RESULT metric=pages_list_p50_sqlite ours={ours:.4f} "
+                         f"baseline={LIST_BUDGET_S:.3f} ratio={ours / LIST_BUDGET_S:.3f} "
+                         "target=1.0")
+        return lines
+
+
+def get(client: TestClient, timer: ServerTimer, url: str, headers: dict[str, str]
+        ) -> tuple[httpx.Response, float, float]:
+    """The response, its server seconds and the client's wall seconds."""
+    t0 = time.perf_counter()
+    r = client.get(url, headers=headers)
+    wall = time.perf_counter() - t0
+    return r, timer.last, wall
+
+
+class Statements:
+    """Counts the SQL statements the app sends (on while the checks run, off for timing)."""
+
+    def __init__(self, db: Database) -> None:
+        self.engine = db.engine
+        self.n = 0
+
+    def _count(self, *_: Any) -> None:
+        self.n += 1
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+def probe(client: TestClient, timer: ServerTimer, stmts: Statements, url: str,
+          headers: dict[str, str]) -> tuple[httpx.Response, int, int]:
+    """The response, the statements it took and the connections the app still held
+    checked out of the pool once it had answered (0 unless something leaked one)."""
+    gc.collect()  # what an earlier request left for the collector is returned first
+    before = stmts.n
+    r, _, _ = get(client, timer, url, headers)
+    checked_out = getattr(stmts.engine.pool, "checkedout", lambda: 0)()
+    return r, stmts.n - before, checked_out
+
+
+def check_list(client: TestClient, timer: ServerTimer, stmts: Statements, m: Metric,
+               cookie: dict[str, str], auth: dict[str, str], page_ok: bool) -> str | None:
+    """The API's 50 rows are the city's newest; the page shows those ids. How the page
+    takes the filter (a ``PAGE_STYLES`` entry), or None when the page side cannot run."""
+    _, api_url = list_urls(0)
+    r, m.api_stmts, m.api_held = probe(client, timer, stmts, api_url, auth)
+    assert r.status_code == 200, f"API list: {r.status_code} {r.text[:300]}"
+    items = r.json()["items"]
+    ids = [d["id"] for d in items]
+    assert len(ids) == 50 and ids == sorted(ids, reverse=True), "API: not 50 rows, -id"
+    assert all(d["data"]["city"] == CITIES[0] for d in items), "API: another city"
+    m.api_kb = len(r.content) / 1024
+    m.api_note = f"API: 50 rows of city {CITIES[0]}, newest first"
+    if not page_ok:
+        return None
+    tried = []
+    for style in PAGE_STYLES:
+        page_url, _ = list_urls(0, style)
+        r, m.page_stmts, m.page_held = probe(client, timer, stmts, page_url, cookie)
+        if r.status_code != 200:
+            m.page_note = (f"page answered {r.status_code} ({r.text[:200]!r}): page side "
+                           "skipped")
+            return None
+        shown = [rid for rid in ids if re.search(rf"/records/{rid}\b", r.text)]
+        tried.append(f"{style}: {len(shown)}/50")
+        if len(shown) == 50:
+            break
+    m.page_kb = len(r.content) / 1024
+    how = ("filter=<JSON AST>" if style == "filter" else
+           "its filter builder's c0.f/c0.o/c0.v (it did not apply filter=<JSON AST>: "
+           f"{tried[0]} of the API's rows)")
+    m.page_note = (f"page: {m.page_kb:.0f} KB HTML, links to {len(shown)}/50 of the API's "
+                   f"rows, filter sent as {how}")
+    if len(shown) != 50:
+        m.page_note += f"  ** WARNING: the page does not show the API's 50 rows ({tried}) **"
+    return style
+
+
+def check_record(client: TestClient, timer: ServerTimer, stmts: Statements, world: World,
+                 m: Metric, cookie: dict[str, str], auth: dict[str, str], page_ok: bool
+                 ) -> bool:
+    page_url, api_url = record_urls(world, 0)
+    r, m.api_stmts, m.api_held = probe(client, timer, stmts, api_url, auth)
+    assert r.status_code == 200, f"API record: {r.status_code} {r.text[:300]}"
+    doc = r.json()
+    assert doc["id"] == world.loan_ids[0] and len(doc["data"]["items"]) == SUBTABLE_ROWS
+    assert "customer_level" in doc["data"], "lookup not filled in"
+    m.api_kb = len(r.content) / 1024
+    m.api_note = "API: the record with its lookup and 5 subtable rows"
+    if not page_ok:
+        return False
+    r, m.page_stmts, m.page_held = probe(client, timer, stmts, page_url, cookie)
+    if r.status_code != 200:
+        m.page_note = (f"page answered {r.status_code} ({r.text[:200]!r}): page side "
+                       "skipped")
+        return False
+    m.page_kb = len(r.content) / 1024
+    with world.db.read() as s:
+        names = dict(s.execute(select(Record.id, Record.data["name"].as_string()).where(
+            Record.id.in_([doc["data"]["customer"], doc["data"]["product"]]))).all())
+    html = r.text
+    found = {
+        "number": doc["data"]["loan_no"] in html,
+        "customer name": names[doc["data"]["customer"]] in html,
+        "product name": names[doc["data"]["product"]] in html,
+        "subtable rows": all(row["note"] in html for row in doc["data"]["items"]),
+    }
+    missing = [k for k, v in found.items() if not v]
+    m.page_note = (f"page: {m.page_kb:.0f} KB HTML, shows " + ", ".join(
+        k for k, v in found.items() if v) + (f"  ** WARNING: missing {', '.join(missing)} **"
+                                               if missing else ""))
+    return True
+
+
+def measure(client: TestClient, timer: ServerTimer, m: Metric,
+            urls: Callable[[int], tuple[str, str]], cookie: dict[str, str],
+            auth: dict[str, str], page_ok: bool, warmup: int, requests: int) -> None:
+    """``warmup`` untimed then ``requests`` timed requests per side, alternating ABBA."""
+    gc.collect()
+    for i in range(warmup + requests):
+        page_url, api_url = urls(i)
+        order = ("page", "api") if i % 2 == 0 else ("api", "page")
+        for side in order:
+            if side == "page" and not page_ok:
+                continue
+            url, headers = (page_url, cookie) if side == "page" else (api_url, auth)
+            r, server, wall = get(client, timer, url, headers)
+            if r.status_code != 200:
+                raise AssertionError(f"{side} {url}: {r.status_code} {r.text[:300]}")
+            if i < warmup:
+                continue
+            if side == "page":
+                m.ours.append(server)
+                m.ours_wall.append(wall)
+            else:
+                m.baseline.append(server)
+                m.base_wall.append(wall)
+
+
+def measure_count(client: TestClient, timer: ServerTimer, m: Metric,
+                  urls: Callable[[int], tuple[str, str]], cookie: dict[str, str],
+                  args: argparse.Namespace) -> None:
+    """For information: the list page's ``/count`` (the total it asks for once shown)."""
+    for i in range(args.warmup + args.requests):
+        page_url = urls(i)[0]
+        path, _, query = page_url.partition("?")
+        r, server, _ = get(client, timer, f"{path}/count?{query}", cookie)
+        if r.status_code != 200:
+            print(f"  [{m.db}] list /count answered {r.status_code}: not measured")
+            return
+        if i >= args.warmup:
+            m.count.append(server)
+    print(f"  [{m.db}] list: the page's /count p50 {ms(statistics.median(m.count))} ms "
+          "(information; asked for after the page is shown)", flush=True)
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+async def _inline(func: Callable[..., Any], *args: Any, **_: Any) -> Any:
+    return func(*args)
+
+
+def profile_requests(world: World, label: str, urls: list[str], headers: dict[str, str]
+                     ) -> None:
+    """cProfile of ``urls`` sent through ``httpx.ASGITransport`` on an event loop in this
+    thread, with the thread-pool hops (``anyio.to_thread.run_sync``) run inline, so the
+    route bodies, templates and queries show up in the listing. The profiler is on for
+    the requests only; between them the garbage collector runs (unprofiled), which hands
+    back any connection a request left checked out."""
+    prof = cProfile.Profile()
+
+    async def send(profiled: bool) -> None:
+        transport = httpx.ASGITransport(app=world.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            for url in urls:
+                if profiled:
+                    prof.enable()
+                r = await c.get(url, headers=headers)
+                if profiled:
+                    prof.disable()
+                assert r.status_code == 200, f"{url}: {r.status_code}"
+                gc.collect()
+
+    real = anyio.to_thread.run_sync
+    anyio.to_thread.run_sync = _inline  # type: ignore[assignment]
+    try:
+        asyncio.run(send(False))  # warm
+        asyncio.run(send(True))
+    finally:
+        anyio.to_thread.run_sync = real
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out)
+    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats(45)
+    print(f"\n---- cProfile: {label} ----")
+    print(out.getvalue())
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_target(target: Target, args: argparse.Namespace) -> list[Metric]:
+    n = args.records
+    print(f"\n== {target.name}: {n:,} loan records; {args.requests} timed requests per side "
+          f"after {args.warmup} warm-up ==", flush=True)
+    world = build(target, n)
+    lists = Metric("list", target.name, n)
+    recs = Metric("record", target.name, n)
+    try:
+        with world.db.read() as s:
+            links = s.execute(select(func.count()).select_from(RecordLink)).scalar_one()
+        print(f"  [{target.name}] set-up {world.seed_s:.1f} s; {links:,} relation links")
+        timer = ServerTimer(world.app)
+        auth = {"Authorization": f"Bearer {world.token}"}
+        with TestClient(timer) as client:
+            cookie = {"Cookie": f"{SESSION_COOKIE}={session_cookie(client)}"}
+            routes = {"list": has_route(world.app, LIST_ROUTE),
+                      "record": has_route(world.app, RECORD_ROUTE)}
+            for m, route in ((lists, LIST_ROUTE), (recs, RECORD_ROUTE)):
+                if not routes[m.name]:
+                    m.page_note = (f"page route not available yet: GET {route} is not in "
+                                   "the app; page side skipped (API side still measured)")
+            with Statements(world.db) as stmts:
+                style = check_list(client, timer, stmts, lists, cookie, auth,
+                                   routes["list"])
+                page_ok_r = check_record(client, timer, stmts, world, recs, cookie, auth,
+                                         routes["record"])
+            page_ok = style is not None
+
+            def list_pair(i: int) -> tuple[str, str]:
+                return list_urls(i, style or "filter")
+
+            for note in (lists.api_note, lists.page_note, lists.sql_note()):
+                print(f"  [{target.name}] list: {note}")
+            measure(client, timer, lists, list_pair, cookie, auth, page_ok, args.warmup,
+                    args.requests)
+            print_metric(lists)
+            if page_ok and has_route(world.app, LIST_ROUTE + "/count"):
+                measure_count(client, timer, lists, list_pair, cookie, args)
+            for note in (recs.api_note, recs.page_note, recs.sql_note()):
+                print(f"  [{target.name}] record: {note}")
+            measure(client, timer, recs, lambda i: record_urls(world, i), cookie, auth,
+                    page_ok_r, args.warmup, args.requests)
+            print_metric(recs)
+            if args.profile:
+                k = 20
+                for m, urls, ok_ in ((lists, list_pair, page_ok),
+                                     (recs, lambda i: record_urls(world, i), page_ok_r)):
+                    if ok_:
+                        profile_requests(world, f"{k} x {m.name} page on {target.name}",
+                                         [urls(i)[0] for i in range(k)], cookie)
+                    profile_requests(world, f"{k} x {m.name} API on {target.name}",
+                                     [urls(i)[1] for i in range(k)], auth)
+    finally:
+        world.close()
+        target.drop()
+    return [lists, recs]
+
+
+def ms(x: float) -> str:
+    return f"{x * 1e3:8.2f}"
+
+
+def print_metric(m: Metric) -> None:
+    page = (f"page p50 {ms(m.p(m.ours, 0.5))} ms" if m.ours else "page -")
+    print(f"  [{m.db}] {m.name}: {page}, API p50 {ms(m.p(m.baseline, 0.5))} ms "
+          f"(server time, x{len(m.baseline)} each)", flush=True)
+
+
+def print_report(results: list[Metric], args: argparse.Namespace) -> None:
+    print()
+    for m in results:
+        for line in m.result_lines():
+            print(line)
+        if not m.measured:
+            print(f"(no RESULT for {m.metric}: {m.page_note})")
+    print()
+    head = (f"{'metric':28s} {'page p50':>9s} {'p90':>8s} {'API p50':>9s} {'p90':>8s} "
+            f"{'ratio':>6s} target  ok   {'wall p50 page/API ms':>20s} {'KB page/API':>12s}")
+    print(head)
+    print("-" * len(head))
+    for m in results:
+        base50, base90 = m.p(m.baseline, 0.5), m.p(m.baseline, 0.9)
+        wall_b = statistics.median(m.base_wall) * 1e3 if m.base_wall else float("nan")
+        if m.measured:
+            ours50, ours90 = m.p(m.ours, 0.5), m.p(m.ours, 0.9)
+            ratio = ours50 / base50
+            ok = "yes" if ratio <= TARGET else "NO "
+            wall_o = statistics.median(m.ours_wall) * 1e3
+            print(f"{m.metric:28s} {ms(ours50)} ms{ms(ours90)} {ms(base50)} ms{ms(base90)} "
+                  f"{ratio:6.2f} {TARGET:6.1f}  {ok}  {wall_o:9.2f} / {wall_b:8.2f} "
+                  f"{m.page_kb:5.0f} / {m.api_kb:5.1f}")
+        else:
+            print(f"{m.metric:28s} {'-':>9s}   {'-':>8s} {ms(base50)} ms{ms(base90)} "
+                  f"{'-':>6s} {TARGET:6.1f}  -    {'- / ':>11s}{wall_b:8.2f}")
+    for m in results:
+        if m.count:
+            label = f"  └ list /count, {m.db} (info)"
+            print(f"{label:28s} {ms(m.p(m.count, 0.5))} ms{ms(m.p(m.count, 0.9))}")
+    for m in results:
+        if m.measured and m.name == "list" and m.db == "sqlite":
+            p50 = m.p(m.ours, 0.5)
+            print(f"{'pages_list_p50_sqlite':28s} {ms(p50)} ms  budget {LIST_BUDGET_S * 1e3:.0f}"
+                  f" ms  ratio {p50 / LIST_BUDGET_S:.2f}  target 1.0  "
+                  f"{'yes' if p50 <= LIST_BUDGET_S else 'NO'}")
+    print(f"(server time per request through the ASGI app, median and 90th percentile of "
+          f"{args.requests} requests per side, alternating; over {args.records:,} records"
+          f"{' (--quick)' if args.quick else ''}; wall = the in-process client's time, "
+          "for information)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--records", type=int, default=None, metavar="N",
+                        help="loan records (default 1,000,000; --quick: 100,000)")
+    parser.add_argument("--quick", action="store_true",
+                        help="100,000 records: the whole run in under 3 minutes on 2 cores")
+    parser.add_argument("--requests", type=int, default=50, metavar="N",
+                        help="timed requests per side and metric (default 50)")
+    parser.add_argument("--warmup", type=int, default=10, metavar="N",
+                        help="untimed requests per side first (default 10)")
+    parser.add_argument("--pg-url", default=os.environ.get("QIAO_BENCH_PG_URL", DEFAULT_PG_URL),
+                        help="PostgreSQL server URL (env QIAO_BENCH_PG_URL); the benchmark "
+                             f"creates and drops its own database {SCRATCH_DB!r} there")
+    parser.add_argument("--profile", action="store_true",
+                        help="also cProfile 20 page and 20 API requests of each metric")
+    args = parser.parse_args(argv)
+    if args.records is None:
+        args.records = 100_000 if args.quick else 1_000_000
+    if args.records < RECORD_SAMPLE * 20 or args.requests < 2 or args.warmup < 0:
+        parser.error(f"--records must be at least {RECORD_SAMPLE * 20}, --requests at "
+                     "least 2, --warmup at least 0")
+
+    targets = choose_targets(args.db, args.pg_url, SCRATCH_DB)
+    results: list[Metric] = []
+    started = time.perf_counter()
+    try:
+        for target in targets:
+            results += run_target(target, args)
+    finally:
+        for target in targets:
+            target.close()
+    print_report(results, args)
+    print(f"(total {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
