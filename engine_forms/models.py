@@ -118,3 +118,33 @@ class FormMigration(Base):
     failures: Mapped[list[Any]] = mapped_column(Json, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ListView(Base):
+    """A saved list of a form: its filter conditions, columns and sort, as the list page's
+    query string. ``owner_id`` set: one person's view; ``roles`` set (by an administrator
+    or a form manager): published to those roles."""
+
+    __tablename__ = "list_views"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(ForeignKey("apps.key", ondelete="CASCADE"))
+    form: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    query: Mapped[str] = mapped_column(String(4000))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    roles: Mapped[list[str] | None] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecentRecord(Base):
+    """A record a person opened lately (their home page lists the last ones)."""
+
+    __tablename__ = "recent_records"
+    __table_args__ = (UniqueConstraint("user_id", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                index=True)

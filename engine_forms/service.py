@@ -307,6 +307,9 @@ def history(session: Session, caller: Caller, pub: Published,
     def visible(diff: Mapping[str, Any]) -> dict[str, Any]:
         out = {}
         for key, pair in crypt.open_diff(diff).items():
+            if key in ("owner_id", "department_id"):  # a transfer (system columns)
+                out[key] = pair
+                continue
             field = pub.spec.field(key)
             if field is None or not caller.access.readable(key):
                 continue
@@ -320,6 +323,23 @@ def history(session: Session, caller: Caller, pub: Published,
                "actor_id": h.actor_id, "at": iso(h.at)}
               for h in store_history(session, record_id)]
     return items
+
+
+def transfer(session: Session, caller: Caller, pub: Published, record_id: int, *,
+             owner_id: int) -> None:
+    """Give the record to another active user (and their department): the caller needs
+    ``update`` on it (its row scope); audited as ``record.transfer``."""
+    from platform_core.security.models import User
+    from platform_core.store import transfer_record
+
+    load_scoped(session, caller, pub, record_id, "update")
+    user = session.get(User, owner_id)
+    if user is None or user.status != "active":
+        raise InvalidInput(f"user {owner_id} does not exist or is disabled", field="owner_id")
+    rec = transfer_record(session, record_id, owner_id=user.id,
+                          department_id=user.department_id, actor=caller.principal.actor)
+    caller.audit(session, "record.transfer", pub, record_id, owner_id=user.id,
+                 row_version=rec.row_version)
 
 
 def unmask(session: Session, caller: Caller, pub: Published, record_id: int,

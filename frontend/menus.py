@@ -1,8 +1,8 @@
 """An app's menus (``menus.json`` of its template) as the links one user may follow.
 
-Only items with a page are shown, and only when the user may open it: dashboards and
-reports shared with them, their task inbox. Form and flow items wait for the workspace
-pages; a group left empty is not shown.
+Only items with a page are shown, and only when the user may open it: the record list
+of a form they may read, dashboards and reports shared with them, their task inbox.
+Flow items wait for the flow pages; a group left empty is not shown.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from engine_forms.forms import list_forms
 from engine_reports import service
 from engine_reports.running import Viewer
 
@@ -21,6 +22,8 @@ def app_menu(session: Session, app: Any, viewer: Viewer) -> list[dict[str, Any]]
         return []
     reports = {r.key for r in service.visible_reports(session, app.key, viewer)}
     boards = {d.key for d in service.visible_dashboards(session, app.key, viewer)}
+    forms = {f.key for f in list_forms(session, app.key) if f.published_version
+             and viewer.principal.access(app.key, f.key).allows("read")}
     links = {"report": (reports, f"/apps/{app.key}/reports/"),
              "dashboard": (boards, f"/apps/{app.key}/dashboards/")}
     groups = []
@@ -29,6 +32,9 @@ def app_menu(session: Session, app: Any, viewer: Viewer) -> list[dict[str, Any]]
         for item in group.get("items", []):
             if item["kind"] == "tasks":
                 items.append({"label": item["label"], "url": "/tasks"})
+            elif item["kind"] == "form" and item.get("key") in forms:
+                items.append({"label": item["label"],
+                              "url": f"/apps/{app.key}/forms/{item['key']}"})
             elif item["kind"] in links and item.get("key") in links[item["kind"]][0]:
                 items.append({"label": item["label"],
                               "url": links[item["kind"]][1] + item["key"]})

@@ -18,6 +18,7 @@ from engine_forms.forms import published
 from engine_forms.service import Caller
 from frontend.web import redirect, render
 from frontend.workspace.fields import Builder, Editing
+from frontend.workspace.home import name_records
 from frontend.workspace.pages_record import posted_form, problems_by_field
 from frontend.workspace.values import Shown
 from frontend.workspace.widgets import payload_of
@@ -45,36 +46,9 @@ def task_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
     with ctx.db.read() as s:
         items, _ = inbox.list_tasks(s, _who(ctx, principal), assignee="me", status=status,
                                     app=None, flow=None, cursor=None, limit=200)
-        _name_records(s, ctx, principal, items)
+        name_records(s, principal, ctx.keyring, items)
     return render(request, "tasks.html", items=items, tabs=TABS, current=status,
                   outcomes=OUTCOMES)
-
-
-def _name_records(s: Any, ctx: Any, principal: Any, items: list[dict[str, Any]]) -> None:
-    """Each task's record title and link (as the viewer may see it) and flow name."""
-    from sqlalchemy import select
-
-    from engine_flows.models import Flow
-    from platform_core.models import Record
-
-    forms = dict(s.execute(select(Record.id, Record.form).where(
-        Record.id.in_({t["record_id"] for t in items}))).all()) if items else {}
-    wanted: dict[tuple[str, str], set[int]] = {}
-    for t in items:
-        if t["record_id"] in forms:
-            wanted.setdefault((t["app"], forms[t["record_id"]]), set()).add(t["record_id"])
-    titles: dict[int, str] = {}
-    for (app, form), ids in wanted.items():
-        caller = Caller(principal, principal.access(app, form), ctx.keyring)
-        titles |= service.titles(s, caller, published(s, app, form), ids)
-    flows = {(f.app, f.key): f.draft.get("name") or f.key for f in s.execute(select(Flow))
-             .scalars()} if items else {}
-    for t in items:
-        form = forms.get(t["record_id"])
-        t["record_title"] = titles.get(t["record_id"], f"#{t['record_id']}")
-        t["record_url"] = (f"/apps/{t['app']}/forms/{form}/records/{t['record_id']}"
-                           if form and t["record_id"] in titles else None)
-        t["flow_name"] = flows.get((t["app"], t["flow"]), t["flow"])
 
 
 def _step_sections(s: Any, ctx: Any, principal: Any, detail: dict[str, Any],

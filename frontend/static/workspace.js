@@ -242,6 +242,50 @@
     field.focus();
   }
 
+  /* -- the relation picker's "new" dialog ------------------------------------------- */
+
+  function openDialog(button) {
+    var dialog = document.getElementById(button.getAttribute("data-open-dialog"));
+    if (dialog && !dialog.open) { dialog.showModal(); }
+  }
+
+  function created(marker) {
+    var select = document.getElementById(marker.getAttribute("data-target"));
+    var value = marker.getAttribute("data-value");
+    var text = marker.getAttribute("data-text");
+    if (select && select.tomselect) {
+      select.tomselect.addOption({ value: value, text: text });
+      if (select.multiple) { select.tomselect.addItem(value); }
+      else { select.tomselect.setValue(value); }
+    } else if (select) {
+      var option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      option.selected = true;
+      select.appendChild(option);
+      changed(select);
+    }
+    var dialog = marker.closest("dialog");
+    if (dialog) { dialog.close(); }
+    if (select) { select.focus(); }
+  }
+
+  /* -- bulk actions on a list --------------------------------------------------------- */
+
+  function countPicked() {
+    var label = document.querySelector("[data-selected-count]");
+    if (!label) { return; }
+    var n = document.querySelectorAll("input[data-pick]:checked").length;
+    label.textContent = label.textContent.replace(/\d+/, String(n));
+    label.closest("form").hidden = n === 0;
+  }
+
+  function showBulkFields(select) {
+    document.querySelectorAll("[data-bulk-for]").forEach(function (span) {
+      span.hidden = span.getAttribute("data-bulk-for") !== select.value;
+    });
+  }
+
   /* -- unsaved changes ----------------------------------------------------------------- */
 
   var dirty = null;
@@ -258,7 +302,7 @@
   document.addEventListener("click", function (event) {
     var target = event.target.closest(
       "[data-add-row], [data-move], [data-remove-row], [data-remove-file], " +
-      "[data-add-condition], [data-remove-condition]");
+      "[data-add-condition], [data-remove-condition], [data-open-dialog], [data-close-dialog]");
     if (!target) { return; }
     if (target.hasAttribute("data-add-row")) { addRow(target); }
     else if (target.hasAttribute("data-move")) { moveRow(target); }
@@ -269,6 +313,8 @@
       changed(holder);
     }
     else if (target.hasAttribute("data-add-condition")) { addCondition(); }
+    else if (target.hasAttribute("data-open-dialog")) { openDialog(target); }
+    else if (target.hasAttribute("data-close-dialog")) { target.closest("dialog").close(); }
     else if (target.hasAttribute("data-remove-condition")) {
       target.closest("[data-condition]").remove();
     }
@@ -285,6 +331,15 @@
       showOps(target.closest("[data-condition]"));
     } else if (target.matches && target.matches("[data-op]")) {
       showValues(target.closest("[data-ops-for]"));
+    } else if (target.matches && target.matches("[data-pick-all]")) {
+      document.querySelectorAll("input[data-pick]").forEach(function (box) {
+        box.checked = target.checked;
+      });
+      countPicked();
+    } else if (target.matches && target.matches("[data-pick]")) {
+      countPicked();
+    } else if (target.matches && target.matches("[data-bulk-action]")) {
+      showBulkFields(target);
     }
   });
 
@@ -295,6 +350,12 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
+    var question = form.getAttribute("data-confirm-delete");
+    var action = form.querySelector("[data-bulk-action]");
+    if (question && action && action.value === "delete" && !window.confirm(question)) {
+      event.preventDefault();
+      return;
+    }
     if (form === dirty) { dirty = null; }
     var columns = form.querySelector("[data-columns]");
     if (columns) {
@@ -318,6 +379,8 @@
 
   function start() {
     enhance(document);
+    document.querySelectorAll("[data-bulk-action]").forEach(showBulkFields);
+    countPicked();
     document.querySelectorAll("[data-condition]").forEach(function (condition) {
       if (!condition.closest("template")) { showOps(condition); }
     });
@@ -328,5 +391,12 @@
   } else {
     start();
   }
-  document.addEventListener("htmx:afterSettle", function (event) { enhance(event.target); });
+  document.addEventListener("htmx:afterSettle", function (event) {
+    enhance(event.target);
+    var marker = document.querySelector("dialog [data-created]");
+    if (marker) {
+      created(marker);
+      marker.remove();
+    }
+  });
 }());

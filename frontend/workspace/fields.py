@@ -165,7 +165,9 @@ class Builder:
             view.options = [{"value": str(i), "label": self.shown.titles.get(target, {})
                              .get(i, f"#{i}")} for i in ids_of(value)]
             view.extra["target"] = target
-            view.extra["can_open"] = target in self.shown.readable_forms
+            access = self.shown.caller.principal.access(self.pub.app, target)
+            view.extra["can_create"] = access.allows("create") and view.editable
+            view.extra["target_name"] = self.shown.form(target).spec.name
         elif spec.type == "subtable":
             self._subtable(view)
         elif spec.type == "attachment":

@@ -15,20 +15,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from engine_forms import service
+from engine_forms.fieldtypes import FieldError
 from engine_forms.forms import Published, published
 from engine_forms.service import Caller
-from frontend.web import render
-from frontend.workspace import filters
+from frontend.web import redirect, render
+from frontend.workspace import filters, views
 from frontend.workspace.fields import people_options
-from frontend.workspace.pages_record import caller_of
+from frontend.workspace.pages_record import caller_of, posted_form
 from frontend.workspace.text import _
 from frontend.workspace.values import Shown
-from platform_core.app import ContextDep
-from platform_core.errors import DomainError
+from frontend.workspace.widgets import Posted, money_text
+from platform_core.app import ContextDep, IdPath
+from platform_core.errors import DomainError, InvalidInput
 from platform_core.security.guard import AccessDep, PrincipalDep, rule
 
 router = APIRouter(include_in_schema=False)
@@ -49,9 +51,10 @@ class ListQuery:
     conditions: list[filters.Condition]
     join: str
     cursor: str | None
+    ast: Any = None  # a filter in the API's own language (links from reports, integrators)
 
     def filter(self, pub: Published, access: Any) -> Any:
-        parts = [x for x in (filters.filter_of(self.conditions, self.join),
+        parts = [x for x in (self.ast, filters.filter_of(self.conditions, self.join),
                              service.search_filter(pub, access, self.q) if self.q else None)
                  if x is not None]
         return None if not parts else parts[0] if len(parts) == 1 else {"and": parts}
@@ -60,7 +63,8 @@ class ListQuery:
         """The query string of this list (with ``change`` applied), for links."""
         items: list[tuple[str, str]] = []
         values = {"cols": ",".join(self.columns), "sort": self.sort, "q": self.q,
-                  "join": self.join} | change
+                  "join": self.join, "filter": json.dumps(self.ast, ensure_ascii=False)
+                  if self.ast is not None else ""} | change
         items += [(k, str(v)) for k, v in values.items() if v]
         for i, c in enumerate(self.conditions):
             items += [(f"c{i}.f", c.field.key), (f"c{i}.o", c.op)]
@@ -108,7 +112,18 @@ def read_query(request: Request, pub: Published, access: Any) -> ListQuery:
                      q=(params.get("q") or "").strip()[:200],
                      conditions=filters.conditions(params, pub, access),
                      join="or" if params.get("join") == "or" else "and",
-                     cursor=params.get("cursor") or None)
+                     cursor=params.get("cursor") or None, ast=_ast(params.get("filter")))
+
+
+def _ast(raw: str | None) -> Any:
+    """``?filter=`` as the API reads it; a broken one is refused by the store with the
+    path of its bad part (shown on the page)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw  # not JSON: the list query refuses it, naming the filter
 
 
 def _rows(s: Session, caller: Caller, pub: Published, query: ListQuery
@@ -143,8 +158,9 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
         fields = filters.filterable(pub, access)
         masked = service.masked_keys(pub, access)
         ops = {f.key: filters.ops_for(f, f.key in masked) for f in fields}
-        people = {kind: people_options(s, kind) for kind in ("user", "department")
-                  if any(f.type == kind for f in fields)}
+        people = {kind: people_options(s, kind) for kind in ("user", "department")}
+        saved = views.visible_views(s, principal, app, form)
+        roles = _roles(s) if views.can_publish(principal, app, form) else []
         return render(request, "workspace/list.html", app=app, form=form, pub=pub,
                       query=query, rows=_cells(pub, query, docs, shown),
                       columns=[pub.spec.field(k) for k in query.columns],
@@ -155,9 +171,23 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
                                  if _column_ok(pub, access, f.key)],
                       export_filter=json.dumps(query.filter(pub, access), ensure_ascii=False)
                       if query.conditions or query.q else "",
+                      bulky=_bulky(access), views=saved,
+                      view_id=request.query_params.get("view", ""),
+                      publish_roles=roles, settable=settable(pub, access),
+                      can_update=access.allows("update"),
+                      can_delete=access.allows("delete"),
+                      problem_code=request.query_params.get("problem", ""),
                       can_create=access.allows("create"),
                       can_export=access.allows("export"),
                       can_import=access.allows("import"))
+
+
+def _roles(s: Session) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from platform_core.security.models import Role
+
+    return [(r.key, r.name) for r in s.execute(select(Role).order_by(Role.name)).scalars()]
 
 
 @router.get(FORM + "/rows", response_class=HTMLResponse, openapi_extra=rule("form:read"))
@@ -170,7 +200,12 @@ def more_rows(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
         query = read_query(request, pub, access)
         docs, cursor, shown = _rows(s, caller, pub, query)
         return render(request, "workspace/_rows.html", app=app, form=form, query=query,
-                      rows=_cells(pub, query, docs, shown), cursor=cursor)
+                      rows=_cells(pub, query, docs, shown), cursor=cursor,
+                      bulky=_bulky(access))
+
+
+def _bulky(access: Any) -> bool:
+    return any(access.allows(a) for a in ("update", "delete", "export"))
 
 
 @router.get(FORM + "/count", response_class=HTMLResponse, openapi_extra=rule("form:read"))
@@ -191,3 +226,109 @@ def count_rows(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
             else _("共 {n} 条").format(n=f"{n:,}"))
     return HTMLResponse(f'<span id="count">{text}</span>',
                         headers={"Cache-Control": "no-store"})
+
+
+# -- saved views --------------------------------------------------------------------------
+
+
+@router.post(FORM + "/views", response_class=HTMLResponse, openapi_extra=rule("form:read"))
+async def save_view(ctx: ContextDep, principal: PrincipalDep, request: Request, app: str,
+                    form: str) -> Response:
+    posted = await posted_form(request)
+    try:
+        with ctx.db.write() as s:
+            view = views.save_view(s, principal, app, form, name=posted.get("name") or "",
+                                   query=posted.get("query") or "",
+                                   roles=posted.getlist("roles"))
+            target = f"/apps/{app}/forms/{form}?{view.query}&view={view.id}"
+    except DomainError as exc:
+        return redirect(f"/apps/{app}/forms/{form}?problem={exc.code}")
+    return redirect(target, "view_saved")
+
+
+@router.post(FORM + "/views/{view_id}/delete", response_class=HTMLResponse,
+             openapi_extra=rule("form:read"))
+def delete_view(ctx: ContextDep, principal: PrincipalDep, app: str, form: str,
+                view_id: IdPath) -> Response:
+    with ctx.db.write() as s:
+        views.delete_view(s, principal, app, form, view_id)
+    return redirect(f"/apps/{app}/forms/{form}", "view_deleted")
+
+
+# -- bulk actions -------------------------------------------------------------------------
+
+BULK_MAX = 1000
+SETTABLE = frozenset({"text", "number", "money", "percent", "date", "boolean", "select",
+                      "phone", "email", "user", "department"})
+
+
+def settable(pub: Published, access: Any) -> list[Any]:
+    """Fields a bulk "set a field" may change: simple types the viewer may write."""
+    return [f for f in pub.spec.fields if f.type in SETTABLE and access.writable(f.key)
+            and not (f.sensitive and (f.sensitive.mask or f.sensitive.encrypt))]
+
+
+def _bulk_value(pub: Published, key: str, text: str) -> Any:
+    spec = pub.spec.field(key)
+    if spec is None:
+        raise InvalidInput(f"{key}: unknown field", field=key)
+    if not text.strip():
+        return None
+    try:
+        return spec.field_type.from_text(money_text(text) if spec.type == "money" else text,
+                                         spec)
+    except FieldError as exc:
+        raise InvalidInput(f"{spec.label}: {exc.zh}", field=key) from None
+
+
+@router.post(FORM + "/bulk", response_class=HTMLResponse, openapi_extra=rule("form:read"))
+async def bulk(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, request: Request,
+               app: str, form: str) -> Response:
+    """One action on the chosen records, all or nothing (one transaction): give them to
+    another owner, set a field, move them to the recycle bin, or export them."""
+    posted = await posted_form(request)
+    ids = sorted({int(i) for i in posted.getlist("ids") if i.isdecimal()})[:BULK_MAX]
+    action = posted.get("action") or ""
+    back = f"/apps/{app}/forms/{form}?" + (posted.get("back") or "").lstrip("?")
+    if not ids:
+        return redirect(back, "bulk_none")
+    if action == "export":
+        access.require("export")
+        chosen = json.dumps({"field": "id", "op": "in", "value": ids})
+        return redirect(f"/api/v1/apps/{app}/forms/{form}/export?"
+                        + urlencode({"format": "xlsx", "filter": chosen}))
+    caller = caller_of(request, ctx, principal, access)
+    try:
+        with ctx.db.write() as s:
+            pub = published(s, app, form)
+            _apply(s, caller, pub, ids, action, posted)
+    except DomainError as exc:
+        return redirect(back + "&" + urlencode({"problem": exc.code}))
+    return redirect(back, "bulk_done")
+
+
+def _apply(s: Session, caller: Caller, pub: Published, ids: list[int], action: str,
+           posted: Posted) -> None:
+    if action == "delete":
+        caller.access.require("delete")
+        for record_id in ids:
+            service.delete(s, caller, pub, record_id, expected_version=None)
+    elif action == "owner":
+        caller.access.require("update")
+        owner = posted.get("owner_id") or ""
+        if not owner.isdecimal():
+            raise InvalidInput("choose the new owner", field="owner_id")
+        for record_id in ids:
+            service.transfer(s, caller, pub, record_id, owner_id=int(owner))
+    elif action == "set":
+        caller.access.require("update")
+        key = posted.get("field") or ""
+        if key not in {f.key for f in settable(pub, caller.access)}:
+            raise InvalidInput(f"{key}: this field cannot be set here", field=key)
+        value = _bulk_value(pub, key, posted.get("value") or "")
+        for record_id in ids:
+            current = service.load_scoped(s, caller, pub, record_id, "update")
+            service.update(s, caller, pub, record_id, {key: value},
+                           expected_version=current.row_version)
+    else:
+        raise InvalidInput(f"unknown bulk action {action!r}", field="action")

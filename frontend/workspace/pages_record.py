@@ -12,10 +12,12 @@ or to drop it.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from engine_forms import service
@@ -24,9 +26,10 @@ from engine_forms.records import env_for
 from engine_forms.service import Caller
 from engine_forms.validation import RecordInvalid, assess
 from frontend.web import redirect, render
+from frontend.workspace import views
 from frontend.workspace.fields import Builder, Editing
 from frontend.workspace.text import _
-from frontend.workspace.values import Shown, record_url
+from frontend.workspace.values import Shown, ids_of, record_url
 from frontend.workspace.widgets import Posted, payload_of
 from platform_core.app import ContextDep, IdPath
 from platform_core.errors import Conflict, DomainError
@@ -118,15 +121,15 @@ def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
         pub = published(s, app, form)
         doc = service.read_one(s, caller, pub, record_id)
         shown = _shown(s, caller, pub, doc)
-        builder = Builder(s, pub, shown, Editing(frozenset()), doc["data"])
+        sections = Builder(s, pub, shown, Editing(frozenset()), doc["data"]).sections()
         history = _history(s, caller, pub, record_id, shown)
         flows = _progress(s, record_id)
         owner = shown.user(doc.get("owner_id"))
         department = shown.department(doc.get("department_id"))
-    remember(request, app, form, record_id, _page_title(pub, doc))
+    _remember(ctx, principal.user_id, record_id)
     return render(request, "workspace/record.html", app=app, form=form, pub=pub, doc=doc,
-                  title=_page_title(pub, doc), sections=builder.sections(),
-                  history=history, flows=flows, owner=owner, department=department,
+                  title=_page_title(pub, doc), sections=sections, history=history,
+                  flows=flows, owner=owner, department=department,
                   can_edit=access.allows("update"), can_delete=access.allows("delete"))
 
 
@@ -134,11 +137,22 @@ def _history(s: Session, caller: Caller, pub: Published, record_id: int,
              shown: Shown) -> list[dict[str, Any]]:
     """The record's changes, newest first, each as (field label, before, after) text."""
     items = service.history(s, caller, pub, record_id)
-    shown.add_users({i["actor_id"] for i in items if i["actor_id"]})
+    pairs = [i["diff"].get(k) or [] for i in items for k in ("owner_id", "department_id")]
+    shown.add_users({i["actor_id"] for i in items if i["actor_id"]}
+                    | {v for i in items for v in i["diff"].get("owner_id") or [] if v})
+    shown.add_departments({v for i in items for v in i["diff"].get("department_id") or []
+                           if v} if pairs else set())
+    system = {"owner_id": (_("负责人"), shown.user), "department_id": (_("部门"),
+                                                                     shown.department)}
     out = []
     for item in reversed(items):
         changes = []
         for key, pair in item["diff"].items():
+            if key in system:
+                label, name = system[key]
+                changes.append({"label": label, "before": name(pair[0]),
+                                "after": name(pair[1])})
+                continue
             spec = pub.spec.field(key)
             if spec is None or not isinstance(pair, list) or len(pair) != 2:
                 continue
@@ -157,11 +171,14 @@ def _progress(s: Session, record_id: int) -> list[dict[str, Any]]:
     return instances.progress(s, record_id, utcnow())
 
 
-def remember(request: Request, app: str, form: str, record_id: int, title: str) -> None:
-    """Note the record among the user's recently opened ones (home page)."""
-    recent = getattr(request.state, "recent", None)
-    if recent is not None:
-        recent.append((app, form, record_id, title))
+def _remember(ctx: Any, user_id: int, record_id: int) -> None:
+    """Note the record among the user's recently opened ones (the home page's list).
+    Best effort: a busy database must not cost the user the page they asked for."""
+    try:
+        with ctx.db.write() as s:
+            views.remember(s, user_id, record_id)
+    except (DomainError, OperationalError):
+        logging.getLogger("qiao.pages").info("recent record %s not noted", record_id)
 
 
 # -- new and edit -------------------------------------------------------------------------
@@ -180,7 +197,8 @@ def _form_page(request: Request, s: Session, caller: Caller, pub: Published, *,
         shown.prepare([{"data": typed}])
     editing = Editing(editable_keys(pub, narrowed), errors=errors or {}, typed=typed)
     merged = {**data, **(typed or {})}
-    builder = Builder(s, pub, shown, editing, _assessed(s, pub, merged, data, doc))
+    builder = Builder(s, pub, shown, editing,
+                      _assessed(s, narrowed, pub, merged, data, doc))
     for section in (sections := builder.sections()):
         for f in section.fields:
             if typed is not None and f.key in typed and f.editable:
@@ -196,17 +214,46 @@ def _form_page(request: Request, s: Session, caller: Caller, pub: Published, *,
                   (doc or {}).get("row_version"))
 
 
-def _assessed(s: Session, pub: Published, merged: dict[str, Any], data: dict[str, Any],
-              doc: dict[str, Any] | None) -> dict[str, Any]:
-    """The values with formulas recomputed from what was typed (for display only)."""
+def _assessed(s: Session, caller: Caller, pub: Published, merged: dict[str, Any],
+              data: dict[str, Any], doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The values with formulas and lookups recomputed from what was typed (display)."""
     payload = {k: v for k, v in merged.items() if pub.spec.field(k) is not None
                and not pub.spec.field(k).field_type.computed and merged.get(k) != data.get(k)}
     if not payload:
         return merged
     computed, _problems = assess(pub.compiled, payload, old=data if doc else None,
                                  env=env_for(s))
-    return {**merged, **{f.key: computed.get(f.key) for f in pub.spec.fields
-                         if f.type == "formula"}}
+    out = {**merged, **{f.key: computed.get(f.key) for f in pub.spec.fields
+                        if f.type == "formula"}}
+    return out | looked_up(s, caller, pub, out)
+
+
+def looked_up(s: Session, caller: Caller, pub: Published,
+              data: dict[str, Any]) -> dict[str, Any]:
+    """Lookup fields for the relations chosen so far, read as the caller may see the
+    linked record (its scope, hidden and masked fields), one read per relation."""
+    out: dict[str, Any] = {}
+    records: dict[str, dict[str, Any] | None] = {}
+    for f in pub.spec.fields:
+        if f.type != "lookup" or not caller.access.readable(f.key):
+            continue
+        relation = pub.spec.field(f.config["relation"])
+        ids = ids_of(data.get(relation.key)) if relation is not None else []
+        if not ids or relation.config.get("multiple"):
+            out[f.key] = None
+            continue
+        if relation.key not in records:
+            target = published(s, pub.app, relation.config["target"])
+            their = Caller(caller.principal, caller.principal.access(pub.app,
+                                                                     target.spec.key),
+                           caller.keyring)
+            try:
+                records[relation.key] = service.read_one(s, their, target, ids[0])["data"]
+            except DomainError:
+                records[relation.key] = None
+        found = records[relation.key]
+        out[f.key] = None if found is None else found.get(f.config["field"])
+    return out
 
 
 @router.get(FORM + "/new", response_class=HTMLResponse, openapi_extra=rule("form:create"))
@@ -334,6 +381,7 @@ async def check_record(ctx: ContextDep, principal: PrincipalDep, access: AccessD
         payload = {k: v for k, v in payload_of(posted, fields, keep_blank_masked=masked)
                    .items() if not (old is None and v is None)}
         data, problems = assess(pub.compiled, payload, old=old, env=env_for(s))
+        data |= looked_up(s, narrowed, pub, data)
         errors = {}
         for p in problems:
             if p.code != "required" and p.field in payload:
@@ -402,3 +450,59 @@ def address_options(province: str = "", city: str = "") -> JSONResponse:
     items = (address_lookup("districts")(province, city) if city
              else address_lookup("cities")(province))
     return JSONResponse({"items": items})
+
+
+# -- quick create (the relation picker's "new" dialog) ------------------------------------
+
+
+def _quick_keys(pub: Published, caller: Caller) -> frozenset[str]:
+    """What the dialog asks for: the title, the required fields and those required by
+    condition — enough for a valid record; the rest is filled on its own page later."""
+    keys = {f.key for f in pub.spec.fields if f.required or f.required_if}
+    if pub.spec.title_field:
+        keys.add(pub.spec.title_field)
+    return frozenset(keys) & editable_keys(pub, caller)
+
+
+def _quick_page(request: Request, s: Session, caller: Caller, pub: Published, target: str,
+                *, typed: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+                status: int = 200) -> HTMLResponse:
+    keys = _quick_keys(pub, caller)
+    shown = Shown.of(s, caller, pub, [{"data": typed or {}}])
+    editing = Editing(keys, errors=errors or {}, typed=typed)
+    builder = Builder(s, pub, shown, editing, typed or {}, only=keys)
+    return render(request, "workspace/_quick.html", status=status, app=pub.app,
+                  form=pub.spec.key, pub=pub, sections=builder.sections(), target=target,
+                  errors=errors or {})
+
+
+@router.get(FORM + "/quick", response_class=HTMLResponse, openapi_extra=rule("form:create"))
+def quick_form(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, request: Request,
+               app: str, form: str, target: str = "") -> HTMLResponse:
+    caller = caller_of(request, ctx, principal, access)
+    with ctx.db.read() as s:
+        return _quick_page(request, s, caller, published(s, app, form), target[:100])
+
+
+@router.post(FORM + "/quick", response_class=HTMLResponse, openapi_extra=rule("form:create"))
+async def quick_create(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
+                       request: Request, app: str, form: str) -> HTMLResponse:
+    """Create the record from the dialog; answer with the new option for the picker
+    (``data-created``) or the dialog again with the problems."""
+    posted = await posted_form(request)
+    caller = caller_of(request, ctx, principal, access)
+    target = (posted.get("target") or "")[:100]
+    with ctx.db.read() as s:
+        pub = published(s, app, form)
+        fields = [f for f in pub.spec.fields if f.key in _quick_keys(pub, caller)]
+    payload = {k: v for k, v in payload_of(posted, fields).items() if v is not None}
+    try:
+        with ctx.db.write() as s:
+            doc = service.create(s, caller, published(s, app, form), payload)
+    except DomainError as exc:
+        with ctx.db.read() as s:
+            return _quick_page(request, s, caller, published(s, app, form), target,
+                               typed=payload, errors=problems_by_field(exc) or {
+                                   "": exc.detail}, status=200)
+    return render(request, "workspace/_quick.html", created={
+        "id": doc["id"], "title": _page_title(pub, doc)}, target=target, pub=pub)

@@ -62,3 +62,7 @@ def install() -> None:
     env.globals["address_districts"] = address_lookup("districts")
     web.FLASH.setdefault("record_saved", _("已保存"))
     web.FLASH.setdefault("record_deleted", _("已删除（可在回收站恢复）"))
+    web.FLASH.setdefault("view_saved", _("视图已保存"))
+    web.FLASH.setdefault("view_deleted", _("视图已删除"))
+    web.FLASH.setdefault("bulk_done", _("已完成批量操作"))
+    web.FLASH.setdefault("bulk_none", _("请先勾选记录"))

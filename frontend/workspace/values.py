@@ -64,6 +64,7 @@ class Shown:
     titles: dict[str, dict[int, str]] = field(default_factory=dict)  # target form → titles
     readable_forms: set[str] = field(default_factory=set)
     files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # field → files
+    forms: dict[str, Published] = field(default_factory=dict)  # published forms, per page
 
     @classmethod
     def of(cls, session: Session, caller: Caller, pub: Published,
@@ -135,8 +136,14 @@ class Shown:
             self.departments |= dict(self.session.execute(
                 select(Department.id, Department.name).where(Department.id.in_(wanted))).all())
 
+    def form(self, key: str) -> Published:
+        """A published form of this app, read once per page (each read is a query)."""
+        if key not in self.forms:
+            self.forms[key] = published(self.session, self.pub.app, key)
+        return self.forms[key]
+
     def add_titles(self, form: str, ids: set[int]) -> None:
-        target = published(self.session, self.pub.app, form)
+        target = self.form(form)
         access = self.caller.principal.access(self.pub.app, form)
         if access.allows("read"):
             self.readable_forms.add(form)
@@ -182,6 +189,8 @@ class Shown:
                 else "")
         if kind == "boolean":
             return escape(_("是") if value else _("否"))
+        if kind == "textarea" and full:  # HTML folds line breaks into spaces
+            return Markup("<br>").join(escape(line) for line in str(value).split("\n"))
         if kind == "user":
             return escape(self.user(value))
         if kind == "department":
@@ -212,16 +221,15 @@ class Shown:
 
     def _lookup(self, f: FieldSpec, value: Any, full: bool) -> Markup:
         relation = self.pub.spec.field(f.config["relation"])
-        source = published(self.session, self.pub.app, relation.config["target"]).spec \
-            .field(f.config["field"]) if relation is not None else None
+        source = self.form(relation.config["target"]).spec.field(f.config["field"]) \
+            if relation is not None else None
         if source is None or (f.key in self.masked and isinstance(value, str)):
             return escape(str(value))
         return self._typed(source, value, full)
 
     def _rollup(self, f: FieldSpec, value: Any) -> Markup:
         if f.config["aggregate"] != "count" and f.config.get("field"):
-            source = published(self.session, self.pub.app, f.config["source"]).spec.field(
-                f.config["field"])
+            source = self.form(f.config["source"]).spec.field(f.config["field"])
             if source is not None and source.type == "money":
                 return self._typed(source, value, False)
         return escape(f"{value:,}" if isinstance(value, int) else str(value))

@@ -62,8 +62,10 @@ def _text(posted: Posted, name: str, _field: FieldSpec) -> Any:
 
 
 def _raw_text(posted: Posted, name: str, _field: FieldSpec) -> Any:
+    # A browser posts a textarea's line breaks as CRLF; stored text breaks lines with LF,
+    # as the API and imports write it (and as max_length counts it).
     value = posted.get(name)
-    return None if value is None or value.strip() == "" else value
+    return None if value is None or value.strip() == "" else value.replace("\r\n", "\n")
 
 
 def _boolean(posted: Posted, name: str, _field: FieldSpec) -> Any:

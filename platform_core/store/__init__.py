@@ -31,6 +31,7 @@ from platform_core.store.records import (
     migrate_record,
     restore_record,
     set_links,
+    transfer_record,
     update_record,
 )
 
@@ -154,5 +155,5 @@ __all__ = [
     "count_records", "create_record",
     "create_records", "delete_record", "drop_index", "ensure_index", "get_record", "history",
     "indexes_of", "links_from", "links_to", "migrate_record", "query_records",
-    "restore_record", "set_links", "update_record",
+    "restore_record", "set_links", "transfer_record", "update_record",
 ]

@@ -245,6 +245,24 @@ def update_record(session: Session, record_id: int, *, changes: Mapping[str, Any
     return _write(session, rec, expected_version, actor, values, "update", delta)
 
 
+def transfer_record(session: Session, record_id: int, *, owner_id: int,
+                    department_id: int | None, actor: Actor,
+                    expected_version: int | None = None) -> Record:
+    """Give a record to another owner (and their department, which the row scopes of
+    "department" and "department tree" follow). History and event name the change as
+    ``owner_id`` / ``department_id`` pairs; the same owner again writes nothing."""
+    rec = get_record(session, record_id)
+    if expected_version is not None:
+        _check_version(rec, expected_version)
+    changes = {k: [old, new] for k, old, new in (
+        ("owner_id", rec.owner_id, owner_id),
+        ("department_id", rec.department_id, department_id)) if old != new}
+    if not changes:
+        return rec
+    return _write(session, rec, rec.row_version, actor,
+                  {"owner_id": owner_id, "department_id": department_id}, "update", changes)
+
+
 def migrate_record(session: Session, record_id: int, *, data: Mapping[str, Any],
                    schema_version: int, actor: Actor) -> Record:
     """Replace a record's data with its conversion to form version ``schema_version``.

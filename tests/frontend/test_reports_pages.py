@@ -99,7 +99,7 @@ def drill_titles(page) -> list[str]:
 def test_the_dashboard_draws_both_charts_and_follows_the_date_range(web, db):
     _world(db)
     page = web.signed_in("ana")
-    page.click("#apps >> text=看板 Dashboards")
+    page.click("#apps >> a:text-is('看板')")
     page.click("#dashboards >> text=销售看板")
     drawn(page, "chart-0")
     drawn(page, "chart-1")

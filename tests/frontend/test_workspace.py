@@ -21,7 +21,8 @@ from platform_core.security.principal import load_principal
 from templates_catalog.bundle import template
 from templates_catalog.install import install
 from tests.frontend.conftest import add_user, path_of
-from tests.security_setup import SYSTEM
+from tests.security_setup import SYSTEM, add_department
+from tests.security_setup import add_user as add_team_member
 
 APP = "/apps/crm/forms"
 GOOD_ID = "11010519491231002X"
@@ -76,6 +77,10 @@ def test_a_salesperson_adds_a_customer_and_finds_them_by_mobile(web, db, server_
     assert rows.count() == 1 and "李四" in rows.first.inner_text()
     page.wait_for_selector("#count:not([hx-get])")
     assert "1" in page.inner_text("#count")
+    page.fill("#q", GOOD_ID.lower())  # an encrypted field: matched through its blind index
+    page.press("#q", "Enter")
+    page.wait_for_load_state()
+    assert page.locator("#rows a.open").all_inner_texts() == ["李四"]
 
 
 def test_a_loan_case_shows_collateral_only_when_there_is_one(web, db, server_keyring):
@@ -153,12 +158,119 @@ def test_the_first_loan_step_is_completed_on_the_task_page(web, db, server_keyri
 
 def test_the_workspace_pages_fit_a_phone(web, db, server_keyring):
     _crm(db)
-    doc = _create(db, server_keyring, "xiao.wang", "customer", {"name": "孙八", "mobile": "13400001234"})
+    doc = _create(db, server_keyring, "xiao.wang", "customer",
+                  {"name": "孙八", "mobile": "13400001234"})
+    case = _create(db, server_keyring, "xiao.wang", "loan_case",
+                   {"customer": doc["id"], "loan_type": "car", "amount": "100000"})
+    with db.write() as s:
+        run = start_run(s, app="crm", flow="loan_service", record_id=case["id"],
+                        actor=SYSTEM, now=utcnow())
+        task = progress(s, case["id"], utcnow())[0]["current"][0]["tasks"][0]
+    assert run.id
     page = web.signed_in("xiao.wang", width=375, height=740)
-    for url in (f"{APP}/customer", f"{APP}/customer/new", f"{APP}/loan_case/new",
-                f"{APP}/customer/records/{doc['id']}",
-                f"{APP}/customer/records/{doc['id']}/edit"):
+    for url in ("/", "/tasks", f"/tasks/{task}", f"{APP}/customer", f"{APP}/customer/new",
+                f"{APP}/loan_case/new", f"{APP}/customer/records/{doc['id']}",
+                f"{APP}/customer/records/{doc['id']}/edit",
+                f"{APP}/loan_case/records/{case['id']}/edit"):
         page.goto(url)
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{url} is {width} px wide"
+
+
+def _lead(db) -> None:
+    """A team lead of their own department (the team lead's row scope)."""
+    team = add_department(db, "销售一部")
+    add_team_member(db, "lao.li", roles=("team_lead",), department_id=team)
+
+
+def test_a_filtered_list_is_saved_as_a_view_and_the_chosen_records_handed_over(
+        web, db, server_keyring):
+    _crm(db)
+    _lead(db)
+    for name, city in (("甲", "北京"), ("乙", "上海"), ("丙", "北京")):
+        _create(db, server_keyring, "lao.li", "customer",
+                {"name": name, "mobile": f"1380000000{len(city) + ord(name) % 7}",
+                 "city": city})
+    page = web.signed_in("lao.li")
+    page.goto(f"{APP}/customer")
+    page.click("details.filters summary")
+    page.click("[data-add-condition]")
+    page.select_option("select[name='c0.f']", "city")
+    page.select_option("select[name='c0.o']:not([disabled])", "eq")
+    page.fill("[data-ops-for=city] input[name='c0.v']", "北京")
+    page.click("details.filters button[type=submit]")
+    page.wait_for_load_state()
+    names = page.locator("#rows a.open").all_inner_texts()
+    assert sorted(names) == ["丙", "甲"]
+
+    page.click("details.save-view summary")
+    page.fill("#view-name", "北京客户")
+    page.click("#save-view button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(f"{APP}/customer")
+    page.click("#views >> text=北京客户")
+    assert sorted(page.locator("#rows a.open").all_inner_texts()) == ["丙", "甲"]
+
+    page.check("#pick-all")
+    page.select_option("#bulk-action", "owner")
+    page.select_option("#bulk-owner", label="Xiao.Wang")
+    page.click("#bulk button[type=submit]")
+    page.wait_for_load_state()
+    assert "已完成批量操作" in page.inner_text("main")
+    mine = web.signed_in("xiao.wang")
+    mine.goto(f"{APP}/customer")
+    assert sorted(mine.locator("#rows a.open").all_inner_texts()) == ["丙", "甲"]
+    mine.click("#rows >> text=甲")
+    assert "负责人" in mine.inner_text("#history")  # the handover is in the record's history
+
+
+def test_the_home_page_shows_my_day(web, db, server_keyring):
+    _crm(db)
+    doc = _create(db, server_keyring, "xiao.wang", "customer",
+                  {"name": "周九", "mobile": "13300001234"})
+    page = web.signed_in("xiao.wang")
+    page.goto(f"{APP}/customer/records/{doc['id']}")
+    page.goto("/")
+    assert page.inner_text("#tile-open").split()[0] == "0"
+    assert "周九" in page.inner_text("#home-recent")
+    page.click("nav.app-menu a:text-is('客户')")
+    assert path_of(page) == f"{APP}/customer"
+
+
+def test_a_spreadsheet_is_checked_then_imported(web, db, tmp_path):
+    _crm(db)
+    _lead(db)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("姓名,手机\n吴十,123\n", encoding="utf-8")
+    good = tmp_path / "good.csv"
+    good.write_text("姓名,手机\n吴十,13200001234\n郑十一,13200005678\n", encoding="utf-8")
+    page = web.signed_in("lao.li")
+    page.goto(f"{APP}/customer")
+    page.click("#import")
+    page.set_input_files("#file", str(bad))
+    page.click("button[value=check]")
+    assert "2" in page.inner_text("#import-errors")  # the row, as in the spreadsheet
+    page.set_input_files("#file", str(good))
+    page.click("button[value=import]")
+    assert "2" in page.inner_text("#import-result")
+    page.goto(f"{APP}/customer")
+    assert {"吴十", "郑十一"} <= set(page.locator("#rows a.open").all_inner_texts())
+
+
+def test_a_new_customer_is_made_from_the_loan_case_form_without_leaving_it(web, db):
+    _crm(db)
+    page = web.signed_in("xiao.wang")
+    page.goto(f"{APP}/loan_case/new")
+    page.fill("#f-amount", "300000")
+    page.click("#row-customer button[data-open-dialog]")
+    page.wait_for_selector("#quick-dialog #f-name")
+    page.click("#quick-dialog button[type=submit]")
+    page.wait_for_selector("#quick-dialog .field-state .error")  # name and mobile required
+    page.fill("#quick-dialog #f-name", "冯十二")
+    page.fill("#quick-dialog #f-mobile", "13100001234")
+    page.click("#quick-dialog button[type=submit]")
+    page.wait_for_selector("#quick-dialog", state="hidden")
+    assert "冯十二" in page.inner_text("#row-customer")
+    assert page.input_value("#f-amount") == "300000"  # nothing typed was lost
+    page.keyboard.press("Escape")

@@ -1,0 +1,94 @@
+"""Saved lists ("views") of a form and the records a person opened lately.
+
+A view is the list page's own query string (conditions, columns, sort, search), so
+opening it is following a link and it never goes stale when the form changes: unknown
+fields in it are ignored by the list page as in any URL. Everyone keeps their own
+views; an administrator or the form's manager may publish one to roles, and then
+those roles see it beside their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from engine_forms.models import ListView, RecentRecord
+from platform_core.errors import InvalidInput, NotFound
+from platform_core.models import Record, utcnow
+from platform_core.security.principal import Principal
+
+MAX_VIEWS = 50
+KEEP_RECENT = 20
+
+
+def can_publish(principal: Principal, app: str, form: str) -> bool:
+    return principal.is_admin or principal.access(app, form).allows("manage")
+
+
+def visible_views(session: Session, principal: Principal, app: str,
+                  form: str) -> list[ListView]:
+    """The person's own views of the form, then those published to one of their roles
+    (all published ones for an administrator)."""
+    rows = session.execute(select(ListView).where(
+        ListView.app == app, ListView.form == form,
+        or_(ListView.owner_id == principal.user_id, ListView.roles.is_not(None)))
+        .order_by(ListView.owner_id.is_(None), ListView.name)).scalars().all()
+    mine = set(principal.roles)
+    return [v for v in rows if v.owner_id == principal.user_id or principal.is_admin
+            or (v.roles and mine & set(v.roles))]
+
+
+def save_view(session: Session, principal: Principal, app: str, form: str, *, name: str,
+              query: str, roles: list[str]) -> ListView:
+    name = name.strip()[:100]
+    if not name:
+        raise InvalidInput("a view needs a name", field="name")
+    if len(query) > 4000:
+        raise InvalidInput("this list's conditions are too long to save", field="query")
+    if roles and not can_publish(principal, app, form):
+        raise InvalidInput("only an administrator or the form's manager may publish a view "
+                           "to roles", field="roles")
+    count = len(visible_views(session, principal, app, form))
+    if count >= MAX_VIEWS:
+        raise InvalidInput(f"at most {MAX_VIEWS} views per form", field="name")
+    view = ListView(app=app, form=form, name=name, query=query.lstrip("?"),
+                    owner_id=None if roles else principal.user_id, roles=roles or None)
+    session.add(view)
+    session.flush()
+    return view
+
+
+def delete_view(session: Session, principal: Principal, app: str, form: str,
+                view_id: int) -> None:
+    view = session.get(ListView, view_id)
+    if view is None or (view.app, view.form) != (app, form) or not (
+            view.owner_id == principal.user_id
+            or (view.owner_id is None and can_publish(principal, app, form))):
+        raise NotFound(f"view {view_id} does not exist", view_id=view_id)
+    session.delete(view)
+
+
+def remember(session: Session, user_id: int, record_id: int) -> None:
+    """Note that the user opened the record now (their last 20 are kept)."""
+    row = session.execute(select(RecentRecord).where(
+        RecentRecord.user_id == user_id, RecentRecord.record_id == record_id)).scalar()
+    if row is None:
+        session.add(RecentRecord(user_id=user_id, record_id=record_id, opened_at=utcnow()))
+    else:
+        row.opened_at = utcnow()
+    session.flush()
+    old = select(RecentRecord.id).where(RecentRecord.user_id == user_id).order_by(
+        RecentRecord.opened_at.desc()).offset(KEEP_RECENT)
+    session.execute(delete(RecentRecord).where(RecentRecord.id.in_(old.scalar_subquery()))
+                    .execution_options(synchronize_session=False))
+
+
+def recent(session: Session, user_id: int, limit: int = 8) -> list[dict[str, Any]]:
+    """The user's recently opened live records, newest first (app, form, id)."""
+    rows = session.execute(select(Record.id, Record.app, Record.form).join(
+        RecentRecord, RecentRecord.record_id == Record.id).where(
+        RecentRecord.user_id == user_id, Record.deleted_at.is_(None)).order_by(
+        RecentRecord.opened_at.desc()).limit(limit)).all()
+    return [{"id": i, "app": a, "form": f} for i, a, f in rows]
