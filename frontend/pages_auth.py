@@ -46,12 +46,14 @@ Text = Annotated[str, Form(max_length=256)]
 def home(ctx: ContextDep, request: Request, principal: PrincipalDep) -> HTMLResponse:
     from engine_reports.running import Viewer
     from frontend.menus import app_menu
+    from frontend.workspace.home import my_day
 
     viewer = Viewer(principal, ctx.keyring)
     with ctx.db.read() as s:
         apps = [{"key": a.key, "name": a.name, "menu": app_menu(s, a, viewer)}
                 for a in list_apps(s) if principal.app_allows(a.key, "read")]
-    return render(request, "home.html", apps=apps, dialect=ctx.db.dialect)
+        day = my_day(s, principal, ctx.keyring)
+    return render(request, "home.html", apps=apps, day=day, dialect=ctx.db.dialect)
 
 
 def _login_page(ctx: ContextDep, request: Request, *, status: int = 200, error: str = "",

@@ -16,6 +16,7 @@ from engine_flows.tasks import Who
 from engine_forms import service
 from engine_forms.forms import published
 from engine_forms.service import Caller
+from frontend.i18n import N_, _
 from frontend.web import redirect, render
 from frontend.workspace.fields import Builder, Editing
 from frontend.workspace.home import name_records
@@ -29,10 +30,16 @@ from platform_core.security.guard import PrincipalDep, rule
 
 router = APIRouter(include_in_schema=False)
 PAGE = "/tasks"
-TABS = (("open", "待办"), ("overdue", "已超时"), ("done", "已办"))
-OUTCOMES = {"submit": "提交", "done": "完成", "approve": "同意", "reject": "驳回",
-            "lost": "未成交", "won": "成交", "pass": "通过", "fail": "不通过",
-            "cancel": "取消"}
+TABS = (("open", N_("待办")), ("overdue", N_("已超时")), ("done", N_("已办")))
+OUTCOMES = {"submit": N_("提交"), "done": N_("完成"), "approve": N_("同意"),
+            "reject": N_("驳回"), "lost": N_("未成交"), "won": N_("成交"), "pass": N_("通过"),
+            "fail": N_("不通过"), "cancel": N_("取消")}
+
+
+def outcome_labels() -> dict[str, str]:
+    """The outcome buttons' words in the page's language (a flow's own outcome keys that
+    have no word here are shown as they are, escaped like any metadata)."""
+    return {k: _(v) for k, v in OUTCOMES.items()}
 
 
 def _who(ctx: ContextDep, principal: PrincipalDep) -> Who:
@@ -48,7 +55,7 @@ def task_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
                                     app=None, flow=None, cursor=None, limit=200)
         name_records(s, principal, ctx.keyring, items)
     return render(request, "tasks.html", items=items, tabs=TABS, current=status,
-                  outcomes=OUTCOMES)
+                  outcomes=outcome_labels())
 
 
 def _step_sections(s: Any, ctx: Any, principal: Any, detail: dict[str, Any],
@@ -87,7 +94,7 @@ def _page(ctx: ContextDep, principal: PrincipalDep, request: Request, task_id: i
         detail["assignee_id"] is None and principal.user_id in detail["candidates"])
     return render(request, "task.html", status=status, task=detail, sections=sections,
                   app=detail["app"], form=detail["form"], record_title=record_title,
-                  outcomes=OUTCOMES,
+                  outcomes=outcome_labels(),
                   can_act=mine and detail["status"] == "open",
                   can_claim=detail["assignee_id"] is None and detail["status"] == "open"
                   and principal.user_id in detail["candidates"],

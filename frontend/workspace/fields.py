@@ -25,7 +25,7 @@ from engine_forms.forms import Published
 from engine_forms.records import env_for
 from engine_forms.spec import FieldSpec, Section, Tab
 from engine_forms.validation import FieldState, field_states
-from frontend.workspace.text import _
+from frontend.i18n import _
 from frontend.workspace.values import Shown, ids_of, wan
 from frontend.workspace.widgets import widget_of
 from platform_core.security.models import Department, User

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from engine_forms.forms import Published
 from engine_forms.service import masked_keys
 from engine_forms.spec import FieldSpec
-from frontend.workspace.text import _
+from frontend.i18n import _
 from platform_core.security.permissions import FormAccess
 
 CHINA = ZoneInfo("Asia/Shanghai")

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from engine_forms import transfer
 from engine_forms.forms import published
+from frontend.i18n import _
 from frontend.web import render
 from frontend.workspace.pages_record import caller_of
 from platform_core.app import ContextDep
@@ -38,12 +39,12 @@ async def import_upload(ctx: ContextDep, principal: PrincipalDep, access: Access
     caller = caller_of(request, ctx, principal, access)
     result, errors, problem, status = None, [], "", 200
     if not isinstance(upload, UploadFile) or not upload.filename:
-        problem, status = "请选择一个文件", 422
+        problem, status = _("请选择一个文件"), 422
     else:
         content = await upload.read(MAX_BYTES + 1)
         try:
             if len(content) > MAX_BYTES:
-                raise transfer_error("文件超过 20 MB")
+                raise transfer_error(_("文件超过 20 MB"))
             with ctx.db.write() as s:
                 result = transfer.import_file(s, caller, published(s, app, form),
                                               filename=upload.filename, content=content,

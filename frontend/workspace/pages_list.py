@@ -22,11 +22,11 @@ from engine_forms import service
 from engine_forms.fieldtypes import FieldError
 from engine_forms.forms import Published, published
 from engine_forms.service import Caller
+from frontend.i18n import _
 from frontend.web import redirect, render
 from frontend.workspace import filters, views
 from frontend.workspace.fields import people_options
 from frontend.workspace.pages_record import caller_of, posted_form
-from frontend.workspace.text import _
 from frontend.workspace.values import Shown
 from frontend.workspace.widgets import Posted, money_text
 from platform_core.app import ContextDep, IdPath

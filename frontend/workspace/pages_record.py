@@ -25,10 +25,10 @@ from engine_forms.forms import Published, published
 from engine_forms.records import env_for
 from engine_forms.service import Caller
 from engine_forms.validation import RecordInvalid, assess
+from frontend.i18n import _
 from frontend.web import redirect, render
 from frontend.workspace import views
 from frontend.workspace.fields import Builder, Editing
-from frontend.workspace.text import _
 from frontend.workspace.values import Shown, ids_of, record_url
 from frontend.workspace.widgets import Posted, payload_of
 from platform_core.app import ContextDep, IdPath

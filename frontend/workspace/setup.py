@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from frontend import web
-from frontend.workspace.text import _
+from frontend.i18n import N_
 from frontend.workspace.widgets import register_builtins
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -60,9 +60,9 @@ def install() -> None:
     env.globals["address_provinces"] = address_lookup("provinces")
     env.globals["address_cities"] = address_lookup("cities")
     env.globals["address_districts"] = address_lookup("districts")
-    web.FLASH.setdefault("record_saved", _("已保存"))
-    web.FLASH.setdefault("record_deleted", _("已删除（可在回收站恢复）"))
-    web.FLASH.setdefault("view_saved", _("视图已保存"))
-    web.FLASH.setdefault("view_deleted", _("视图已删除"))
-    web.FLASH.setdefault("bulk_done", _("已完成批量操作"))
-    web.FLASH.setdefault("bulk_none", _("请先勾选记录"))
+    web.FLASH.setdefault("record_saved", N_("已保存"))
+    web.FLASH.setdefault("record_deleted", N_("已删除（可在回收站恢复）"))
+    web.FLASH.setdefault("view_saved", N_("视图已保存"))
+    web.FLASH.setdefault("view_deleted", N_("视图已删除"))
+    web.FLASH.setdefault("bulk_done", N_("已完成批量操作"))
+    web.FLASH.setdefault("bulk_none", N_("请先勾选记录"))

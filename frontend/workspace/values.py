@@ -24,7 +24,7 @@ from engine_forms import service
 from engine_forms.forms import Published, published
 from engine_forms.service import Caller
 from engine_forms.spec import FieldSpec
-from frontend.workspace.text import _
+from frontend.i18n import _
 from platform_core.security.models import Department, User
 
 

@@ -30,9 +30,8 @@ PAGES = ["/admin/users", "/admin/users/1", "/admin/roles", "/admin/roles/staff",
          "/admin/departments", "/admin/audit", "/me/security", "/password", "/notifications"]
 # not UI text: the product's name, and each language's own name in the language select
 NOT_UI = {"桥", "中文"}
-# base.html's own labels, still bilingual ("退出 Sign out") until its owner converts them
-# (their English is in the catalogue already): empty this set then
-BASE_NOT_YET = {"退出", "主导航", "Sign out"}
+# base.html's own labels (all converted now)
+BASE_NOT_YET: set[str] = set()
 ENGLISH_UI = ["Sign out", "Tasks", "Users", "Roles", "Departments", "Save", "Create",
               "Status", "Password"]
 
