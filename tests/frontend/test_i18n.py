@@ -30,8 +30,6 @@ PAGES = ["/admin/users", "/admin/users/1", "/admin/roles", "/admin/roles/staff",
          "/admin/departments", "/admin/audit", "/me/security", "/password", "/notifications"]
 # not UI text: the product's name, and each language's own name in the language select
 NOT_UI = {"桥", "中文"}
-# base.html's own labels (all converted now)
-BASE_NOT_YET: set[str] = set()
 ENGLISH_UI = ["Sign out", "Tasks", "Users", "Roles", "Departments", "Save", "Create",
               "Status", "Password"]
 
@@ -131,10 +129,12 @@ def test_english_pages_show_no_chinese_ui_text(db, app):
     anonymous = TestClient(app)
     pages = [(admin, path) for path in [*PAGES, "/no-such-page"]] + [(anonymous, "/login")]
     for client, path in pages:
-        text = _text(_get(client, path, "en-US,en;q=0.9"))
+        html = _get(client, path, "en-US,en;q=0.9")
+        assert '<html lang="en">' in html, path
+        text = _text(html)
         for name in sorted(_metadata(db), key=len, reverse=True):
             text = text.replace(name, " ")
-        left = set(CJK.findall(text)) - NOT_UI - BASE_NOT_YET
+        left = set(CJK.findall(text)) - NOT_UI
         assert not left, f"{path} in English still shows {sorted(left)}"
 
 
@@ -142,9 +142,10 @@ def test_chinese_pages_show_no_english_ui_words(db, app):
     admin = client_as(app, db, "boss")
     for path in PAGES:
         for language in (None, "zh-CN,zh;q=0.9,en;q=0.8"):
-            text = _text(_get(admin, path, language))
-            shown = [w for w in ENGLISH_UI if w not in BASE_NOT_YET
-                     and re.search(rf"\b{w}\b", text)]
+            html = _get(admin, path, language)
+            assert '<html lang="zh-CN">' in html, path
+            text = _text(html)
+            shown = [w for w in ENGLISH_UI if re.search(rf"\b{w}\b", text)]
             assert not shown, f"{path} in Chinese still shows {shown}"
     assert "登录" in _text(_get(TestClient(app), "/login", None))
 
