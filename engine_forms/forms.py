@@ -200,6 +200,18 @@ _PUBLISHED: dict[tuple[Any, ...], Published] = {}
 
 
 def _stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
+    """Each form of the app: (published version, published at). A read-only block
+    (``Database.read``) asks once: nothing publishes inside it, and a page reads several
+    forms (the one shown, the ones its relations and lookups reach)."""
+    if session.info.get("read_only"):
+        cached = session.info.setdefault("form_stamps", {})
+        if app not in cached:
+            cached[app] = _read_stamps(session, app)
+        return cached[app]
+    return _read_stamps(session, app)
+
+
+def _read_stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
     rows = session.execute(
         select(Form.key, Form.published_version, FormVersion.published_at)
         .outerjoin(FormVersion, (FormVersion.app == Form.app) & (FormVersion.form == Form.key)

@@ -20,9 +20,16 @@ from platform_core.models import Record, RecordLink
 from platform_core.store import compile_filter
 
 
+def _wanted(pub: Published, kind: str, fields: Sequence[str] | None) -> list[Any]:
+    """The computed fields of ``kind`` that were asked for (all of them without a list):
+    a page showing three columns does not pay for the rollups it does not show."""
+    return [f for f in pub.spec.fields if f.type == kind and (fields is None
+                                                              or f.key in fields)]
+
+
 def _lookups(session: Session, pub: Published, rows: Sequence[Any],
-             out: list[dict[str, Any]]) -> None:
-    for field in (f for f in pub.spec.fields if f.type == "lookup"):
+             out: list[dict[str, Any]], fields: Sequence[str] | None = None) -> None:
+    for field in _wanted(pub, "lookup", fields):
         rel, target_key = field.config["relation"], field.config["field"]
         ids = {r.data.get(rel) for r in rows if isinstance(r.data.get(rel), int)}
         if not ids:
@@ -62,10 +69,11 @@ def _money(value: Any, how: str | None) -> Any:
 
 
 def _rollups(session: Session, pub: Published, rows: Sequence[Any],
-             out: list[dict[str, Any]], scopes: Mapping[str, Any] | None) -> None:
+             out: list[dict[str, Any]], scopes: Mapping[str, Any] | None,
+             fields: Sequence[str] | None = None) -> None:
     ids = [r.id for r in rows]
     dialect = session.get_bind().dialect.name
-    for field in (f for f in pub.spec.fields if f.type == "rollup"):
+    for field in _wanted(pub, "rollup", fields):
         source = published(session, pub.app, field.config["source"])
         expr, how = _aggregate(session, source, field)
         stmt = (select(RecordLink.target_id, expr)
@@ -98,8 +106,8 @@ def present(session: Session, pub: Published, rows: Sequence[Any],
     ``scopes`` (source form → filter) limits rollups to the rows a reader may read."""
     docs = [dict(r.data) for r in rows]
     if rows:
-        _lookups(session, pub, rows, docs)
-        _rollups(session, pub, rows, docs, scopes)
+        _lookups(session, pub, rows, docs, fields)
+        _rollups(session, pub, rows, docs, scopes, fields)
     out = []
     for row, doc in zip(rows, docs, strict=True):
         if fields is not None:

@@ -195,7 +195,8 @@ def view(session: Session, caller: Caller, pub: Published, rows: list[Any],
     the source rows the caller may read — then shaped (hidden, masked, opened)."""
     scopes = {}
     for spec in pub.spec.fields:
-        if spec.type == "rollup" and spec.config["source"] not in scopes:
+        if spec.type == "rollup" and spec.config["source"] not in scopes \
+                and (fields is None or spec.key in fields):
             source = spec.config["source"]
             scopes[source] = row_filter(session, caller.principal,
                                         caller.principal.access(pub.app, source), "read")

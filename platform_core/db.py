@@ -170,6 +170,7 @@ class Database:
         Objects it returned stay readable afterwards (closing detaches, it doesn't expire).
         """
         with self._sessions(bind=self.engine) as session:
+            session.info["read_only"] = True  # lets lookups of metadata be kept per block
             yield session
 
     def ping(self) -> None:

@@ -228,18 +228,21 @@
     });
   }
 
-  function addCondition() {
+  function addCondition(button) {
     var list = document.getElementById("conditions");
-    var template = document.getElementById("condition-template");
     var index = 0;
     list.querySelectorAll("[data-condition-field]").forEach(function (select) {
       var n = parseInt(select.name.slice(1), 10);
       if (n >= index) { index = n + 1; }
     });
-    list.insertAdjacentHTML("beforeend", template.innerHTML.split("__I__").join(String(index)));
-    var field = list.lastElementChild.querySelector("[data-condition-field]");
-    showOps(list.lastElementChild);
-    field.focus();
+    fetch(button.getAttribute("data-add-condition") + "?i=" + index,
+          { credentials: "same-origin" })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        list.insertAdjacentHTML("beforeend", html);
+        showOps(list.lastElementChild);
+        list.lastElementChild.querySelector("[data-condition-field]").focus();
+      });
   }
 
   /* -- the relation picker's "new" dialog ------------------------------------------- */
@@ -312,7 +315,7 @@
       target.closest("[data-file]").remove();
       changed(holder);
     }
-    else if (target.hasAttribute("data-add-condition")) { addCondition(); }
+    else if (target.hasAttribute("data-add-condition")) { addCondition(target); }
     else if (target.hasAttribute("data-open-dialog")) { openDialog(target); }
     else if (target.hasAttribute("data-close-dialog")) { target.closest("dialog").close(); }
     else if (target.hasAttribute("data-remove-condition")) {

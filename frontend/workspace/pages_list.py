@@ -155,18 +155,14 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
             docs, cursor, shown = _rows(s, caller, pub, query)
         except DomainError as exc:  # a value the field refuses, typed into a filter
             docs, cursor, shown, problem = [], None, Shown(s, caller, pub), exc.detail
-        fields = filters.filterable(pub, access)
-        masked = service.masked_keys(pub, access)
-        ops = {f.key: filters.ops_for(f, f.key in masked) for f in fields}
-        people = {kind: people_options(s, kind) for kind in ("user", "department")}
+        builder = _builder_context(s, pub, access)
         saved = views.visible_views(s, principal, app, form)
         roles = _roles(s) if views.can_publish(principal, app, form) else []
         return render(request, "workspace/list.html", app=app, form=form, pub=pub,
                       query=query, rows=_cells(pub, query, docs, shown),
                       columns=[pub.spec.field(k) for k in query.columns],
                       sortable=sortable(pub, access), cursor=cursor, problem=problem,
-                      filter_fields=[f for f in fields if ops[f.key]], ops=ops,
-                      op_labels=filters.op_labels(), people=people,
+                      **builder,
                       choosable=[f for f in pub.spec.fields
                                  if _column_ok(pub, access, f.key)],
                       export_filter=json.dumps(query.filter(pub, access), ensure_ascii=False)
@@ -188,6 +184,28 @@ def _roles(s: Session) -> list[tuple[str, str]]:
     from platform_core.security.models import Role
 
     return [(r.key, r.name) for r in s.execute(select(Role).order_by(Role.name)).scalars()]
+
+
+@router.get(FORM + "/condition", response_class=HTMLResponse,
+            openapi_extra=rule("form:read"))
+def condition_row(ctx: ContextDep, access: AccessDep, request: Request, app: str, form: str,
+                  i: int = 0) -> HTMLResponse:
+    """One empty condition of the filter builder (asked for by "add condition", so the
+    list page itself does not carry every field's operators and options)."""
+    with ctx.db.read() as s:
+        pub = published(s, app, form)
+        return render(request, "workspace/_condition.html", app=app, form=form, c=None,
+                      i=max(0, min(i, filters.MAX_CONDITIONS - 1)),
+                      **_builder_context(s, pub, access))
+
+
+def _builder_context(s: Session, pub: Published, access: Any) -> dict[str, Any]:
+    fields = filters.filterable(pub, access)
+    masked = service.masked_keys(pub, access)
+    ops = {f.key: filters.ops_for(f, f.key in masked) for f in fields}
+    return {"filter_fields": [f for f in fields if ops[f.key]], "ops": ops,
+            "op_labels": filters.op_labels(),
+            "people": {kind: people_options(s, kind) for kind in ("user", "department")}}
 
 
 @router.get(FORM + "/rows", response_class=HTMLResponse, openapi_extra=rule("form:read"))

@@ -122,15 +122,30 @@ def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
         doc = service.read_one(s, caller, pub, record_id)
         shown = _shown(s, caller, pub, doc)
         sections = Builder(s, pub, shown, Editing(frozenset()), doc["data"]).sections()
-        history = _history(s, caller, pub, record_id, shown)
-        flows = _progress(s, record_id)
         owner = shown.user(doc.get("owner_id"))
         department = shown.department(doc.get("department_id"))
     _remember(ctx, principal.user_id, record_id)
     return render(request, "workspace/record.html", app=app, form=form, pub=pub, doc=doc,
-                  title=_page_title(pub, doc), sections=sections, history=history,
-                  flows=flows, owner=owner, department=department,
+                  title=_page_title(pub, doc), sections=sections, owner=owner,
+                  department=department,
                   can_edit=access.allows("update"), can_delete=access.allows("delete"))
+
+
+@router.get(FORM + "/records/{record_id}/activity", response_class=HTMLResponse,
+            openapi_extra=rule("form:read"))
+def record_activity(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
+                    request: Request, app: str, form: str,
+                    record_id: IdPath) -> HTMLResponse:
+    """The record's flow progress and change history, asked for once the record page is
+    shown (so its fields never wait for a long history)."""
+    caller = caller_of(request, ctx, principal, access)
+    with ctx.db.read() as s:
+        pub = published(s, app, form)
+        shown = Shown(s, service.narrowed(s, caller, pub), pub,
+                      service.masked_keys(pub, caller.access))
+        history = _history(s, caller, pub, record_id, shown)
+        flows = _progress(s, record_id)
+    return render(request, "workspace/_activity.html", history=history, flows=flows)
 
 
 def _history(s: Session, caller: Caller, pub: Published, record_id: int,

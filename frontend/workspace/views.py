@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine_forms.models import ListView, RecentRecord
@@ -71,13 +71,15 @@ def delete_view(session: Session, principal: Principal, app: str, form: str,
 
 
 def remember(session: Session, user_id: int, record_id: int) -> None:
-    """Note that the user opened the record now (their last 20 are kept)."""
-    row = session.execute(select(RecentRecord).where(
-        RecentRecord.user_id == user_id, RecentRecord.record_id == record_id)).scalar()
-    if row is None:
-        session.add(RecentRecord(user_id=user_id, record_id=record_id, opened_at=utcnow()))
-    else:
-        row.opened_at = utcnow()
+    """Note that the user opened the record now (their last 20 are kept): one UPDATE when
+    they opened it before, else an INSERT and the trimming of their oldest."""
+    now = utcnow()
+    touched = session.execute(update(RecentRecord).where(
+        RecentRecord.user_id == user_id, RecentRecord.record_id == record_id)
+        .values(opened_at=now).execution_options(synchronize_session=False)).rowcount
+    if touched:
+        return
+    session.add(RecentRecord(user_id=user_id, record_id=record_id, opened_at=now))
     session.flush()
     old = select(RecentRecord.id).where(RecentRecord.user_id == user_id).order_by(
         RecentRecord.opened_at.desc()).offset(KEEP_RECENT)

@@ -85,6 +85,7 @@ def _pages(db, app) -> list[str]:
                    f"{forms}/customer/records/{customer['id']}",
                    f"{forms}/customer/records/{customer['id']}/edit",
                    f"{forms}/loan_case/records/{case['id']}",
+                   f"{forms}/loan_case/records/{case['id']}/activity",
                    f"{forms}/customer/import", f"{forms}/customer/quick"]
 
 
