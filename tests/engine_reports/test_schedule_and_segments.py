@@ -35,6 +35,18 @@ def smtp():
     sink.close()
 
 
+def saved_a_week_before(world) -> None:
+    """The weekly report as if it had been saved the week before MONDAY_0905 (a report
+    is only sent for slots after it was saved; the test's Monday is a fixed date)."""
+    from sqlalchemy import update
+
+    from engine_reports.models import Report
+
+    with world.db.write() as s:
+        s.execute(update(Report).where(Report.key == "weekly").values(
+            updated_at=MONDAY_0905 - timedelta(days=7)))
+
+
 def worker(world, smtp, name="w1"):
     settings = load_settings(data_dir=world.app.state.qiao.settings.data_dir,
                              smtp_host="127.0.0.1", smtp_port=smtp.port,
@@ -64,6 +76,7 @@ def test_a_weekly_report_is_mailed_to_the_role_each_with_their_numbers_once(worl
     world.case("li", region="华东", amount="9.99", maturity_date="2026-11-30")  # this week
     world.case("wang", region="华北", amount="5000.00", maturity_date="2026-11-25")
     ok(world.admin.post(f"{APP}/reports", json=WEEKLY), 201)
+    saved_a_week_before(world)
     tick = worker(world, smtp)
 
     assert tick(MONDAY_0905 - timedelta(minutes=10)) == 0  # 08:55: not yet
@@ -90,6 +103,7 @@ def test_a_failed_sending_is_retried_later(world, smtp):
     world.user("li", "seller")
     ok(world.admin.patch(f"{API}/users/{world.users['li']}", json={"email": "li@bank.example"}))
     ok(world.admin.post(f"{APP}/reports", json=WEEKLY), 201)
+    saved_a_week_before(world)
     port = smtp.port
     smtp.close()  # the mail server is down
     settings = load_settings(data_dir=world.app.state.qiao.settings.data_dir,
