@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from engine_forms.forms import Published
 from engine_forms.service import masked_keys
 from engine_forms.spec import FieldSpec
-from frontend.i18n import _
+from frontend.i18n import _, pgettext
 from platform_core.security.permissions import FormAccess
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -29,7 +29,7 @@ def op_labels() -> dict[str, str]:
     return {"contains": _("包含"), "eq": _("等于"), "ne": _("不等于"),
             "starts_with": _("开头是"), "gte": _("不小于"), "lte": _("不大于"),
             "between": _("介于"), "in": _("是其中之一"), "not_in": _("不是其中之一"),
-            "is_true": _("是"), "is_false": _("否"), "is": _("是"),
+            "is_true": _("是"), "is_false": _("否"), "is": pgettext("filter", "是"),
             "today": _("今天"), "this_week": _("本周"), "this_month": _("本月"),
             "last_30_days": _("近 30 天"), "is_empty": _("为空"),
             "is_not_empty": _("不为空")}

@@ -155,7 +155,8 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
             docs, cursor, shown = _rows(s, caller, pub, query)
         except DomainError as exc:  # a value the field refuses, typed into a filter
             docs, cursor, shown, problem = [], None, Shown(s, caller, pub), exc.detail
-        builder = _builder_context(s, pub, access)
+        builder = _builder_context(s, pub, access,
+                                   ("user",) if access.allows("update") else ())
         saved = views.visible_views(s, principal, app, form)
         roles = _roles(s) if views.can_publish(principal, app, form) else []
         return render(request, "workspace/list.html", app=app, form=form, pub=pub,
@@ -199,13 +200,18 @@ def condition_row(ctx: ContextDep, access: AccessDep, request: Request, app: str
                       **_builder_context(s, pub, access))
 
 
-def _builder_context(s: Session, pub: Published, access: Any) -> dict[str, Any]:
+def _builder_context(s: Session, pub: Published, access: Any,
+                     also: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the filter builder offers: fields, their operators, the people to pick from
+    (only the kinds of people some field or ``also`` needs: each list is a query)."""
     fields = filters.filterable(pub, access)
     masked = service.masked_keys(pub, access)
     ops = {f.key: filters.ops_for(f, f.key in masked) for f in fields}
+    kinds = {f.type for f in fields if f.type in ("user", "department")} | set(also)
     return {"filter_fields": [f for f in fields if ops[f.key]], "ops": ops,
             "op_labels": filters.op_labels(),
-            "people": {kind: people_options(s, kind) for kind in ("user", "department")}}
+            "people": {kind: people_options(s, kind) if kind in kinds else []
+                       for kind in ("user", "department")}}
 
 
 @router.get(FORM + "/rows", response_class=HTMLResponse, openapi_extra=rule("form:read"))

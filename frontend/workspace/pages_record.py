@@ -15,7 +15,7 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from frontend.workspace.fields import Builder, Editing
 from frontend.workspace.values import Shown, ids_of, record_url
 from frontend.workspace.widgets import Posted, payload_of
 from platform_core.app import ContextDep, IdPath
-from platform_core.errors import Conflict, DomainError
+from platform_core.errors import Conflict, DomainError, NotFound
 from platform_core.security.guard import AccessDep, PrincipalDep, client_of, rule
 
 router = APIRouter(include_in_schema=False)
@@ -115,7 +115,8 @@ def _page_title(pub: Published, doc: dict[str, Any]) -> str:
 @router.get(FORM + "/records/{record_id}", response_class=HTMLResponse,
             openapi_extra=rule("form:read"))
 def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
-                request: Request, app: str, form: str, record_id: IdPath) -> HTMLResponse:
+                request: Request, background: BackgroundTasks, app: str, form: str,
+                record_id: IdPath) -> HTMLResponse:
     caller = caller_of(request, ctx, principal, access)
     with ctx.db.read() as s:
         pub = published(s, app, form)
@@ -124,11 +125,12 @@ def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
         sections = Builder(s, pub, shown, Editing(frozenset()), doc["data"]).sections()
         owner = shown.user(doc.get("owner_id"))
         department = shown.department(doc.get("department_id"))
-    _remember(ctx, principal.user_id, record_id)
+    background.add_task(_remember, ctx, principal.user_id, record_id)  # after the answer
     return render(request, "workspace/record.html", app=app, form=form, pub=pub, doc=doc,
                   title=_page_title(pub, doc), sections=sections, owner=owner,
                   department=department,
-                  can_edit=access.allows("update"), can_delete=access.allows("delete"))
+                  can_edit=access.allows("update"), can_delete=access.allows("delete"),
+                  problem=request.query_params.get("problem", ""))
 
 
 @router.get(FORM + "/records/{record_id}/activity", response_class=HTMLResponse,
@@ -423,7 +425,9 @@ async def delete_record(ctx: ContextDep, principal: PrincipalDep, access: Access
         with ctx.db.write() as s:
             service.delete(s, caller, published(s, app, form), record_id,
                            expected_version=None)
-    except DomainError as exc:
+    except NotFound:
+        raise
+    except DomainError as exc:  # e.g. still linked from another record: said on its page
         return redirect(record_url(app, form, record_id) + "?problem=" + exc.code)
     return redirect(f"/apps/{app}/forms/{form}", "record_deleted")
 

@@ -52,7 +52,8 @@ def _state(page, key: str) -> str:
 
 def test_a_salesperson_adds_a_customer_and_finds_them_by_mobile(web, db, server_keyring):
     _crm(db)
-    _create(db, server_keyring, "lao.zhao", "customer", {"name": "别人的客户", "mobile": "13900001111"})
+    _create(db, server_keyring, "lao.zhao", "customer",
+            {"name": "别人的客户", "mobile": "13900001111"})
     page = web.signed_in("xiao.wang")
     page.goto(f"{APP}/customer/new")
     page.fill("#f-name", "李四")
@@ -85,7 +86,8 @@ def test_a_salesperson_adds_a_customer_and_finds_them_by_mobile(web, db, server_
 
 def test_a_loan_case_shows_collateral_only_when_there_is_one(web, db, server_keyring):
     _crm(db)
-    customer = _create(db, server_keyring, "xiao.wang", "customer", {"name": "王五", "mobile": "13700001234"})
+    customer = _create(db, server_keyring, "xiao.wang", "customer",
+                       {"name": "王五", "mobile": "13700001234"})
     page = web.signed_in("xiao.wang")
     page.goto(f"{APP}/loan_case/new?customer={customer['id']}")
     assert "王五" in page.inner_text("#row-customer")  # pre-linked, shown by its title
@@ -110,7 +112,8 @@ def test_a_loan_case_shows_collateral_only_when_there_is_one(web, db, server_key
 
 def test_two_people_editing_one_record_lose_nothing(web, db, server_keyring):
     _crm(db)
-    doc = _create(db, server_keyring, "xiao.wang", "customer", {"name": "赵六", "mobile": "13600001234"})
+    doc = _create(db, server_keyring, "xiao.wang", "customer",
+                  {"name": "赵六", "mobile": "13600001234"})
     url = f"{APP}/customer/records/{doc['id']}/edit"
     first = web.signed_in("xiao.wang")
     second = web.signed_in("xiao.wang")
@@ -132,10 +135,10 @@ def test_two_people_editing_one_record_lose_nothing(web, db, server_keyring):
 
 def test_the_first_loan_step_is_completed_on_the_task_page(web, db, server_keyring):
     _crm(db)
-    customer = _create(db, server_keyring, "xiao.wang", "customer", {"name": "钱七", "mobile": "13500001234"})
-    case = _create(db, server_keyring, "xiao.wang", "loan_case", {"customer": customer["id"],
-                                                   "loan_type": "mortgage",
-                                                   "amount": "800000"})
+    customer = _create(db, server_keyring, "xiao.wang", "customer",
+                       {"name": "钱七", "mobile": "13500001234"})
+    case = _create(db, server_keyring, "xiao.wang", "loan_case",
+                   {"customer": customer["id"], "loan_type": "mortgage", "amount": "800000"})
     with db.write() as s:
         start_run(s, app="crm", flow="loan_service", record_id=case["id"], actor=SYSTEM,
                   now=utcnow())

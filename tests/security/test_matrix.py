@@ -434,6 +434,37 @@ def _admin_token_revoke(w: World, _who: str, _v: str | None) -> Request:
     return Request(f"{API}/tokens/{token_id}")
 
 
+PAGE = "/apps/crm/forms/customer"  # the workspace's pages of the customer form
+
+
+def _page_record(suffix: str = "") -> Callable[[World, str, str | None], Request]:
+    """A record page of the variant's shared customer (pages that change nothing)."""
+    def build(w: World, _who: str, variant: str | None) -> Request:
+        return Request(f"{PAGE}/records/{w.records[variant or 'own']}{suffix}")
+    return build
+
+
+def _page_fresh(suffix: str, **data: Any) -> Callable[[World, str, str | None], Request]:
+    """A page's form posted about a fresh customer of the variant's owner."""
+    def build(w: World, _who: str, variant: str | None) -> Request:
+        record_id = w.fresh_record(variant or "own")
+        return Request(f"{PAGE}/records/{record_id}{suffix}", data=data or None)
+    return build
+
+
+def _my_view(w: World, who: str, _v: str | None) -> Request:
+    """A saved list view of the caller's own (anonymous borrows staff's)."""
+    from engine_forms.models import ListView
+
+    with w.db.write() as s:
+        view = ListView(app="crm", form="customer", name="我的视图", query="q=x",
+                        owner_id=w.users[w.acting(who)])
+        s.add(view)
+        s.flush()
+        view_id = view.id
+    return Request(f"{PAGE}/views/{view_id}/delete")
+
+
 def _upload(_w: World, _who: str, _v: str | None) -> Request:
     return Request(f"{CUSTOMER}/attachments", data={"field": "docs"},
                    files={"file": ("身份证.pdf", b"%PDF-1.4 id", "application/pdf")})
@@ -920,6 +951,38 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         "/data", board=True, api=True),
     ("GET", "/apps/{app}/dashboards/{dashboard}"): _report_page(board=True, **{
         "p.period.from": "2020-01-01", "p.period.to": "2099-12-31"}),
+    # the workspace: lists, record pages, views, bulk actions, import, pickers
+    ("GET", "/apps/{app}/forms/{form}"): _fixed(PAGE, params={"q": "客户"}),
+    ("GET", "/apps/{app}/forms/{form}/rows"): _fixed(f"{PAGE}/rows"),
+    ("GET", "/apps/{app}/forms/{form}/count"): _fixed(f"{PAGE}/count"),
+    ("GET", "/apps/{app}/forms/{form}/condition"): _fixed(f"{PAGE}/condition",
+                                                        params={"i": "1"}),
+    ("POST", "/apps/{app}/forms/{form}/views"): _fixed(f"{PAGE}/views", data={
+        "name": "北京客户", "query": "c0.f=city&c0.o=eq&c0.v=北京"}),
+    ("POST", "/apps/{app}/forms/{form}/views/{view_id}/delete"): _my_view,
+    ("POST", "/apps/{app}/forms/{form}/bulk"): _fixed(f"{PAGE}/bulk",
+                                                    data={"action": "delete"}),
+    ("GET", "/apps/{app}/forms/{form}/new"): _fixed(f"{PAGE}/new"),
+    ("POST", "/apps/{app}/forms/{form}/new"): _fixed(f"{PAGE}/new", data={"f:name": "新客户"}),
+    ("POST", "/apps/{app}/forms/{form}/check"): _fixed(f"{PAGE}/check",
+                                                     data={"f:name": "新客户"}),
+    ("GET", "/apps/{app}/forms/{form}/quick"): _fixed(f"{PAGE}/quick"),
+    ("POST", "/apps/{app}/forms/{form}/quick"): _fixed(f"{PAGE}/quick",
+                                                     data={"f:name": "新客户"}),
+    ("GET", "/apps/{app}/forms/{form}/options/{field}"): _fixed(
+        "/apps/crm/forms/loan_case/options/customer", params={"q": "客户"}),
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}"): _page_record(),
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/activity"): _page_record(
+        "/activity"),
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/edit"): _page_record("/edit"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/edit"): _page_fresh(
+        "/edit", row_version="1", **{"f:city": "上海"}),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/delete"): _page_fresh("/delete"),
+    ("GET", "/apps/{app}/forms/{form}/import"): _fixed(f"{PAGE}/import"),
+    ("POST", "/apps/{app}/forms/{form}/import"): lambda w, _who, _v: Request(
+        f"{PAGE}/import", data={"mode": "check"}, files={
+            "file": ("客户.csv", f"name,city\n导入{w.n()},北京\n".encode(), "text/csv")}),
+    ("GET", "/address/options"): _fixed("/address/options", params={"province": "北京市"}),
 }
 
 # Tasks: what a flow manager (a role with manage on the flow's form) may do with a task
