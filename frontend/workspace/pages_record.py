@@ -98,7 +98,7 @@ def changed_only(pub: Published, payload: dict[str, Any], posted: Posted) -> dic
 
 def _shown(s: Session, caller: Caller, pub: Published, doc: dict[str, Any]) -> Shown:
     caller = service.narrowed(s, caller, pub)
-    shown = Shown.of(s, caller, pub, [doc])
+    shown = Shown.of(s, caller, pub, [doc], owners=True)
     shown.add_files(doc.get("data") or {})
     return shown
 

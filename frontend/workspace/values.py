@@ -68,21 +68,24 @@ class Shown:
 
     @classmethod
     def of(cls, session: Session, caller: Caller, pub: Published,
-           docs: Iterable[Mapping[str, Any]]) -> Shown:
+           docs: Iterable[Mapping[str, Any]], *, owners: bool = False) -> Shown:
+        """``owners``: also the names of the records' owners and departments (a record
+        page's header; a list shows only its columns)."""
         shown = cls(session, caller, pub, service.masked_keys(pub, caller.access)
                     | frozenset(caller.lookup_masks))
-        shown.prepare(list(docs))
+        shown.prepare(list(docs), owners=owners)
         return shown
 
-    def prepare(self, docs: list[Mapping[str, Any]]) -> None:
+    def prepare(self, docs: list[Mapping[str, Any]], *, owners: bool = False) -> None:
         users: set[int] = set()
         departments: set[int] = set()
         linked: dict[str, set[int]] = {}
         for doc in docs:
-            users |= {doc.get(k) for k in ("owner_id", "created_by", "updated_by")
-                      if isinstance(doc.get(k), int)}
-            if isinstance(doc.get("department_id"), int):
-                departments.add(doc["department_id"])
+            if owners:
+                users |= {doc.get(k) for k in ("owner_id", "created_by", "updated_by")
+                          if isinstance(doc.get(k), int)}
+                if isinstance(doc.get("department_id"), int):
+                    departments.add(doc["department_id"])
             data = doc.get("data") or {}
             for f in self.pub.spec.fields:
                 value = data.get(f.key)

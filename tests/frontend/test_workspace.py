@@ -277,3 +277,22 @@ def test_a_new_customer_is_made_from_the_loan_case_form_without_leaving_it(web, 
     assert "冯十二" in page.inner_text("#row-customer")
     assert page.input_value("#f-amount") == "300000"  # nothing typed was lost
     page.keyboard.press("Escape")
+
+
+def test_leaving_a_form_with_unsaved_changes_asks_first(web, db):
+    _crm(db)
+    page = web.signed_in("xiao.wang")
+    page.goto(f"{APP}/customer/new")
+    asked = []
+    page.on("dialog", lambda dialog: asked.append(dialog.type))
+    page.click("#f-name")
+    page.keyboard.type("未保存的客户")
+    page.click("a[data-leave]")
+    page.wait_for_load_state()
+    assert asked == ["beforeunload"]
+
+    page.goto(f"{APP}/customer/new")  # nothing typed: leaves without asking
+    asked.clear()
+    page.click("a[data-leave]")
+    page.wait_for_load_state()
+    assert asked == []
