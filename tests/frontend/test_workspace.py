@@ -133,15 +133,22 @@ def test_two_people_editing_one_record_lose_nothing(web, db, server_keyring):
     assert second.inner_text("[data-field=city]") == "上海"
 
 
-def test_the_first_loan_step_is_completed_on_the_task_page(web, db, server_keyring):
-    _crm(db)
-    customer = _create(db, server_keyring, "xiao.wang", "customer",
-                       {"name": "钱七", "mobile": "13500001234"})
-    case = _create(db, server_keyring, "xiao.wang", "loan_case",
+def _case_in_flow(db, keyring, name: str, mobile: str) -> tuple[dict, dict, int]:
+    """xiao.wang's customer and loan case, its loan flow started: (customer, case, the
+    first step's task id)."""
+    customer = _create(db, keyring, "xiao.wang", "customer", {"name": name, "mobile": mobile})
+    case = _create(db, keyring, "xiao.wang", "loan_case",
                    {"customer": customer["id"], "loan_type": "mortgage", "amount": "800000"})
     with db.write() as s:
         start_run(s, app="crm", flow="loan_service", record_id=case["id"], actor=SYSTEM,
                   now=utcnow())
+        task = progress(s, case["id"], utcnow())[0]["current"][0]["tasks"][0]
+    return customer, case, task
+
+
+def test_the_first_loan_step_is_completed_on_the_task_page(web, db, server_keyring):
+    _crm(db)
+    _customer, case, _task = _case_in_flow(db, server_keyring, "钱七", "13500001234")
     page = web.signed_in("xiao.wang")
     page.goto("/tasks")
     assert "LN-" in page.inner_text("#tasks")  # the inbox names the record (its title)
@@ -161,15 +168,7 @@ def test_the_first_loan_step_is_completed_on_the_task_page(web, db, server_keyri
 
 def test_the_workspace_pages_fit_a_phone(web, db, server_keyring):
     _crm(db)
-    doc = _create(db, server_keyring, "xiao.wang", "customer",
-                  {"name": "孙八", "mobile": "13400001234"})
-    case = _create(db, server_keyring, "xiao.wang", "loan_case",
-                   {"customer": doc["id"], "loan_type": "car", "amount": "100000"})
-    with db.write() as s:
-        run = start_run(s, app="crm", flow="loan_service", record_id=case["id"],
-                        actor=SYSTEM, now=utcnow())
-        task = progress(s, case["id"], utcnow())[0]["current"][0]["tasks"][0]
-    assert run.id
+    doc, case, task = _case_in_flow(db, server_keyring, "孙八", "13400001234")
     page = web.signed_in("xiao.wang", width=375, height=740)
     for url in ("/", "/tasks", f"/tasks/{task}", f"{APP}/customer", f"{APP}/customer/new",
                 f"{APP}/loan_case/new", f"{APP}/customer/records/{doc['id']}",
