@@ -218,6 +218,10 @@ class Shown:
             return self._lookup(f, value, full)
         if kind == "rollup":
             return self._rollup(f, value)
+        if kind == "phone" and full:  # a tap calls (a masked number is no link)
+            return Markup('<a href="tel:{}">{}</a>').format(value, value)
+        if kind == "email" and full:
+            return Markup('<a href="mailto:{}">{}</a>').format(value, value)
         if kind == "plain":
             return escape(str(value))
         return escape(f.field_type.format(value, f))
