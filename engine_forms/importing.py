@@ -78,11 +78,13 @@ def _text(cell: Any) -> str:
 
 
 def columns(pub: Published, header: Sequence[Any]) -> list[str | None]:
-    """Header cells → field keys (by key or label); None for an empty header cell."""
+    """Header cells → field keys (by key, label, or the label in another language);
+    None for an empty header cell."""
     by_name = {}
     for field in pub.spec.fields:
         if field.type not in NOT_IMPORTED:
-            by_name[field.key] = by_name[field.label] = field.key
+            for name in (*(field.labels or {}).values(), field.key, field.label):
+                by_name[name] = field.key
     keys, unknown = [], []
     for cell in header:
         name = _text(cell) if not _blank(cell) else ""

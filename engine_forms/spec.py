@@ -45,6 +45,9 @@ class Sensitive(BaseModel):
     encrypt: bool = False
 
 
+LABEL_LOCALES = ("en",)  # languages a label may be given in besides its own (Chinese)
+
+
 class FieldSpec(BaseModel):
     """One field. Type-specific keys (``options``, ``target`` …) are in ``config``."""
 
@@ -52,6 +55,7 @@ class FieldSpec(BaseModel):
 
     key: str
     label: str
+    labels: dict[str, str] | None = None  # the label in other languages: {"en": "Mobile"}
     type: str
     required: bool = False
     default: Any = None
@@ -77,6 +81,7 @@ class FieldSpec(BaseModel):
 class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     section: str
+    labels: dict[str, str] | None = None
     columns: int = 1
     fields: tuple[str, ...]
 
@@ -95,6 +100,7 @@ class FormSpec(BaseModel):
     format_version: int = FORMAT_VERSION
     key: str
     name: str
+    labels: dict[str, str] | None = None  # the name in other languages
     description: str | None = None
     title_field: str | None = None
     fields: tuple[FieldSpec, ...]
@@ -107,6 +113,12 @@ class FormSpec(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_defaults=True)
 
 
+# a label in other languages, by locale (pages in English show it instead of the label)
+LABELS: dict[str, Any] = {
+    "type": "object", "propertyNames": {"enum": list(LABEL_LOCALES)},
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 100}}
+
+
 @cache
 def meta_schema() -> dict[str, Any]:
     """The JSON Schema every form definition must satisfy (built from the registry)."""
@@ -114,6 +126,7 @@ def meta_schema() -> dict[str, Any]:
     common = {
         "key": {"type": "string", "pattern": KEY_PATTERN},
         "label": {"type": "string", "minLength": 1, "maxLength": 100},
+        "labels": LABELS,
         "type": {"enum": list(FIELD_TYPES)},
         "required": {"type": "boolean"}, "default": {}, "help": {"type": "string"},
         "indexed": {"type": "boolean"}, "unique": {"type": "boolean"},
@@ -139,7 +152,7 @@ def meta_schema() -> dict[str, Any]:
                                               "required": list(t.config_required)}})
     section = {"type": "object", "required": ["section", "fields"],
                "additionalProperties": False,
-               "properties": {"section": {"type": "string"},
+               "properties": {"section": {"type": "string"}, "labels": LABELS,
                               "columns": {"type": "integer", "minimum": 1, "maximum": 4},
                               "fields": {"type": "array", "items": {"type": "string"}}}}
     return {
@@ -150,6 +163,7 @@ def meta_schema() -> dict[str, Any]:
             "format_version": {"const": FORMAT_VERSION},
             "key": {"type": "string", "pattern": KEY_PATTERN},
             "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "labels": LABELS,
             "description": {"type": "string"},
             "title_field": {"type": "string"},
             "fields": {"type": "array", "minItems": 1, "maxItems": 500,

@@ -11,6 +11,8 @@ OPTIONS: dict[str, Any] = {
         "type": "object", "required": ["value", "label"], "additionalProperties": False,
         "properties": {"value": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_]{0,62}$"},
                        "label": {"type": "string", "minLength": 1},
+                       "labels": {"type": "object", "propertyNames": {"enum": ["en"]},
+                                  "additionalProperties": {"type": "string", "minLength": 1}},
                        "color": {"type": "string"}}}}}
 
 TRUE_WORDS = {"true", "yes", "y", "1", "是", "有", "√", "✓", "对"}

@@ -26,7 +26,7 @@ from engine_forms.records import env_for
 from engine_forms.spec import FieldSpec, Section, Tab
 from engine_forms.validation import FieldState, field_states
 from frontend.i18n import _
-from frontend.workspace.values import Shown, ids_of, wan
+from frontend.workspace.values import Shown, ids_of, label_of, wan
 from frontend.workspace.widgets import widget_of
 from platform_core.security.models import Department, User
 
@@ -56,7 +56,7 @@ class FieldView:
 
     @property
     def label(self) -> str:
-        return self.spec.label
+        return label_of(self.spec)
 
 
 @dataclass
@@ -80,9 +80,10 @@ def _sections(pub: Published) -> list[tuple[str, int, tuple[str, ...]]]:
     out: list[tuple[str, int, tuple[str, ...]]] = []
     for item in pub.spec.layout:
         if isinstance(item, Section):
-            out.append((item.section, item.columns, item.fields))
+            out.append((label_of(item), item.columns, item.fields))
         elif isinstance(item, Tab):
-            out += [(f"{item.tab} · {s.section}", s.columns, s.fields) for s in item.sections]
+            out += [(f"{item.tab} · {label_of(s)}", s.columns, s.fields)
+                    for s in item.sections]
     placed = {k for _t, _c, keys in out for k in keys}
     rest = tuple(f.key for f in pub.spec.fields if f.key not in placed)
     if rest:
@@ -152,7 +153,7 @@ class Builder:
     def _fill(self, view: FieldView) -> None:
         spec, value = view.spec, view.value
         if spec.type in ("select", "multiselect"):
-            view.options = [{"value": o["value"], "label": o["label"]}
+            view.options = [{"value": o["value"], "label": label_of(o)}
                             for o in spec.config.get("options", [])]
         elif spec.type in ("user", "department"):
             if spec.type not in self._people:
@@ -167,7 +168,7 @@ class Builder:
             view.extra["target"] = target
             access = self.shown.caller.principal.access(self.pub.app, target)
             view.extra["can_create"] = access.allows("create") and view.editable
-            view.extra["target_name"] = self.shown.form(target).spec.name
+            view.extra["target_name"] = label_of(self.shown.form(target).spec)
         elif spec.type == "subtable":
             self._subtable(view)
         elif spec.type == "attachment":
@@ -180,7 +181,7 @@ class Builder:
                                   required=c.required) for c in columns]
         for column in view.columns:
             if column.spec.type in ("select", "multiselect"):
-                column.options = [{"value": o["value"], "label": o["label"]}
+                column.options = [{"value": o["value"], "label": label_of(o)}
                                   for o in column.spec.config.get("options", [])]
             elif column.spec.type in ("user", "department"):
                 column.options = people_options(self.session, column.spec.type)

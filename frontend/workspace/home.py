@@ -19,7 +19,7 @@ from engine_reports import service as reports
 from engine_reports.running import Viewer
 from engine_rules.models import Notification
 from frontend.workspace import views
-from frontend.workspace.values import record_url, wan
+from frontend.workspace.values import label_of, record_url, wan
 from platform_core.errors import DomainError
 from platform_core.models import utcnow
 from platform_core.security.principal import Principal
@@ -90,7 +90,7 @@ def _recent(session: Session, principal: Principal, keyring: Any) -> list[dict[s
         titles = service.titles(session, Caller(principal, access, keyring), pub,
                                 {item["id"]})
         if item["id"] in titles:
-            out.append({"title": titles[item["id"]], "form": pub.spec.name,
+            out.append({"title": titles[item["id"]], "form": label_of(pub.spec),
                         "url": record_url(item["app"], item["form"], item["id"])})
     return out
 

@@ -27,7 +27,7 @@ from frontend.web import redirect, render
 from frontend.workspace import filters, views
 from frontend.workspace.fields import people_options
 from frontend.workspace.pages_record import caller_of, posted_form
-from frontend.workspace.values import Shown
+from frontend.workspace.values import Shown, label_of
 from frontend.workspace.widgets import Posted, money_text
 from platform_core.app import ContextDep, IdPath
 from platform_core.errors import DomainError, InvalidInput
@@ -302,7 +302,7 @@ def _bulk_value(pub: Published, key: str, text: str) -> Any:
         return spec.field_type.from_text(money_text(text) if spec.type == "money" else text,
                                          spec)
     except FieldError as exc:
-        raise InvalidInput(f"{spec.label}: {exc.zh}", field=key) from None
+        raise InvalidInput(f"{label_of(spec)}: {exc.zh}", field=key) from None
 
 
 @router.post(FORM + "/bulk", response_class=HTMLResponse, openapi_extra=rule("form:read"))

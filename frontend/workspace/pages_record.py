@@ -29,7 +29,7 @@ from frontend.i18n import _
 from frontend.web import redirect, render
 from frontend.workspace import views
 from frontend.workspace.fields import Builder, Editing
-from frontend.workspace.values import Shown, ids_of, record_url
+from frontend.workspace.values import Shown, ids_of, label_of, record_url
 from frontend.workspace.widgets import Posted, payload_of
 from platform_core.app import ContextDep, IdPath
 from platform_core.errors import Conflict, DomainError, NotFound
@@ -106,7 +106,7 @@ def _shown(s: Session, caller: Caller, pub: Published, doc: dict[str, Any]) -> S
 def _page_title(pub: Published, doc: dict[str, Any]) -> str:
     title = pub.spec.title_field
     shown = (doc.get("data") or {}).get(title) if title else None
-    return str(shown) if shown not in (None, "") else f"{pub.spec.name} #{doc['id']}"
+    return str(shown) if shown not in (None, "") else f"{label_of(pub.spec)} #{doc['id']}"
 
 
 # -- view ---------------------------------------------------------------------------------
@@ -173,7 +173,7 @@ def _history(s: Session, caller: Caller, pub: Published, record_id: int,
             spec = pub.spec.field(key)
             if spec is None or not isinstance(pair, list) or len(pair) != 2:
                 continue
-            changes.append({"label": spec.label, "before": shown.text(spec, pair[0]),
+            changes.append({"label": label_of(spec), "before": shown.text(spec, pair[0]),
                             "after": shown.text(spec, pair[1])})
         out.append({"action": item["action"], "at": item["at"],
                     "who": shown.user(item["actor_id"]) or _("系统"),
@@ -223,7 +223,7 @@ def _form_page(request: Request, s: Session, caller: Caller, pub: Published, *,
     return render(request, "workspace/edit.html", status=status, app=pub.app,
                   form=pub.spec.key, pub=pub, doc=doc, sections=sections,
                   title=_page_title(pub, doc) if doc else _("新建{name}").format(
-                      name=pub.spec.name),
+                      name=label_of(pub.spec)),
                   errors=errors or {}, conflict=conflict,
                   orig=orig if orig is not None else snapshot(
                       pub, data, editable_keys(pub, narrowed)) if doc else "",
@@ -372,7 +372,7 @@ def _conflict(s: Session, caller: Caller, pub: Published, record_id: int, versio
     changes = [h for h in _history(s, caller, pub, record_id, shown)
                if h["version"] > version]
     touched = {c["label"] for h in changes for c in h["changes"]}
-    mine = {pub.spec.field(k).label for k in payload if pub.spec.field(k) is not None}
+    mine = {label_of(pub.spec.field(k)) for k in payload if pub.spec.field(k) is not None}
     return {"changes": changes, "current_version": doc["row_version"],
             "overlap": sorted(touched & mine)}
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from frontend import web
 from frontend.i18n import N_
+from frontend.workspace.values import label_of
 from frontend.workspace.widgets import register_builtins
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -57,6 +58,7 @@ def install() -> None:
     env = web.TEMPLATES.env
     env.filters["china_time"] = china_time
     env.filters["china_local"] = china_local
+    env.globals["label_of"] = label_of
     env.globals["address_provinces"] = address_lookup("provinces")
     env.globals["address_cities"] = address_lookup("cities")
     env.globals["address_districts"] = address_lookup("districts")

@@ -24,8 +24,21 @@ from engine_forms import service
 from engine_forms.forms import Published, published
 from engine_forms.service import Caller
 from engine_forms.spec import FieldSpec
-from frontend.i18n import _
+from frontend.i18n import _, current_locale
 from platform_core.security.models import Department, User
+
+
+def label_of(item: Any) -> str:
+    """What metadata calls a field, a form, a section or an option, in the page's
+    language: its ``labels`` entry for that language, else its own (Chinese) label."""
+    if isinstance(item, dict):
+        own, labels = item.get("label", ""), item.get("labels")
+    else:
+        own = getattr(item, "label", None) or getattr(item, "name", None) \
+            or getattr(item, "section", "")
+        labels = getattr(item, "labels", None)
+    locale = current_locale()
+    return (labels or {}).get(locale.split("-")[0], own) if locale != "zh-CN" else own
 
 
 def wan(value: Any) -> str:
@@ -243,18 +256,18 @@ class Shown:
 
     def _subtable(self, f: FieldSpec, rows: list[Any]) -> Markup:
         columns = [FieldSpec.model_validate(c) for c in f.config["fields"]]
-        head = Markup("").join(Markup("<th>{}</th>").format(c.label) for c in columns)
+        head = Markup("").join(Markup("<th>{}</th>").format(label_of(c)) for c in columns)
         body = Markup("").join(
             Markup("<tr>{}</tr>").format(Markup("").join(
                 Markup('<td data-label="{}">{}</td>').format(
-                    c.label, self.text(c, r.get(c.key))) for c in columns))
+                    label_of(c), self.text(c, r.get(c.key))) for c in columns))
             for r in rows if isinstance(r, dict))
         return Markup('<table class="subtable cards"><thead><tr>{}</tr></thead>'
                       '<tbody>{}</tbody></table>').format(head, body)
 
 
 def _chip(f: FieldSpec, value: Any) -> Markup:
-    label = next((o["label"] for o in f.config.get("options", []) if o["value"] == value),
+    label = next((label_of(o) for o in f.config.get("options", []) if o["value"] == value),
                  str(value))
     return Markup('<span class="chip">{}</span>').format(label)
 

@@ -100,3 +100,17 @@ def test_import_is_its_own_right_and_respects_field_permissions(db, crm):
     with db.read() as s:
         owners = set(s.execute(select(Record.owner_id)).scalars())
     assert owners == {importer.user_id}
+
+
+def test_columns_may_be_named_by_a_fields_label_in_another_language():
+    from types import SimpleNamespace
+
+    from engine_forms.importing import columns
+    from engine_forms.spec import load_form
+
+    spec = load_form({"key": "c", "name": "客户", "fields": [
+        {"key": "mobile", "label": "手机", "labels": {"en": "Mobile"}, "type": "phone"}]})
+
+    pub = SimpleNamespace(spec=spec)  # columns() reads only the spec
+    assert columns(pub, ["Mobile"]) == ["mobile"]
+    assert columns(pub, ["手机"]) == ["mobile"] and columns(pub, ["mobile"]) == ["mobile"]

@@ -260,3 +260,22 @@ def test_a_formula_may_be_indexed_because_its_kind_comes_from_its_expression():
     spec = load_form(form(f("n", "number"), f("c", "formula", expression="n > 1",
                                               indexed=True)))
     assert compile_form(spec).kinds["c"] == "boolean"
+
+
+def test_labels_in_other_languages_load_and_round_trip():
+    raw = form(f("mobile", "phone", labels={"en": "Mobile"}),
+               f("kind", "select", options=[{"value": "a", "label": "甲",
+                                             "labels": {"en": "A"}}]),
+               labels={"en": "Test"},
+               layout=[{"section": "基本", "labels": {"en": "Basics"},
+                        "fields": ["mobile", "kind"]}])
+    spec = load_form(raw)
+    assert spec.labels == {"en": "Test"} and spec.field("mobile").labels == {"en": "Mobile"}
+    assert spec.layout[0].labels == {"en": "Basics"}
+    assert spec.field("kind").config["options"][0]["labels"] == {"en": "A"}
+    assert load_form(spec.dump()) == spec
+
+
+def test_a_label_in_an_unknown_language_is_refused():
+    problems = problems_of(form(f("mobile", "phone", labels={"fr": "Portable"})))
+    assert any("fr" in p for p in problems), problems

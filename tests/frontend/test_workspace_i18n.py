@@ -10,7 +10,7 @@ import pytest
 
 from engine_flows.instances import progress, start_run
 from engine_forms import service
-from engine_forms.forms import list_forms, published
+from engine_forms.forms import published
 from engine_forms.service import Caller
 from platform_core.app import create_app
 from platform_core.models import utcnow
@@ -27,8 +27,9 @@ def app(db, tmp_path):
 
 
 def _crm_names(db) -> set[str]:
-    """Every name the CRM template typed: forms, fields, options, sections, flows, steps,
-    menus, reports."""
+    """The names the CRM template typed that have no English of their own (menus, flow
+    steps, reports, formula results): shown as typed in every language. Forms, sections,
+    fields and options carry English labels (``labels.en``) and must show them."""
     bundle = template("bank_intermediary_crm")
     names: set[str] = set()
 
@@ -36,23 +37,17 @@ def _crm_names(db) -> set[str]:
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in ("name", "label", "section", "tab", "title", "description",
-                           "message") and isinstance(value, str):
+                           "message") and isinstance(value, str) \
+                        and "en" not in (node.get("labels") or {}):
                     names.add(value)
+                if key == "expression" and isinstance(value, str):
+                    names.update(re.findall(r'"([^"]*)"', value))
                 walk(value)
         elif isinstance(node, list):
             for item in node:
                 walk(item)
 
     walk(bundle if isinstance(bundle, dict) else vars(bundle))
-    with db.read() as s:
-        for form in list_forms(s, "crm"):
-            spec = published(s, "crm", form.key).spec
-            names |= {spec.name} | {f.label for f in spec.fields}
-            for f in spec.fields:
-                names |= {o["label"] for o in f.config.get("options", [])}
-                names |= {c["label"] for c in f.config.get("fields", [])}
-                names |= set(re.findall(r'"([^"]*)"', f.config.get("expression", "")))
-            names |= {item.section for item in spec.layout if hasattr(item, "section")}
     return names
 
 
@@ -98,6 +93,14 @@ def test_english_workspace_pages_show_no_chinese_ui_text(db, app):
             text = text.replace(name, " ")
         left = set(CJK.findall(text)) - NOT_UI
         assert not left, f"{path} in English still shows {sorted(left)}"
+
+
+def test_field_labels_come_from_the_metadata_in_each_language(db, app):
+    admin, _pages_ = _pages(db, app)
+    english = _text(_get(admin, "/apps/crm/forms/customer/new", "en"))
+    assert "Mobile" in english and "Monthly income" in english and "手机" not in english
+    chinese = _text(_get(admin, "/apps/crm/forms/customer/new", "zh-CN"))
+    assert "手机" in chinese and "Mobile" not in chinese
 
 
 def test_chinese_workspace_pages_show_no_english_ui_words(db, app):
