@@ -26,7 +26,7 @@ from engine_forms.records import env_for
 from engine_forms.spec import FieldSpec, Section, Tab
 from engine_forms.validation import FieldState, field_states
 from frontend.i18n import _
-from frontend.workspace.values import Shown, ids_of, label_of, wan
+from frontend.workspace.values import Shown, ids_of, label_of, subtable_columns, wan
 from frontend.workspace.widgets import widget_of
 from platform_core.security.models import Department, User
 
@@ -175,7 +175,7 @@ class Builder:
             view.extra["files"] = self.shown.files.get(spec.key, [])
 
     def _subtable(self, view: FieldView) -> None:
-        columns = [FieldSpec.model_validate(c) for c in view.spec.config["fields"]]
+        columns = subtable_columns(view.spec)
         view.columns = [FieldView(spec=c, macro=widget_of(c).macro, value=None,
                                   text=Markup(""), editable=view.editable,
                                   required=c.required) for c in columns]
