@@ -163,6 +163,9 @@ class Builder:
             view.hint = wan(value)
         elif spec.type == "relation":
             target = spec.config["target"]
+            view.extra["options_url"] = f"/apps/{self.pub.app}/forms/{self.pub.spec.key}" \
+                f"/options/{spec.key}"
+            view.extra["quick_url"] = f"/apps/{self.pub.app}/forms/{target}/quick"
             view.options = [{"value": str(i), "label": self.shown.titles.get(target, {})
                              .get(i, f"#{i}")} for i in ids_of(value)]
             view.extra["target"] = target
@@ -173,6 +176,8 @@ class Builder:
             self._subtable(view)
         elif spec.type == "attachment":
             view.extra["files"] = self.shown.files.get(spec.key, [])
+            view.extra["upload_url"] = f"/api/v1/apps/{self.pub.app}/forms/" \
+                f"{self.pub.spec.key}/attachments"
 
     def _subtable(self, view: FieldView) -> None:
         columns = subtable_columns(view.spec)
