@@ -47,7 +47,9 @@ def home(ctx: ContextDep, request: Request, principal: PrincipalDep) -> HTMLResp
     from engine_reports.running import Viewer
     from frontend.menus import app_menu
     from frontend.workspace.home import my_day
+    from frontend.workspace.views import recent_log
 
+    recent_log(request.app).flush()  # the records opened just now are in the list
     viewer = Viewer(principal, ctx.keyring)
     with ctx.db.read() as s:
         apps = [{"key": a.key, "name": a.name, "menu": app_menu(s, a, viewer)}

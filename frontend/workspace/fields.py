@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,8 @@ from frontend.i18n import _
 from frontend.workspace.values import Shown, ids_of, label_of, subtable_columns, wan
 from frontend.workspace.widgets import widget_of
 from platform_core.security.models import Department, User
+
+WIDE = frozenset({"subtable", "textarea", "attachment", "address"})  # full-width rows
 
 
 @dataclass
@@ -57,6 +59,37 @@ class FieldView:
     @property
     def label(self) -> str:
         return label_of(self.spec)
+
+    def reading(self) -> Markup:
+        """The whole row of a field shown as text (``_fields.html``'s ``sections`` for
+        a field the page does not let the viewer change). Built here, not in the macro:
+        a record page has dozens of these and the macro call was most of its render."""
+        key, kind = escape(self.key), escape(self.spec.type)
+        wide = " wide" if self.spec.type in WIDE else ""
+        text = self.text or "—"
+        if self.macro == "computed":
+            text = Markup(f'<output id="out-{key}">{text}</output>')
+        help_ = Markup(f'<p class="help small muted">{escape(self.spec.help)}</p>') \
+            if self.spec.help else ""
+        return Markup(
+            f'<div class="field{wide}" id="row-{key}" data-type="{kind}">'
+            f'<span class="label" id="l-{key}">{escape(self.label)}</span>'
+            f'<div class="value" data-field="{key}" aria-labelledby="l-{key}">{text}</div>'
+            f'{help_}{self.state()}</div>')
+
+    def state(self, oob: bool = False) -> Markup:
+        """The row's state element (``st-f-<key>``): visible / required flags, the
+        error and the hint, which the live check replaces."""
+        inner = (Markup(f'<span class="error" role="alert">{escape(self.error)}</span>')
+                 if self.error else "")
+        if self.hint:
+            inner += Markup(f'<span class="hint">{escape(self.hint)}</span>')
+        swap = ' hx-swap-oob="true"' if oob else ""
+        return Markup(
+            f'<div class="field-state" id="st-f-{escape(self.key)}" '
+            f'data-visible="{1 if self.visible else 0}" '
+            f'data-required="{1 if self.required else 0}"'
+            f'{swap}>{inner}</div>')
 
 
 @dataclass
@@ -147,7 +180,10 @@ class Builder:
             editable=editable, visible=state.visible,
             required=editable and (state.required or key in self.editing.required),
             masked=masked, error=self.editing.errors.get(key, ""))
-        self._fill(view)
+        if editable:
+            self._fill(view)  # a read-only row needs its text alone
+        elif spec.type == "money" and value not in (None, ""):
+            view.hint = wan(value)
         return view
 
     def _fill(self, view: FieldView) -> None:

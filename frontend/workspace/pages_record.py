@@ -12,12 +12,10 @@ or to drop it.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from engine_forms import service
@@ -125,7 +123,7 @@ def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
         sections = Builder(s, pub, shown, Editing(frozenset()), doc["data"]).sections()
         owner = shown.user(doc.get("owner_id"))
         department = shown.department(doc.get("department_id"))
-    background.add_task(_remember, ctx, principal.user_id, record_id)  # after the answer
+    background.add_task(views.recent_log(request.app).note, principal.user_id, record_id)
     return render(request, "workspace/record.html", app=app, form=form, pub=pub, doc=doc,
                   title=_page_title(pub, doc), sections=sections, owner=owner,
                   department=department,
@@ -186,16 +184,6 @@ def _progress(s: Session, record_id: int) -> list[dict[str, Any]]:
     from platform_core.models import utcnow
 
     return instances.progress(s, record_id, utcnow())
-
-
-def _remember(ctx: Any, user_id: int, record_id: int) -> None:
-    """Note the record among the user's recently opened ones (the home page's list).
-    Best effort: a busy database must not cost the user the page they asked for."""
-    try:
-        with ctx.db.write() as s:
-            views.remember(s, user_id, record_id)
-    except (DomainError, OperationalError):
-        logging.getLogger("qiao.pages").info("recent record %s not noted", record_id)
 
 
 # -- new and edit -------------------------------------------------------------------------
