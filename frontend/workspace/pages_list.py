@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from engine_forms import service
@@ -137,10 +138,31 @@ def _rows(s: Session, caller: Caller, pub: Published, query: ListQuery
 
 
 def _cells(pub: Published, query: ListQuery, docs: list[dict[str, Any]],
-           shown: Shown) -> list[dict[str, Any]]:
-    specs = [pub.spec.field(k) for k in query.columns]
-    return [{"id": d["id"], "cells": [(f, shown.text(f, d["data"].get(f.key)))
-                                      for f in specs if f is not None]} for d in docs]
+           shown: Shown, bulky: bool) -> list[Markup]:
+    """Each document as its table row (a card on a phone: each cell carries its label).
+    Built here rather than in ``_rows.html``: 50 rows of cells through the template's
+    loop cost more than the list's query."""
+    specs = [f for k in query.columns if (f := pub.spec.field(k)) is not None]
+    labels = [escape(label_of(f)) for f in specs]
+    base = f"/apps/{escape(pub.app)}/forms/{escape(pub.spec.key)}/records/"
+    pick = escape(_("选择"))
+    out = []
+    for d in docs:
+        rid = int(d["id"])
+        data = d["data"]
+        parts = [f'<tr id="r-{rid}">']
+        if bulky:
+            parts.append(f'<td class="pick"><label class="sr" for="pick-{rid}">{pick}</label>'
+                         f'<input type="checkbox" id="pick-{rid}" name="ids" value="{rid}" '
+                         'form="bulk" data-pick></td>')
+        for i, f in enumerate(specs):
+            text = shown.text(f, data.get(f.key))
+            if i == 0:
+                text = Markup(f'<a href="{base}{rid}" class="open">{text or f"#{rid}"}</a>')
+            parts.append(f'<td data-label="{labels[i]}">{text}</td>')
+        parts.append("</tr>")
+        out.append(Markup("".join(parts)))
+    return out
 
 
 @router.get(FORM, response_class=HTMLResponse, openapi_extra=rule("form:read"))
@@ -160,7 +182,7 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
         saved = views.visible_views(s, principal, app, form)
         roles = _roles(s) if views.can_publish(principal, app, form) else []
         return render(request, "workspace/list.html", app=app, form=form, pub=pub,
-                      query=query, rows=_cells(pub, query, docs, shown),
+                      query=query, rows=_cells(pub, query, docs, shown, _bulky(access)),
                       columns=[pub.spec.field(k) for k in query.columns],
                       sortable=sortable(pub, access), cursor=cursor, problem=problem,
                       **builder,
@@ -224,7 +246,7 @@ def more_rows(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
         query = read_query(request, pub, access)
         docs, cursor, shown = _rows(s, caller, pub, query)
         return render(request, "workspace/_rows.html", app=app, form=form, query=query,
-                      rows=_cells(pub, query, docs, shown), cursor=cursor,
+                      rows=_cells(pub, query, docs, shown, _bulky(access)), cursor=cursor,
                       bulky=_bulky(access))
 
 
