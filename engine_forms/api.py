@@ -173,6 +173,16 @@ def put_draft(ctx: ContextDep, actor: ActorDep, app: str, form: str,
         return doc
 
 
+@router.post(FORM + "/check", openapi_extra=rule("form:manage"))
+def check_form(ctx: ContextDep, app: str, form: str,
+               body: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Every problem a save and a publish of ``body`` (a whole form definition) would
+    meet, each with its field, its expression and the column; nothing is written."""
+    with ctx.db.read() as s:
+        forms_handler.get_form(s, app, form)
+        return {"problems": forms_handler.check_draft(s, app, body)}
+
+
 @router.post(FORM + "/publish", openapi_extra=rule("form:manage"))
 def publish_form(ctx: ContextDep, actor: ActorDep, background: BackgroundTasks, app: str,
                  form: str, dry_run: bool = False) -> dict[str, Any]:

@@ -122,13 +122,29 @@ def _interlinked(spec: FormSpec) -> bool:
     return False
 
 
-def _problem(where: str, text: str, exc: ExpressionError) -> str:
-    return f"{where}: {exc.detail} — in {text!r}"
+class ExpressionProblems(ValueError):
+    """The problems of a form's expressions: the message lists them a line each (as a
+    saved draft's error shows them); ``items`` says, for each, which field and which of
+    its expressions, and where in the text (the designer shows it under that box)."""
+
+    def __init__(self, items: list[dict[str, Any]]):
+        self.items = items
+        super().__init__("\n".join(i["text"] for i in items))
+
+
+def _problem(where: str, text: str, exc: ExpressionError | None, *, field: str | None,
+             attr: str, message: str = "") -> dict[str, Any]:
+    if exc is not None:
+        message = exc.detail
+    return {"field": field, "attr": attr, "column": exc.column if exc else None,
+            "message_zh": exc.message_zh if exc else message,
+            "message_en": exc.message_en if exc else message,
+            "text": f"{where}: {message} — in {text!r}"}
 
 
 def compile_form(spec: FormSpec, resolve: Resolve | None = None) -> CompiledForm:
     """Check every expression of ``spec``; raise ``ValueError`` listing the problems."""
-    problems: list[str] = []
+    problems: list[dict[str, Any]] = []
     compiled = CompiledForm(spec)
     formula_kinds: dict[str, str] = {}
     for f in _formula_order(spec):
@@ -136,7 +152,8 @@ def compile_form(spec: FormSpec, resolve: Resolve | None = None) -> CompiledForm
         try:
             typed = check(parse(text), schema_of(spec, formula_kinds, resolve=resolve))
         except ExpressionError as exc:
-            problems.append(_problem(f"{f.key!r} formula", text, exc))
+            problems.append(_problem(f"{f.key!r} formula", text, exc, field=f.key,
+                                     attr="expression"))
             continue
         kind = typed.type.name if typed.type.name in KINDS else "text"
         formula_kinds[f.key] = kind
@@ -148,29 +165,31 @@ def compile_form(spec: FormSpec, resolve: Resolve | None = None) -> CompiledForm
                              ("required_if", compiled.required_if)):
             text = getattr(f, attr)
             if text:
-                fn = _condition(text, schema, f"{f.key!r} {attr}", problems)
+                fn = _condition(text, schema, f, attr, problems)
                 if fn:
                     target[f.key] = fn
-        for rule in f.validations:
-            fn = _condition(rule.expression, schema, f"{f.key!r} validate", problems)
+        for i, rule in enumerate(f.validations):
+            fn = _condition(rule.expression, schema, f, f"validate.{i}", problems)
             if fn:
                 compiled.validations.setdefault(f.key, []).append((fn, rule.message))
     if problems:
-        raise ValueError("\n".join(problems))
+        raise ExpressionProblems(problems)
     compiled.interlinked = _interlinked(spec)  # every expression parses by now
     return compiled
 
 
-def _condition(text: str, schema: ExprSchema, where: str,
-               problems: list[str]) -> Callable[..., Any] | None:
+def _condition(text: str, schema: ExprSchema, f: FieldSpec, attr: str,
+               problems: list[dict[str, Any]]) -> Callable[..., Any] | None:
+    where = f"{f.key!r} {attr.split('.')[0]}"
     try:
         typed = check(parse(text), schema)
     except ExpressionError as exc:
-        problems.append(_problem(where, text, exc))
+        problems.append(_problem(where, text, exc, field=f.key, attr=attr))
         return None
     if typed.type.name not in ("boolean", "blank"):
-        problems.append(f"{where}: must be a TRUE/FALSE condition, not {typed.type.name} — "
-                        f"in {text!r}")
+        problems.append(_problem(
+            where, text, None, field=f.key, attr=attr,
+            message=f"must be a TRUE/FALSE condition, not {typed.type.name}"))
         return None
     return compile_python(typed)
 

@@ -8,6 +8,7 @@ record migration (``engine_forms.versions``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -15,9 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine_forms.expr import CompiledForm, compile_form
+from engine_forms.expr import CompiledForm, ExpressionProblems, compile_form
 from engine_forms.models import App, Form, FormVersion
-from engine_forms.spec import FormSpec, SpecError, load_form
+from engine_forms.spec import FormSpec, SpecError, load_form, shape_problems
 from platform_core.db import dumps
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import utcnow
@@ -103,22 +104,56 @@ def resolver(session: Session, app: str) -> Any:
     return _resolver(session, app)
 
 
+def _target_problems(session: Session, app: str, spec: FormSpec) -> list[str]:
+    resolve = _resolver(session, app, {spec.key: spec})
+    return [f"{field.key!r}: relation target form {field.config['target']!r} is not "
+            f"published in app {app!r}" for field in spec.fields
+            if field.type == "relation" and resolve(field.config["target"]) is None]
+
+
 def _load(session: Session, app: str, raw: Any) -> FormSpec:
     spec = load_form(raw)
-    problems = []
-    resolve = _resolver(session, app, {spec.key: spec})
-    for field in spec.fields:
-        if field.type == "relation" and resolve(field.config["target"]) is None:
-            problems.append(f"{field.key!r}: relation target form {field.config['target']!r} "
-                            f"is not published in app {app!r}")
+    problems = _target_problems(session, app, spec)
     if not problems:
         try:
-            compile_form(spec, resolve)
+            compile_form(spec, _resolver(session, app, {spec.key: spec}))
         except ValueError as exc:
             problems = str(exc).splitlines()
     if problems:
         raise SpecError(problems)
     return spec
+
+
+def check_draft(session: Session, app: str, raw: Any) -> list[dict[str, Any]]:
+    """Every problem publishing ``raw`` would meet, each with the field it belongs to (when
+    one does) and, for an expression, which one and the column: what the designer shows
+    beside the box while the admin types. The same checks as a save and a publish."""
+    spec, texts = shape_problems(raw)
+    if spec is not None and not texts:
+        texts = _target_problems(session, app, spec)
+    items = [_located(t, raw) for t in texts]
+    if spec is not None and not items:
+        try:
+            compile_form(spec, _resolver(session, app, {spec.key: spec}))
+        except ExpressionProblems as exc:
+            items = exc.items
+        except ValueError as exc:  # a cycle of formulas
+            items = [_located(str(exc), raw)]
+    return items
+
+
+def _located(text: str, raw: Any) -> dict[str, Any]:
+    """A problem's text with the field it names: ``/fields/3: …`` or ``'key': …``."""
+    field = None
+    if m := re.match(r"/fields/(\d+)", text):
+        fields = raw.get("fields") if isinstance(raw, dict) else None
+        index = int(m.group(1))
+        if isinstance(fields, list) and index < len(fields) and isinstance(fields[index], dict):
+            field = fields[index].get("key")
+    elif m := re.match(r"'([a-z][a-z0-9_]*)'", text):
+        field = m.group(1)
+    return {"field": field, "attr": None, "column": None, "message_zh": text,
+            "message_en": text, "text": text}
 
 
 def create_form(session: Session, *, app: str, raw: Any) -> Form:

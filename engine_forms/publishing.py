@@ -27,8 +27,15 @@ from engine_forms.forms import (
     version_row,
 )
 from engine_forms.models import FormMigration
+from engine_forms.records import env_for
 from engine_forms.spec import SpecError
-from engine_forms.versions import count_pending, diff_specs, dry_run, needs_migration
+from engine_forms.versions import (
+    count_pending,
+    diff_specs,
+    dry_run,
+    impact,
+    needs_migration,
+)
 from platform_core.store import Actor, drop_index, ensure_index, indexes_of
 from platform_core.store.projection import ensure_projection, has_projection
 
@@ -81,6 +88,9 @@ def publish(session: Session, *, app: str, key: str, actor: Actor,
         report = (dry_run(session, app=app, form=key, version=next_version, load=load)
                   if convert else
                   {"records": pending, "would_convert": 0, "would_fail": 0, "failures": []})
+        report["impact"] = impact(session, app=app, form=key, version=next_version,
+                                  changes=changes, old=old.spec, new=compiled,
+                                  env=env_for(session)) if old else []
         return {"dry_run": True, "version": next_version, "changes": changes,
                 "migration": report}
     row = record_version(session, app=app, form=form, spec=spec, changes=changes, actor=actor)

@@ -244,13 +244,21 @@ def _column_problems(raw: dict[str, Any], spec: FormSpec) -> list[str]:
     return [p if p.startswith(f"{column.key!r}") else f"{column.key!r}: {p}" for p in found]
 
 
-def load_form(raw: Any) -> FormSpec:
-    """Validate a form definition; ``SpecError`` lists every problem found."""
+def shape_problems(raw: Any) -> tuple[FormSpec | None, list[str]]:
+    """The spec and the problems of ``raw`` short of its expressions: the meta-schema,
+    then (when that passes) the layout and each field's own configuration."""
     problems = _schema_problems(raw)
     if problems:
-        raise SpecError(problems)
+        return None, problems
     spec = FormSpec.model_validate(raw)
-    problems = _structure_problems(spec) + _field_problems(spec)
+    return spec, _structure_problems(spec) + _field_problems(spec)
+
+
+def load_form(raw: Any) -> FormSpec:
+    """Validate a form definition; ``SpecError`` lists every problem found."""
+    spec, problems = shape_problems(raw)
+    if spec is None:
+        raise SpecError(problems)
     if not problems:
         from engine_forms.expr import expression_problems
 

@@ -186,3 +186,82 @@ def run_migration(db: Database, job_id: int, *, load: LoadChain,
             after = batch[-1].id if batch else after
             if not batch:
                 return job
+
+
+EXAMPLES = 5
+
+
+def _filled(value: Any) -> bool:
+    return value not in (None, "", [], {})
+
+
+def _impact_tests(changes: Mapping[str, list[Any]], old: FormSpec, new: CompiledForm
+                  ) -> list[tuple[dict[str, Any], Callable[[Mapping[str, Any], Any], bool]]]:
+    """(change, does it touch this record's data) for each change a record can feel."""
+    from engine_forms.validation import field_states
+
+    tests: list[tuple[dict[str, Any], Callable[[Mapping[str, Any], Any], bool]]] = []
+    for key in changes["added"]:
+        field = new.spec.field(key)
+        if field is None or field.field_type.computed or not (field.required
+                                                                 or field.required_if):
+            continue
+
+        def required(data: Mapping[str, Any], env: Any, key: str = key) -> bool:
+            state = field_states(new, data, env)[key]
+            return state.visible and state.required
+
+        tests.append(({"change": "added_required", "field": key}, required))
+    for key in changes["removed"]:
+        tests.append(({"change": "removed", "field": key},
+                      lambda data, _env, key=key: _filled(data.get(key))))
+    for move in changes["renamed"]:
+        tests.append(({"change": "renamed", "field": move["to"], "from": move["from"]},
+                      lambda data, _env, key=move["from"]: _filled(data.get(key))))
+    for item in changes["type_changed"]:
+        tests.append(({"change": "type_changed", "field": item["field"], "from": item["from"],
+                       "to": item["to"]},
+                      lambda data, _env, key=item["field"]: _filled(data.get(key))))
+    for item in changes["options_changed"]:
+        gone = frozenset(item["removed"])
+        if not gone:
+            continue
+
+        def holds(data: Mapping[str, Any], _env: Any, key: str = item["field"],
+                  gone: frozenset[str] = gone) -> bool:
+            value = data.get(key)
+            values = value if isinstance(value, list) else [value]
+            return any(isinstance(v, str) and v in gone for v in values)
+
+        tests.append(({"change": "options_removed", "field": item["field"],
+                       "options": sorted(gone)}, holds))
+    for key in changes["formula_changed"]:
+        tests.append(({"change": "formula_changed", "field": key}, lambda _d, _e: True))
+    del old  # the old spec's keys are in ``changes`` already
+    return tests
+
+
+def impact(session: Session, *, app: str, form: str, version: int,
+           changes: Mapping[str, list[Any]], old: FormSpec, new: CompiledForm,
+           env: Any) -> list[dict[str, Any]]:
+    """For each change, how many of the existing records it touches, with a few of their
+    ids: a new required (or required-when) field those records now lack, a removed or
+    renamed field holding data, a changed type, a removed option still chosen, a changed
+    formula. Read only; the publish dialog shows it before the admin confirms."""
+    tests = _impact_tests(changes, old, new)
+    if not tests:
+        return []
+    counts = [0] * len(tests)
+    examples: list[list[int]] = [[] for _ in tests]
+    after = 0
+    while batch := _pending(session, app, form, version, after, BATCH):
+        for rec in batch:
+            data = rec.data or {}
+            for i, (_change, touches) in enumerate(tests):
+                if touches(data, env):
+                    counts[i] += 1
+                    if len(examples[i]) < EXAMPLES:
+                        examples[i].append(rec.id)
+        after = batch[-1].id
+    return [change | {"records": n, "examples": ids}
+            for (change, _t), n, ids in zip(tests, counts, examples, strict=True)]

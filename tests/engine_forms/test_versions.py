@@ -120,3 +120,38 @@ def test_making_a_field_unique_over_duplicates_is_refused(db, leads):
         publishing.publish(s, app="crm", key="lead", actor=ADMIN)
     with db.read() as s:
         assert forms.get_form(s, "crm", "lead").published_version == 1
+
+
+def test_dry_run_counts_the_records_each_change_touches(db, leads):
+    v3 = {**V2, "fields": [*V2["fields"][:4],
+                           {"key": "note", "label": "备注", "type": "textarea",
+                            "required_if": 'stage == "new"'}]}
+    with db.write() as s:
+        forms.put_draft(s, app="crm", key="lead", raw=v3)
+        plan = publishing.publish(s, app="crm", key="lead", actor=ADMIN, dry=True)
+    impact = {i["change"]: (i["records"], i["examples"]) for i in plan["migration"]["impact"]}
+    assert impact["renamed"] == (2, leads[:2])  # 甲 and 乙 have a phone number
+    assert impact["type_changed"] == (3, leads[:3])  # 丁 has no score
+    assert impact["options_removed"] == (1, [leads[2]])  # 丙 is 已流失
+    assert impact["added_required"] == (1, [leads[0]])  # only 甲 is a new lead
+
+
+def test_check_locates_each_expression_problem_and_writes_nothing(db, leads, tmp_path):
+    app = create_app(load_settings(data_dir=tmp_path), db=db)
+    bad = {**V2, "fields": [*V2["fields"][:4],
+                            {"key": "note", "label": "备注", "type": "textarea",
+                             "visible_if": 'stag == "new"',
+                             "validate": [{"expression": "len(note) >", "message": "x"}]}]}
+    with client_as(app, db, "admin") as client:
+        found = ok(client.post("/api/v1/apps/crm/forms/lead/check", json=bad))["problems"]
+        assert ok(client.post("/api/v1/apps/crm/forms/lead/check", json=V2)) == {"problems": []}
+        refused = client.put("/api/v1/apps/crm/forms/lead", json=bad)
+    by_attr = {p["attr"]: p for p in found}
+    assert by_attr["visible_if"]["field"] == "note" and by_attr["visible_if"]["column"] == 1
+    assert "未知字段 stag" in by_attr["visible_if"]["message_zh"]
+    assert by_attr["validate.0"]["column"] == 12
+    assert refused.status_code == 422  # the save meets the same problem
+    assert "unknown field stag" in refused.text
+    with db.read() as s:
+        assert forms.get_form(s, "crm", "lead").draft["fields"][4]["key"] == "note"
+        assert "visible_if" not in forms.get_form(s, "crm", "lead").draft["fields"][4]

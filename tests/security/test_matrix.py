@@ -778,6 +778,7 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         f"{CRM}/forms", json={**MEMO_SPEC, "key": f"form{w.n()}"}),
     ("GET", "/api/v1/apps/{app}/forms/{form}"): _fixed(CUSTOMER),
     ("PUT", "/api/v1/apps/{app}/forms/{form}"): _fixed(MEMO, json=MEMO_SPEC),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/check"): _fixed(f"{MEMO}/check", json=MEMO_SPEC),
     ("POST", "/api/v1/apps/{app}/forms/{form}/publish"): _fixed(f"{MEMO}/publish"),
     ("GET", "/api/v1/apps/{app}/forms/{form}/versions"): _fixed(f"{MEMO}/versions"),
     ("GET", "/api/v1/apps/{app}/forms/{form}/migrations/{job_id}"): lambda w, _who, _v: Request(
