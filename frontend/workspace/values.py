@@ -86,6 +86,9 @@ class Shown:
         page's header; a list shows only its columns)."""
         shown = cls(session, caller, pub, service.masked_keys(pub, caller.access)
                     | frozenset(caller.lookup_masks))
+        viewer = caller.principal
+        if viewer.user_id and viewer.display_name:  # mostly the owner: no query for them
+            shown.users[viewer.user_id] = viewer.display_name
         shown.prepare(list(docs), owners=owners)
         return shown
 
