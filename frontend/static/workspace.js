@@ -4,7 +4,8 @@
  * - searchable selects and record pickers (vendored Tom Select; remote options from
  *   /apps/{app}/forms/{form}/options/{field});
  * - subtable rows: add, remove, move (buttons, and drag with vendored SortableJS);
- * - attachments: upload on choose or drop, with progress, to the attachments API;
+ * - attachments: upload on choose or drop, with progress, to the attachments API (a
+ *   PDF or an image uploaded is marked for the preview dialog, static/preview.js);
  * - the address cascader (province → city → district from /address/options);
  * - the filter builder's rows and the column picker;
  * - a warning before leaving a form with unsaved changes.
@@ -98,6 +99,12 @@
 
   /* -- attachments ----------------------------------------------------------------- */
 
+  /* As the server's values.preview_kind: what the preview dialog can show. */
+  function previewKind(type) {
+    if (type === "application/pdf") { return "pdf"; }
+    return /^image\//.test(type || "") ? "image" : "";
+  }
+
   function upload(holder, file) {
     var list = holder.querySelector(".files");
     var item = document.createElement("li");
@@ -138,8 +145,10 @@
       link.target = "_blank";
       link.rel = "noopener";
       link.textContent = file.name;
+      var kind = previewKind(answer.content_type || file.type);
+      if (kind) { link.setAttribute("data-preview", kind); }  // preview.js opens it
       name.replaceWith(link);
-      if (/^image\//.test(file.type)) {
+      if (kind === "image") {
         var thumb = document.createElement("img");
         thumb.className = "thumb";
         thumb.alt = "";

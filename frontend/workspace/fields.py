@@ -99,6 +99,12 @@ class SectionView:
     fields: list[FieldView]
 
 
+def with_attachments(sections: Any) -> bool:
+    """Whether a page's sections show an attachment field (Jinja test: such a page loads
+    the attachment preview)."""
+    return any(f.spec.type == "attachment" for s in sections or () for f in s.fields)
+
+
 @dataclass
 class Editing:
     """Which fields a page lets the viewer change, and what they typed."""

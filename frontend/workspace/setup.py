@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from frontend import web
 from frontend.i18n import N_
+from frontend.workspace.fields import with_attachments
 from frontend.workspace.values import label_of
 from frontend.workspace.widgets import register_builtins
 
@@ -58,6 +59,7 @@ def install() -> None:
     env = web.TEMPLATES.env
     env.filters["china_time"] = china_time
     env.filters["china_local"] = china_local
+    env.tests["with_attachments"] = with_attachments
     env.globals["label_of"] = label_of
     env.globals["address_provinces"] = address_lookup("provinces")
     env.globals["address_cities"] = address_lookup("cities")

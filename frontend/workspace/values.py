@@ -141,7 +141,7 @@ class Shown:
             self.files.setdefault(a.field, []).append({
                 "id": a.id, "name": a.filename, "size": a.size, "url": base + str(a.id),
                 "image": a.content_type.startswith("image/"),
-                "pdf": a.content_type == "application/pdf"})
+                "preview": preview_kind(a.content_type)})
 
     def add_users(self, ids: set[int]) -> None:
         wanted = ids - set(self.users)
@@ -228,8 +228,9 @@ class Shown:
         if kind == "attachment":
             files = self.files.get(f.key) if full else None
             if files:
-                return Markup("").join(Markup('<a class="file" href="{}">{}</a>').format(
-                    x["url"], x["name"]) for x in files)
+                return Markup("").join(Markup(
+                    '<a class="file" href="{}"{}>{}</a>').format(
+                    x["url"], _preview_attribute(x["preview"]), x["name"]) for x in files)
             return escape(_("{n} 个文件").format(n=len(value)))
         if kind == "lookup":
             return self._lookup(f, value, full)
@@ -268,6 +269,18 @@ class Shown:
             for r in rows if isinstance(r, dict))
         return Markup(f'<table class="subtable cards"><thead><tr>{head}</tr></thead>'
                       f"<tbody>{body}</tbody></table>")
+
+
+def preview_kind(content_type: str) -> str:
+    """How the preview dialog shows a file of this type: ``pdf``, ``image`` or not at all
+    (``""``: its link just downloads it). ``static/workspace.js`` says the same of an upload."""
+    if content_type == "application/pdf":
+        return "pdf"
+    return "image" if content_type.startswith("image/") else ""
+
+
+def _preview_attribute(kind: str) -> Markup:
+    return Markup(f' data-preview="{kind}"') if kind else Markup("")
 
 
 def subtable_columns(f: FieldSpec) -> list[FieldSpec]:
