@@ -198,7 +198,7 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
                       problem_code=request.query_params.get("problem", ""),
                       can_create=access.allows("create"),
                       can_export=access.allows("export"),
-                      can_import=access.allows("import"))
+                      can_import=access.allows("import"), can_design=access.allows("manage"))
 
 
 def _roles(s: Session) -> list[tuple[str, str]]:

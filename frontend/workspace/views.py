@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from engine_forms.models import ListView, RecentRecord
@@ -135,7 +135,7 @@ class RecentLog:
             with self.db.write() as s:
                 for (user_id, record_id), at in sorted(pending.items(), key=lambda i: i[1]):
                     remember(s, user_id, record_id, at)
-        except (DomainError, OperationalError):
+        except (DomainError, SQLAlchemyError):  # e.g. a user or record gone since
             logging.getLogger("qiao.pages").info("%d recently opened records not noted",
                                                  len(pending))
 

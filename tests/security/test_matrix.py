@@ -984,6 +984,15 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         f"{PAGE}/import", data={"mode": "check"}, files={
             "file": ("客户.csv", f"name,city\n导入{w.n()},北京\n".encode(), "text/csv")}),
     ("GET", "/address/options"): _fixed("/address/options", params={"province": "北京市"}),
+    # the form designer
+    ("GET", "/apps/{app}/forms/{form}/design"): _fixed(f"{PAGE}/design"),
+    ("GET", "/apps/{app}/design/new"): _fixed("/apps/crm/design/new"),
+    ("GET", "/apps/{app}/design/key"): _fixed("/apps/crm/design/key",
+                                              params={"label": "房产估值"}),
+    ("POST", "/apps/{app}/design/preview"): _fixed("/apps/crm/design/preview",
+                                                   json={"spec": MEMO_SPEC, "role": "staff"}),
+    ("POST", "/apps/{app}/design/try"): _fixed("/apps/crm/design/try",
+                                               json={"spec": MEMO_SPEC, "text": "1 + 1"}),
 }
 
 # Tasks: what a flow manager (a role with manage on the flow's form) may do with a task
