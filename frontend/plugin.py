@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from frontend import (
+    pages_apps,
     pages_audit,
     pages_auth,
     pages_directory,
@@ -35,7 +36,7 @@ from frontend.workspace import pages_import, pages_list, pages_record, setup
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_list,
-           pages_record, pages_import, pages_designer)
+           pages_record, pages_import, pages_designer, pages_apps)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

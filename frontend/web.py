@@ -36,6 +36,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/admin/users", N_("用户"), "users"),
     ("/admin/roles", N_("角色"), "users"),
     ("/admin/departments", N_("部门"), "user"),
+    ("/admin/apps", N_("应用"), "admin"),
     ("/admin/audit", N_("审计"), "admin"),
     ("/me/security", N_("安全"), "user"),
 )
@@ -58,6 +59,8 @@ FLASH: dict[str, str] = {
     "task_done": N_("任务已完成"),
     "task_claimed": N_("任务已认领"),
     "notifications_read": N_("已全部标为已读"),
+    "app_imported": N_("应用已导入"),
+    "app_created": N_("应用已创建"),
 }
 
 

@@ -46,45 +46,19 @@ def list_templates() -> None:
 
 
 def _install(ctx: Any, bundle: Bundle, name: str, key: str | None, demo: bool) -> None:
-    from templates_catalog.demo import load_demo
-    from templates_catalog.install import install
+    from templates_catalog.service import install_bundle_into
 
-    actor = cli_actor()
+    def say(line: str) -> None:
+        typer.echo(f"qiao: {'' if line.startswith('installed') else 'demo: '}{line}")
 
-    def run() -> Any:
-        with ctx.db.write() as session:
-            row = install(session, bundle, actor=actor, key=key, template=name)
-            typer.echo(f"qiao: installed app {row.key!r} from {name} {bundle.app['version']}")
-            if not demo:
-                return None
-            typer.echo("qiao: loading the demo data (a minute at most)…")
-            return load_demo(session, bundle, app=row.key, keyring=ctx.keyring, actor=actor,
-                             progress=lambda line: typer.echo(f"qiao: demo: {line}"))
-
-    result = domain(run)
-    if result is not None:
-        _settle(ctx)
-        typer.echo(f"qiao: demo: {result.flows} cases in the loan flow, "
-                   f"{result.open_tasks} open tasks")
-        if result.users:
-            typer.echo(f"qiao: demo users {', '.join(result.users)} — all with the "
-                       f"password {result.password}")
-
-
-def _settle(ctx: Any) -> None:
-    """Let the rules react to the demo's events now (statuses, reminders, notifications),
-    so the demo is settled before anyone uses it or subscribes to its news."""
-    from platform_core.outbox import Dispatcher
-    from platform_core.webhooks.events import register_builtins
-
-    register_builtins()
-    dispatcher, done = Dispatcher.from_registry(ctx.db, context=ctx, batch=500,
-                                                budget_seconds=5.0), 0
-    while step := dispatcher.run_once():
-        done += step
-        if done // 1000 != (done - step) // 1000:
-            typer.echo(f"qiao: demo: rules ran over {done} events")
-    typer.echo(f"qiao: demo: rules ran over all {done} events")
+    done = domain(lambda: install_bundle_into(ctx, bundle, name=name, key=key, demo=demo,
+                                              actor=cli_actor(), progress=say))
+    if done.demo is not None:
+        typer.echo(f"qiao: demo: {done.demo['cases']} cases in the loan flow, "
+                   f"{done.demo['open_tasks']} open tasks")
+        if done.demo["users"]:
+            typer.echo(f"qiao: demo users {', '.join(done.demo['users'])} — all with the "
+                       f"password {done.demo['password']}")
 
 
 @template_app.command("install")

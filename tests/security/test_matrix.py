@@ -452,6 +452,27 @@ def _page_fresh(suffix: str, **data: Any) -> Callable[[World, str, str | None], 
     return build
 
 
+def _bundle_zip() -> bytes:
+    """A small app bundle zip (one form), as ``GET /apps/{app}/bundle`` gives them."""
+    from templates_catalog.bundle import Bundle
+    from templates_catalog.service import bundle_zip
+
+    return bundle_zip(Bundle(app={"key": "memo_app", "name": "备忘", "version": "1.0.0"},
+                             forms={MEMO_SPEC["key"]: MEMO_SPEC}))
+
+
+def _install_job(w: World, _who: str, _v: str | None) -> Request:
+    """An install the server knows of (finished at once)."""
+    from frontend.pages_apps import Jobs
+    from platform_core.catalog import Installed
+
+    state = w.client.app.state
+    if getattr(state, "install_jobs", None) is None:
+        state.install_jobs = Jobs()
+    job = state.install_jobs.start("备忘", lambda _say: Installed("memo", None, "1.0.0"))
+    return Request(f"/admin/apps/jobs/{job.id}")
+
+
 def _my_view(w: World, who: str, _v: str | None) -> Request:
     """A saved list view of the caller's own (anonymous borrows staff's)."""
     from engine_forms.models import ListView
@@ -984,6 +1005,24 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         f"{PAGE}/import", data={"mode": "check"}, files={
             "file": ("客户.csv", f"name,city\n导入{w.n()},北京\n".encode(), "text/csv")}),
     ("GET", "/address/options"): _fixed("/address/options", params={"province": "北京市"}),
+    # apps: the template catalogue, bundles
+    ("GET", "/api/v1/templates"): _fixed(f"{API}/templates"),
+    ("POST", "/api/v1/templates/{name}/install"): lambda w, _who, _v: Request(
+        f"{API}/templates/bank_intermediary_crm/install", json={"key": f"crm{w.n()}"}),
+    ("GET", "/api/v1/apps/{app}/bundle"): _fixed(f"{CRM}/bundle"),
+    ("POST", "/api/v1/apps/import"): lambda w, _who, _v: Request(
+        f"{API}/apps/import", data={"key": f"imported{w.n()}"},
+        files={"file": ("app.zip", _bundle_zip(), "application/zip")}),
+    ("GET", "/admin/apps"): _fixed("/admin/apps"),
+    ("POST", "/admin/apps/install"): lambda w, _who, _v: Request(
+        "/admin/apps/install", data={"template": "bank_intermediary_crm",
+                                     "key": f"crm{w.n()}"}),
+    ("GET", "/admin/apps/jobs/{job_id}"): _install_job,
+    ("POST", "/admin/apps/import"): lambda w, _who, _v: Request(
+        "/admin/apps/import", data={"key": f"imported{w.n()}"},
+        files={"file": ("app.zip", _bundle_zip(), "application/zip")}),
+    ("POST", "/admin/apps/new"): lambda w, _who, _v: Request(
+        "/admin/apps/new", data={"key": f"blank{w.n()}", "name": "空应用"}),
     # the form designer
     ("GET", "/apps/{app}/forms/{form}/design"): _fixed(f"{PAGE}/design"),
     ("GET", "/apps/{app}/design/new"): _fixed("/apps/crm/design/new"),
