@@ -36,6 +36,11 @@ def list_flows(session: Session, app: str) -> list[Flow]:
                 .scalars())
 
 
+def flow_names(session: Session, app: str) -> dict[str, str]:
+    """The app's flows, key → name (what a menu item may point at)."""
+    return {f.key: str(f.draft.get("name") or f.key) for f in list_flows(session, app)}
+
+
 def create_flow(session: Session, *, app: str, raw: Any) -> Flow:
     get_app(session, app)
     spec = parse_flow(raw)

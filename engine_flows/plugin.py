@@ -1,5 +1,6 @@
 """Plugs the flow engine into the app factory (entry point ``qiao.plugins``: ``flows``):
-node types, assignment strategies, service-step actions, the SLA scan and the API."""
+node types, assignment strategies, service-step actions, the SLA scan, flows as menu
+items and the API."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from fastapi import FastAPI
 def register_builtins() -> None:
     """Fill the flow engine's registries (idempotent)."""
     from engine_flows import actions, assign, nodes, sla
+    from engine_flows.definitions import flow_names
     from engine_flows.openapi import contribute
+    from engine_forms.menus import MENU_TARGETS
     from engine_forms.openapi import PATH_CONTRIBUTORS
     from platform_core.scans import SCANS
 
@@ -22,6 +25,8 @@ def register_builtins() -> None:
         SCANS.register("flows.sla", sla.scan)
     if "flows" not in PATH_CONTRIBUTORS:
         PATH_CONTRIBUTORS.register("flows", contribute)
+    if "flow" not in MENU_TARGETS:
+        MENU_TARGETS.register("flow", flow_names)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine_forms import forms as forms_handler
+from engine_forms import menus as menus_handler
 from engine_forms import service, transfer
 from engine_forms.attachments import describe, get_attachment, store_upload
 from engine_forms.models import FormMigration
@@ -117,6 +118,17 @@ def get_app(ctx: ContextDep, principal: PrincipalDep, app: str) -> dict[str, Any
         doc["forms"] = [{"key": f.key, "name": f.draft.get("name"),
                          "published_version": f.published_version}
                         for f in _visible_forms(s, principal, app)]
+        return doc
+
+
+@router.put("/apps/{app}/menus", openapi_extra=rule("app:manage"))
+def put_menus(ctx: ContextDep, actor: ActorDep, app: str,
+              body: Annotated[Any, Body()]) -> dict[str, Any]:
+    """Replace the app's menus (the whole list of groups): every item's key must name a
+    form, flow, report or dashboard of the app and every role must exist. Audited."""
+    with ctx.db.write() as s:
+        doc = _app_doc(menus_handler.save_menus(s, app=app, raw=body))
+        _audit(s, actor, "app.menus", f"app:{app}", menus=body)
         return doc
 
 

@@ -8,12 +8,13 @@ from fastapi import FastAPI
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
-    from engine_forms import fieldtypes
+    from engine_forms import fieldtypes, menus
     from engine_forms.api import router
     from engine_forms.openapi import router as openapi_router
     from platform_core.expressions import register_builtins as register_functions
 
     register_functions()
     fieldtypes.register_builtins()
+    menus.register_builtins()
     app.include_router(router)
     app.include_router(openapi_router)

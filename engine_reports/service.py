@@ -50,6 +50,12 @@ def list_reports(session: Session, app: str) -> list[Report]:
     return _all(session, Report, app)
 
 
+def names(session: Session, app: str, model: Any) -> dict[str, str]:
+    """The app's reports (``Report``) or dashboards (``Dashboard``), key → name (what a
+    menu item may point at)."""
+    return {r.key: str(r.spec.get("name") or r.key) for r in _all(session, model, app)}
+
+
 def spec_of(row: Report) -> ReportSpec:
     return ReportSpec.model_validate(row.spec)
 

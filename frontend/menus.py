@@ -2,7 +2,9 @@
 
 Only items with a page are shown, and only when the user may open it: the record list
 of a form they may read, dashboards and reports shared with them, their task inbox.
-Flow items wait for the flow pages; a group left empty is not shown.
+An item limited to some ``roles`` is shown only to holders of one of them (administrators
+see every item), on top of that. Flow items wait for the flow pages; a group left empty is
+not shown.
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from engine_reports import service
 from engine_reports.running import Viewer
 
 
-def app_menu(session: Session, app: Any, viewer: Viewer) -> list[dict[str, Any]]:
-    """``[{"label", "items": [{"label", "url"}]}]`` for ``app`` (an ``App`` row)."""
-    if not app.menus:
+def _for_roles(item: dict[str, Any], principal: Any) -> bool:
+    roles = item.get("roles")
+    return not roles or principal.is_admin or bool(set(roles) & set(principal.roles))
+
+
+def app_menu(session: Session, app: Any, viewer: Viewer,
+             menus: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """``[{"label", "items": [{"label", "url"}]}]`` for ``app`` (an ``App`` row): its
+    stored menus, or ``menus`` (well-formed: the menu editor's preview)."""
+    menus = app.menus if menus is None else menus
+    if not menus:
         return []
     reports = {r.key for r in service.visible_reports(session, app.key, viewer)}
     boards = {d.key for d in service.visible_dashboards(session, app.key, viewer)}
@@ -27,9 +37,11 @@ def app_menu(session: Session, app: Any, viewer: Viewer) -> list[dict[str, Any]]
     links = {"report": (reports, f"/apps/{app.key}/reports/"),
              "dashboard": (boards, f"/apps/{app.key}/dashboards/")}
     groups = []
-    for group in app.menus:
+    for group in menus:
         items = []
         for item in group.get("items", []):
+            if not _for_roles(item, viewer.principal):
+                continue
             if item["kind"] == "tasks":
                 items.append({"label": item["label"], "url": "/tasks"})
             elif item["kind"] == "form" and item.get("key") in forms:

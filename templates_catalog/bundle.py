@@ -15,13 +15,16 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from engine_forms.menus import MENUS_SCHEMA, reference_problems
+from platform_core.security.permissions import BUILTIN_ROLES
 from platform_core.specs import SpecError
 
 CATALOG = Path(__file__).resolve().parent
 KINDS = ("forms", "flows", "rules", "reports", "dashboards")
 KEY = "^[a-z][a-z0-9_]{0,62}$"
-MENU_KINDS = {"form": "forms", "flow": "flows", "report": "reports",
-              "dashboard": "dashboards", "tasks": None}
+# a menu item's kind → the bundle's folder of definitions it may point at
+MENU_FOLDERS = {"form": "forms", "flow": "flows", "report": "reports",
+                "dashboard": "dashboards"}
 
 APP_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["key", "name", "version"],
@@ -37,16 +40,6 @@ ROLES_SCHEMA: dict[str, Any] = {
                        "name": {"type": "string", "minLength": 1, "maxLength": 100},
                        "description": {"type": "string", "maxLength": 2000},
                        "permissions": {"type": "object"}}}}
-MENUS_SCHEMA: dict[str, Any] = {
-    "type": "array", "maxItems": 30, "items": {
-        "type": "object", "additionalProperties": False, "required": ["label", "items"],
-        "properties": {
-            "label": {"type": "string", "minLength": 1, "maxLength": 50},
-            "items": {"type": "array", "maxItems": 50, "items": {
-                "type": "object", "additionalProperties": False, "required": ["label", "kind"],
-                "properties": {"label": {"type": "string", "minLength": 1, "maxLength": 50},
-                               "kind": {"enum": list(MENU_KINDS)},
-                               "key": {"type": "string", "pattern": KEY}}}}}}}
 
 
 class BundleError(SpecError):
@@ -77,19 +70,12 @@ class Bundle:
         return getattr(self, name)
 
     def menu_problems(self) -> list[str]:
-        problems = []
-        for g, group in enumerate(self.menus):
-            for i, item in enumerate(group["items"]):
-                kind = MENU_KINDS[item["kind"]]
-                where = f"menus.json[{g}].items[{i}]"
-                if kind is None:
-                    continue
-                if "key" not in item:
-                    problems.append(f"{where}: a {item['kind']} item needs a key")
-                elif item["key"] not in self.kind(kind):
-                    problems.append(f"{where}: the bundle has no {item['kind']} "
-                                    f"{item['key']!r}")
-        return problems
+        """What the menus name that the bundle lacks (the API's check, over the bundle's
+        keys and roles — its own and the built-in ones)."""
+        roles = {r["key"] for r in self.roles} | set(BUILTIN_ROLES)
+        return reference_problems(
+            self.menus, keys={kind: self.kind(folder) for kind, folder in MENU_FOLDERS.items()},
+            roles=roles, owner="the bundle", where="menus.json")
 
 
 def _read(path: Path, problems: list[str]) -> Any:
