@@ -9,6 +9,7 @@ import engine_flows.models  # noqa: F401 - flow definitions, runs, steps, tasks,
 import engine_forms.models  # noqa: F401 - registers the form engine's tables on Base
 import engine_reports.models  # noqa: F401 - reports, dashboards, versions, deliveries
 import engine_rules.models  # noqa: F401 - rules, their runs, action runs, notifications
+import platform_core.channels.models  # noqa: F401 - channel settings (SMTP, SMS, WeCom)
 import platform_core.security.models  # noqa: F401 - identity and audit tables
 import platform_core.webhooks.models  # noqa: F401 - webhook subscriptions and deliveries
 from platform_core.models import Base

@@ -21,6 +21,7 @@ import engine_flows.models  # noqa: F401 - the flow engine's tables, likewise
 import engine_forms.models  # noqa: F401 - the form engine's tables, for the per-test reset
 import engine_reports.models  # noqa: F401 - the report engine's tables, likewise
 import engine_rules.models  # noqa: F401 - the rules engine's tables, likewise
+import platform_core.channels.models  # noqa: F401 - channel settings, likewise
 import platform_core.security.models  # noqa: F401 - identity and audit tables, likewise
 import platform_core.webhooks.models  # noqa: F401 - webhook tables, likewise
 from platform_core.db import Database, make_engine

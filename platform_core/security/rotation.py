@@ -138,7 +138,9 @@ def _candidates(db: Database) -> int:
 
 def _secret_columns(session: Session) -> Iterator[tuple[Any, str, str]]:
     """Every sealed secret kept as JSON text outside records: (row, column, context) —
-    TOTP secrets of users and the signing secrets of webhooks."""
+    TOTP secrets of users, the signing secrets of webhooks and the channels' secrets."""
+    from platform_core.channels.models import ChannelSetting
+    from platform_core.channels.store import secret_context as channel_context
     from platform_core.security.models import User
     from platform_core.webhooks.models import WebhookSubscription
     from platform_core.webhooks.signing import secret_context
@@ -150,6 +152,9 @@ def _secret_columns(session: Session) -> Iterator[tuple[Any, str, str]]:
                 yield user, column, TOTP_CONTEXT
     for hook in session.execute(select(WebhookSubscription)).scalars():
         yield hook, "secret", secret_context(hook.app)
+    for channel in session.execute(select(ChannelSetting).where(
+            ChannelSetting.secrets.is_not(None))).scalars():
+        yield channel, "secrets", channel_context(channel.channel)
 
 
 def _rotate_secrets(db: Database, keyring: Keyring) -> tuple[int, int]:
