@@ -73,9 +73,14 @@ class Caller:
 
 
 def masked_keys(pub: Published, access: FormAccess) -> frozenset[str]:
+    """Fields shown masked to this caller: those flagged ``mask`` unless they may unmask,
+    and those their roles give at level ``masked`` (always, whatever else they hold)."""
+    by_level = frozenset(f.key for f in pub.spec.fields if access.level(f.key) == "masked") \
+        if access.masks() else frozenset()
     if access.allows("unmask"):
-        return frozenset()
-    return frozenset(f.key for f in pub.spec.fields if f.sensitive and f.sensitive.mask)
+        return by_level
+    return by_level | frozenset(f.key for f in pub.spec.fields
+                                if f.sensitive and f.sensitive.mask)
 
 
 def _readable(pub: Published, access: FormAccess, key: str) -> bool:
@@ -155,6 +160,10 @@ def narrowed(session: Session, caller: Caller, pub: Published) -> Caller:
             other, source = caller.principal.access(pub.app, target), spec.config["field"]
             if not (other.allows("read") and other.readable(source)):
                 caps[spec.key] = "hidden"
+            elif other.level(source) == "masked":
+                shown = published(session, pub.app, target).spec.field(source)
+                if shown is not None:
+                    masks[spec.key] = shown
             elif not other.allows("unmask"):
                 shown = published(session, pub.app, target).spec.field(source)
                 if shown is not None and shown.sensitive and shown.sensitive.mask:

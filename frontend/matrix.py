@@ -7,13 +7,16 @@ at all, so the less specific entry applies (``crm.customer`` falls back to ``crm
 then ``*``); a row with a scope and no action checked is an explicit "nothing here".
 
 Form field names: ``row`` (each target key, in order), ``scope:<key>``, ``act:<key>``
-(one value per checked action), ``default:<key>``, ``field:<key>:<field key>``.
-What the matrix cannot show is kept: a row-filter scope (``filter``), levels of fields
-no longer in the published form, and entries for forms that are not published.
+(one value per checked action), ``default:<key>``, ``field:<key>:<field key>``,
+``filter:<key>`` (the condition of a ``filter`` scope, as the filter JSON of
+docs/query.md, checked against the form's fields with ``$user.…`` filled in).
+What the matrix cannot show is kept: levels of fields no longer in the published form,
+and entries for forms that are not published.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,7 @@ class Target:
     label: str
     fields: tuple[tuple[str, str], ...] = ()
     note: str = ""
+    store: Any = None  # the published form's FieldSet (a filter scope is checked on it)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Row:
     scope: str = UNSET
     default_field: str = ""
     levels: dict[str, str] = field(default_factory=dict)
+    filter_text: str = ""  # a filter scope's condition, as JSON text
 
 
 def targets(session: Session, permissions: dict[str, Any]) -> list[Target]:
@@ -56,9 +61,10 @@ def targets(session: Session, permissions: dict[str, Any]) -> list[Target]:
         for form in list_forms(session, app.key):
             if form.published_version is None:
                 continue
-            spec = published(session, app.key, form.key).spec
-            rows.append(Target(f"{app.key}.{form.key}", f"{app.name} · {spec.name}",
-                               tuple((f.key, f.label) for f in spec.fields)))
+            pub = published(session, app.key, form.key)
+            rows.append(Target(f"{app.key}.{form.key}", f"{app.name} · {pub.spec.name}",
+                               tuple((f.key, f.label) for f in pub.spec.fields),
+                               store=pub.fields))
     shown = {t.key for t in rows}
     rows += [Target(key, key, note=_("未发布或已删除"))
              for key in sorted((permissions.get("forms") or {}).keys() - shown)]
@@ -74,9 +80,12 @@ def rows_from_permissions(found: list[Target], permissions: dict[str, Any]) -> l
             rows.append(Row(target))
             continue
         scope = entry.get("scope", "own")
+        text = json.dumps(scope["filter"], ensure_ascii=False, indent=1) \
+            if isinstance(scope, dict) else ""
         rows.append(Row(target, set(entry.get("actions") or ()),
                         scope if isinstance(scope, str) else FILTER,
-                        entry.get("default_field", ""), dict(entry.get("fields") or {})))
+                        entry.get("default_field", ""), dict(entry.get("fields") or {}),
+                        text))
     return rows
 
 
@@ -89,7 +98,8 @@ def rows_from_form(found: list[Target], form: Any, old: dict[str, Any]) -> list[
     return [by_key.get(t.key) or Row(
                 t, set(form.getlist(f"act:{t.key}")), form.get(f"scope:{t.key}", UNSET),
                 form.get(f"default:{t.key}", ""),
-                {k: v for k, _label in t.fields if (v := form.get(f"field:{t.key}:{k}", ""))})
+                {k: v for k, _label in t.fields if (v := form.get(f"field:{t.key}:{k}", ""))},
+                str(form.get(f"filter:{t.key}", "")).strip())
             for t in found]
 
 
@@ -100,8 +110,10 @@ def _entry(row: Row, old: dict[str, Any], errors: list[str]) -> dict[str, Any] |
             errors.append(_("{key}：勾选了操作但未选择范围").format(key=key))
         return None
     entry: dict[str, Any] = {"actions": [a for a in ACTIONS if a in row.actions]}
-    if row.scope == FILTER and isinstance(old.get("scope"), dict):
-        entry["scope"] = old["scope"]
+    if row.scope == FILTER:
+        condition = _condition(row, errors)
+        if condition is not None:
+            entry["scope"] = {"filter": condition}
     elif row.scope in SCOPES:
         entry["scope"] = row.scope
     else:
@@ -114,6 +126,33 @@ def _entry(row: Row, old: dict[str, Any], errors: list[str]) -> dict[str, Any] |
     if levels:
         entry["fields"] = levels
     return entry
+
+
+def _condition(row: Row, errors: list[str]) -> Any:
+    """A filter scope's condition from its JSON text, checked against the form's fields
+    (with ``$user.id`` and ``$user.department_id`` as a signed-in user's would be)."""
+    from platform_core.errors import DomainError
+    from platform_core.store.query import compile_filter
+
+    key = row.target.key
+    try:
+        node = json.loads(row.filter_text)
+    except ValueError:
+        errors.append(_("{key}：条件不是有效的 JSON").format(key=key))
+        return None
+    if not isinstance(node, dict) or not node:
+        errors.append(_("{key}：条件应是一个筛选对象，例如 {example}").format(
+            key=key, example='{"field": "city", "op": "eq", "value": "北京"}'))
+        return None
+    if row.target.store is not None:
+        sample = json.loads(json.dumps(node).replace('"$user.id"', "1")
+                            .replace('"$user.department_id"', "1"))
+        try:
+            compile_filter(sample, row.target.store, "sqlite")
+        except DomainError as exc:
+            errors.append(_("{key}：条件有误：{problem}").format(key=key, problem=exc.detail))
+            return None
+    return node
 
 
 def build(rows: list[Row], form: Any, old: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -145,8 +184,9 @@ ACTION_LABELS = {"create": N_("新建"), "read": N_("查看"), "update": N_("修
                  "manage": N_("管理"), "unmask": N_("看明文")}
 SCOPE_LABELS = {UNSET: N_("— 未设置"), "own": N_("本人"), "department": N_("本部门"),
                 "department_tree": N_("本部门及下级"), "all": N_("全部"),
-                FILTER: N_("条件（保留）")}
-LEVEL_LABELS = {"": N_("— 默认"), "hidden": N_("隐藏"), "read": N_("只读"), "write": N_("可写")}
+                FILTER: N_("符合条件的记录")}
+LEVEL_LABELS = {"": N_("— 默认"), "hidden": N_("隐藏"), "masked": N_("脱敏"), "read": N_("只读"),
+                "write": N_("可写")}
 
 
 def labels() -> dict[str, dict[str, str]]:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from frontend import matrix
@@ -26,6 +27,7 @@ from platform_core.errors import DomainError, InvalidInput
 from platform_core.security.api_admin import NewRole, RoleBody
 from platform_core.security.directory import get_role, list_roles, role_doc, save_role
 from platform_core.security.guard import PrincipalDep, rule
+from platform_core.security.models import User, UserRole
 from platform_core.security.permissions import check_permissions
 from platform_core.security.principal import Principal
 
@@ -81,8 +83,13 @@ def _role_page(ctx: ContextDep, request: Request, key: str, *, status: int = 200
     """The role's page; with ``form``, the matrix as submitted instead of as stored."""
     try:
         with ctx.db.read() as s:
-            role = role_doc(get_role(s, key))
+            row = get_role(s, key)
+            role = role_doc(row)
             found = matrix.targets(s, role["permissions"] or {})
+            holders = s.execute(select(User.id, User.display_name).join(
+                UserRole, UserRole.user_id == User.id).where(
+                UserRole.role_id == row.id, User.status == "active")
+                .order_by(User.display_name).limit(200)).all()
     except DomainError as exc:
         return error_page(request, exc)
     old = role["permissions"] or {}
@@ -93,7 +100,8 @@ def _role_page(ctx: ContextDep, request: Request, key: str, *, status: int = 200
     if form is not None:
         role |= {"name": form.get("name", ""), "description": form.get("description", "")}
     return render(request, "role_edit.html", status=status, role=role, rows=rows,
-                  flags=flags, choices=matrix.CHOICES, **matrix.labels(), **extra)
+                  flags=flags, choices=matrix.CHOICES, holders=holders, **matrix.labels(),
+                  **extra)
 
 
 @router.get(PAGE + "/{key}", response_class=HTMLResponse, openapi_extra=rule("users"))
@@ -130,3 +138,35 @@ async def role_save(ctx: ContextDep, request: Request, principal: PrincipalDep,
         return await run_in_threadpool(_role_page, ctx, request, key, status=exc.status,
                                        form=form, errors=problems)
     return redirect(f"{PAGE}/{key}", "role_saved")
+
+
+@router.post(PAGE + "/{key}/view-as", response_class=HTMLResponse,
+             openapi_extra=rule("admin"))
+def view_as_start(ctx: ContextDep, request: Request, principal: PrincipalDep, key: str,
+                  user: Annotated[str, Form(max_length=20)] = "") -> Response:
+    """See the pages as role ``key`` would (as one of its holders, or oneself), read-only,
+    until stopped; the start is audited."""
+    from platform_core.security import audit, view_as
+    from platform_core.security.auth import SESSION_COOKIE
+
+    try:
+        with ctx.db.write() as s:
+            user_id = view_as.holder(s, key, int(user) if user.isdigit() else None, principal)
+            audit.append(s, actor=principal.actor, action="auth.view_as",
+                         target=f"role:{key}", detail={"user_id": user_id})
+    except DomainError as exc:
+        return _role_page(ctx, request, key, status=exc.status, errors=[exc.detail])
+    response = redirect("/")
+    response.set_cookie(view_as.COOKIE, view_as.cookie_value(
+        ctx.secret_key, request.cookies.get(SESSION_COOKIE, ""), key, user_id),
+        httponly=True, samesite="lax", secure=ctx.settings.cookie_secure, path="/")
+    return response
+
+
+@router.post("/view-as/stop", response_class=HTMLResponse, openapi_extra=rule("user"))
+def view_as_stop() -> Response:
+    from platform_core.security import view_as
+
+    response = redirect(PAGE)
+    response.delete_cookie(view_as.COOKIE, path="/")
+    return response

@@ -61,4 +61,6 @@ class FieldType:
 
     def mask(self, value: Any, field: FieldSpec) -> str:
         text = self.format(value, field)
-        return text[:1] + "*" * max(len(text) - 1, 0) if text else ""
+        if len(text) == 1:  # its first character would be all of it
+            return "*" * len(text)
+        return text[:1] + "*" * (len(text) - 1)

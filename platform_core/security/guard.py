@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from platform_core.errors import DomainError
 from platform_core.http import RateLimited
+from platform_core.security import view_as
 from platform_core.security.auth import (
     SESSION_COOKIE,
     Unauthenticated,
@@ -117,7 +118,23 @@ async def _principal(request: Request) -> Principal:
                                         cookie)
     if request.method not in SAFE_METHODS:
         await _check_csrf(request, principal)
+    viewing = request.cookies.get(view_as.COOKIE)
+    if viewing and principal.is_admin:
+        found = view_as.read(ctx.secret_key, cookie, viewing)
+        if found is not None:
+            shown = await run_in_threadpool(_viewed_as, ctx.db, principal, *found)
+            if shown is not None:
+                if request.method not in SAFE_METHODS and \
+                        request.url.path != view_as.STOP_PATH:
+                    raise view_as.ViewOnly("只读：正在以角色查看 / read-only while viewing "
+                                           "as a role (stop viewing to make changes)")
+                return shown
     return principal
+
+
+def _viewed_as(db: Any, admin: Principal, role: str, user_id: int) -> Principal | None:
+    with db.read() as session:
+        return view_as.as_role(session, admin, role, user_id)
 
 
 async def _check_csrf(request: Request, principal: Principal) -> None:

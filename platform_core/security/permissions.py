@@ -8,7 +8,8 @@ A role's ``permissions`` is JSON validated by ``META_SCHEMA``::
      "forms": {"crm.customer": {"actions": ["create", "read", "update"],
                                 "scope": "own",            # or department, department_tree,
                                                            # all, {"filter": <filter AST>}
-                                "fields": {"id_number": "hidden", "income": "read"},
+                                "fields": {"id_number": "hidden", "income": "read",
+                                           "mobile": "masked"},  # read, always masked
                                 "default_field": "write"}}}
 
 Form keys are ``app.form``, ``app.*`` or ``*``; the most specific entry of a role wins.
@@ -31,7 +32,7 @@ from platform_core.errors import DomainError, InvalidInput
 ACTIONS = ("create", "read", "update", "delete", "import", "export", "manage", "unmask")
 WRITE_ACTIONS = frozenset({"create", "update", "delete", "import", "manage"})
 SCOPES = ("own", "department", "department_tree", "all")
-FIELD_LEVELS = ("hidden", "read", "write")
+FIELD_LEVELS = ("hidden", "masked", "read", "write")  # least to most open
 FORM_PATTERN = r"^(\*|[a-z][a-z0-9_]{0,63}\.(\*|[a-z][a-z0-9_]{0,63}))$"
 PLACEHOLDERS = ("$user.id", "$user.department_id")
 
@@ -154,6 +155,11 @@ class FormAccess:
 
     def readable(self, key: str) -> bool:
         return self.level(key) != "hidden"
+
+    def masks(self) -> bool:
+        """Whether some field may be at level ``masked`` (cheap: no per-field work)."""
+        return any(default == "masked" or "masked" in rules.values()
+                   for rules, default in self.field_rules)
 
     def writable(self, key: str) -> bool:
         return self.level(key) == "write"

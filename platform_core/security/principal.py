@@ -42,6 +42,9 @@ class Principal:
     session_id: int | None = None
     csrf_token: str | None = None
     locale: str | None = None  # the user's chosen page language (None: the browser's)
+    # set while an administrator views the pages as a role (``view_as``): their own name;
+    # such a principal may only read
+    acting_for: str | None = None
 
     @property
     def actor(self) -> Actor:

@@ -484,7 +484,7 @@ MASK: list[tuple[str, Any, str]] = [
     ("id_card", ID_X, "1101**********002X"),
     ("text", "张三", "张*"),
     ("text", "张三丰", "张**"),
-    ("text", "A", "A"),
+    ("text", "A", "*"),  # one character: nothing of it shows
     ("email", "zhangsan@example.com", "z***@example.com"),
     ("address", {"province": "北京市", "city": "北京市", "district": "海淀区",
                  "detail": "中关村大街 1 号"}, "北京市 北京市 海淀区 ****"),
