@@ -138,6 +138,7 @@ def _claim(db: Any, app: str, key: str, period: str, now: datetime) -> int | Non
 def deliver(ctx: Any, app: str, key: str, now: datetime) -> str | None:
     """Send report ``key`` for its current slot if nobody has; the period sent, if any."""
     from engine_reports import running
+    from platform_core.channels.store import effective_settings
     from platform_core.mail import send_mail
     from platform_core.security.principal import load_principal
 
@@ -170,8 +171,11 @@ def deliver(ctx: Any, app: str, key: str, now: datetime) -> str | None:
                                 user.username, exc)
                     continue
                 messages.append((user.email, *render(spec, result, params)))
+        # the SMTP server an administrator saved over the environment's (one read)
+        mail = effective_settings(ctx.db, ctx.settings, getattr(ctx, "keyring", None)) \
+            if messages else ctx.settings
         for address, subject, text, page in messages:
-            send_mail(ctx.settings, to=[address], subject=subject, text=text, html=page)
+            send_mail(mail, to=[address], subject=subject, text=text, html=page)
             sent += 1
     except Exception as exc:  # noqa: BLE001 - recorded and retried
         error = f"{type(exc).__name__}: {exc}"[:2000]

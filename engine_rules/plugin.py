@@ -1,5 +1,6 @@
 """Plugs the rules engine into the app factory (entry point ``qiao.plugins``: ``rules``):
-the actions, the outbox handler, the time-based scans, the action sender and the API."""
+the actions, the outbox handler, the time-based scans, the action sender and the APIs
+(rules; the notification channels' settings)."""
 
 from __future__ import annotations
 
@@ -30,13 +31,16 @@ def register_builtins() -> None:
 def _send(ctx: Any, client: Any, now: Any, worker_id: str) -> int:
     from engine_rules.sender import send_due
 
-    return send_due(ctx.db, ctx.settings, client=client, worker=worker_id, now=now)
+    return send_due(ctx.db, ctx.settings, client=client, worker=worker_id, now=now,
+                    keyring=getattr(ctx, "keyring", None))
 
 
 def register(app: FastAPI, context: Any) -> None:
     from engine_rules.api import router
+    from engine_rules.channels_api import router as channels_router
     from engine_rules.scans import bind_keyring
 
     register_builtins()
     bind_keyring(getattr(context, "keyring", None))  # the scans' (one installation)
     app.include_router(router)
+    app.include_router(channels_router)

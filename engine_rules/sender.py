@@ -9,6 +9,9 @@ exponential backoff (``QIAO_RULES_BACKOFF_SECONDS`` × 2ⁿ, at most an hour); a
 ``QIAO_RULES_MAX_ATTEMPTS`` → ``dead``, listed for admins and replayable. A crash between
 a call and its record sends it once more when the lease ends (at least once: a receiver
 drops duplicates by ``X-Qiao-Action``, the action run's key).
+
+The channels' settings are those an administrator saved (``platform_core.channels``)
+over the environment's, read once per batch that has something to send.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from sqlalchemy import or_, select
 from engine_rules.models import ActionRun
 from engine_rules.notify import render
 from platform_core import __version__
+from platform_core.channels.store import effective_settings
 from platform_core.db import Database
 from platform_core.errors import DomainError
 from platform_core.mail import NoMailServer, send_mail
 from platform_core.outbox import retry_delay
+from platform_core.security.crypto import Keyring
 from platform_core.settings import Settings
 from platform_core.webhooks.ssrf import AllowList, check_url
 
@@ -66,10 +71,12 @@ def claim(db: Database, *, worker: str, now: datetime, batch: int = BATCH) -> li
 
 
 def send_due(db: Database, settings: Settings, *, client: httpx.Client, worker: str,
-             now: datetime) -> int:
+             now: datetime, keyring: Keyring | None = None) -> int:
     """Claim, send and record the due outside actions; how many were tried."""
     jobs = claim(db, worker=worker, now=now)
-    outcomes = [(job, _try(job, settings, client)) for job in jobs]
+    if jobs:  # the channels as saved in the database over the environment's: one read
+        settings = effective_settings(db, settings, keyring)
+    outcomes = [(job, attempt(job, settings, client)) for job in jobs]
     if outcomes:
         with db.write() as session:
             for job, error in outcomes:
@@ -77,7 +84,8 @@ def send_due(db: Database, settings: Settings, *, client: httpx.Client, worker: 
     return len(jobs)
 
 
-def _try(job: Job, settings: Settings, client: httpx.Client) -> str | None:
+def attempt(job: Job, settings: Settings, client: httpx.Client) -> str | None:
+    """Make one outside call: None when it went through, else what went wrong."""
     try:
         send(job, settings, client)
     except (SendFailed, DomainError, httpx.HTTPError, OSError, smtplib.SMTPException) as exc:
@@ -120,7 +128,8 @@ def send(job: Job, settings: Settings, client: httpx.Client) -> None:
     elif channel == "wecom":
         url = request.get("robot") or settings.wecom_robot_url
         if not url:
-            raise SendFailed("no WeCom robot: set QIAO_WECOM_ROBOT_URL or the action's robot")
+            raise SendFailed("no WeCom robot: set one on /admin/channels (or "
+                             "QIAO_WECOM_ROBOT_URL) or the action's robot")
         text = f"{request['title']}\n{request['body']}" if request.get("title") else \
             request["body"]
         _http(job, client, settings, "POST", url, json.dumps(
@@ -162,7 +171,8 @@ def _sms(job: Job, request: dict[str, Any], settings: Settings, client: httpx.Cl
     ``message``), signed with HMAC-SHA256 in ``QIAO_SMS_SIGNATURE_HEADER`` if a secret
     is set."""
     if not settings.sms_gateway_url:
-        raise SendFailed("no SMS gateway: set QIAO_SMS_GATEWAY_URL")
+        raise SendFailed("no SMS gateway: set one on /admin/channels (or "
+                         "QIAO_SMS_GATEWAY_URL)")
     for phone in request["to"]:
         body = render(settings.sms_body_template, {"phone": phone,
                                                    "message": request["body"],

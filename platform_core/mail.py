@@ -1,6 +1,8 @@
-"""Sending e-mail through the SMTP server of the settings (``QIAO_SMTP_*``): one message
-to some addresses, plain text with an optional HTML alternative. Used by the rules
-engine's e-mail notifications and the report engine's scheduled reports."""
+"""Sending e-mail through the SMTP server of the settings: one message to some addresses,
+plain text with an optional HTML alternative. Used by the rules engine's e-mail
+notifications and the report engine's scheduled reports, each passing the effective
+settings (``platform_core.channels.store.effective_settings``: what an administrator
+saved on /admin/channels over ``QIAO_SMTP_*``), read once per batch."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def send_mail(settings: Settings, *, to: list[str], subject: str, text: str,
     """Send one message; SMTP and network failures raise (``smtplib.SMTPException``,
     ``OSError``) for the caller's retry policy."""
     if not settings.smtp_host:
-        raise NoMailServer("no SMTP server: set QIAO_SMTP_HOST")
+        raise NoMailServer("no SMTP server: set one on /admin/channels (or QIAO_SMTP_HOST)")
     message = EmailMessage()
     message["From"], message["To"] = settings.smtp_from, ", ".join(to)
     message["Subject"] = subject or "Qiao"

@@ -7,7 +7,7 @@ password hash, a status, an id) can be set by adding it to a payload.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -16,10 +16,10 @@ from pydantic import Field
 from sqlalchemy import select
 
 from platform_core.app import ContextDep, IdPath
-from platform_core.errors import NotFound
+from platform_core.errors import InvalidInput, NotFound
 from platform_core.security import directory
-from platform_core.security.api_auth import Strict, token_doc
-from platform_core.security.auth import aware, revoke_token, unlock
+from platform_core.security.api_auth import NewToken, Strict, token_doc
+from platform_core.security.auth import aware, issue_token, revoke_token, unlock
 from platform_core.security.guard import PrincipalDep, rule
 from platform_core.security.models import ApiToken, AuditEntry, LoginThrottle, User
 from platform_core.security.permissions import META_SCHEMA
@@ -224,6 +224,31 @@ def get_tokens(ctx: ContextDep) -> dict[str, Any]:
         rows = s.execute(select(ApiToken).where(ApiToken.revoked_at.is_(None))
                          .order_by(ApiToken.id.desc()).limit(1000)).scalars()
         return {"items": [token_doc(r) for r in rows]}
+
+
+class IntegrationToken(NewToken):
+    user_id: int | None = Field(default=None, ge=1, le=2**63 - 1,
+                                description="whose rights the token carries (narrowed by "
+                                            "its scopes); default: the caller")
+
+
+@router.post("/tokens", status_code=201, openapi_extra=rule("admin"))
+def post_token(ctx: ContextDep, principal: PrincipalDep,
+               body: IntegrationToken) -> dict[str, Any]:
+    """A token for an integration, acting as ``user_id`` (an active user; default: the
+    caller) within its scopes; the secret is shown this once. Audited like any token."""
+    from platform_core.models import utcnow
+
+    expires = (utcnow() + timedelta(days=body.expires_in_days)) if body.expires_in_days \
+        else None
+    with ctx.db.write() as s:
+        user = s.get(User, body.user_id or principal.user_id)
+        if user is None or user.status != "active":
+            raise InvalidInput(f"user_id: no active user {body.user_id}", field="user_id")
+        row, secret = issue_token(s, user_id=user.id, name=body.name,
+                                  scopes=body.scopes.model_dump(), expires_at=expires,
+                                  actor=principal.actor)
+        return token_doc(row) | {"token": secret}
 
 
 @router.delete("/tokens/{token_id}", status_code=204, openapi_extra=rule("admin"))

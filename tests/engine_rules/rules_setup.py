@@ -6,6 +6,7 @@ servers for the outside channels (HTTP receiver, SMTP sink)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 from collections.abc import Callable
@@ -218,10 +219,13 @@ class Receiver:
 
 class SmtpSink:
     """A tiny SMTP server on 127.0.0.1 (asyncio, on its own thread) keeping every message
-    it accepts: ``messages`` holds (envelope sender, recipients, raw message)."""
+    it accepts: ``messages`` holds (envelope sender, recipients, raw message); ``logins``
+    the (user, password) of each ``AUTH PLAIN`` (any is accepted, except ``password``
+    ``wrong``: 535)."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.logins: list[tuple[str, str]] = []
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -247,8 +251,15 @@ class SmtpSink:
             while line := await reader.readline():
                 verb = line.decode(errors="replace").strip()
                 upper = verb.upper()
-                if upper.startswith(("EHLO", "HELO")):
+                if upper.startswith("EHLO"):
+                    say("250-sink")
+                    say("250 AUTH PLAIN")
+                elif upper.startswith("HELO"):
                     say("250 sink")
+                elif upper.startswith("AUTH PLAIN "):
+                    _, user, password = base64.b64decode(verb[11:]).decode().split("\0")
+                    self.logins.append((user, password))
+                    say("535 bad credentials" if password == "wrong" else "235 OK")
                 elif upper.startswith("MAIL FROM:"):
                     sender, rcpts = verb[10:].strip(" <>"), []
                     say("250 OK")

@@ -565,6 +565,18 @@ def _replay_delivery(w: World, _who: str, _v: str | None) -> Request:
     return Request(f"{WEBHOOKS}/{hook['id']}/deliveries/{delivery_id}/replay")
 
 
+# the channels: an SMTP server on a closed local port (a test send is refused at once)
+CHANNELS = {"smtp": {"host": "127.0.0.1", "port": 1, "password": "matrix-secret"}}
+
+
+def _page_webhook(suffix: str = "") -> Callable[[World, str, str | None], Request]:
+    """The admin page of a fresh webhook of crm (or one of its actions)."""
+    def build(w: World, who: str, variant: str | None) -> Request:
+        api = _fresh_webhook(suffix)(w, who, variant)
+        return Request(api.url.replace(WEBHOOKS, "/admin/webhooks/crm"))
+    return build
+
+
 # rules: all behind app:manage (they show the app's automation); a fresh rule per case
 RULES = f"{CRM}/rules"
 RULE_SPEC = {"name": "新客户提醒", "trigger": {"type": "record.created", "form": "customer"},
@@ -785,6 +797,8 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     # every user's tokens, lock-outs, the audit log
     ("GET", "/api/v1/tokens"): _fixed(f"{API}/tokens"),
     ("DELETE", "/api/v1/tokens/{token_id}"): _admin_token_revoke,
+    ("POST", "/api/v1/tokens"): lambda w, _who, _v: Request(f"{API}/tokens", json={
+        "name": "集成", "user_id": w.users["staff_b"], "scopes": {"apps": ["crm"]}}),
     ("GET", "/api/v1/auth/lockouts"): _fixed(f"{API}/auth/lockouts"),
     ("POST", "/api/v1/auth/lockouts/unlock"): _fixed(f"{API}/auth/lockouts/unlock",
                                                      json={"client": "203.0.113.9"}),
@@ -838,6 +852,11 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/apps/{app}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"):
         _replay_delivery,
     ("POST", "/api/v1/apps/{app}/webhooks/{webhook_id}/test"): _fresh_webhook("/test"),
+    # notification channels (a test to a closed local port fails at once: 200, ok false)
+    ("GET", "/api/v1/channels"): _fixed(f"{API}/channels"),
+    ("PUT", "/api/v1/channels"): _fixed(f"{API}/channels", json=CHANNELS),
+    ("POST", "/api/v1/channels/{channel}/test"): _fixed(f"{API}/channels/smtp/test",
+                                                       json={"to": "ops@bank.example"}),
     # flows: definitions
     ("GET", "/api/v1/flows/meta-schema"): _fixed(f"{API}/flows/meta-schema"),
     ("GET", "/api/v1/apps/{app}/flows"): _fixed(FLOWS),
