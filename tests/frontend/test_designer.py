@@ -186,3 +186,26 @@ def test_a_team_lead_cannot_open_the_designer(web, db):
     page.goto("/apps/crm/forms/customer")
     assert page.locator("#design").count() == 0
     assert page.goto("/apps/crm/design/new").status == 403
+
+
+def test_try_an_expression_on_a_record_and_preview_as_a_role(web, db, server_keyring):
+    page = _designer(web, db)
+    customer = _create(db, server_keyring, "xiao.wang", "customer",
+                       {"name": "试算客户", "mobile": "13800000009", "city": "北京"})
+    page.click("#d-sections [data-field=wechat]")
+    page.fill("#x-visible_if", 'city = "北京"')
+    box = page.locator(".d-expr[data-expr-attr=visible_if]")
+    box.locator(".d-try-id").fill(str(customer["id"]))
+    box.locator(".d-try button").click()
+    page.wait_for_selector(".d-expr[data-expr-attr=visible_if] .d-try-out:has-text('=')")
+    assert box.locator(".d-try-out").inner_text() == "= 是"
+
+    page.select_option("#d-role", "sales")
+    page.wait_for_selector("#d-preview .d-legend")
+    legend = page.inner_text("#d-preview .d-legend")
+    assert "月收入" in legend.split("只读")[0]  # hidden from sales
+    assert page.locator("#d-preview #f-monthly_income").count() == 0
+    assert page.locator("#d-preview #f-name").count() == 1
+    page.select_option("#d-role", "clerk")
+    page.wait_for_selector("#d-preview [data-field=name]")  # read-only rows for a clerk
+    assert page.locator("#d-preview #f-name").count() == 0
