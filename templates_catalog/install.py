@@ -168,7 +168,8 @@ def _published(session: Session, model: Any, version_model: Any, owner: Any,
 
 def export(session: Session, app: str) -> Bundle:
     """App ``app`` as a bundle: the published forms and flows, the rules, reports,
-    dashboards and menus, and the roles that have rights in it (only those rights)."""
+    dashboards and menus, and the roles that have rights in it (only those rights) or that
+    its menus name (so the bundle's menus check against its roles)."""
     row = form_definitions.get_app(session, app)
     head = {"key": row.key, "name": row.name, "version": row.template_version or "1.0.0"}
     if row.description:
@@ -179,10 +180,12 @@ def export(session: Session, app: str) -> Bundle:
     bundle.rules = _specs(session, Rule, app)
     bundle.reports = _specs(session, Report, app)
     bundle.dashboards = _specs(session, Dashboard, app)
+    named = {key for group in bundle.menus for item in group["items"]
+             for key in item.get("roles", ())}
     for role in session.execute(select(Role).order_by(Role.id)).scalars():
         entries = {k: v for k, v in role.permissions.get("forms", {}).items()
                    if k.startswith(f"{app}.")}
-        if not entries:
+        if not entries and role.key not in named:
             continue
         flags = {k: v for k, v in role.permissions.items() if k not in ("forms", "admin")
                  and v}

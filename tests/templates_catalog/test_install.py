@@ -31,6 +31,26 @@ def test_install_then_export_gives_the_same_bundle_file_for_file(db, crm, tmp_pa
     assert _files(tmp_path / "out") == _files(catalog()[CRM])
 
 
+def test_menus_limited_to_roles_survive_an_export(qiao, db, crm, tmp_path):
+    """A role the menus name goes into the bundle even without rights in the app, so the
+    exported bundle passes the menus check and installs again."""
+    install_crm(db, crm)
+    _app, admin = qiao
+    assert admin.post("/api/v1/roles", json={
+        "key": "auditor", "name": "审计员", "permissions": {}}).status_code == 201
+    menus = [{**group, "items": [{**item, "roles": ["auditor", "sales"]}
+                                 for item in group["items"]]} for group in crm.menus]
+    assert admin.put("/api/v1/apps/crm/menus", json=menus).status_code == 200
+    with db.read() as s:
+        write_bundle(export(s, "crm"), tmp_path / "out")
+    again = load_bundle(tmp_path / "out")
+    assert again.menus == menus
+    auditor = next(r for r in again.roles if r["key"] == "auditor")
+    assert auditor["permissions"] == {"forms": {}}
+    install_crm(db, again, key="crm_copy")
+    assert admin.get("/api/v1/apps/crm_copy").json()["menus"] == menus
+
+
 def test_the_installed_app_is_what_the_bundle_says(qiao, db, crm):
     install_crm(db, crm)
     _app, admin = qiao
