@@ -52,7 +52,8 @@ def home(ctx: ContextDep, request: Request, principal: PrincipalDep) -> HTMLResp
     recent_log(request.app).flush()  # the records opened just now are in the list
     viewer = Viewer(principal, ctx.keyring)
     with ctx.db.read() as s:
-        apps = [{"key": a.key, "name": a.name, "menu": app_menu(s, a, viewer)}
+        apps = [{"key": a.key, "name": a.name, "menu": app_menu(s, a, viewer),
+                 "manage": principal.app_allows(a.key, "manage")}
                 for a in list_apps(s) if principal.app_allows(a.key, "read")]
         day = my_day(s, principal, ctx.keyring)
     return render(request, "home.html", apps=apps, day=day, dialect=ctx.db.dialect)

@@ -28,6 +28,7 @@ from frontend import (
     pages_tasks,
     pages_users,
 )
+from frontend.designer import menu_editor
 from frontend.designer import pages as pages_designer
 from frontend.errors import HtmlErrors
 from frontend.i18n import LocaleMiddleware
@@ -36,7 +37,7 @@ from frontend.workspace import pages_import, pages_list, pages_record, setup
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_list,
-           pages_record, pages_import, pages_designer, pages_apps)
+           pages_record, pages_import, pages_designer, menu_editor, pages_apps)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -109,6 +109,9 @@ CUSTOMER = f"{CRM}/forms/customer"
 MEMO = f"{CRM}/forms/memo"  # the form whose design is edited and republished by cases
 MEMO_SPEC = {"key": "memo", "name": "备忘", "fields": [
     {"key": "note", "label": "备注", "type": "text"}]}
+MENUS = [{"label": "客户", "items": [  # an app's whole menus, as the menu editor saves them
+    {"label": "客户", "kind": "form", "key": "customer", "roles": ["staff"]},
+    {"label": "待办", "kind": "tasks"}]}]
 # flows over customers: who gets a step's task is named by the record's city (a user of
 # the world; "<name>|pool": that user and staff_a1, as candidates of an unassigned task),
 # else it is the record's owner (the world's shared records are in 北京)
@@ -810,6 +813,7 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/apps"): lambda w, _who, _v: Request(
         f"{API}/apps", json={"key": f"app{w.n()}", "name": "应用"}),
     ("GET", "/api/v1/apps/{app}"): _fixed(CRM),
+    ("PUT", "/api/v1/apps/{app}/menus"): _fixed(f"{CRM}/menus", json=MENUS),
     ("GET", "/api/v1/apps/{app}/forms"): _fixed(f"{CRM}/forms"),
     ("POST", "/api/v1/apps/{app}/forms"): lambda w, _who, _v: Request(
         f"{CRM}/forms", json={**MEMO_SPEC, "key": f"form{w.n()}"}),
@@ -1053,6 +1057,10 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
                                                    json={"spec": MEMO_SPEC, "role": "staff"}),
     ("POST", "/apps/{app}/design/try"): _fixed("/apps/crm/design/try",
                                                json={"spec": MEMO_SPEC, "text": "1 + 1"}),
+    # the menu editor
+    ("GET", "/apps/{app}/menus"): _fixed("/apps/crm/menus"),
+    ("POST", "/apps/{app}/menus/preview"): _fixed("/apps/crm/menus/preview",
+                                                  json={"menus": MENUS, "role": "staff"}),
 }
 
 # Tasks: what a flow manager (a role with manage on the flow's form) may do with a task
