@@ -89,7 +89,7 @@ def totp_off(ctx: ContextDep, request: Request, principal: PrincipalDep,
     return redirect(PAGE, "totp_disabled")
 
 
-def _scopes(limit: str, access: str) -> TokenScopes:
+def scopes_of(limit: str, access: str) -> TokenScopes:
     """``crm, hr.employee`` → apps ``crm`` and form ``hr.employee``."""
     items = [p for p in limit.replace("，", ",").replace(" ", ",").split(",") if p]
     return TokenScopes(apps=[p for p in items if "." not in p],
@@ -114,7 +114,7 @@ def token_create(ctx: ContextDep, request: Request, principal: PrincipalDep,
     """A personal token; its secret is on this response and nowhere else, ever."""
     try:
         try:
-            body = NewToken(name=name.strip(), scopes=_scopes(limit, access),
+            body = NewToken(name=name.strip(), scopes=scopes_of(limit, access),
                             expires_in_days=expires_in_days)
         except ValidationError as exc:
             raise invalid(exc) from exc

@@ -19,6 +19,7 @@ from frontend import (
     pages_apps,
     pages_audit,
     pages_auth,
+    pages_channels,
     pages_directory,
     pages_docs,
     pages_me,
@@ -26,7 +27,9 @@ from frontend import (
     pages_reports,
     pages_roles,
     pages_tasks,
+    pages_tokens,
     pages_users,
+    pages_webhooks,
 )
 from frontend.designer import menu_editor
 from frontend.designer import pages as pages_designer
@@ -36,6 +39,7 @@ from frontend.web import STATIC_DIR
 from frontend.workspace import pages_import, pages_list, pages_record, setup
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
+           pages_channels, pages_webhooks, pages_tokens,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_list,
            pages_record, pages_import, pages_designer, menu_editor, pages_apps)
 

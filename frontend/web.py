@@ -38,6 +38,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("/admin/departments", N_("部门"), "user"),
     ("/admin/apps", N_("应用"), "admin"),
     ("/admin/audit", N_("审计"), "admin"),
+    ("/admin/channels", N_("集成"), "admin"),  # channels, webhooks, API tokens
     ("/me/security", N_("安全"), "user"),
 )
 
@@ -55,6 +56,11 @@ FLASH: dict[str, str] = {
     "role_saved": N_("角色已保存"),
     "role_created": N_("角色已创建"),
     "department_saved": N_("部门已保存"),
+    "channel_saved": N_("渠道设置已保存"),
+    "channel_reset": N_("已恢复为环境变量中的设置"),
+    "webhook_ping": N_("已排队发送 ping，稍后在投递记录中查看结果"),
+    "webhook_replayed": N_("已重新排队投递"),
+    "webhook_deleted": N_("订阅已删除"),
     "signed_out": N_("已退出"),
     "task_done": N_("任务已完成"),
     "task_claimed": N_("任务已认领"),

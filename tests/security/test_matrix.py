@@ -961,6 +961,25 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/admin/departments/{department_id}"): lambda w, _who, _v: Request(
         f"/admin/departments/{w.fresh_department()}", data={"name": "改名"}),
     ("GET", "/admin/audit"): _fixed("/admin/audit", params={"action": "record."}),
+    # the integration pages: channels, webhooks, every API token
+    ("GET", "/admin/channels"): _fixed("/admin/channels"),
+    ("POST", "/admin/channels/{channel}"): _fixed("/admin/channels/smtp", data={
+        "host": "127.0.0.1", "port": "1", "password": "matrix-secret"}),
+    ("POST", "/admin/channels/{channel}/reset"): _fixed("/admin/channels/sms/reset"),
+    ("POST", "/admin/channels/{channel}/test"): _fixed("/admin/channels/wecom/test"),
+    ("GET", "/admin/webhooks"): _fixed("/admin/webhooks", params={"app": "crm"}),
+    ("POST", "/admin/webhooks/{app}"): _fixed("/admin/webhooks/crm", data={
+        "name": "ERP", "url": HOOK["url"], "event_types": ["record.created"]}),
+    ("GET", "/admin/webhooks/{app}/{webhook_id}"): _page_webhook(),
+    ("POST", "/admin/webhooks/{app}/{webhook_id}/test"): _page_webhook("/test"),
+    ("POST", "/admin/webhooks/{app}/{webhook_id}/delete"): _page_webhook("/delete"),
+    ("POST", "/admin/webhooks/{app}/{webhook_id}/deliveries/{delivery_id}/replay"):
+        lambda w, who, v: Request(_replay_delivery(w, who, v).url.replace(
+            WEBHOOKS, "/admin/webhooks/crm")),
+    ("GET", "/admin/tokens"): _fixed("/admin/tokens"),
+    ("POST", "/admin/tokens"): _fixed("/admin/tokens", data={"name": "集成", "limit": "crm"}),
+    ("POST", "/admin/tokens/{token_id}/revoke"): lambda w, who, v: Request(
+        _admin_token_revoke(w, who, v).url.replace(API, "/admin") + "/revoke"),
     # the task inbox pages
     ("GET", "/tasks"): _fixed("/tasks", params={"status": "done"}),
     ("GET", "/tasks/{task_id}"): _task(shared=True, page=True),
