@@ -32,6 +32,8 @@ def _as_form(stored: dict) -> ImmutableMultiDict:
         pairs += [(f"act:{key}", a) for a in sorted(row.actions)]
         pairs += [(f"scope:{key}", row.scope), (f"default:{key}", row.default_field)]
         pairs += [(f"field:{key}:{k}", row.levels.get(k, "")) for k, _ in row.target.fields]
+        if row.scope == "filter":  # the condition's box, as the page filled it
+            pairs.append((f"filter:{key}", row.filter_text))
     return _form(*pairs)
 
 
@@ -40,6 +42,21 @@ def test_an_untouched_matrix_saves_the_same_document():
     doc, errors = build(rows_from_form(TARGETS, form, STORED), form, STORED)
     assert errors == [] and doc == STORED
     check_permissions(doc)
+
+
+def test_a_condition_scope_is_read_from_its_box_and_must_be_a_filter():
+    stored = {"forms": {"crm.customer": {"actions": ["read"], "scope": "own"}}}
+    form = _form(("act:crm.customer", "read"), ("scope:crm.customer", "filter"),
+                 ("filter:crm.customer", '{"field": "city", "op": "eq", "value": "北京"}'))
+    doc, errors = build(rows_from_form(TARGETS, form, stored), form, stored)
+    assert errors == []
+    assert doc["forms"]["crm.customer"]["scope"] == {
+        "filter": {"field": "city", "op": "eq", "value": "北京"}}
+    for text, problem in (("city = 北京", "不是有效的 JSON"), ("[]", "筛选对象")):
+        form = _form(("act:crm.customer", "read"), ("scope:crm.customer", "filter"),
+                     ("filter:crm.customer", text))
+        _doc, errors = build(rows_from_form(TARGETS, form, stored), form, stored)
+        assert len(errors) == 1 and problem in errors[0]
 
 
 def test_checked_actions_need_a_scope():
