@@ -952,6 +952,8 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/admin/roles"): lambda w, _who, _v: Request("/admin/roles", data={
         "key": f"role{w.n()}", "name": "角色"}),
     ("GET", "/admin/roles/{key}"): _fixed("/admin/roles/staff"),
+    ("POST", "/admin/roles/{key}/view-as"): _fixed("/admin/roles/staff/view-as"),
+    ("POST", "/view-as/stop"): _fixed("/view-as/stop"),
     ("POST", "/admin/roles/{key}"): lambda w, _who, _v: Request(
         f"/admin/roles/{w.fresh_role()}", data={
             "name": "改名", "row": "crm.*", "scope:crm.*": "own", "act:crm.*": "read"}),
