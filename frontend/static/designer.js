@@ -16,38 +16,10 @@
   var data, T, spec, history = [], at = -1, dirty = false, selected = null;
   var problems = [], autoKeys = {}, checkTimer = null, previewTimer = null, lastCoalesce = null;
 
-  function $(id) { return document.getElementById(id); }
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      var v = attrs[k];
-      if (v === null || v === undefined || v === false) { return; }
-      if (k === "text") { node.textContent = v; }
-      else if (k.indexOf("on") === 0) { node.addEventListener(k.slice(2), v); }
-      else { node.setAttribute(k, v === true ? "" : v); }
-    });
-    (children || []).forEach(function (c) {
-      if (c) { node.appendChild(typeof c === "string" ? document.createTextNode(c) : c); }
-    });
-    return node;
-  }
+  var K = window.QiaoKit, $ = K.$, el = K.el, fmt = K.fmt, csrf = K.csrf, api = K.send;
   function clone(x) { return JSON.parse(JSON.stringify(x)); }
-  function csrf() {
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    return meta ? meta.getAttribute("content") : "";
-  }
-  function api(method, url, body) {
-    return fetch(url, {
-      method: method, credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(),
-                 "Accept": "application/json, text/html" },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    });
-  }
   function apiBase() { return "/api/v1/apps/" + data.app + "/forms/" + data.form; }
-  function fmt(text, values) {
-    return text.replace(/\{(\w+)\}/g, function (_m, k) { return values[k]; });
-  }
+
 
   /* -- the model ------------------------------------------------------------------- */
 
