@@ -159,7 +159,7 @@ def test_adding_and_moving_a_field_with_the_keyboard_alone(web, db):
     page.keyboard.press("Enter")  # added to the current section, its label box focused
     page.keyboard.type("回访日期")
     notes = _section(page, "备注")
-    page.wait_for_selector("#d-sections .d-section:last-child .d-field:has-text('回访日期')")
+    page.wait_for_selector("#d-sections [data-field=hui_fang_ri_qi]")  # its key, by pinyin
     keys = notes.locator("[data-field]").evaluate_all("els => els.map(e => e.dataset.field)")
     assert keys[0] == "note" and len(keys) == 2
     added = keys[1]
