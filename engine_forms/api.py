@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine_forms import forms as forms_handler
 from engine_forms import menus as menus_handler
+from engine_forms import search as searching
 from engine_forms import service, transfer
 from engine_forms.attachments import describe, get_attachment, store_upload
 from engine_forms.models import FormMigration
@@ -453,3 +454,21 @@ def download_attachment(ctx: ContextDep, caller: CallerDep, app: str, form: str,
             service.load_scoped(s, caller, pub, row.record_id, "read")
     path = ctx.settings.data_dir / "attachments" / row.path
     return FileResponse(path, media_type=row.content_type, filename=row.filename)
+
+
+@router.get("/search", openapi_extra=rule("user"))
+def global_search(ctx: ContextDep, principal: PrincipalDep, request: Request,
+                  q: Annotated[str, Query(min_length=1, max_length=100,
+                                          description="name or number prefix, or an "
+                                          "exact mobile, ID number, e-mail")],
+                  limit: Annotated[int, Query(ge=1, le=20)] = 5) -> dict[str, Any]:
+    """Records of every form the caller may read whose title starts with ``q`` or whose
+    phone, ID number, e-mail or auto number equals it — within the caller's row scope,
+    masked as they see them; per form newest first, ``limit`` each (``more`` when there
+    are more)."""
+    if not q.strip():
+        raise QueryError("q: type something to search for", path="q")
+    with ctx.db.read() as s:
+        found = searching.search(s, principal, ctx.keyring, q, limit=limit,
+                                 client=client_of(request))
+        return searching.as_json(found)
