@@ -31,6 +31,8 @@ def register_builtins() -> None:
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
     from engine_flows.api import router
+    from engine_flows.handover_api import router as handover_router
 
     register_builtins()
     app.include_router(router)
+    app.include_router(handover_router)
