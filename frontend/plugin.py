@@ -22,8 +22,10 @@ from frontend import (
     pages_channels,
     pages_directory,
     pages_docs,
+    pages_handover,
     pages_me,
     pages_notifications,
+    pages_progress,
     pages_reports,
     pages_roles,
     pages_tasks,
@@ -36,12 +38,20 @@ from frontend.designer import pages as pages_designer
 from frontend.errors import HtmlErrors
 from frontend.i18n import LocaleMiddleware
 from frontend.web import STATIC_DIR
-from frontend.workspace import pages_import, pages_list, pages_record, setup
+from frontend.workspace import (
+    pages_actions,
+    pages_import,
+    pages_list,
+    pages_record,
+    pages_stands,
+    setup,
+)
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
-           pages_channels, pages_webhooks, pages_tokens,
+           pages_channels, pages_webhooks, pages_tokens, pages_handover,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_list,
-           pages_record, pages_import, pages_designer, menu_editor, pages_apps)
+           pages_record, pages_actions, pages_stands, pages_import, pages_designer,
+           menu_editor, pages_apps, pages_progress)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
