@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine_flows.handover_moves import move_candidates, move_signers, move_tasks
@@ -194,6 +194,14 @@ def _owned_forms(session: Session, source: User, scope: Any) -> list[tuple[str, 
     if scope is not None:
         stmt = stmt.where(scope)
     return [(a, f) for a, f in session.execute(stmt).all()]
+
+
+def owned_forms(session: Session, user_id: int) -> list[tuple[str, str, int]]:
+    """(app, form, live records) the user owns: what a handover could move."""
+    stmt = select(Record.app, Record.form, func.count()).where(
+        Record.owner_id == user_id, Record.deleted_at.is_(None)).group_by(
+        Record.app, Record.form).order_by(Record.app, Record.form)
+    return [(a, f, n) for a, f, n in session.execute(stmt).all()]
 
 
 def _movable(session: Session, principal: Principal | None, source: User, app: str,

@@ -546,6 +546,25 @@ def _page_user(suffix: str = "", *, fresh: bool = False
     return build
 
 
+def _handover(page: bool, *, apply: bool = False
+              ) -> Callable[[World, str, str | None], Request]:
+    """A staff handover of the variant's user to viewer (Branch A): a dry run (API) or a
+    preview (page); ``apply``: a fresh user of the variant's department with a customer,
+    handed over for real."""
+    def build(w: World, _who: str, variant: str | None) -> Request:
+        source = w.users[TARGETS[variant or "own"]]
+        if apply:
+            source, token = w.fresh_user("staff", USERS[TARGETS[variant or "own"]][1])
+            ok(w.client.post(f"{CUSTOMER}/records", json={"name": f"客户{w.n()}"},
+                             headers={"Authorization": f"Bearer {token}"}), 201)
+        if not page:
+            return Request(f"{API}/users/{source}/handover",
+                           json={"to": [w.users["viewer"]], "dry_run": True})
+        return Request(f"/admin/users/{source}/handover" + ("" if apply else "/preview"),
+                       data={"to": [str(w.users["viewer"])]})
+    return build
+
+
 WEBHOOKS = f"{CRM}/webhooks"
 HOOK = {"name": "ERP", "url": "https://93.184.215.14/qiao-hook",
         "event_types": ["record.created"]}
@@ -784,6 +803,7 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/users/{user_id}/unlock"): _target_user("/unlock"),
     ("POST", "/api/v1/users/{user_id}/reset-password"): _target_user("/reset-password",
                                                                       fresh=True),
+    ("POST", "/api/v1/users/{user_id}/handover"): _handover(page=False),
     # departments
     ("GET", "/api/v1/departments"): _fixed(f"{API}/departments"),
     ("POST", "/api/v1/departments"): lambda w, _who, _v: Request(
@@ -948,6 +968,9 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/admin/users/{user_id}/unlock"): _page_user("/unlock"),
     ("POST", "/admin/users/{user_id}/reset-password"): _page_user("/reset-password",
                                                                    fresh=True),
+    ("GET", "/admin/users/{user_id}/handover"): _page_user("/handover"),
+    ("POST", "/admin/users/{user_id}/handover/preview"): _handover(page=True),
+    ("POST", "/admin/users/{user_id}/handover"): _handover(page=True, apply=True),
     ("GET", "/admin/roles"): _fixed("/admin/roles"),
     ("POST", "/admin/roles"): lambda w, _who, _v: Request("/admin/roles", data={
         "key": f"role{w.n()}", "name": "角色"}),
