@@ -156,7 +156,8 @@ class Task(Base):
                       Index("ix_tasks_due", "status", "due_at"),
                       Index("ix_tasks_remind", "status", "remind_at"),
                       Index("ix_tasks_escalate", "status", "escalate_at"),
-                      Index("ix_tasks_run_id", "run_id", "status"))
+                      Index("ix_tasks_run_id", "run_id", "status"),
+                      Index("ix_tasks_record_created", "record_id", "created_at"))
 
 
 class TaskCandidate(Base):
@@ -186,7 +187,8 @@ class FlowHistory(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_flow_history_run_id", "run_id", "id"),)
+    __table_args__ = (Index("ix_flow_history_run_id", "run_id", "id"),
+                      Index("ix_flow_history_run_at", "run_id", "at"))
 
 
 class CalendarDay(Base):

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 def register_builtins() -> None:
     """Fill the flow engine's registries (idempotent)."""
-    from engine_flows import actions, assign, nodes, sla
+    from engine_flows import actions, assign, nodes, sla, timeline
     from engine_flows.definitions import flow_names
     from engine_flows.openapi import contribute
     from engine_forms.menus import MENU_TARGETS
@@ -21,6 +21,7 @@ def register_builtins() -> None:
     nodes.register_builtins()
     assign.register_builtins()
     actions.register_builtins()
+    timeline.register_builtins()
     if "flows.sla" not in SCANS:
         SCANS.register("flows.sla", sla.scan)
     if "flows" not in PATH_CONTRIBUTORS:

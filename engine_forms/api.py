@@ -379,6 +379,26 @@ def record_history(ctx: ContextDep, caller: CallerDep, app: str, form: str,
         return {"items": service.history(s, caller, pub, record_id)}
 
 
+@router.get(FORM + "/records/{record_id}/timeline", openapi_extra=rule("form:read"))
+def record_timeline(ctx: ContextDep, caller: CallerDep, app: str, form: str,
+                    record_id: IdPath,
+                    kinds: Annotated[str | None, Query(
+                        max_length=200, description="comma-separated: changes, flow, "
+                        "tasks, automation, follow_ups, attachments (default: all)")] = None,
+                    cursor: Annotated[str | None, Query(max_length=500)] = None,
+                    limit: Annotated[int, Query(ge=1, le=100)] = 30) -> dict[str, Any]:
+    """The record's timeline, newest first: its changes, flow steps, tasks, rules and
+    notifications, attachments — and those of the records linking to it (a customer's
+    cases and follow-ups) that the caller may read. Paged by ``next_cursor``."""
+    from engine_forms import timeline
+
+    with ctx.db.read() as s:
+        pub = forms_handler.published(s, app, form)
+        result = timeline.page(s, caller, pub, record_id, kinds=timeline.parse_kinds(kinds),
+                               cursor=cursor, limit=limit, now=utcnow())
+        return timeline.as_json(result)
+
+
 @router.get(FORM + "/export", openapi_extra=rule("form:export"),
             response_class=Response,
             responses={200: {"content": {XLSX: {}, "text/csv": {}}}})

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     UniqueConstraint,
@@ -99,6 +100,8 @@ class Attachment(Base):
     path: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[int | None] = mapped_column(Id)
+
+    __table_args__ = (Index("ix_attachments_record_created", "record_id", "created_at"),)
 
 
 class FormMigration(Base):

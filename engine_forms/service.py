@@ -312,27 +312,31 @@ def history(session: Session, caller: Caller, pub: Published,
     from platform_core.store import history as store_history
 
     rec = load_scoped(session, caller, pub, record_id, "read", include_deleted=True)
-    crypt, masked = caller.crypt(pub), masked_keys(pub, caller.access)
-
-    def visible(diff: Mapping[str, Any]) -> dict[str, Any]:
-        out = {}
-        for key, pair in crypt.open_diff(diff).items():
-            if key in ("owner_id", "department_id"):  # a transfer (system columns)
-                out[key] = pair
-                continue
-            field = pub.spec.field(key)
-            if field is None or not caller.access.readable(key):
-                continue
-            out[key] = ([None if v is None else field.field_type.mask(v, field) for v in pair]
-                        if key in masked and isinstance(pair, list) else pair)
-        return out
-
+    masked = masked_keys(pub, caller.access)
     items = [{"row_version": 1, "action": "create", "diff": {}, "actor_id": rec.created_by,
               "at": iso(rec.created_at)}]
-    items += [{"row_version": h.row_version, "action": h.action, "diff": visible(h.diff),
+    items += [{"row_version": h.row_version, "action": h.action,
+               "diff": visible_diff(pub, caller, h.diff, masked),
                "actor_id": h.actor_id, "at": iso(h.at)}
               for h in store_history(session, record_id)]
     return items
+
+
+def visible_diff(pub: Published, caller: Caller, diff: Mapping[str, Any],
+                 masked: frozenset[str]) -> dict[str, Any]:
+    """One history diff as the caller may see it: hidden fields absent, masked fields
+    masked on both sides, encrypted values opened (with the caller's keyring)."""
+    out = {}
+    for key, pair in caller.crypt(pub).open_diff(diff).items():
+        if key in ("owner_id", "department_id"):  # a transfer (system columns)
+            out[key] = pair
+            continue
+        field = pub.spec.field(key)
+        if field is None or not caller.access.readable(key):
+            continue
+        out[key] = ([None if v is None else field.field_type.mask(v, field) for v in pair]
+                    if key in masked and isinstance(pair, list) else pair)
+    return out
 
 
 def transfer(session: Session, caller: Caller, pub: Published, record_id: int, *,

@@ -79,7 +79,8 @@ class RuleRun(Base):
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_rule_runs_rule_id", "rule_id", "id"),)
+    __table_args__ = (Index("ix_rule_runs_rule_id", "rule_id", "id"),
+                      Index("ix_rule_runs_record_at", "record_id", "at"))
 
 
 class ActionRun(Base):
@@ -109,7 +110,8 @@ class ActionRun(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_action_runs_due", "status", "next_attempt_at"),
-                      Index("ix_action_runs_rule_id", "rule_id", "id"))
+                      Index("ix_action_runs_rule_id", "rule_id", "id"),
+                      Index("ix_action_runs_rule_run_id", "rule_run_id"))
 
 
 class Notification(Base):

@@ -12,13 +12,14 @@ from fastapi import FastAPI
 def register_builtins() -> None:
     """Fill the rules engine's registries (idempotent)."""
     from engine_flows.plugin import register_builtins as flows_builtins
-    from engine_rules import actions, scans
+    from engine_rules import actions, scans, timeline
     from engine_rules.runner import RulesHandler, track_depth
     from platform_core.outbox import HANDLERS
     from platform_core.scans import SCANS, SENDERS
 
     flows_builtins()
     actions.register_builtins()
+    timeline.register_builtins()
     track_depth()
     if "rules" not in HANDLERS:
         HANDLERS.register("rules", RulesHandler())

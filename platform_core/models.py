@@ -81,6 +81,7 @@ class RecordLink(Base):
     __table_args__ = (
         UniqueConstraint("source_id", "field", "target_id", name="uq_record_links_triple"),
         Index("ix_record_links_target_id", "target_id"),
+        Index("ix_record_links_target_field_source", "target_id", "field", "source_id"),
     )
 
 
@@ -97,7 +98,8 @@ class RecordHistory(Base):
     actor_id: Mapped[int | None] = mapped_column(Id)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_record_history_record_id", "record_id", "id"),)
+    __table_args__ = (Index("ix_record_history_record_id", "record_id", "id"),
+                      Index("ix_record_history_record_at", "record_id", "at"))
 
 
 class OutboxEvent(Base):
