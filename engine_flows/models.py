@@ -209,3 +209,30 @@ class AssignmentCursor(Base):
 
     pool: Mapped[str] = mapped_column(String(255), primary_key=True)
     last_user_id: Mapped[int] = mapped_column(Id)
+
+
+class ProgressLink(Base):
+    """A signed, expiring link that lets a record's customer see its flow progress
+    (``engine_flows.progress_links``). The URL's token is ``nonce`` plus an HMAC of it
+    under the installation's secret: a forged token is refused without a look-up, and
+    the row decides the rest (revoked, expired). The token is never stored in a form that
+    gives it away without the secret; the row counts its opens."""
+
+    __tablename__ = "progress_links"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    flow: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
+    nonce: Mapped[str] = mapped_column(String(32), unique=True)
+    via: Mapped[str] = mapped_column(String(16), default="page")  # page | api | rule
+    created_by: Mapped[int | None] = mapped_column(Id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[int | None] = mapped_column(Id)
+    last_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    open_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_progress_links_record_id", "record_id"),)

@@ -1,6 +1,6 @@
 """Plugs the flow engine into the app factory (entry point ``qiao.plugins``: ``flows``):
 node types, assignment strategies, service-step actions, the SLA scan, flows as menu
-items and the API."""
+items, the API and the customer progress links' API."""
 
 from __future__ import annotations
 
@@ -30,10 +30,15 @@ def register_builtins() -> None:
         MENU_TARGETS.register("flow", flow_names)
 
 
-def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature
+def register(app: FastAPI, context: Any) -> None:
     from engine_flows.api import router
     from engine_flows.handover_api import router as handover_router
+    from engine_flows.links_api import router as links_router
+    from engine_flows.progress_links import bind_site
 
     register_builtins()
+    # rules render {{ progress_url }} with this installation's secret and public URL
+    bind_site(context.secret_key, context.settings.base_url)
     app.include_router(router)
     app.include_router(handover_router)
+    app.include_router(links_router)

@@ -132,8 +132,36 @@ class Edge(_Strict):
     name: str | None = None
 
 
+class PublicDocuments(_Strict):
+    """The documents still missing, from a subtable of the form: its rows whose
+    ``received`` column (a boolean) is not true, named by their ``item`` column."""
+
+    field: str = Field(pattern=KEY)
+    item: str = Field(default="item", pattern=KEY)
+    received: str = Field(default="received", pattern=KEY)
+
+
+class PublicPage(_Strict):
+    """What the customer's progress page (``/p/{token}``) of a record shows — and nothing
+    else: the record's ``title_field`` (default: the form's), ``name_field`` masked (a
+    field, or ``relation.field`` of a linked record), the steps listed in ``steps`` in
+    plain words (node id → text; other nodes are never shown), the documents still
+    missing and the record owner's name and phone. Links live ``expires_days`` unless
+    chosen otherwise."""
+
+    title: str | None = Field(default=None, max_length=100)
+    title_field: str | None = Field(default=None, pattern=KEY)
+    name_field: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,62}"
+                                                         r"(\.[a-z][a-z0-9_]{0,62})?$")
+    steps: dict[str, str] = Field(min_length=1, max_length=200)
+    documents: PublicDocuments | None = None
+    contact: bool = True
+    expires_days: int = Field(default=30, ge=1, le=366)
+
+
 class FlowSpec(_Strict):
-    """A whole flow: it runs over records of ``form``."""
+    """A whole flow: it runs over records of ``form``; with ``public``, a record's
+    customer may follow it on a progress page (``engine_flows.progress_links``)."""
 
     format_version: int = FORMAT_VERSION
     key: str = Field(pattern=KEY)
@@ -142,6 +170,7 @@ class FlowSpec(_Strict):
     description: str | None = None
     nodes: list[Node] = Field(min_length=1, max_length=500)
     edges: list[Edge] = Field(default_factory=list, max_length=2000)
+    public: PublicPage | None = None
 
     @cached_property
     def _by_id(self) -> dict[str, Node]:

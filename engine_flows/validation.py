@@ -269,7 +269,53 @@ def check_flow(session: Session, app: str, spec: FlowSpec) -> list[str]:
         return [f"form: {exc.detail}"]
     ctx = FlowContext(spec, pub.spec, pub)
     problems = _keys(spec) + _graph(spec) + _parallel(spec) + _edges(ctx, session, app)
-    return _unique(problems + _references(ctx, session, app))
+    return _unique(problems + _references(ctx, session, app) + _public(ctx, session, app))
+
+
+def _public(ctx: FlowContext, session: Session, app: str) -> list[str]:
+    """The progress page's settings name nodes of the flow and fields of the form."""
+    page, form = ctx.flow.public, ctx.form
+    if page is None:
+        return []
+    problems = [f"public.steps: {node} is not a node of the flow" for node in page.steps
+                if ctx.flow.node(node) is None]
+    problems += [f"public.steps.{node}: the text is empty" for node, text in
+                 page.steps.items() if not text.strip()]
+    if page.title_field and form.field(page.title_field) is None:
+        problems.append(f"public.title_field: {page.title_field} is not a field of the form")
+    if page.name_field:
+        problems += _name_problems(session, app, form, page.name_field)
+    docs = page.documents
+    table = form.field(docs.field) if docs else None
+    if docs and (table is None or table.type != "subtable"):
+        problems.append(f"public.documents: {docs.field} is not a subtable of the form")
+    elif docs and table is not None:
+        columns = {c.get("key"): c.get("type") for c in table.config.get("fields", [])}
+        if docs.item not in columns:
+            problems.append(f"public.documents.item: {docs.item} is not a column of "
+                            f"{docs.field}")
+        if columns.get(docs.received) != "boolean":
+            problems.append(f"public.documents.received: {docs.received} is not a yes/no "
+                            f"column of {docs.field}")
+    return problems
+
+
+def _name_problems(session: Session, app: str, form: Any, path: str) -> list[str]:
+    head, _, tail = path.partition(".")
+    field = form.field(head)
+    if field is None:
+        return [f"public.name_field: {head} is not a field of the form"]
+    if not tail:
+        return []
+    if field.type != "relation":
+        return [f"public.name_field: {head} is not a relation"]
+    try:
+        target = published(session, app, field.config["target"]).spec
+    except DomainError as exc:
+        return [f"public.name_field: {exc.detail}"]
+    if target.field(tail) is None:
+        return [f"public.name_field: {tail} is not a field of {target.key}"]
+    return []
 
 
 def _unique(items: Iterable[str]) -> list[str]:

@@ -26,6 +26,7 @@ from engine_forms.expr import schema_of
 from engine_forms.forms import Published, published, resolver
 from engine_forms.records import env_for
 from engine_forms.sealing import FieldCrypt
+from platform_core.errors import InvalidInput
 from platform_core.expressions import ExprSchema, Formula
 from platform_core.expressions.schema import OLD
 from platform_core.expressions.values import Env
@@ -55,6 +56,19 @@ def as_of(session: Session, record: Record, version: Any) -> dict[str, Any]:
             else:
                 data[key] = pair[0]
     return data
+
+
+class _Lazy:
+    """A template value computed the first time it is shown (``{{ progress_url }}``
+    creates a link only in the messages that use it)."""
+
+    def __init__(self, make: Any):
+        self._make, self._value = make, None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = self._make()
+        return self._value
 
 
 @dataclass(frozen=True)
@@ -146,11 +160,27 @@ class RuleContext:
 
     # -- templates -----------------------------------------------------------------------
 
+    def progress_url(self) -> str:
+        """The URL of the record's customer progress page: its live link, or a new one
+        (``engine_flows.progress_links.live_link``); a test run makes none."""
+        from engine_flows import progress_links
+
+        if self.record is None:
+            raise InvalidInput("progress_url: the rule's trigger has no record")
+        site = progress_links.bound_site()
+        if self.test:
+            return f"{site.base_url}/p/…"
+        link = progress_links.live_link(self.session, app=self.record.app,
+                                        form=self.record.form, record_id=self.record.id,
+                                        actor=self.actor, now=self.now)
+        return site.url(link.nonce)
+
     def scope(self) -> dict[str, Any]:
         """What message templates see: ``record``, ``old``, ``event``, ``task``, ``flow``,
-        ``step``."""
+        ``step`` and ``progress_url`` (made only when a template shows it)."""
         payload = dict(self.fired.payload)
-        return {"record": dict(self.data), "old": dict(self.old or {}), "event": payload,
+        return {"progress_url": _Lazy(self.progress_url),
+                "record": dict(self.data), "old": dict(self.old or {}), "event": payload,
                 "app": self.fired.app, "form": self.fired.form,
                 "record_id": self.fired.record_id,
                 "task": {"id": payload.get("task_id"), "title": payload.get("step"),

@@ -1,7 +1,9 @@
 """Notifications and outside calls: the ``notify`` and ``call_webhook`` actions.
 
 A message is a Jinja2 template rendered in a sandbox with what the rule sees (``record``,
-``old``, ``task``, ``flow``, ``step``, ``event``); recipients are users, a role's
+``old``, ``task``, ``flow``, ``step``, ``event``, and ``progress_url``: the record's
+customer progress page, whose live link is reused or made when a message shows it);
+recipients are users, a role's
 members, the record's owner, the task's assignee, or a phone/e-mail/user field of the
 record (``customer.mobile`` follows a relation). Channels (``CHANNELS``):
 

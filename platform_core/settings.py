@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     lockout_minutes: int = Field(default=15, ge=1)
     login_rate_per_minute: int = Field(default=10, ge=1)
     api_rate_per_minute: int = Field(default=600, ge=1, description="requests per API token")
+    progress_rate_per_minute: int = Field(default=30, ge=1, description="opens of customer "
+                                          "progress pages (/p/…) per client and per link")
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     # The in-process loop (outbox dispatcher, then webhook deliveries) started with the app;
     # off in tests (they drive it) and where separate worker processes do the work.
