@@ -457,6 +457,16 @@ def _page_fresh(suffix: str, **data: Any) -> Callable[[World, str, str | None], 
     return build
 
 
+def _stands_task(w: World, who: str, variant: str | None) -> Request:
+    """The record page's panel working a task: a fresh run over a customer of the
+    variant's owner whose first step is the caller's."""
+    variant = variant or "own"
+    record_id = w.flow_record(variant, w.doer(who))
+    task_id = w.task_at(w.start(record_id, "admin"))
+    return Request(f"{PAGE}/records/{record_id}/stands/{task_id}",
+                   data={"action": "outcome:submit", "comment": "好"})
+
+
 def _bundle_zip() -> bytes:
     """A small app bundle zip (one form), as ``GET /apps/{app}/bundle`` gives them."""
     from templates_catalog.bundle import Bundle
@@ -1066,6 +1076,10 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/activity"): _page_record(
         "/activity"),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/edit"): _page_record("/edit"),
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/stands"): _page_record("/stands"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/stands/start"): _page_fresh(
+        "/stands/start", flow="review"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/stands/{task_id}"): _stands_task,
     ("POST", "/apps/{app}/forms/{form}/records/{record_id}/edit"): _page_fresh(
         "/edit", row_version="1", **{"f:city": "上海"}),
     ("POST", "/apps/{app}/forms/{form}/records/{record_id}/delete"): _page_fresh("/delete"),
