@@ -281,6 +281,9 @@ def _compiled(app: str, version: int, spec_json: str,
     # The store sees an encrypted field only through its blind index (engine_forms.sealing).
     kinds = {k: "sealed" if (f := spec.field(k)) and f.sensitive and f.sensitive.encrypt
              else kind for k, kind in compiled.kinds.items()}
+    # A single relation filters and sorts as the linked record's id (a number).
+    kinds |= {f.key: "number" for f in spec.fields
+              if f.type == "relation" and not f.config.get("multiple")}
     return Published(app, version, spec, compiled, FieldSet(app, spec.key, kinds))
 
 

@@ -15,6 +15,9 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine_forms.fieldtypes import FIELD_TYPES
+from engine_forms.view import RecordView
+from engine_forms.view import meta_schema as view_schema
+from engine_forms.view import problems as view_problems
 from platform_core.errors import InvalidInput
 from platform_core.store.fields import SYSTEM_FIELDS
 
@@ -105,6 +108,7 @@ class FormSpec(BaseModel):
     title_field: str | None = None
     fields: tuple[FieldSpec, ...]
     layout: tuple[Section | Tab, ...] = ()
+    view: RecordView | None = None  # the record page around the fields (engine_forms.view)
 
     def field(self, key: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.key == key), None)
@@ -150,6 +154,7 @@ def meta_schema() -> dict[str, Any]:
                                                                            True)}})
         per_type.append({"if": when, "then": {"properties": t.config_schema,
                                               "required": list(t.config_required)}})
+    view, view_defs = view_schema()
     section = {"type": "object", "required": ["section", "fields"],
                "additionalProperties": False,
                "properties": {"section": {"type": "string"}, "labels": LABELS,
@@ -173,10 +178,11 @@ def meta_schema() -> dict[str, Any]:
                 "additionalProperties": False,
                 "properties": {"tab": {"type": "string"},
                                "sections": {"type": "array", "items": section}}}]}},
+            "view": view,
         },
         "$defs": {"field": {"type": "object", "required": ["key", "label", "type"],
                             "properties": common, "allOf": per_type,
-                            "unevaluatedProperties": False}},
+                            "unevaluatedProperties": False}, **view_defs},
     }
 
 
@@ -206,6 +212,8 @@ def _structure_problems(spec: FormSpec) -> list[str]:
         problems.append(f"layout names {key!r}, which is not a field of the form")
     for key in sorted({k for k in placed if placed.count(k) > 1}):
         problems.append(f"layout places {key!r} twice")
+    if spec.view is not None:
+        problems += view_problems(spec.view, spec)
     return problems
 
 

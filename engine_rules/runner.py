@@ -110,8 +110,9 @@ def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
 
 
 def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
-             keyring: Keyring | None = None) -> RuleRun:
-    """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring)."""
+             keyring: Keyring | None = None, actor: Actor | None = None) -> RuleRun:
+    """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring); ``actor``: the
+    person who ran a manual rule (its actions carry their name)."""
     started = time.perf_counter()
     spec = spec_of(rule)
     run = RuleRun(rule_id=rule.id, rule_version=rule.version, trigger_key=fired.key,
@@ -123,8 +124,8 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
                     rule.key, fired.key, fired.depth)
         run.status, run.error = "stopped", f"cascade depth {fired.depth} ≥ {MAX_DEPTH}"
         return _finish(session, run, started)
-    ctx = RuleContext.load(session, fired, actor=actor_of(session, rule, spec), now=now,
-                           keyring=keyring)
+    ctx = RuleContext.load(session, fired, actor=actor or actor_of(session, rule, spec),
+                           now=now, keyring=keyring)
     try:
         run.condition = bool(ctx.evaluate(spec.condition)) if spec.condition else True
     except (ExpressionError, DomainError) as exc:

@@ -32,7 +32,7 @@ def _problems(session: Session, app: str, spec: RuleSpec) -> list[str]:
     needs = {"record.created": ["form"], "record.updated": ["form"],
              "record.deleted": ["form"], "date_relative": ["form", "field"],
              "schedule": ["cron"], "flow.step_entered": ["flow"],
-             "task.completed": ["flow"], "flow.completed": ["flow"]}
+             "task.completed": ["flow"], "flow.completed": ["flow"], "manual": ["form"]}
     problems += [f"trigger: {trig.type} needs {k!r}" for k in needs.get(trig.type, [])
                  if not getattr(trig, k)]
     if trig.cron:

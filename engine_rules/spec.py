@@ -19,7 +19,7 @@ from platform_core.specs import SpecError, parse_spec
 KEY = "^[a-z][a-z0-9_]{0,62}$"
 RECORD_TRIGGERS = ("record.created", "record.updated", "record.deleted")
 FLOW_TRIGGERS = ("flow.step_entered", "task.completed", "task.overdue", "flow.completed")
-TRIGGERS = (*RECORD_TRIGGERS, *FLOW_TRIGGERS, "schedule", "date_relative")
+TRIGGERS = (*RECORD_TRIGGERS, *FLOW_TRIGGERS, "schedule", "date_relative", "manual")
 MAX_ACTIONS = 20
 
 
@@ -45,6 +45,8 @@ class Trigger(_Strict):
       ``form`` matching ``filter``;
     - ``date_relative``: date ``field`` of ``form`` plus ``offset_days`` (−30: thirty days
       before), at ``at`` (HH:MM, Asia/Shanghai).
+    - ``manual``: a person runs it on one record of ``form`` from its page (the record
+      view's "send a message" action): a templated SMS/WeCom message, say.
     """
 
     type: Literal[TRIGGERS]  # type: ignore[valid-type]

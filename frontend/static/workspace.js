@@ -352,6 +352,8 @@
       countPicked();
     } else if (target.matches && target.matches("[data-bulk-action]")) {
       showBulkFields(target);
+    } else if (target.matches && target.matches("input[data-submit-on-change]")) {
+      if (target.files && target.files.length) { target.form.requestSubmit(); }
     }
   });
 

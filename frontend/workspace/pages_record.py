@@ -24,7 +24,7 @@ from engine_forms.records import env_for
 from engine_forms.service import Caller
 from engine_forms.validation import RecordInvalid, assess
 from frontend.i18n import _
-from frontend.web import redirect, render
+from frontend.web import redirect, render, safe_next
 from frontend.workspace import views
 from frontend.workspace.fields import Builder, Editing
 from frontend.workspace.values import Shown, ids_of, label_of, record_url
@@ -115,6 +115,19 @@ def _page_title(pub: Published, doc: dict[str, Any]) -> str:
 def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
                 request: Request, background: BackgroundTasks, app: str, form: str,
                 record_id: IdPath) -> HTMLResponse:
+    if principal.acting_for is None:  # an admin viewing as a role leaves no trace
+        background.add_task(views.recent_log(request.app).note, principal.user_id, record_id)
+    return record_page(request, ctx, principal, access, app, form, record_id)
+
+
+def record_page(request: Request, ctx: Any, principal: Any, access: Any, app: str,
+                form: str, record_id: int, *, error: str = "",
+                status: int = 200) -> HTMLResponse:
+    """The record page: its header and 360° view (``record_view``), the fields; what
+    loads after it (the flow's current step, the timeline) comes by htmx. ``error``: a
+    quick action's refusal, shown at the top."""
+    from frontend.workspace import record_view  # it builds on the list page's rows
+
     caller = caller_of(request, ctx, principal, access)
     with ctx.db.read() as s:
         pub = published(s, app, form)
@@ -123,13 +136,12 @@ def view_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
         sections = Builder(s, pub, shown, Editing(frozenset()), doc["data"]).sections()
         owner = shown.user(doc.get("owner_id"))
         department = shown.department(doc.get("department_id"))
-    if principal.acting_for is None:  # an admin viewing as a role leaves no trace
-        background.add_task(views.recent_log(request.app).note, principal.user_id, record_id)
-    return render(request, "workspace/record.html", app=app, form=form, pub=pub, doc=doc,
-                  title=_page_title(pub, doc), sections=sections, owner=owner,
-                  department=department,
+        view = record_view.build(s, service.narrowed(s, caller, pub), pub, doc, shown)
+    return render(request, "workspace/record.html", status=status, app=app, form=form,
+                  pub=pub, doc=doc, title=_page_title(pub, doc), sections=sections,
+                  owner=owner, department=department, view=view,
                   can_edit=access.allows("update"), can_delete=access.allows("delete"),
-                  problem=request.query_params.get("problem", ""))
+                  problem=request.query_params.get("problem", ""), error=error)
 
 
 @router.get(FORM + "/records/{record_id}/activity", response_class=HTMLResponse,
@@ -194,7 +206,8 @@ def _form_page(request: Request, s: Session, caller: Caller, pub: Published, *,
                doc: dict[str, Any] | None, typed: dict[str, Any] | None = None,
                errors: dict[str, str] | None = None, status: int = 200,
                conflict: dict[str, Any] | None = None, row_version: int | None = None,
-               orig: str | None = None) -> HTMLResponse:
+               orig: str | None = None, back: str = "",
+               flow: dict[str, str] | None = None) -> HTMLResponse:
     data = dict(doc["data"]) if doc else {}
     narrowed = service.narrowed(s, caller, pub)
     shown = Shown.of(s, narrowed, pub, [doc or {"data": data}])
@@ -213,7 +226,7 @@ def _form_page(request: Request, s: Session, caller: Caller, pub: Published, *,
                   form=pub.spec.key, pub=pub, doc=doc, sections=sections,
                   title=_page_title(pub, doc) if doc else _("新建{name}").format(
                       name=label_of(pub.spec)),
-                  errors=errors or {}, conflict=conflict,
+                  errors=errors or {}, conflict=conflict, back=back, flow=flow,
                   orig=orig if orig is not None else snapshot(
                       pub, data, editable_keys(pub, narrowed)) if doc else "",
                   row_version=row_version if row_version is not None else
@@ -266,12 +279,29 @@ def looked_up(s: Session, caller: Caller, pub: Published,
 def new_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
                request: Request, app: str, form: str) -> HTMLResponse:
     caller = caller_of(request, ctx, principal, access)
+    params = request.query_params
     with ctx.db.read() as s:
         pub = published(s, app, form)
         prefill = _prefill(pub, request)
         defaults = {f.key: f.default for f in pub.spec.fields if f.default is not None}
         return _form_page(request, s, caller, pub, doc=None,
-                          typed={**defaults, **prefill} or None)
+                          typed={**defaults, **prefill} or None,
+                          back=safe_next(params.get("back"), ""),
+                          flow=_flow_of(s, app, form, params.get("flow")))
+
+
+def _flow_of(s: Session, app: str, form: str, key: str | None) -> dict[str, str] | None:
+    """The published flow ``key`` over ``form`` (to start when the new record is saved)."""
+    if not key:
+        return None
+    from engine_flows.definitions import latest
+
+    try:
+        spec = latest(s, app, key).spec
+    except DomainError:
+        return None
+    return {"key": key, "name": spec.get("name") or key} if spec.get("form") == form \
+        else None
 
 
 def _prefill(pub: Published, request: Request) -> dict[str, Any]:
@@ -287,22 +317,40 @@ def _prefill(pub: Published, request: Request) -> dict[str, Any]:
 @router.post(FORM + "/new", response_class=HTMLResponse, openapi_extra=rule("form:create"))
 async def create_record(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
                         request: Request, app: str, form: str) -> Response:
+    """Save a new record; with ``_flow`` also start that flow on it (one transaction:
+    both or neither), then open it; with ``_back`` go back there (the page the "new"
+    button was on)."""
     posted = await posted_form(request)
     caller = caller_of(request, ctx, principal, access)
+    back = safe_next(posted.get("_back"), "")
     with ctx.db.read() as s:
         pub = published(s, app, form)
         fields = [f for f in pub.spec.fields if f.key in editable_keys(pub, caller)]
+        flow = _flow_of(s, app, form, posted.get("_flow"))
     payload = payload_of(posted, fields)
     clean = {k: v for k, v in payload.items() if v is not None}
     try:
         with ctx.db.write() as s:
             doc = service.create(s, caller, published(s, app, form), clean)
+            if flow is not None:
+                _start(s, ctx, principal, app, flow["key"], doc["id"])
     except DomainError as exc:
         with ctx.db.read() as s:
             return _form_page(request, s, caller, published(s, app, form), doc=None,
                               typed=payload, errors=problems_by_field(exc) or {
-                                  "": exc.detail}, status=exc.status)
+                                  "": exc.detail}, status=exc.status, back=back, flow=flow)
+    if back and flow is None:
+        return redirect(back, "record_saved")
     return redirect(record_url(app, form, doc["id"]), "record_saved")
+
+
+def _start(s: Session, ctx: Any, principal: Any, app: str, flow: str, record_id: int) -> None:
+    from engine_flows import runs
+    from engine_flows.tasks import Who
+    from platform_core.models import utcnow
+
+    runs.start(s, app=app, flow=flow, record_id=record_id,
+               who=Who(principal, ctx.keyring, utcnow()))
 
 
 @router.get(FORM + "/records/{record_id}/edit", response_class=HTMLResponse,
