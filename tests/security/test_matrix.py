@@ -132,7 +132,8 @@ def _linear(key: str, *steps: dict[str, Any]) -> dict[str, Any]:
 
 CHECK = {"id": "check", "type": "approval", "name": "审批", "mode": "any", "assignee": TO_WHOM}
 REVIEW_SPEC = _linear(
-    "review", {"id": "work", "type": "user_task", "name": "处理", "assignee": TO_WHOM}, CHECK)
+    "review", {"id": "work", "type": "user_task", "name": "处理", "assignee": TO_WHOM}, CHECK
+) | {"public": {"steps": {"work": "正在办理", "check": "正在审核"}}}  # customer progress links
 SIGN_SPEC = _linear("sign", CHECK)  # an approval at once
 # hand → a sub-flow run of review, started by whoever completes hand (its initiator)
 RELAY_SPEC = _linear(
@@ -446,6 +447,27 @@ def _page_record(suffix: str = "") -> Callable[[World, str, str | None], Request
     """A record page of the variant's shared customer (pages that change nothing)."""
     def build(w: World, _who: str, variant: str | None) -> Request:
         return Request(f"{PAGE}/records/{w.records[variant or 'own']}{suffix}")
+    return build
+
+
+def _progress_link(w: World, variant: str | None) -> tuple[int, str]:
+    """A new customer progress link to the variant's shared record: (its id, its token)."""
+    from engine_flows import progress_links
+    from platform_core.models import utcnow
+
+    ctx = w.client.app.state.qiao
+    with w.db.write() as s:
+        link = progress_links.create_link(s, app="crm", form="customer",
+                                          record_id=w.records[variant or "own"], actor=SYSTEM,
+                                          now=utcnow())
+        return link.id, progress_links.Site(ctx.secret_key, "http://x").token(link.nonce)
+
+
+def _revoke_link(prefix: str) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, variant: str | None) -> Request:
+        link_id, _ = _progress_link(w, variant)
+        return Request(f"{prefix}/records/{w.records[variant or 'own']}/progress-links/"
+                       f"{link_id}/revoke")
     return build
 
 
@@ -915,6 +937,14 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/apps/{app}/flows/{flow}/instances/{run_id}/withdraw"): _withdraw,
     ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/progress"): _record(
         "/progress"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _record(
+        "/progress-links"),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _record(
+        "/progress-links", days=7),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/progress-links/{link_id}"
+             "/revoke"): _revoke_link(CUSTOMER),
+    # the customer's progress page (public): a live link's
+    ("GET", "/p/{token}"): lambda w, _who, _v: Request(f"/p/{_progress_link(w, 'own')[1]}"),
     # flows: tasks
     ("GET", "/api/v1/tasks"): _fixed(f"{API}/tasks", params={"status": "all"}),
     ("GET", "/api/v1/tasks/{task_id}"): _task(shared=True),
@@ -1075,6 +1105,12 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}"): _page_record(),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/activity"): _page_record(
         "/activity"),
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _page_record(
+        "/progress-links"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _page_fresh(
+        "/progress-links", days="30"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/progress-links/{link_id}/revoke"):
+        _revoke_link(PAGE),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/edit"): _page_record("/edit"),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/stands"): _page_record("/stands"),
     ("POST", "/apps/{app}/forms/{form}/records/{record_id}/stands/start"): _page_fresh(
