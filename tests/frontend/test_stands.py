@@ -91,6 +91,7 @@ def test_a_salesperson_starts_the_flow_and_works_two_steps_from_the_case_page(
     assert _mark(page, "bank") == "todo"
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "stands-1280.png"), full_page=True)
+    page.locator("#stands-panel").screenshot(path=str(SHOTS / "stands-1280-panel.png"))
 
 
 def _to_risk(db, keyring, case_id: int) -> None:
@@ -163,7 +164,8 @@ def test_the_panel_fits_a_phone_and_stays_empty_without_flows(web, db, server_ke
     strip = phone.locator("#stands .flow-strip").first
     assert strip.evaluate("e => e.scrollWidth > e.clientWidth")  # scrolls sideways itself
     SHOTS.mkdir(exist_ok=True)
-    phone.screenshot(path=str(SHOTS / "stands-375.png"), full_page=True)
+    phone.screenshot(path=str(SHOTS / "stands-375-page.png"), full_page=True)
+    phone.locator("#stands-panel").screenshot(path=str(SHOTS / "stands-375.png"))
 
     # a customer has no flow: the panel is empty (the form has no published flow)
     customer = _create(db, server_keyring, "xiao.wang", "customer",
