@@ -62,6 +62,17 @@
         });
       }
     });
+    root.querySelectorAll(".flow-strip").forEach(showCurrentStep);
+  }
+
+  /* -- a flow's strip of steps: the current step in view (a phone scrolls it sideways) -- */
+
+  function showCurrentStep(strip) {
+    var current = strip.querySelector("[aria-current=step]");
+    if (current && strip.scrollWidth > strip.clientWidth) {
+      strip.scrollLeft += current.getBoundingClientRect().left -
+        strip.getBoundingClientRect().left - 16;
+    }
   }
 
   /* -- subtables ------------------------------------------------------------------- */

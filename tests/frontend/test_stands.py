@@ -163,6 +163,8 @@ def test_the_panel_fits_a_phone_and_stays_empty_without_flows(web, db, server_ke
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     strip = phone.locator("#stands .flow-strip").first
     assert strip.evaluate("e => e.scrollWidth > e.clientWidth")  # scrolls sideways itself
+    current = phone.locator("#stands .strip-step[aria-current=step]").bounding_box()
+    assert 0 <= current["x"] and current["x"] + current["width"] <= 375  # shown, not hidden
     SHOTS.mkdir(exist_ok=True)
     phone.screenshot(path=str(SHOTS / "stands-375-page.png"), full_page=True)
     phone.locator("#stands-panel").screenshot(path=str(SHOTS / "stands-375.png"))
