@@ -15,10 +15,12 @@ htmx returns to the record page).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.exc import OperationalError
 
 from engine_flows import progress_links
 from engine_flows.links_api import site_of
@@ -42,7 +44,8 @@ DAYS = (7, 30, 90)
 
 def _public(request: Request, template: str, status: int, **values: Any) -> HTMLResponse:
     context = {"version": __version__, "lang": i18n.current_locale()} | values
-    headers = PUBLIC_HEADERS | ({"Retry-After": "60"} if status == 429 else {})
+    headers = PUBLIC_HEADERS | ({"Retry-After": "60" if status == 429 else "1"}
+                                if status in (429, 503) else {})
     return TEMPLATES.TemplateResponse(request, template, context, status_code=status,
                                       headers=headers)
 
@@ -50,10 +53,19 @@ def _public(request: Request, template: str, status: int, **values: Any) -> HTML
 @router.get("/p/{token}", response_class=HTMLResponse, openapi_extra=rule("public"))
 def customer_page(ctx: ContextDep, request: Request, token: str) -> HTMLResponse:
     """The customer's progress page, or the same bare 404 for every refusal."""
-    page = progress_links.open_link(ctx.db, site_of(ctx), token[:200],
-                                    client=client_of(request), now=utcnow(),
-                                    per_minute=ctx.settings.progress_rate_per_minute,
-                                    keyring=ctx.keyring)
+    page: Any = None
+    for attempt in range(3):  # SQLite's one writer may be busy a moment: the open writes
+        try:
+            page = progress_links.open_link(
+                ctx.db, site_of(ctx), token[:200], client=client_of(request), now=utcnow(),
+                per_minute=ctx.settings.progress_rate_per_minute, keyring=ctx.keyring)
+            break
+        except OperationalError as exc:
+            if "database is locked" not in str(exc.orig) or attempt == 2:
+                if "database is locked" in str(exc.orig):
+                    return _public(request, "public/gone.html", 503, throttled=True)
+                raise
+            time.sleep(0.2 * (attempt + 1))
     if page == progress_links.THROTTLED:
         return _public(request, "public/gone.html", 429, throttled=True)
     if not isinstance(page, dict):
