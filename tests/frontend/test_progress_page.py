@@ -5,8 +5,6 @@ the owner's contact; once revoked it shows only "页面不存在"."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy import select, update
 
 from engine_flows import tasks
@@ -18,7 +16,6 @@ from platform_core.security.models import User
 from platform_core.security.principal import load_principal
 from tests.frontend.test_workspace import _create, _crm
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 MATERIALS = [{"item": "身份证", "received": True}, {"item": "收入证明", "received": False},
              {"item": "近半年银行流水"}]
 
@@ -45,7 +42,7 @@ def _case_at_signing(db, keyring) -> dict:
     return case
 
 
-def test_staff_create_a_link_and_the_customer_sees_their_case_on_a_phone(web, db,
+def test_staff_create_a_link_and_the_customer_sees_their_case_on_a_phone(web, db, tmp_path,
                                                                          server_keyring):
     _crm(db)
     case = _case_at_signing(db, server_keyring)
@@ -81,19 +78,18 @@ def test_staff_create_a_link_and_the_customer_sees_their_case_on_a_phone(web, db
         "tel:13700001111"]  # no way anywhere else
     assert phone.locator("script, nav, header, form").count() == 0
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    phone.screenshot(path=str(SHOTS / "progress-page-375.png"), full_page=True)
+    phone.screenshot(path=str(tmp_path / "progress-page-375.png"), full_page=True)
 
     staff.reload()
     staff.wait_for_selector("#progress-links-table")
     staff.wait_for_load_state("networkidle")
-    row = staff.locator("#progress-links-table tbody tr").first
+    row = staff.locator("#progress-links-table li").first
     assert row.locator(".opens").inner_text() == "1"
     assert "有效" in row.inner_text()
-    staff.screenshot(path=str(SHOTS / "progress-links-panel.png"), full_page=True)
+    panel.screenshot(path=str(tmp_path / "progress-links-panel.png"))
     row.locator("button.danger").click()  # the confirmation is accepted by the fixture
     staff.wait_for_selector("#progress-links-table .badge.bad")
-    assert "已吊销" in staff.locator("#progress-links-table tbody tr").first.inner_text()
+    assert "已吊销" in staff.locator("#progress-links-table li").first.inner_text()
     assert staff.locator("#progress-links-table code").count() == 0
 
     gone = phone.goto(url)
