@@ -489,6 +489,34 @@ def _stands_task(w: World, who: str, variant: str | None) -> Request:
                    data={"action": "outcome:submit", "comment": "好"})
 
 
+def _page_upload(w: World, _who: str, variant: str | None) -> Request:
+    """A file uploaded into the attachment field of a fresh customer (a quick action)."""
+    record_id = w.fresh_record(variant or "own")
+    return Request(f"{PAGE}/records/{record_id}/upload/docs",
+                   files={"file": ("合同.pdf", b"%PDF-1.4 test", "application/pdf")})
+
+
+MANUAL_RULE = {"key": "greet", "name": "问候", "trigger": {"type": "manual", "form": "customer"},
+               "actions": [{"type": "notify", "channel": "in_app", "to": {"owner": True},
+                            "template": "您好 {{ record.name }}"}]}
+
+
+def _page_message(w: World, _who: str, variant: str | None) -> Request:
+    """A templated in-app message sent about a fresh customer (a manual rule)."""
+    from sqlalchemy import select
+
+    from engine_rules import service as rules
+    from engine_rules.models import Rule
+
+    with w.db.write() as s:
+        if s.execute(select(Rule.id).where(Rule.app == "crm", Rule.key == "greet")).first() \
+                is None:
+            rules.save(s, app="crm", raw=MANUAL_RULE, actor=SYSTEM)
+    record_id = w.fresh_record(variant or "own")
+    return Request(f"{PAGE}/records/{record_id}/message",
+                   data={"rule": "greet", "nonce": f"n{w.n()}"})
+
+
 def _bundle_zip() -> bytes:
     """A small app bundle zip (one form), as ``GET /apps/{app}/bundle`` gives them."""
     from templates_catalog.bundle import Bundle
@@ -1113,6 +1141,10 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         _revoke_link(PAGE),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/edit"): _page_record("/edit"),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/stands"): _page_record("/stands"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/upload/{field}"): _page_upload,
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/message"): _page_record(
+        "/message"),
+    ("POST", "/apps/{app}/forms/{form}/records/{record_id}/message"): _page_message,
     ("POST", "/apps/{app}/forms/{form}/records/{record_id}/stands/start"): _page_fresh(
         "/stands/start", flow="review"),
     ("POST", "/apps/{app}/forms/{form}/records/{record_id}/stands/{task_id}"): _stands_task,
