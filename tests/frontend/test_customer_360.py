@@ -75,6 +75,23 @@ def test_the_salesperson_sees_the_whole_customer_on_one_page(web, db, server_key
     assert "别人的客户" not in page.inner_text("main")
 
 
+def test_a_long_related_list_shows_its_newest_rows_and_links_to_all(web, db, server_keyring):
+    _crm(db)
+    customer_id, _case_id = _customer(db, server_keyring)
+    for i in range(6):
+        _create(db, server_keyring, "xiao.wang", "follow_up", {
+            "customer": customer_id, "method": "sms", "summary": f"提醒第{i}次",
+            "follow_date": "2026-11-02"})
+    page = web.signed_in("xiao.wang")
+    _open(page, customer_id)
+    follow_ups = page.locator("#related-follow_up-customer")
+    assert follow_ups.locator("tbody tr").count() == 5
+    assert "提醒第5次" in follow_ups.inner_text() and "初次电话沟通" not in follow_ups.inner_text()
+    follow_ups.locator("a:has-text('查看全部 7 条')").click()
+    page.wait_for_selector("#rows")
+    assert page.locator("#rows tr[id^=r-]").count() == 7
+
+
 def test_a_follow_up_logged_from_the_customer_comes_back_as_a_to_do(web, db, server_keyring):
     _crm(db)
     customer_id, _case_id = _customer(db, server_keyring)
