@@ -135,8 +135,22 @@ def test_a_loan_case_started_from_the_customer_opens_at_its_first_step(
     page.wait_for_selector("#stands .stand-step")
     assert re.fullmatch(rf"{APP}/loan_case/records/\d+\?msg=record_saved", path_of(page))
     assert "需求分析" in page.inner_text("#stands .step-name")
+    case_url = path_of(page).split("?")[0]
+    page.click("#stands button[value='outcome:submit']")  # 需求分析: type and amount set
+    page.wait_for_selector("#stands .stand-step[data-node=matching]")
+    page.fill("#f-rate", "3.5")
+    page.click("#stands button[value='outcome:submit']")  # 产品匹配
+    page.wait_for_selector("#stands .stand-step[data-node=signing]")
+    page.wait_for_selector("#timeline li")
+    timeline = page.inner_text("#timeline")
+    for step in ("需求分析", "产品匹配"):  # each completed, with its time
+        assert re.search(rf"\d{{4}}-\d{{2}}-\d{{2}} \d{{2}}:\d{{2}}\s+\S+ 完成了步骤「{step}」",
+                         timeline), timeline
     page.goto(f"{APP}/customer/records/{customer_id}")
     assert page.locator("#related-loan_case-customer tbody tr").count() == 2
+    page.wait_for_selector("#timeline li")
+    assert "产品匹配" in page.inner_text("#timeline")  # the customer's timeline has it too
+    assert case_url.startswith(f"{APP}/loan_case/records/")
 
 
 def test_a_document_uploaded_from_the_customer_is_kept_with_the_ones_before(
