@@ -25,7 +25,7 @@ from engine_forms.service import Caller
 from engine_forms.view import RecordView, Related
 from frontend.i18n import _
 from frontend.workspace.pages_list import cells, default_columns
-from frontend.workspace.values import Shown, label_of, record_url
+from frontend.workspace.values import Shown, label_of, money, record_url, wan
 from platform_core.db import dumps
 from platform_core.errors import DomainError
 from platform_core.models import RecordLink
@@ -94,7 +94,8 @@ def build(s: Session, caller: Caller, pub: Published, doc: dict[str, Any],
     for card in view.cards:
         f = pub.spec.field(card.field)
         if f is not None and access.readable(f.key):
-            out.cards.append(Figure(_label(card, label_of(f)), shown.text(f, data.get(f.key))))
+            out.cards.append(Figure(_label(card, label_of(f)), _figure(s, shown, f,
+                                                                     data.get(f.key))))
     here = record_url(pub.app, pub.spec.key, doc["id"])
     for rel in view.related:
         found = _related(s, caller, pub, rel, doc["id"], here)
@@ -102,6 +103,27 @@ def build(s: Session, caller: Caller, pub: Published, doc: dict[str, Any],
             out.related.append(found)
     out.actions = _actions(s, caller, pub, view, doc["id"], here)
     return out
+
+
+def _figure(s: Session, shown: Shown, f: Any, value: Any) -> Markup:
+    """A card's figure: an amount of money in 万元 (what people here say), the exact
+    amount under it; anything else as the record page shows it."""
+    if value is not None and _is_money(s, shown, f) and wan(value):
+        return Markup("{}<small>{}</small>").format(wan(value), money(value))
+    return shown.text(f, value)
+
+
+def _is_money(s: Session, shown: Shown, f: Any) -> bool:
+    if f.type == "formula":
+        return f.config.get("result_kind") == "money"
+    if f.type == "rollup" and f.config.get("aggregate") != "count" and f.config.get("field"):
+        try:
+            source = published(s, shown.pub.app, f.config["source"]).spec.field(
+                f.config["field"])
+        except DomainError:
+            return False
+        return source is not None and source.type == "money"
+    return f.type == "money"
 
 
 def _target(s: Session, pub: Published, form: str, via: str) -> Published | None:
