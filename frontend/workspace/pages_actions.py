@@ -34,6 +34,14 @@ router = APIRouter(include_in_schema=False)
 RECORD = FORM + "/records/{record_id}"
 MAX_FILES = 20
 
+CHANNELS = {"sms": N_("短信"), "wecom": N_("企业微信"), "email": N_("邮件"),
+            "in_app": N_("站内消息"), "webhook": N_("Webhook")}
+
+
+def channel_names(keys: Any) -> str:
+    return "、".join(_(CHANNELS[k]) if k in CHANNELS else k for k in keys)
+
+
 FLASH.setdefault("files_uploaded", N_("文件已上传"))
 FLASH.setdefault("message_sent", N_("消息已发送（外部渠道的消息会在后台发出）"))
 
@@ -113,6 +121,7 @@ def _message_page(ctx: Any, principal: Any, access: Any, request: Request, app: 
     return render(request, "workspace/message.html", status=status, app=app, form=form,
                   pub=pub, doc=doc, title=title, choices=choices, chosen=chosen,
                   preview=preview, error=error, nonce=secrets.token_urlsafe(16),
+                  channel_names=channel_names,
                   keys=keys or ())
 
 
@@ -147,7 +156,7 @@ async def send_message(ctx: ContextDep, principal: PrincipalDep, access: AccessD
             if chosen is not None and not chosen.ready:
                 raise InvalidInput(_("「{name}」的发送渠道（{channels}）还没有配置，请管理员在"
                                      "「集成 → 通知渠道」中设置。").format(
-                    name=chosen.name, channels="、".join(chosen.missing)), rule=key)
+                    name=chosen.name, channels=channel_names(chosen.missing)), rule=key)
             manual.send(s, app=app, form=form, key=key, record_id=record_id,
                         actor=principal.actor, nonce=nonce, now=utcnow(),
                         keyring=ctx.keyring, client=client_of(request))
