@@ -4,11 +4,12 @@ For a text typed in the top bar, for each app and form in turn:
 
 1. the form is skipped unless the caller may ``read`` it;
 2. the form's *searchable* fields that can match this text make one filter (see
-   ``form_filter``) — no such field, no query: a text that is no phone number, ID number
+   ``form_filters``) — no such field, no query: a text that is no phone number, ID number
    or e-mail never reaches a form whose only searchable field is a mobile;
-3. one query through ``service.list_page`` — the caller's row scope, hidden fields,
-   masks and encryption exactly as in the form's own list — newest first, ``limit + 1``
-   rows (the extra one only says "more");
+3. one query per field looked into (in practice one per form) through
+   ``service.list_page`` — the caller's row scope, hidden fields, masks and encryption
+   exactly as in the form's own list — newest first, ``limit + 1`` rows (the extra one
+   only says "more");
 4. each hit is its title and one or two identifying values, as the caller sees them
    (masked where masked).
 
@@ -17,7 +18,8 @@ query is answered from an expression index, not a scan of the form's records:
 
 - phone, ID card and e-mail fields: **exact** match of the text as the field reads it
   (``138 0000 1234`` finds ``13800001234``); encrypted ones through their blind index;
-- auto numbers (``LN-20261205-0001``): exact match;
+  a text read so by a field of the form is looked for there only;
+- auto numbers (``LN-20261205-0001``): exact match, in capitals;
 - the title (text or auto number): **prefix** match, as a range ``title >= text AND
   title < text + U+10FFFF`` — the index's own order (code points: ``C`` collation on
   PostgreSQL, binary on SQLite), so exact, and a range seek in the index. A masked or
@@ -68,21 +70,18 @@ class FormHits:
     more: bool = False
 
 
-def _variants(f: Any, text: str) -> list[str]:
-    """An auto number is typed in any case (``ln-2026…``) but numbered in capitals."""
-    return [text, text.upper()] if f.type == "auto_number" and text.upper() != text \
-        else [text]
-
-
 def _prefix(key: str, text: str) -> dict[str, Any]:
     return {"and": [{"field": key, "op": "gte", "value": text},
                     {"field": key, "op": "lt", "value": text + TOP}]}
 
 
-def form_filter(pub: Published, access: FormAccess, text: str) -> tuple[Any, list[str]]:
-    """The filter finding ``text`` in this form for a caller with ``access`` and the keys
-    of the fields it looks into (exact matches first); ``(None, [])`` when no field can
-    match — then there is no query."""
+def form_filters(pub: Published, access: FormAccess, text: str) -> list[tuple[str, Any]]:
+    """The filters finding ``text`` in this form for a caller with ``access``, one per
+    field looked into (``(key, filter)``); none when no field can match — then no query.
+
+    A text that a phone, ID or e-mail field of the form reads as its value is looked for
+    there only (not also as the start of a title: no name starts with a mobile number).
+    An auto number is matched in capitals (``ln-…`` finds ``LN-…``)."""
     exact: list[tuple[str, Any]] = []
     prefix: list[tuple[str, Any]] = []
     masked = service.masked_keys(pub, access)
@@ -92,24 +91,20 @@ def form_filter(pub: Published, access: FormAccess, text: str) -> tuple[Any, lis
                 or f.field_type.kind is None:
             continue
         sealed = bool(f.sensitive and f.sensitive.encrypt)
+        value = text.upper() if f.type == "auto_number" else text
         if f.type in EXACT_TYPES:
             try:
-                value = f.field_type.coerce(text, f)
+                exact.append((f.key, {"field": f.key, "op": "eq",
+                                      "value": f.field_type.coerce(text, f)}))
             except ValueError:
                 continue
-            exact.append((f.key, {"field": f.key, "op": "eq", "value": value}))
         elif f.key == title and f.type in PREFIX_TYPES and not sealed \
                 and f.key not in masked:
-            for variant in _variants(f, text):
-                prefix.append((f.key, _prefix(f.key, variant)))
+            prefix.append((f.key, _prefix(f.key, value)))
         elif f.type in NUMBER_TYPES or (f.key == title and f.type in PREFIX_TYPES):
-            for variant in _variants(f, text):
-                exact.append((f.key, {"field": f.key, "op": "eq", "value": variant}))
-    leaves = [leaf for _k, leaf in exact + prefix]
-    keys = list(dict.fromkeys(k for k, _leaf in exact + prefix))
-    if not leaves:
-        return None, []
-    return (leaves[0] if len(leaves) == 1 else {"or": leaves}), keys
+            exact.append((f.key, {"field": f.key, "op": "eq", "value": value}))
+    return exact if any(pub.spec.field(k).type in EXACT_TYPES for k, _f in exact) \
+        else exact + prefix
 
 
 def _shown_keys(pub: Published, access: FormAccess, matched: list[str]) -> list[str]:
@@ -124,23 +119,33 @@ def _shown_keys(pub: Published, access: FormAccess, matched: list[str]) -> list[
 
 def search_form(session: Session, caller: Caller, pub: Published, text: str, *,
                 limit: int = PER_FORM) -> FormHits | None:
-    """One form's hits for ``text`` (one query), or None when no field can match."""
-    filt, keys = form_filter(pub, caller.access, text)
-    if filt is None:
+    """One form's hits for ``text``, or None when no field can match (no query).
+
+    One query per field looked into — in practice one: a form rarely has two fields that
+    read the same text (two mobiles). Not one query with ``OR``: SQLite answers ``a = ? OR
+    b = ?`` newest first by walking the whole form in id order rather than through the
+    two indexes, which costs seconds at a million records."""
+    filters = form_filters(pub, caller.access, text)
+    if not filters:
         return None
+    keys = list(dict.fromkeys(k for k, _f in filters))
     title = pub.spec.title_field
     readable_title = title is not None and caller.access.readable(title)
     shown = _shown_keys(pub, caller.access, keys)
-    docs, _next = service.list_page(session, caller, pub, filter=filt, sort="-id",
-                                    cursor=None, limit=limit + 1,
-                                    fields=([title] if readable_title else []) + shown,
-                                    deleted="exclude")
-    found = FormHits(app=pub.app, form=pub.spec.key, pub=pub, more=len(docs) > limit)
-    for doc in docs[:limit]:
-        data = doc["data"]
+    found = FormHits(app=pub.app, form=pub.spec.key, pub=pub)
+    docs: dict[int, dict[str, Any]] = {}
+    for _key, filt in filters:
+        page, _next = service.list_page(
+            session, caller, pub, filter=filt, sort="-id", cursor=None, limit=limit + 1,
+            fields=([title] if readable_title else []) + shown, deleted="exclude")
+        docs |= {d["id"]: d for d in page}
+    newest = sorted(docs, reverse=True)
+    found.more = len(newest) > limit
+    for record_id in newest[:limit]:
+        data = docs[record_id]["data"]
         value = data.get(title) if readable_title else None
         found.hits.append(Hit(
-            id=doc["id"], title=f"#{doc['id']}" if value in (None, "") else str(value),
+            id=record_id, title=f"#{record_id}" if value in (None, "") else str(value),
             values=[(k, data[k]) for k in shown if data.get(k) not in (None, "")]))
     return found
 

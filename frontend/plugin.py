@@ -28,6 +28,7 @@ from frontend import (
     pages_progress,
     pages_reports,
     pages_roles,
+    pages_search,
     pages_tasks,
     pages_tokens,
     pages_users,
@@ -49,7 +50,7 @@ from frontend.workspace import (
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
            pages_channels, pages_webhooks, pages_tokens, pages_handover,
-           pages_docs, pages_tasks, pages_notifications, pages_reports, pages_list,
+           pages_docs, pages_tasks, pages_notifications, pages_reports, pages_search, pages_list,
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
            menu_editor, pages_apps, pages_progress)
 
