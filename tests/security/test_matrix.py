@@ -1009,6 +1009,9 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/notifications/{notification_id}/read"): _my_notification,
     ("POST", "/api/v1/notifications/read-all"): _fixed(f"{API}/notifications/read-all"),
     ("GET", "/notifications"): _fixed("/notifications"),
+    ("GET", "/search"): _fixed("/search", params={"q": "张"}),
+    ("GET", "/search/results"): _fixed("/search/results", params={"q": "张"}),
+    ("GET", "/api/v1/search"): _fixed(f"{API}/search", params={"q": "张"}),
     ("POST", "/notifications/{notification_id}/read"): lambda w, who, v: Request(
         _my_notification(w, who, v).url.removeprefix(API)),
     ("POST", "/notifications/read-all"): _fixed("/notifications/read-all"),
