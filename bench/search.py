@@ -47,6 +47,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,8 @@ def mobile_of(i: int) -> str:
 
 
 def id_no_of(i: int) -> str:
-    born = 19600101 + (i % 28) + 100 * (i // 28 % 12) + 10000 * (i // 336 % 40)
-    first17 = f"110105{born}{i % 1000:03d}"
+    born = date(1960, 1, 1) + timedelta(days=i // 1000)  # unique with the sequence
+    first17 = f"110105{born:%Y%m%d}{i % 1000:03d}"
     return first17 + id_check_char(first17)
 
 
