@@ -918,6 +918,8 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("DELETE", "/api/v1/apps/{app}/forms/{form}/records/{record_id}"): _delete_record,
     ("POST", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/restore"): _restore_record,
     ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/history"): _record("/history"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/timeline"): _record(
+        "/timeline"),
     ("GET", "/api/v1/apps/{app}/forms/{form}/export"): _fixed(f"{CUSTOMER}/export",
                                                              params={"format": "csv"}),
     ("POST", "/api/v1/apps/{app}/forms/{form}/import"): lambda w, _who, _v: Request(
@@ -1136,6 +1138,8 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}"): _page_record(),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/activity"): _page_record(
         "/activity"),
+    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/timeline"): _page_record(
+        "/timeline"),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _page_record(
         "/progress-links"),
     ("POST", "/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _page_fresh(
