@@ -19,6 +19,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine_flows.definitions import latest, list_flows
 from engine_forms import service
 from engine_forms.expr import ExpressionProblems, compile_form, schema_of
 from engine_forms.forms import Published, _resolver, get_form, list_forms, published
@@ -26,6 +27,8 @@ from engine_forms.records import env_for
 from engine_forms.service import Caller
 from engine_forms.spec import FormSpec, SpecError, load_form
 from engine_forms.validation import assess
+from engine_rules.models import Rule
+from engine_rules.runner import spec_of
 from frontend.designer.palette import designer_strings, key_for, palette
 from frontend.i18n import _, current_locale
 from frontend.web import render
@@ -65,6 +68,29 @@ def _forms_of(s: Session, app: str) -> list[dict[str, Any]]:
     return out
 
 
+def _flows_of(s: Session, app: str) -> list[dict[str, str]]:
+    """The app's published flows and the form each runs over (a quick action may start
+    one on the record it creates)."""
+    out = []
+    for row in list_flows(s, app):
+        if row.published_version is not None:
+            spec = latest(s, app, row.key).spec
+            out.append({"key": row.key, "name": str(spec.get("name") or row.key),
+                        "form": str(spec.get("form") or "")})
+    return out
+
+
+def _manual_rules(s: Session, app: str, form: str | None) -> list[dict[str, str]]:
+    """The manual rules of ``form`` (trigger ``{"type": "manual", "form": form}``): what a
+    "send a message" quick action offers."""
+    if not form:
+        return []
+    rows = s.execute(select(Rule).where(Rule.app == app, Rule.trigger == "manual")).scalars()
+    found = [(spec_of(r), r) for r in rows]
+    return sorted(({"key": r.key, "name": spec.name} for spec, r in found
+                   if spec.trigger.form == form), key=lambda x: x["name"])
+
+
 def _roles(s: Session) -> list[dict[str, str]]:
     return [{"key": r.key, "name": r.name} for r in s.execute(
         select(Role).order_by(Role.id)).scalars()]
@@ -85,7 +111,8 @@ def _page(request: Request, s: Session, app: str, *, draft: dict[str, Any],
           form: str | None, published_keys: list[str], version: int | None) -> HTMLResponse:
     data = {"app": app, "form": form, "draft": draft, "published": published_keys,
             "version": version, "palette": palette(), "forms": _forms_of(s, app),
-            "roles": _roles(s), "functions": _functions()}
+            "roles": _roles(s), "functions": _functions(), "flows": _flows_of(s, app),
+            "manual_rules": _manual_rules(s, app, form)}
     return render(request, "designer/design.html", app=app, form=form,
                   title=draft.get("name") or _("新表单"), data=_json(data),
                   strings=_json(designer_strings()))

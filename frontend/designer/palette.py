@@ -197,4 +197,39 @@ def designer_strings() -> dict[str, str]:
         "impact_type_changed": _("{n} 条记录的“{field}”要转换类型"),
         "impact_options_removed": _("{n} 条记录的“{field}”选了被删除的选项 {options}"),
         "impact_formula_changed": _("{n} 条记录的“{field}”会重新计算"),
+        **view_strings(),
+    }
+
+
+def view_strings() -> dict[str, str]:
+    """The words of the designer's record-page tab (designer_view.js)."""
+    return {
+        "view_intro": _("记录页（360° 视图）在字段之外显示：头部的关键信息、数字卡片、关联列表"
+                        "和快捷操作。什么都不选时，记录页只列出字段。"),
+        "view_head": _("头部"), "view_head_fields": _("关键字段（最多 8 个，按顺序）"),
+        "view_status": _("状态（单选字段）"), "view_tags": _("标签（多选字段）"),
+        "view_cards": _("数字卡片"), "view_cards_pick": _("卡片（最多 8 个）"),
+        "view_cards_help": _("可选汇总、公式、数字、金额、百分比、日期和自动编号字段；"
+                             "卡片名称留空时用字段名称。"),
+        "view_card_label": _("卡片名称"), "view_card_label_of": _("“{name}”的卡片名称"),
+        "view_related": _("关联列表"),
+        "view_related_none": _("本应用还没有已发布的表单通过关联字段指向这个表单。"),
+        "view_related_item": _("{form}（经由“{via}”）"),
+        "view_related_missing": _("{form}.{via}：表单未发布或不再指向这个表单"),
+        "view_remove_item": _("移除"), "view_related_label": _("列表名称"),
+        "view_columns": _("列（最多 8 个）"), "view_sort": _("排序"),
+        "view_direction": _("排序方向"), "view_desc": _("降序"),
+        "view_asc": _("升序"), "view_created": _("创建时间"), "view_updated": _("更新时间"),
+        "view_limit": _("显示条数（1–50）"), "view_new": _("显示“新建”按钮（预先关联本记录）"),
+        "view_actions": _("快捷操作"), "view_create": _("新建{form}（经由“{via}”）"),
+        "view_flow": _("并启动流程"), "view_no_flow": _("不启动流程"),
+        "view_upload": _("上传到“{field}”"), "view_message": _("发送消息"),
+        "view_message_rules": _("提供哪些手动规则（都不选：全部）"),
+        "view_no_rules": _("这个表单还没有手动规则（触发方式为“手动”的规则）；"
+                           "按钮会打开一个空的发送页。"),
+        "view_action_label": _("按钮文字"), "view_add": _("添加"),
+        "view_add_to": _("添加到“{what}”"), "view_pick": _("选择…"),
+        "view_full": _("最多 {n} 个。"), "view_up": _("上移“{name}”"),
+        "view_down": _("下移“{name}”"), "view_remove": _("移除“{name}”"),
+        "view_problems": _("记录页的设置有问题："),
     }

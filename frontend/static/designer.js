@@ -15,6 +15,7 @@
 
   var data, T, spec, history = [], at = -1, dirty = false, selected = null;
   var problems = [], autoKeys = {}, checkTimer = null, previewTimer = null, lastCoalesce = null;
+  var viewPanel = null, tab = "layout";
 
   var K = window.QiaoKit, $ = K.$, el = K.el, fmt = K.fmt, csrf = K.csrf, api = K.send;
   function clone(x) { return JSON.parse(JSON.stringify(x)); }
@@ -92,7 +93,26 @@
 
   /* -- drawing --------------------------------------------------------------------- */
 
-  function draw() { drawFormProps(); drawCanvas(); drawProps(); drawButtons(); }
+  function draw() { drawFormProps(); drawCanvas(); drawProps(); drawView(); drawButtons(); }
+  function drawView() { if (viewPanel && tab === "view") { viewPanel.draw($("d-view"), problems); } }
+
+  /* the canvas's two tabs: the fields and their layout, the record page (designer_view.js) */
+  function showTab(name, focus) {
+    tab = name;
+    ["layout", "view"].forEach(function (t) {
+      var button = $("d-tab-" + t), on = t === name;
+      button.setAttribute("aria-selected", on ? "true" : "false");
+      button.tabIndex = on ? 0 : -1;
+      $("d-" + t).hidden = !on;
+      if (on && focus) { button.focus(); }
+    });
+    drawView();
+  }
+  function tabKey(e) {
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") { return; }
+    e.preventDefault();
+    showTab(tab === "layout" ? "view" : "layout", true);
+  }
   function drawButtons() {
     $("d-undo").disabled = at <= 0;
     $("d-redo").disabled = at >= history.length - 1;
@@ -296,6 +316,7 @@
       s.fields = s.fields.filter(function (f) { return f.key !== key; });
       sections().forEach(function (sec) { sec.fields = sec.fields.filter(function (k) { return k !== key; }); });
       if (s.title_field === key) { delete s.title_field; }
+      window.QiaoView.drop(s, key);
     });
     selected = null;
     drawProps();
@@ -445,6 +466,7 @@
       field(old).key = key;
       sections().forEach(function (sec) { sec.fields = sec.fields.map(function (k) { return k === old ? key : k; }); });
       if (s.title_field === old) { s.title_field = key; }
+      window.QiaoView.rename(s, old, key);
     }, auto ? "label" : null);
     if (auto) { autoKeys[key] = true; }
     document.querySelectorAll('[data-expr-field="' + old + '"]').forEach(function (w) {
@@ -733,6 +755,7 @@
         var general = problems.filter(function (p) { return !p.attr; });
         showProblems(general.map(function (p) { return data.lang === "en" ? p.message_en : p.message_zh; }));
         drawCanvas();
+        if (viewPanel) { viewPanel.showProblems(problems); }
       });
   }
 
@@ -909,7 +932,7 @@
     box.appendChild(row(T.form_key, key, T.key_help));
     box.appendChild(create);
     box.appendChild(err);
-    ["d-undo", "d-redo", "d-save", "d-publish", "d-add-section"].forEach(function (id) { $(id).disabled = true; });
+    ["d-undo", "d-redo", "d-save", "d-publish", "d-add-section", "d-tab-view"].forEach(function (id) { $(id).disabled = true; });
     name.focus();
   }
 
@@ -928,6 +951,12 @@
     role.addEventListener("change", preview);
     drawPalette();
     if (!data.form) { drawCanvas(); newForm(); return; }
+    viewPanel = window.QiaoView.panel({ data: data, T: T, spec: function () { return spec; }, change: change,
+                                        row: row, input: input, check_: check_, label: label, field: field });
+    $("d-tab-layout").addEventListener("click", function () { showTab("layout"); });
+    $("d-tab-view").addEventListener("click", function () { showTab("view"); });
+    $("d-tab-layout").addEventListener("keydown", tabKey);
+    $("d-tab-view").addEventListener("keydown", tabKey);
     draw();
     setDirty(false);
     $("d-status").textContent = data.version ? fmt(T.at_version, { version: data.version }) : T.never_published;
