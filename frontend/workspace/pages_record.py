@@ -144,23 +144,6 @@ def record_page(request: Request, ctx: Any, principal: Any, access: Any, app: st
                   problem=request.query_params.get("problem", ""), error=error)
 
 
-@router.get(FORM + "/records/{record_id}/activity", response_class=HTMLResponse,
-            openapi_extra=rule("form:read"))
-def record_activity(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
-                    request: Request, app: str, form: str,
-                    record_id: IdPath) -> HTMLResponse:
-    """The record's flow progress and change history, asked for once the record page is
-    shown (so its fields never wait for a long history)."""
-    caller = caller_of(request, ctx, principal, access)
-    with ctx.db.read() as s:
-        pub = published(s, app, form)
-        shown = Shown(s, service.narrowed(s, caller, pub), pub,
-                      service.masked_keys(pub, caller.access))
-        history = _history(s, caller, pub, record_id, shown)
-        flows = _progress(s, record_id)
-    return render(request, "workspace/_activity.html", history=history, flows=flows)
-
-
 def _history(s: Session, caller: Caller, pub: Published, record_id: int,
              shown: Shown) -> list[dict[str, Any]]:
     """The record's changes, newest first, each as (field label, before, after) text."""
@@ -190,13 +173,6 @@ def _history(s: Session, caller: Caller, pub: Published, record_id: int,
                     "who": shown.user(item["actor_id"]) or _("系统"),
                     "version": item["row_version"], "changes": changes})
     return out
-
-
-def _progress(s: Session, record_id: int) -> list[dict[str, Any]]:
-    from engine_flows import instances
-    from platform_core.models import utcnow
-
-    return instances.progress(s, record_id, utcnow())
 
 
 # -- new and edit -------------------------------------------------------------------------

@@ -224,7 +224,8 @@ def test_a_filtered_list_is_saved_as_a_view_and_the_chosen_records_handed_over(
     mine.goto(f"{APP}/customer")
     assert sorted(mine.locator("#rows a.open").all_inner_texts()) == ["丙", "甲"]
     mine.click("#rows >> text=甲")
-    assert "负责人" in mine.inner_text("#history")  # the handover is in the record's history
+    mine.wait_for_selector("#timeline li")
+    assert "负责人" in mine.inner_text("#timeline")  # the handover is in the record's timeline
 
 
 def test_the_home_page_shows_my_day(web, db, server_keyring):

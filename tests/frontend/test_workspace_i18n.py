@@ -80,7 +80,8 @@ def _pages(db, app) -> list[str]:
                    f"{forms}/customer/records/{customer['id']}",
                    f"{forms}/customer/records/{customer['id']}/edit",
                    f"{forms}/loan_case/records/{case['id']}",
-                   f"{forms}/loan_case/records/{case['id']}/activity",
+                   f"{forms}/loan_case/records/{case['id']}/timeline",
+                   f"{forms}/loan_case/records/{case['id']}/stands",
                    f"{forms}/customer/import", f"{forms}/customer/quick"]
 
 

@@ -1136,8 +1136,6 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/apps/{app}/forms/{form}/options/{field}"): _fixed(
         "/apps/crm/forms/loan_case/options/customer", params={"q": "客户"}),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}"): _page_record(),
-    ("GET", "/apps/{app}/forms/{form}/records/{record_id}/activity"): _page_record(
-        "/activity"),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/timeline"): _page_record(
         "/timeline"),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}/progress-links"): _page_record(
