@@ -47,6 +47,15 @@ def _customer(db, keyring) -> tuple[int, int]:
     return customer["id"], case["id"]
 
 
+def _signed_in_on_customer(web, db, keyring) -> tuple[object, int]:
+    """The CRM with 张三 (``_customer``), xiao.wang on 张三's page."""
+    _crm(db)
+    customer_id, _case_id = _customer(db, keyring)
+    page = web.signed_in("xiao.wang")
+    _open(page, customer_id)
+    return page, customer_id
+
+
 def _open(page, customer_id: int) -> None:
     page.goto(f"{APP}/customer/records/{customer_id}")
     page.wait_for_selector("#timeline .timeline, #timeline [data-kind], #timeline li")
@@ -93,10 +102,7 @@ def test_a_long_related_list_shows_its_newest_rows_and_links_to_all(web, db, ser
 
 
 def test_a_follow_up_logged_from_the_customer_comes_back_as_a_to_do(web, db, server_keyring):
-    _crm(db)
-    customer_id, _case_id = _customer(db, server_keyring)
-    page = web.signed_in("xiao.wang")
-    _open(page, customer_id)
+    page, customer_id = _signed_in_on_customer(web, db, server_keyring)
     today = datetime.now(CHINA).date()
     page.click("#quick-actions a:has-text('记跟进')")
     assert "张三" in page.inner_text("#row-customer")  # pre-linked
@@ -120,10 +126,7 @@ def test_a_follow_up_logged_from_the_customer_comes_back_as_a_to_do(web, db, ser
 
 def test_a_loan_case_started_from_the_customer_opens_at_its_first_step(
         web, db, server_keyring):
-    _crm(db)
-    customer_id, _case_id = _customer(db, server_keyring)
-    page = web.signed_in("xiao.wang")
-    _open(page, customer_id)
+    page, customer_id = _signed_in_on_customer(web, db, server_keyring)
     page.click("#quick-actions a:has-text('新建贷款业务')")
     assert "贷款服务流程" in page.inner_text("#starts-flow")
     page.click("#save")  # the amount and type are missing: nothing is saved or started
@@ -155,10 +158,7 @@ def test_a_loan_case_started_from_the_customer_opens_at_its_first_step(
 
 def test_a_document_uploaded_from_the_customer_is_kept_with_the_ones_before(
         web, db, server_keyring, tmp_path):
-    _crm(db)
-    customer_id, _case_id = _customer(db, server_keyring)
-    page = web.signed_in("xiao.wang")
-    _open(page, customer_id)
+    page, customer_id = _signed_in_on_customer(web, db, server_keyring)
     for name in ("身份证.pdf", "收入证明.pdf"):
         scan = tmp_path / name
         scan.write_bytes(b"%PDF-1.4\n%%EOF\n")
@@ -179,10 +179,7 @@ def test_a_document_uploaded_from_the_customer_is_kept_with_the_ones_before(
 
 def test_a_templated_sms_goes_out_only_through_a_configured_gateway_and_is_audited(
         web, db, server_keyring):
-    _crm(db)
-    customer_id, _case_id = _customer(db, server_keyring)
-    page = web.signed_in("xiao.wang")
-    _open(page, customer_id)
+    page, customer_id = _signed_in_on_customer(web, db, server_keyring)
     page.click("#quick-actions a:has-text('发送消息')")
     assert {"短信：首次联系问候", "短信：请客户补充资料"} <= set(
         page.locator("#message-choices a").all_inner_texts())
