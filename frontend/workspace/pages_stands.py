@@ -186,7 +186,11 @@ def stands(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, request:
     """The panel (an htmx fragment of the record page; empty without flows)."""
     who = Who(principal, ctx.keyring, utcnow())
     with ctx.db.read() as s:
-        _readable(s, request, ctx, principal, access, app, form, record_id)
+        # the record must be in the viewer's read scope (404 otherwise); its values are
+        # not needed here, so not read with its lookups and roll-ups as the page does
+        pub = published(s, app, form)
+        caller = service.narrowed(s, caller_of(request, ctx, principal, access), pub)
+        service.load_scoped(s, caller, pub, record_id, "read")
         values = stands_context(s, ctx, who, access, app, form, record_id)
     return render(request, "workspace/_stands.html", **values)
 
