@@ -20,7 +20,7 @@ from engine_forms.forms import published
 from frontend.i18n import N_, _
 from frontend.web import render
 from frontend.workspace.pages_record import FORM, caller_of
-from frontend.workspace.values import Shown, label_of, record_url
+from frontend.workspace.values import Shown, label_of, preview_kind, record_url
 from platform_core.app import ContextDep, IdPath
 from platform_core.models import utcnow
 from platform_core.security.guard import AccessDep, PrincipalDep, rule
@@ -118,6 +118,7 @@ def _item(e: Entry, shown: Shown | None, people: dict[int, str],
             "attachment_url": f"/api/v1/apps/{s.app}/forms/{s.form}/attachments/"
                               f"{detail['attachment_id']}" if "attachment_id" in detail
                               else None,
+            "preview": preview_kind(str(detail.get("content_type") or "")),
             "changes": changes, "facts": facts, "detail": detail}
 
 

@@ -193,8 +193,10 @@ def test_a_pdf_and_an_image_open_in_the_preview_dialog(web: Web, contracts: None
     page.wait_for_url(re.compile(r"/records/\d+\?msg=record_saved$"))
     record = re.search(r"/records/(\d+)", page.url)[1]
 
-    link = page.get_by_role("link", name="合同扫描件.pdf")
-    assert link.get_attribute("data-preview") == "pdf"
+    link = page.locator("a.file").get_by_text("合同扫描件.pdf")  # the field's (the timeline
+    assert link.get_attribute("data-preview") == "pdf"        # names the upload too)
+    timeline = page.locator("#timeline-items").get_by_role("link", name="合同扫描件.pdf")
+    assert timeline.get_attribute("data-preview") == "pdf"
     link.click()
     expect_pdf(page)
     assert page.get_by_role("dialog", name="合同扫描件.pdf").is_visible()  # labelled
@@ -203,7 +205,7 @@ def test_a_pdf_and_an_image_open_in_the_preview_dialog(web: Web, contracts: None
     assert link.evaluate("link => document.activeElement === link"), "the focus is lost"
     assert page.locator("#preview-body canvas").count() == 0  # the document was let go
 
-    page.get_by_role("link", name="现场照片.png").click()
+    page.locator("a.file").get_by_text("现场照片.png").click()
     image = page.locator("#preview-body img.preview-image")
     image.wait_for()
     assert image.get_attribute("alt") == "现场照片.png"
@@ -226,7 +228,7 @@ def test_the_preview_fits_a_phone(web: Web, contracts: None) -> None:
     upload_both(page)
     page.click("#save")
     page.wait_for_url(re.compile(r"/records/\d+\?msg=record_saved$"))
-    page.get_by_role("link", name="合同扫描件.pdf").click()
+    page.locator("a.file").get_by_text("合同扫描件.pdf").click()
     first = page.locator("canvas.preview-page[data-page='1'][data-drawn]")
     first.wait_for()
     box = page.locator("dialog#preview").bounding_box()
@@ -236,7 +238,7 @@ def test_the_preview_fits_a_phone(web: Web, contracts: None) -> None:
     assert body.evaluate("b => b.scrollWidth <= b.clientWidth"), "the pages scroll sideways"
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     page.keyboard.press("Escape")
-    page.get_by_role("link", name="现场照片.png").click()
+    page.locator("a.file").get_by_text("现场照片.png").click()
     page.locator("#preview-body img.preview-image").wait_for()
     assert body.evaluate("b => b.scrollWidth <= b.clientWidth")
     assert errors == []
