@@ -129,6 +129,7 @@ import anyio.to_thread
 import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from search import ServerTimer, id_no_of, mobile_of
 from sqlalchemy import bindparam, event, func, insert, select, text, update
 from targets import DEFAULT_PG_URL, Target, choose_targets, count_label
 
@@ -344,23 +345,6 @@ def loan_docs(pool: Sequence[dict[str, Any]], start: int, count: int,
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-class ServerTimer:
-    """A pure ASGI wrapper: the seconds the app took for the last HTTP request, from its
-    call to its return (the whole response has been sent by then)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.last = 0.0
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        await self.app(scope, receive, send)
-        self.last = time.perf_counter() - t0
 
 
 @dataclass
@@ -765,22 +749,12 @@ class CrmWorld:
         self.tmp.cleanup()
 
 
-def crm_mobile(i: int) -> str:
-    return f"1{3 + i % 7}{i:09d}"
-
-
-def crm_id_no(i: int) -> str:
-    born = date(1960, 1, 1) + timedelta(days=i // 1000)  # unique with the sequence
-    first17 = f"110105{born:%Y%m%d}{i % 1000:03d}"
-    return first17 + id_check_char(first17)
-
-
 def crm_pools(pubs: dict[str, forms.Published]) -> dict[str, list[dict[str, Any]]]:
     """``POOL`` validated documents per form (relations, numbers and names set later)."""
     rng, env = random.Random(11), Env()
 
     def customer(i: int) -> dict[str, Any]:
-        return {"name": "x", "mobile": "13800000000", "id_no": crm_id_no(0),
+        return {"name": "x", "mobile": "13800000000", "id_no": id_no_of(0),
                 "gender": rng.choice(["male", "female"]), "city": rng.choice(CITIES),
                 "source": rng.choice(["web", "referral", "phone", "partner", "walk_in"]),
                 "status": rng.choice(["new", "following", "won", "lost"]),
@@ -822,7 +796,7 @@ def crm_doc(form: str, pool: Sequence[dict[str, Any]], i: int, first_customer: i
         rng = random.Random(i)
         doc |= {"name": CRM_SURNAMES[rng.randrange(len(CRM_SURNAMES))]
                 + "".join(rng.choices(GIVEN, k=2)) + f"{i:06d}",
-                "mobile": crm_mobile(i), "id_no": crm_id_no(i)}
+                "mobile": mobile_of(i), "id_no": id_no_of(i)}
         return crypt.seal(doc)
     doc["customer"] = first_customer + i * 7919 % customers
     if form == "loan_case":
@@ -922,7 +896,7 @@ def crm_targets(db: Database, keyring: Any, pubs: dict[str, forms.Published], us
         name = f"目标客户{k}{CRM_SURNAMES[k]}{GIVEN[k]}"
         with db.write() as s:
             cid = records.create_many(s, pubs["customer"], [{
-                "name": name, "mobile": crm_mobile(10**8 + k), "id_no": crm_id_no(900_000 + k),
+                "name": name, "mobile": mobile_of(10**8 + k), "id_no": id_no_of(900_000 + k),
                 "city": "北京", "status": "following", "level": "a", "source": "referral",
                 "tags": ["vip", "repeat"], "monthly_income": "58000"}],
                 actor=actor, crypt=crypt)[0]
