@@ -157,7 +157,7 @@ def people(session: Session, entries: list[Entry]) -> dict[int, str]:
     if not ids:
         return {}
     rows = session.execute(select(User.id, User.display_name).where(User.id.in_(ids)))
-    return dict(rows)
+    return dict(rows.all())
 
 
 def as_json(result: dict[str, Any]) -> dict[str, Any]:

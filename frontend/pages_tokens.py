@@ -34,7 +34,7 @@ ADMIN = rule("admin")
 def _holders(ctx: ContextDep) -> dict[int, str]:
     """Usernames by id (every user: a disabled one may still hold a token)."""
     with ctx.db.read() as s:
-        return dict(s.execute(select(User.id, User.username)))
+        return dict(s.execute(select(User.id, User.username)).all())
 
 
 def _active_users(ctx: ContextDep) -> list[dict[str, Any]]:
