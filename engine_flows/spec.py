@@ -159,9 +159,19 @@ class PublicPage(_Strict):
     expires_days: int = Field(default=30, ge=1, le=366)
 
 
+class Position(_Strict):
+    """Where the flow designer draws a node (its top-left corner, in canvas pixels)."""
+
+    x: float = Field(ge=-100_000, le=100_000)
+    y: float = Field(ge=-100_000, le=100_000)
+
+
 class FlowSpec(_Strict):
     """A whole flow: it runs over records of ``form``; with ``public``, a record's
-    customer may follow it on a progress page (``engine_flows.progress_links``)."""
+    customer may follow it on a progress page (``engine_flows.progress_links``).
+    ``layout`` is the drawing only (node id → position): the engine never reads it, a
+    node without a position is laid out automatically, and versions that differ only
+    in it run the same."""
 
     format_version: int = FORMAT_VERSION
     key: str = Field(pattern=KEY)
@@ -171,6 +181,7 @@ class FlowSpec(_Strict):
     nodes: list[Node] = Field(min_length=1, max_length=500)
     edges: list[Edge] = Field(default_factory=list, max_length=2000)
     public: PublicPage | None = None
+    layout: dict[str, Position] = Field(default_factory=dict, max_length=500)
 
     @cached_property
     def _by_id(self) -> dict[str, Node]:
