@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine_flows import definitions, handover, inbox, instances, runs, tasks
+from engine_flows import definitions, design, handover, inbox, instances, runs, tasks
 from engine_flows.calendar import list_days, set_days
 from engine_flows.models import FlowRun, Task
 from engine_flows.spec import meta_schema
@@ -147,6 +147,31 @@ def publish_flow(ctx: ContextDep, principal: PrincipalDep, app: str,
                                                            actor=principal.actor))
 
 
+@router.post(FLOW + "/publish-preview", openapi_extra=rule("app:manage"))
+def publish_preview(ctx: ContextDep, app: str, flow: str) -> dict[str, Any]:
+    """What publishing the stored draft would do, without doing it: ``valid`` and its
+    ``problems`` (each located on a ``node`` or an ``edge``), the ``diff`` to the
+    published version (``layout`` ignored) and the ``running`` instances (all on older
+    versions) per version and per node they wait at; ``unmapped``: nodes instances wait
+    at that the draft no longer has."""
+    with ctx.db.read() as s:
+        return design.preview(s, app, flow)
+
+
+@router.get(FLOW + "/overlay", openapi_extra=rule("app:manage"))
+def get_overlay(ctx: ContextDep, app: str, flow: str,
+                version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
+                ) -> dict[str, Any]:
+    """Per node: running instances ``waiting`` there, ``overdue`` ones (a task past due),
+    and as the flow funnel report counts (top-level instances, records not deleted)
+    ``reached``, ``completed`` visits and their ``median_seconds``. With ``version``,
+    only instances of that version."""
+    with ctx.db.read() as s:
+        if version is not None:
+            definitions.version_row(s, app, flow, version)
+        return design.overlay(s, app, flow, utcnow(), version)
+
+
 @router.get(FLOW + "/versions", openapi_extra=rule("app:read"))
 def get_versions(ctx: ContextDep, app: str, flow: str) -> dict[str, Any]:
     with ctx.db.read() as s:
@@ -179,10 +204,16 @@ def list_instances(ctx: ContextDep, who: WhoDep, app: str, flow: str,
                    status: Annotated[str | None, Query(pattern="^(running|completed|"
                                                        "cancelled)$")] = None,
                    record_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+                   node: Annotated[str | None, Query(max_length=64)] = None,
+                   overdue: bool = False,
                    limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
     """Instances of the flow: every one for a flow manager; with ``record_id``, every one
-    over that record for whoever may read it; else those one started or took part in."""
+    over that record for whoever may read it; else those one started or took part in.
+    ``node``: running instances waiting at that node; ``overdue``: running instances
+    with a task past due (at ``node``, with both)."""
     from sqlalchemy import or_, select
+
+    from engine_flows.models import FlowStep
 
     with ctx.db.read() as s:
         flow_row = definitions.get_flow(s, app, flow)
@@ -197,6 +228,14 @@ def list_instances(ctx: ContextDep, who: WhoDep, app: str, flow: str,
             stmt = stmt.where(FlowRun.status == status)
         if record_id:
             stmt = stmt.where(FlowRun.record_id == record_id)
+        if node or overdue:
+            waiting = select(FlowStep.run_id).where(FlowStep.status == "active")
+            if node:
+                waiting = waiting.where(FlowStep.node_id == node)
+            if overdue:
+                waiting = waiting.where(FlowStep.id.in_(select(Task.step_id).where(
+                    Task.status == "open", Task.due_at < who.now)))
+            stmt = stmt.where(FlowRun.status == "running", FlowRun.id.in_(waiting))
         rows = s.execute(stmt.order_by(FlowRun.id.desc()).limit(limit)).scalars()
         return {"items": [instances.run_doc(r) for r in rows]}
 

@@ -72,7 +72,7 @@ def validate(session: Session, app: str, raw: Any) -> FlowSpec:
     spec = parse_flow(raw)
     problems = check_flow(session, app, spec)
     if problems:
-        raise FlowSpecError(problems)
+        raise FlowSpecError(problems, raw)
     return spec
 
 

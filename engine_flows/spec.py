@@ -16,6 +16,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine_flows.problems import locate_all
 from platform_core.errors import InvalidInput
 
 FORMAT_VERSION = 1
@@ -28,14 +29,17 @@ OPERATIONS = ("complete", "approve", "reject", "return", "transfer", "delegate",
 
 
 class FlowSpecError(InvalidInput):
-    """A flow definition that does not validate; ``problems`` names each, with its node."""
+    """A flow definition that does not validate; ``problems`` names each, with its node;
+    given the definition (``raw``), ``located`` says the same per node / edge
+    (``engine_flows.problems.locate``) for the designer to mark."""
 
     code = "invalid_flow"
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], raw: Any = None):
+        located = locate_all(problems, raw)
         super().__init__(f"the flow definition has {len(problems)} problem(s): "
-                         + "; ".join(problems[:5]), problems=problems)
-        self.problems = problems
+                         + "; ".join(problems[:5]), problems=problems, located=located)
+        self.problems, self.located = problems, located
 
 
 class _Strict(BaseModel):
@@ -235,11 +239,11 @@ def parse_flow(raw: Any) -> FlowSpec:
     problems = [f"{_where(e.absolute_path)}: {e.message}"
                 for e in sorted(validator.iter_errors(raw), key=lambda e: list(e.path))]
     if problems:
-        raise FlowSpecError(problems[:50])
+        raise FlowSpecError(problems[:50], raw)
     if isinstance(raw, dict):
         raw = {**raw, "format_version": raw.get("format_version", FORMAT_VERSION)}
     try:
         return FlowSpec.model_validate(raw)
     except ValidationError as exc:  # what JSON Schema cannot say (none expected)
-        raise FlowSpecError([f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors()]
-                            ) from None
+        raise FlowSpecError([f"{_where(e['loc'])}: {e['msg']}" for e in exc.errors()],
+                            raw) from None

@@ -954,6 +954,9 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("PUT", "/api/v1/apps/{app}/flows/{flow}"): _fixed(f"{FLOWS}/notes", json=NOTES_SPEC),
     ("POST", "/api/v1/apps/{app}/flows/{flow}/validate"): _fixed(f"{FLOWS}/notes/validate"),
     ("POST", "/api/v1/apps/{app}/flows/{flow}/publish"): _fixed(f"{FLOWS}/notes/publish"),
+    ("POST", "/api/v1/apps/{app}/flows/{flow}/publish-preview"): _fixed(
+        f"{FLOWS}/notes/publish-preview"),
+    ("GET", "/api/v1/apps/{app}/flows/{flow}/overlay"): _fixed(f"{REVIEW}/overlay"),
     ("GET", "/api/v1/apps/{app}/flows/{flow}/versions"): _fixed(f"{REVIEW}/versions"),
     ("GET", "/api/v1/apps/{app}/flows/{flow}/versions/{version}"): _fixed(
         f"{REVIEW}/versions/1"),
