@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from engine_forms import records as record_handler
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
+from engine_rules import action_settings as forms_of
 from platform_core.errors import InvalidInput
 from platform_core.registry import Registry, check_configs
 from platform_core.store import links_to
@@ -35,6 +36,7 @@ class Action:
 
     key: ClassVar[str]
     external: ClassVar[bool] = False
+    settings: ClassVar[type[Any] | None] = None  # a pydantic model: the editor's form
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:  # noqa: ARG002
         return []
@@ -74,6 +76,7 @@ class CreateRecord(Action):
     "customer", "note": "\\"到期回访\\""}}``"""
 
     key = "create_record"
+    settings = forms_of.CreateRecordSettings
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
         return _needs(config, "form", "values")
@@ -91,6 +94,7 @@ class UpdateRecord(Action):
     {"form": "loan_case", "via": "customer"}`` every record of that form linking here."""
 
     key = "update_record"
+    settings = forms_of.UpdateRecordSettings
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
         problems = _needs(config, "values")
@@ -136,6 +140,7 @@ class SetTags(Action):
     a multi-select field of the record."""
 
     key = "set_tags"
+    settings = forms_of.SetTagsSettings
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
         problems = _needs(config, "field")
@@ -170,6 +175,7 @@ class CreateTask(Action):
     ``{"strategy": "field", "field": …}``)."""
 
     key = "create_task"
+    settings = forms_of.CreateTaskSettings
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
         from engine_rules.notify import template_problems
@@ -224,6 +230,7 @@ class StartFlow(Action):
     """``{"type": "start_flow", "flow": "loan_service"}`` over the triggering record."""
 
     key = "start_flow"
+    settings = forms_of.StartFlowSettings
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
         return _needs(config, "flow")
@@ -245,6 +252,7 @@ class AdvanceFlow(Action):
     as the system (e.g. "all documents collected → on to risk review")."""
 
     key = "advance_flow"
+    settings = forms_of.AdvanceFlowSettings
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
         return _needs(config, "flow", "step")

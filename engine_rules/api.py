@@ -32,6 +32,18 @@ def get_meta_schema() -> dict[str, Any]:
     return meta_schema()
 
 
+@router.get("/rules/actions", openapi_extra=rule("user"))
+def action_types() -> dict[str, Any]:
+    """Every registered action type and the JSON Schema of its settings (what the rule
+    editor builds each action's form from)."""
+    from engine_rules.action_settings import schema_of
+    from engine_rules.actions import ACTIONS
+
+    return {"items": [{"type": key, "external": action.external,
+                       "schema": schema_of(action.settings)}
+                      for key, action in ACTIONS.items()]}
+
+
 @router.get(RULES, openapi_extra=rule("app:manage"))
 def list_rules(ctx: ContextDep, app: str) -> dict[str, Any]:
     from sqlalchemy import select
@@ -74,18 +86,28 @@ def delete_rule(ctx: ContextDep, app: str, key: str) -> Response:
     return Response(status_code=204)
 
 
+class SwitchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500)
+
+
 @router.post(RULE + "/enable", openapi_extra=rule("app:manage"))
-def enable_rule(ctx: ContextDep, principal: PrincipalDep, app: str, key: str
-                ) -> dict[str, Any]:
+def enable_rule(ctx: ContextDep, principal: PrincipalDep, app: str, key: str,
+                body: SwitchBody | None = None) -> dict[str, Any]:
+    """Turn the rule on; ``{"reason": …}`` (optional) is kept in the audit log."""
     with ctx.db.write() as s:
-        return service.rule_doc(service.set_enabled(s, app, key, True, principal.actor))
+        return service.rule_doc(service.set_enabled(
+            s, app, key, True, principal.actor, body.reason if body else None))
 
 
 @router.post(RULE + "/disable", openapi_extra=rule("app:manage"))
-def disable_rule(ctx: ContextDep, principal: PrincipalDep, app: str, key: str
-                 ) -> dict[str, Any]:
+def disable_rule(ctx: ContextDep, principal: PrincipalDep, app: str, key: str,
+                 body: SwitchBody | None = None) -> dict[str, Any]:
+    """Turn the rule off; ``{"reason": …}`` (optional here, asked for on the rule pages)
+    is kept in the audit log and shown in the rule list."""
     with ctx.db.write() as s:
-        return service.rule_doc(service.set_enabled(s, app, key, False, principal.actor))
+        return service.rule_doc(service.set_enabled(
+            s, app, key, False, principal.actor, body.reason if body else None))
 
 
 @router.post(RULE + "/test", openapi_extra=rule("app:manage"))
@@ -96,6 +118,51 @@ def test_rule(ctx: ContextDep, app: str, key: str,
     with ctx.db.read() as s:
         return service.test_run(s, app, key, record_id=body.record_id if body else None,
                                 now=utcnow(), keyring=ctx.keyring)
+
+
+class DraftBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    spec: dict[str, Any]
+    record_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+
+
+@router.post(RULES + "-check", openapi_extra=rule("app:manage"))
+def check_rule(ctx: ContextDep, app: str, body: DraftBody) -> dict[str, Any]:
+    """A working copy checked exactly as saving checks it; nothing is saved. 200 with
+    ``{"valid": true}``, else 422 with the ``problems``."""
+    with ctx.db.read() as s:
+        service.check(s, app=app, raw=body.spec)
+    return {"valid": True}
+
+
+@router.post(RULES + "-test", openapi_extra=rule("app:manage"))
+def test_draft(ctx: ContextDep, app: str, body: DraftBody) -> dict[str, Any]:
+    """The test run of a working copy not saved yet (checked as saving checks it first);
+    nothing is written."""
+    with ctx.db.read() as s:
+        spec = service.check(s, app=app, raw=body.spec)
+        return service.preview(s, app, spec, record_id=body.record_id, now=utcnow(),
+                               keyring=ctx.keyring)
+
+
+@router.get(RULES + "-runs", openapi_extra=rule("app:manage"))
+def app_runs(ctx: ContextDep, app: str, rule_key: Annotated[str | None, Query(
+                 alias="rule", max_length=64)] = None,
+             status: Annotated[str | None, Query(max_length=16)] = None,
+             record_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+             limit: Annotated[int, Query(ge=1, le=500)] = 50,
+             before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
+             ) -> dict[str, Any]:
+    """The run log of all the app's rules, newest first, filtered by rule key, outcome
+    (done, skipped, failed, stopped) and record."""
+    from engine_forms.forms import get_app
+    from engine_rules.overview import app_runs as runs_of
+
+    with ctx.db.read() as s:
+        get_app(s, app)
+        found = runs_of(s, app, rule=rule_key, status=status, record_id=record_id,
+                        limit=limit, before=before)
+        return {"items": [service.run_doc(r) | {"rule": k} for r, k in found]}
 
 
 @router.get(RULE + "/runs", openapi_extra=rule("app:manage"))

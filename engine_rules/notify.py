@@ -25,6 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
 from engine_flows.assign import role_members
+from engine_rules import action_settings
 from engine_rules.actions import Action
 from engine_rules.models import Notification
 from platform_core.errors import InvalidInput
@@ -146,6 +147,7 @@ class Notify(Action):
     "title": "进度通知", "template": "您好，您的贷款业务已进入「{{ step.name }}」阶段。"}``"""
 
     key = "notify"
+    settings = action_settings.NotifySettings
     external = True  # except in_app, see ``runs_inline``
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:
@@ -203,6 +205,7 @@ class CallWebhook(Action):
     "body": "{\\"case\\": {{ record_id }}}"}`` — an outside HTTP call (SSRF-checked)."""
 
     key = "call_webhook"
+    settings = action_settings.CallWebhookSettings
     external: ClassVar[bool] = True
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:

@@ -158,6 +158,17 @@ def _subject(spec: RuleSpec) -> str | None:
     return spec.trigger.form or spec.trigger.flow
 
 
+def check(session: Session, *, app: str, raw: Any) -> RuleSpec:
+    """A working copy checked exactly as ``save`` checks it, and nothing saved: the spec,
+    or ``RuleSpecError`` naming every problem (``condition: …``, ``actions[1]: …``)."""
+    get_app(session, app)
+    spec = parse_rule(raw)
+    problems = _problems(session, app, spec)
+    if problems:
+        raise RuleSpecError(problems)
+    return spec
+
+
 def save(session: Session, *, app: str, raw: Any, actor: Actor, key: str | None = None
          ) -> Rule:
     """Create a rule (``key`` None) or save a new version of rule ``key``."""
@@ -189,11 +200,21 @@ def save(session: Session, *, app: str, raw: Any, actor: Actor, key: str | None 
     return rule
 
 
-def set_enabled(session: Session, app: str, key: str, enabled: bool, actor: Actor) -> Rule:
+def set_enabled(session: Session, app: str, key: str, enabled: bool, actor: Actor,
+                reason: str | None = None) -> Rule:
+    """Turn a rule on or off (a new version), with the reason kept in the audit log
+    (``rule.enabled`` / ``rule.disabled``, target ``rule:<app>.<key>``) where the rule
+    list shows it. Nothing changes, and nothing is logged, when it already is so."""
     rule = get_rule(session, app, key)
-    if rule.enabled != enabled:
-        return save(session, app=app, raw={**rule.spec, "enabled": enabled}, actor=actor,
-                    key=key)
+    if rule.enabled == enabled:
+        return rule
+    reason = (reason or "").strip()[:500] or None
+    rule = save(session, app=app, raw={**rule.spec, "enabled": enabled}, actor=actor,
+                key=key)
+    from platform_core.security.audit import append
+
+    append(session, actor=actor, action="rule.enabled" if enabled else "rule.disabled",
+           target=f"rule:{app}.{key}", detail={"version": rule.version, "reason": reason})
     return rule
 
 
@@ -216,13 +237,23 @@ def test_run(session: Session, app: str, key: str, *, record_id: int | None,
     preview — nothing is written (the caller rolls back; the log row is its own)."""
     rule = get_rule(session, app, key)
     spec = RuleSpec.model_validate(rule.spec)
+    return preview(session, app, spec, record_id=record_id, now=now, keyring=keyring,
+                   rule=rule)
+
+
+def preview(session: Session, app: str, spec: RuleSpec, *, record_id: int | None,
+            now: datetime, keyring: Keyring | None, rule: Rule | None = None
+            ) -> dict[str, Any]:
+    """``test_run`` of a spec — a saved rule's, or a working copy not saved yet (its
+    actions act as the system, or its ``run_as`` user)."""
     form = spec.trigger.form or _flow_form(session, app, spec.trigger.flow)
-    fired = Fired(f"test:{rule.id}", spec.trigger.type, app, form, record_id)
-    ctx = RuleContext.load(session, fired, actor=actor_of(session, rule, spec), now=now,
-                           keyring=keyring, test=True)
+    fired = Fired(f"test:{rule.id if rule else 0}", spec.trigger.type, app, form, record_id)
+    actor = actor_of(session, rule or Rule(id=0, key=spec.key), spec)
+    ctx = RuleContext.load(session, fired, actor=actor, now=now, keyring=keyring, test=True)
     if record_id is not None and ctx.record is None:
         raise NotFound(f"record {record_id} does not exist", record_id=record_id)
-    out: dict[str, Any] = {"rule": key, "version": rule.version, "record_id": record_id}
+    out: dict[str, Any] = {"rule": spec.key, "version": rule.version if rule else None,
+                           "record_id": record_id}
     try:
         out["condition"] = bool(ctx.evaluate(spec.condition)) if spec.condition else True
         out["actions"] = [ACTIONS.get(c["type"]).preview(ctx, c) for c in spec.actions] \
