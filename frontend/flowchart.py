@@ -18,12 +18,16 @@ that does not validate yet must still work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+from xml.sax.saxutils import escape
+
+from frontend.i18n import N_, _
+from frontend.workspace.steps import outcome_labels
 
 # (width, height) per node type: boxes for steps people or services act on, a
 # diamond for gateways, circles for start and end.
-BOX = (168.0, 56.0)
+BOX = (176.0, 72.0)
 DIAMOND = (64.0, 64.0)
 CIRCLE = (44.0, 44.0)
 NODE_SIZE: dict[str, tuple[float, float]] = {
@@ -158,7 +162,7 @@ def _orders(ids: list[str], rank: dict[str, int], fwd: list[tuple[str, str]]
             for k, n in enumerate(rows[r]):
                 pos[n] = (k + 0.5) / len(rows[r])
 
-    for _ in range(SWEEPS):
+    for _sweep in range(SWEEPS):
         sweep(range(1, len(rows)), preds)
         sweep(range(len(rows) - 2, -1, -1), succs)
     sweep(range(1, len(rows)), preds)
@@ -239,3 +243,301 @@ def layout(spec: dict[str, Any]) -> dict[str, dict[str, float]]:
             pos["x"] = round(pos["x"] + size(n)[0] / 2 + GAP_X / 2, 1)
         out[n["id"]] = pos
     return {n["id"]: out[n["id"]] for n in nodes}
+
+
+# -- the SVG ----------------------------------------------------------------------------
+
+FONT = '"Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif'
+MARGIN = 24.0
+LANE = 14.0  # spacing of the side lanes long and back edges run in
+MODES = {"single": N_("单人审批"), "any": N_("或签"), "all": N_("会签"),
+         "sequential": N_("依次审批")}
+KINDS = {"user_task": N_("任务"), "approval": N_("审批"), "service": N_("自动"),
+         "timer": N_("定时"), "subflow": N_("子流程"), "parallel": N_("并行"),
+         "join": N_("汇合"), "gateway": N_("条件")}
+CSS = f"""
+text {{ font-family: {FONT}; fill: #1f2933; }}
+.node rect, .node circle, .node polygon {{ fill: #fff; stroke: #52606d; stroke-width: 1.5; }}
+.node.start circle {{ fill: #e3f8ec; stroke: #2f8a57; }}
+.node.end circle {{ fill: #f5f7fa; stroke: #1f2933; stroke-width: 3; }}
+.node.approval rect {{ fill: #eef4ff; }}
+.node.waiting rect, .node.waiting polygon, .node.waiting circle {{ stroke: #2563eb;
+  stroke-width: 2.5; }}
+.name {{ font-size: 14px; font-weight: 600; }}
+.hint {{ font-size: 11px; fill: #52606d; }}
+.edge path {{ fill: none; stroke: #7b8794; stroke-width: 1.4; }}
+.edge.default path {{ stroke-dasharray: 5 4; }}
+.edge.back path {{ stroke: #b45309; }}
+.label {{ font-size: 11px; fill: #52606d; }}
+.label-bg {{ fill: #fff; opacity: .85; }}
+.badge rect {{ fill: #dbeafe; }}
+.badge text {{ font-size: 11px; fill: #1e3a8a; }}
+.badge.overdue rect {{ fill: #dc2626; }}
+.badge.overdue text {{ fill: #fff; font-weight: 600; }}
+.badge.median rect {{ fill: #f1f5f9; }}
+.badge.median text {{ fill: #334155; }}
+a .badge rect {{ stroke: currentColor; stroke-width: .5; }}
+"""
+
+
+def _w(text: str, font: float) -> float:
+    """The rough width of ``text`` at ``font`` px: CJK glyphs are square, others ~0.6."""
+    return sum(font if ord(c) > 0x2E80 else font * 0.6 for c in text)
+
+
+def _fit(text: str, width: float, font: float) -> str:
+    if _w(text, font) <= width:
+        return text
+    while text and _w(text + "…", font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _num(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def duration(seconds: float | None) -> str | None:
+    """``中位 1.5 天`` words for a median time (days, hours or minutes)."""
+    if seconds is None:
+        return None
+    if seconds >= 86400:
+        return _("中位 {n} 天").format(n=_num(seconds / 86400))
+    if seconds >= 3600:
+        return _("中位 {n} 小时").format(n=_num(seconds / 3600))
+    return _("中位 {n} 分钟").format(n=_num(max(seconds, 0) / 60))
+
+
+def hint(node: dict[str, Any]) -> str:
+    """The small second line of a step: its kind, approval mode, SLA."""
+    kind = str(node.get("type"))
+    parts = []
+    if kind == "approval":
+        parts.append(_(MODES.get(str(node.get("mode") or "single"), MODES["single"])))
+    elif kind in KINDS:
+        parts.append(_(KINDS[kind]))
+    sla = node.get("sla") if isinstance(node.get("sla"), dict) else {}
+    if sla.get("working_days"):
+        parts.append(_("时限 {n} 工作日").format(n=sla["working_days"]))
+    elif sla.get("hours"):
+        parts.append(_("时限 {n} 小时").format(n=sla["hours"]))
+    return " · ".join(parts)
+
+
+def edge_label(edge: dict[str, Any]) -> str:
+    """An edge's words: its name, else the outcome (提交, 同意, 驳回 …), the condition,
+    or 默认 for a gateway's default edge."""
+    if edge.get("name"):
+        return str(edge["name"])
+    if edge.get("default"):
+        return _("默认")
+    if edge.get("on"):
+        return outcome_labels().get(str(edge["on"]), str(edge["on"]))
+    if edge.get("condition"):
+        return str(edge["condition"])
+    return ""
+
+
+def _attr(value: Any) -> str:
+    return escape(str(value), {'"': "&quot;"})
+
+
+class _Drawing:
+    """Collects the SVG elements and the drawing's extent."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.right = 0.0
+        self.bottom = 0.0
+        self.left = 0.0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+
+    def text(self, x: float, y: float, text: str, cls: str, anchor: str = "middle") -> None:
+        self.add(f'<text x="{x:.1f}" y="{y:.1f}" class="{cls}" text-anchor="{anchor}">'
+                 f"{escape(text)}</text>")
+
+
+def _node(d: _Drawing, node: dict[str, Any], pos: dict[str, float],
+          stats: dict[str, Any] | None, link: Callable[..., str | None] | None) -> None:
+    w, h = size(node)
+    x, y = pos["x"], pos["y"]
+    kind = str(node.get("type"))
+    name = str(node.get("name") or node["id"])
+    waiting = bool(stats and stats.get("waiting"))
+    cls = f"node {_attr(kind)}" + (" waiting" if waiting else "")
+    d.add(f'<g class="{cls}" data-node="{_attr(node["id"])}"><title>{escape(name)}</title>')
+    form = shape(node)
+    if form == "circle":
+        d.add(f'<circle cx="{x + w / 2:.1f}" cy="{y + h / 2:.1f}" r="{w / 2:.1f}"/>')
+        word = name if node.get("name") else (_("开始") if kind == "start" else _("结束"))
+        d.text(x + w / 2, y + h / 2 + 4, _fit(word, w - 8, 12), "hint")
+        d.right = max(d.right, x + w)
+    elif form == "diamond":
+        cx, cy = x + w / 2, y + h / 2
+        d.add(f'<polygon points="{cx:.1f},{y:.1f} {x + w:.1f},{cy:.1f} {cx:.1f},{y + h:.1f} '
+              f'{x:.1f},{cy:.1f}"/>')
+        d.text(cx, cy + 4, _(KINDS.get(kind, "")) if kind in KINDS else "", "hint")
+        if node.get("name"):  # the gateway's name beside it
+            label = _fit(name, 150, 12)
+            d.text(x + w + 6, cy - 6, label, "hint", anchor="start")
+            d.right = max(d.right, x + w + 6 + _w(label, 12))
+        d.right = max(d.right, x + w)
+    else:
+        d.add(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="8"/>')
+        line = hint(node)
+        top = y + (22 if stats is not None else (h / 2 - 2 if line else h / 2 + 5))
+        d.text(x + w / 2, top, _fit(name, w - 16, 14), "name")
+        if line:
+            d.text(x + w / 2, top + 17, _fit(line, w - 12, 11), "hint")
+        d.right = max(d.right, x + w)
+    d.bottom = max(d.bottom, y + h)
+    d.add("</g>")
+    if stats is not None and (form == "box" or stats.get("waiting") or stats.get("overdue")):
+        _badges(d, node, x, y, w, h, form, stats, link)
+
+
+def _badges(d: _Drawing, node: dict[str, Any], x: float, y: float, w: float, h: float,
+            form: str, stats: dict[str, Any], link: Callable[..., str | None] | None
+            ) -> None:
+    badges = [("waiting", _("等待 {n}").format(n=stats.get("waiting") or 0))]
+    if stats.get("overdue"):
+        badges.append(("overdue", _("超时 {n}").format(n=stats["overdue"])))
+    median = duration(stats.get("median_seconds"))
+    if median:
+        badges.append(("median", median))
+    sizes = [_w(text, 11) + 10 for _k, text in badges]
+    if form == "box":  # a row along the bottom of the box
+        bx, by = x + (w - sum(sizes) - 4 * (len(sizes) - 1)) / 2, y + h - 22
+    else:  # left of the shape (a gateway's name is on its right)
+        bx, by = x - 6 - sum(sizes) - 4 * (len(sizes) - 1), y + h / 2 - 8
+        d.left = min(d.left, bx)
+    for (kind, text), width in zip(badges, sizes, strict=True):
+        href = link(node["id"], kind) if link else None
+        body = (f'<g class="badge {kind}" data-kind="{kind}">'
+                f'<rect x="{bx:.1f}" y="{by:.1f}" width="{width:.1f}" height="17" rx="8.5"/>'
+                f'<text x="{bx + width / 2:.1f}" y="{by + 12.5:.1f}" text-anchor="middle">'
+                f"{escape(text)}</text></g>")
+        if href:
+            body = f'<a href="{_attr(href)}">{body}</a>'
+        d.add(body)
+        bx += width + 4
+        d.right = max(d.right, bx)
+
+
+def _box(node: dict[str, Any], pos: dict[str, float]) -> tuple[float, float, float, float]:
+    w, h = size(node)
+    return pos["x"], pos["y"], pos["x"] + w, pos["y"] + h
+
+
+def _crosses(points: list[tuple[float, float]], boxes: list[tuple[float, ...]]) -> bool:
+    """Whether an orthogonal polyline runs through any of ``boxes``."""
+    for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
+        lo_x, hi_x, lo_y, hi_y = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
+        for bx1, by1, bx2, by2 in boxes:
+            if lo_x < bx2 + 2 and hi_x > bx1 - 2 and lo_y < by2 + 2 and hi_y > by1 - 2:
+                return True
+    return False
+
+
+def _route(edge: tuple[str, str], pos: dict[str, dict[str, float]],
+           by_id: dict[str, dict[str, Any]], back: bool, lanes: dict[str, float],
+           extent: tuple[float, float]) -> list[tuple[float, float]]:
+    """The polyline of an edge: down from the source's bottom to the target's top with
+    one bend; if that would cut through another node, or the edge goes back up, along
+    a lane beside the drawing (back edges on the left, long ones on the right)."""
+    a, b = edge
+    ax1, ay1, ax2, ay2 = _box(by_id[a], pos[a])
+    bx1, by1, bx2, by2 = _box(by_id[b], pos[b])
+    sx, tx = (ax1 + ax2) / 2, (bx1 + bx2) / 2
+    if not back and by1 > ay2:
+        mid = by1 - GAP_Y / 2 if abs(sx - tx) > 1 else (ay2 + by1) / 2
+        points = [(sx, ay2), (sx, mid), (tx, mid), (tx, by1)] if abs(sx - tx) > 1 \
+            else [(sx, ay2), (tx, by1)]
+        others = [_box(n, pos[i]) for i, n in by_id.items() if i not in (a, b)]
+        if not _crosses(points, others):
+            return points
+    sy, ty = (ay1 + ay2) / 2, (by1 + by2) / 2
+    side = "left" if back else "right"
+    lane_key = f"{side}:{b}"  # edges into one node share its lane: they merge, not cross
+    if lane_key not in lanes:
+        lanes[side] += -LANE if back else LANE
+        lanes[lane_key] = extent[0] + lanes[side] if back else extent[1] + lanes[side]
+    lane = lanes[lane_key]
+    if back:
+        return [(ax1, sy), (lane, sy), (lane, ty), (bx1, ty)]
+    return [(ax2, sy), (lane, sy), (lane, ty), (bx2, ty)]
+
+
+def svg(spec: dict[str, Any], *, overlay: dict[str, dict[str, Any]] | None = None,
+        link: Callable[..., str | None] | None = None, title: str | None = None) -> str:
+    """The flow as one standalone SVG document (its own viewBox, fonts and style), laid
+    out by ``layout``. ``overlay`` (node id → ``waiting``, ``overdue``,
+    ``median_seconds``): badges on each step, each an ``<a href>`` when
+    ``link(node_id, kind)`` gives one (kind: waiting, overdue, median)."""
+    nodes = _nodes(spec)
+    by_id = {n["id"]: n for n in nodes}
+    pos = layout(spec)
+    back = back_edges(spec)
+    boxes = [_box(n, pos[n["id"]]) for n in nodes]
+    extent = (min((b[0] for b in boxes), default=0.0), max((b[2] for b in boxes),
+                                                            default=0.0))
+    d = _Drawing()
+    d.left = extent[0]
+    lanes = {"left": -8.0, "right": 8.0}
+    edges_out: list[str] = []
+    for e in spec.get("edges") or []:
+        if not isinstance(e, dict) or e.get("from") not in by_id or e.get("to") not in by_id \
+                or e["from"] == e["to"]:
+            continue
+        key = (e["from"], e["to"])
+        points = _route(key, pos, by_id, key in back, lanes, extent)
+        path = "M " + " L ".join(f"{px:.1f} {py:.1f}" for px, py in points)
+        cls = "edge" + (" default" if e.get("default") else "") + (" back" if key in back
+                                                                   else "")
+        label = _fit(edge_label(e), 180, 11)
+        body = [f'<g class="{cls}" data-from="{_attr(e["from"])}" data-to="{_attr(e["to"])}">',
+                f"<title>{escape(edge_label(e))}</title>",
+                f'<path d="{path}" marker-end="url(#arrow)"/>']
+        if label:
+            (x1, y1), (x2, _y2) = points[0], points[1]
+            if len(points) == 2:  # straight down: the label beside its start
+                lx, ly, anchor = x1 + 5, y1 + 14, "start"
+            elif abs(x1 - x2) < 1:  # down with a bend: beside the last stretch, so the
+                # edges of a gateway sharing the first stretch keep their words apart
+                lx, ly, anchor = points[-1][0] + 5, points[-2][1] + 14, "start"
+            else:  # leaves sideways: above the first stretch
+                lx, ly = (x1 + x2) / 2, y1 - 4
+                anchor = "middle"
+            lw = _w(label, 11)
+            left = lx if anchor == "start" else lx - lw / 2
+            body.append(f'<rect class="label-bg" x="{left - 2:.1f}" y="{ly - 11:.1f}" '
+                        f'width="{lw + 4:.1f}" height="14"/>')
+            body.append(f'<text x="{lx:.1f}" y="{ly:.1f}" class="label" '
+                        f'text-anchor="{anchor}">{escape(label)}</text>')
+            d.right = max(d.right, left + lw + 2)
+        d.left = min(d.left, *(px for px, _py in points))
+        d.right = max(d.right, *(px for px, _py in points))
+        body.append("</g>")
+        edges_out.append("".join(body))
+    for n in nodes:
+        _node(d, n, pos[n["id"]], None if overlay is None else overlay.get(n["id"], {}),
+              link)
+    left, top = d.left - MARGIN, -MARGIN - (28 if title else 0)
+    width, height = d.right - d.left + 2 * MARGIN, d.bottom - top + MARGIN
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{left:.1f} {top:.1f} '
+            f'{width:.1f} {height:.1f}" width="{width:.0f}" height="{height:.0f}" '
+            f'role="img" class="flowchart">')
+    out = [head, f"<title>{escape(title or str(spec.get('name') or ''))}</title>",
+           f"<style>{CSS}</style>",
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
+           'markerWidth="8" markerHeight="8" orient="auto-start-reverse">'
+           '<path d="M 0 0 L 10 5 L 0 10 z" fill="#7b8794"/></marker></defs>',
+           f'<rect x="{left:.1f}" y="{top:.1f}" width="{width:.1f}" height="{height:.1f}" '
+           'fill="#fff"/>']
+    if title:
+        out.append(f'<text x="{left + MARGIN:.1f}" y="{top + 30:.1f}" class="name" '
+                   f'text-anchor="start">{escape(title)}</text>')
+    out += edges_out + d.parts + ["</svg>"]
+    return "\n".join(out)

@@ -93,3 +93,61 @@ def test_parallel_branches_sit_side_by_side():
     pos = flowchart.layout(spec)
     assert pos["a"]["y"] == pos["b"]["y"] and pos["a"]["x"] != pos["b"]["x"]
     assert _boxes_overlap(spec, pos) == []
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _parse(text: str):
+    from xml.etree import ElementTree
+
+    return ElementTree.fromstring(text)
+
+
+def test_svg_is_a_standalone_document_with_names_kinds_and_edge_words(crm):
+    crm["nodes"][1]["name"] = '需求<分析> & "核对"'
+    root = _parse(flowchart.svg(crm))
+    assert root.tag == SVG + "svg"
+    left, top, width, height = map(float, root.get("viewBox").split())
+    assert width > 300 and height > 1000
+    assert "Noto Sans CJK SC" in root.find(SVG + "style").text
+    texts = [t.text for t in root.iter(SVG + "text")]
+    assert '需求<分析> & "核对"' in texts  # escaped in the file, intact when parsed
+    assert {"提交", "未成交", "同意", "驳回", "默认"} <= set(texts)
+    assert 'approval_result = "approved"' in [t.text for t in root.iter(SVG + "title")]
+    assert any("或签" in (t or "") and "时限 2 工作日" in (t or "") for t in texts)  # risk
+    groups = {g.get("data-node"): g for g in root.iter(SVG + "g") if g.get("data-node")}
+    assert set(groups) == {n["id"] for n in crm["nodes"]}
+    assert groups["decision"].find(SVG + "polygon") is not None
+    assert groups["start"].find(SVG + "circle") is not None
+    edges = [g for g in root.iter(SVG + "g") if g.get("data-from")]
+    assert len(edges) == len(crm["edges"])
+    assert all(g.find(SVG + "path").get("marker-end") == "url(#arrow)" for g in edges)
+    # every drawn thing lies inside the viewBox
+    for r in root.iter(SVG + "rect"):
+        assert float(r.get("x")) >= left - 0.1 and float(r.get("y")) >= top - 0.1
+        assert float(r.get("x")) + float(r.get("width")) <= left + width + 0.1
+
+
+def test_overlay_badges_link_where_told(crm):
+    stats = {"analysis": {"waiting": 3, "overdue": 1, "median_seconds": 1.5 * 86400},
+             "risk": {"waiting": 0, "overdue": 0, "median_seconds": 5400}}
+    out = flowchart.svg(crm, overlay=stats, title="<标题>",
+                        link=lambda node, kind: None if kind == "median"
+                        else f"/at/{node}?k={kind}&x=1")
+    root = _parse(out)
+    assert "&amp;x=1" in out
+    links = {a.get("href") for a in root.iter(SVG + "a")}
+    assert "/at/analysis?k=overdue&x=1" in links and "/at/risk?k=waiting&x=1" in links
+    words = {"".join(g.itertext()) for g in root.iter(SVG + "g") if g.get("data-kind")}
+    assert {"等待 3", "超时 1", "中位 1.5 天", "中位 1.5 小时", "等待 0"} <= words
+    assert "<标题>" in [t.text for t in root.iter(SVG + "text")]
+    plain = _parse(flowchart.svg(crm))
+    assert not [g for g in plain.iter(SVG + "g") if g.get("data-kind")]
+
+
+def test_durations():
+    assert flowchart.duration(None) is None
+    assert flowchart.duration(90) == "中位 1.5 分钟"
+    assert flowchart.duration(7200) == "中位 2 小时"
+    assert flowchart.duration(3 * 86400) == "中位 3 天"
