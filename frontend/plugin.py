@@ -34,7 +34,7 @@ from frontend import (
     pages_users,
     pages_webhooks,
 )
-from frontend.designer import menu_editor
+from frontend.designer import flow_pages, menu_editor
 from frontend.designer import pages as pages_designer
 from frontend.errors import HtmlErrors
 from frontend.i18n import LocaleMiddleware
@@ -53,7 +53,7 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
            pages_channels, pages_webhooks, pages_tokens, pages_handover,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_search, pages_list,
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
-           menu_editor, pages_apps, pages_progress, pages_timeline)
+           flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -1191,6 +1191,14 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
                                                    json={"spec": MEMO_SPEC, "role": "staff"}),
     ("POST", "/apps/{app}/design/try"): _fixed("/apps/crm/design/try",
                                                json={"spec": MEMO_SPEC, "text": "1 + 1"}),
+    # the flow designer
+    ("GET", "/apps/{app}/flows/{flow}/design"): _fixed("/apps/crm/flows/review/design"),
+    ("GET", "/apps/{app}/flows/new"): _fixed("/apps/crm/flows/new",
+                                             params={"form": "customer"}),
+    ("POST", "/apps/{app}/flows/design/layout"): _fixed("/apps/crm/flows/design/layout",
+                                                        json={"spec": REVIEW_SPEC}),
+    ("POST", "/apps/{app}/flows/design/check"): _fixed(
+        "/apps/crm/flows/design/check", json={"spec": REVIEW_SPEC, "text": "1 = 1"}),
     # the menu editor
     ("GET", "/apps/{app}/menus"): _fixed("/apps/crm/menus"),
     ("POST", "/apps/{app}/menus/preview"): _fixed("/apps/crm/menus/preview",
