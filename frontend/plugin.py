@@ -38,6 +38,7 @@ from frontend.designer import flow_pages, menu_editor
 from frontend.designer import pages as pages_designer
 from frontend.errors import HtmlErrors
 from frontend.i18n import LocaleMiddleware
+from frontend.rules import pages as pages_rules
 from frontend.web import STATIC_DIR
 from frontend.workspace import (
     pages_actions,
@@ -53,7 +54,8 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
            pages_channels, pages_webhooks, pages_tokens, pages_handover,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_search, pages_list,
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
-           flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline)
+           flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline,
+           pages_rules)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

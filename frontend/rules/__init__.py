@@ -1,0 +1,1 @@
+"""The rule pages: list, editor, run log, dead letters (``frontend.rules.pages``)."""
