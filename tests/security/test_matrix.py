@@ -679,6 +679,14 @@ def _fresh_rule(suffix: str = "", **body: Any) -> Callable[[World, str, str | No
     return build
 
 
+def _page_rule(suffix: str = "", **data: Any) -> Callable[[World, str, str | None], Request]:
+    """A rule page (``/apps/crm/rules/<key>…``) of a fresh rule; ``data``: a form body."""
+    def build(w: World, who: str, variant: str | None) -> Request:
+        api = _fresh_rule()(w, who, variant)
+        return Request(api.url.replace(RULES, "/apps/crm/rules") + suffix, data=data or None)
+    return build
+
+
 def _replay_action(w: World, _who: str, _v: str | None) -> Request:
     from engine_rules.models import ActionRun, Rule
 
@@ -1010,6 +1018,13 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/api/v1/apps/{app}/rules/{key}/runs"): _fresh_rule("/runs"),
     ("GET", "/api/v1/apps/{app}/rules-dead-letters"): _fixed(f"{CRM}/rules-dead-letters"),
     ("POST", "/api/v1/apps/{app}/rules-dead-letters/{action_run_id}/replay"): _replay_action,
+    ("GET", "/api/v1/rules/actions"): _fixed(f"{API}/rules/actions"),
+    ("POST", "/api/v1/apps/{app}/rules-check"): _fixed(
+        f"{RULES}-check", json={"spec": {**RULE_SPEC, "key": "checked"}}),
+    ("POST", "/api/v1/apps/{app}/rules-test"): _fixed(
+        f"{RULES}-test", json={"spec": {**RULE_SPEC, "key": "tried"}}),
+    ("GET", "/api/v1/apps/{app}/rules-runs"): _fixed(f"{RULES}-runs",
+                                                      params={"status": "failed"}),
     ("GET", "/api/v1/notifications"): _fixed(f"{API}/notifications"),
     ("POST", "/api/v1/notifications/{notification_id}/read"): _my_notification,
     ("POST", "/api/v1/notifications/read-all"): _fixed(f"{API}/notifications/read-all"),
@@ -1203,6 +1218,23 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/apps/{app}/menus"): _fixed("/apps/crm/menus"),
     ("POST", "/apps/{app}/menus/preview"): _fixed("/apps/crm/menus/preview",
                                                   json={"menus": MENUS, "role": "staff"}),
+    # the rule pages
+    ("GET", "/apps/{app}/rules"): _fixed("/apps/crm/rules"),
+    ("GET", "/apps/{app}/rules/new"): _fixed("/apps/crm/rules/new"),
+    ("GET", "/apps/{app}/rules/{key}"): _page_rule(),
+    ("POST", "/apps/{app}/rules/{key}/enable"): _page_rule("/enable"),
+    ("POST", "/apps/{app}/rules/{key}/disable"): _page_rule("/disable", reason="矩阵"),
+    ("GET", "/apps/{app}/rule-editor/cron"): _fixed("/apps/crm/rule-editor/cron",
+                                                    params={"cron": "0 9 * * MON"}),
+    ("POST", "/apps/{app}/rule-editor/condition"): _fixed(
+        "/apps/crm/rule-editor/condition", json={
+            "trigger": {"type": "record.created", "form": "customer"},
+            "condition": "1 = 1"}),
+    ("GET", "/apps/{app}/rule-runs"): _fixed("/apps/crm/rule-runs", params={"rule": "x"}),
+    ("GET", "/apps/{app}/rule-dead-letters"): _fixed("/apps/crm/rule-dead-letters"),
+    ("POST", "/apps/{app}/rule-dead-letters/{action_run_id}/replay"):
+        lambda w, who, v: Request(_replay_action(w, who, v).url.replace(
+            f"{CRM}/rules-dead-letters", "/apps/crm/rule-dead-letters")),
 }
 
 # Tasks: what a flow manager (a role with manage on the flow's form) may do with a task
