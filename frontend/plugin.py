@@ -22,6 +22,7 @@ from frontend import (
     pages_channels,
     pages_directory,
     pages_docs,
+    pages_flows,
     pages_handover,
     pages_me,
     pages_notifications,
@@ -54,6 +55,7 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
            pages_channels, pages_webhooks, pages_tokens, pages_handover,
            pages_docs, pages_tasks, pages_notifications, pages_reports, pages_search, pages_list,
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
+           pages_flows,
            flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline,
            pages_rules)
 

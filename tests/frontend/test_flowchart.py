@@ -151,3 +151,11 @@ def test_durations():
     assert flowchart.duration(90) == "中位 1.5 分钟"
     assert flowchart.duration(7200) == "中位 2 小时"
     assert flowchart.duration(3 * 86400) == "中位 3 天"
+
+
+def test_the_page_stylesheet_is_the_drawings_style_scoped():
+    static = Path(flowchart.__file__).parent / "static" / "flowchart.css"
+    assert static.read_text(encoding="utf-8") == flowchart.page_css(), \
+        "regenerate static/flowchart.css from flowchart.page_css()"
+    assert "<style>" not in flowchart.svg({"nodes": [{"id": "s", "type": "start"}]},
+                                          inline_style=False)

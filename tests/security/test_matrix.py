@@ -1214,6 +1214,12 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
                                                         json={"spec": REVIEW_SPEC}),
     ("POST", "/apps/{app}/flows/design/check"): _fixed(
         "/apps/crm/flows/design/check", json={"spec": REVIEW_SPEC, "text": "1 = 1"}),
+    # a flow's live overlay, the records at a step, the drawing as a file
+    ("GET", "/apps/{app}/flows/{flow}/overlay"): _fixed("/apps/crm/flows/review/overlay"),
+    ("GET", "/apps/{app}/flows/{flow}/at/{node}"): _fixed("/apps/crm/flows/review/at/work",
+                                                          params={"overdue": "0"}),
+    ("GET", "/apps/{app}/flows/{flow}/diagram.svg"): _fixed(
+        "/apps/crm/flows/review/diagram.svg"),
     # the menu editor
     ("GET", "/apps/{app}/menus"): _fixed("/apps/crm/menus"),
     ("POST", "/apps/{app}/menus/preview"): _fixed("/apps/crm/menus/preview",
