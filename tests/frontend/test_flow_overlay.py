@@ -116,7 +116,9 @@ def test_overlay_shows_the_funnels_counts_and_the_lists_behind_them(web, db, dem
 
 def test_the_drawing_downloads_as_svg_and_the_page_fits_a_phone(web, db, demo):
     page = web.signed_in("boss")
-    page.goto(FLOW + "/overlay")
+    page.goto(FLOW + "/design")  # the designer links to the overlay
+    page.click("#f-overlay")
+    assert page.url.endswith(FLOW + "/overlay")
     with page.expect_download() as info:
         page.click("#overlay-export")
     download = info.value
