@@ -933,6 +933,10 @@ def crm_targets(db: Database, keyring: Any, pubs: dict[str, forms.Published], us
                                  "at": now - span + span * (v + 1) / (count + 1)})
             s.connection().execute(insert(RecordHistory.__table__), rows)
         principal = None
+        with db.write() as s:  # the product submitting 产品匹配 needs
+            product = records.create_many(s, forms.published(s, CRM_APP, "bank_product"), [
+                {"name": f"安居贷{k}", "bank": "icbc", "loan_type": "mortgage"}],
+                actor=actor)[0]
         for j, case in enumerate(cases[-C360_FLOWS:]):
             with db.write() as s:
                 start_run(s, app=CRM_APP, flow="loan_service", record_id=case, actor=actor,
@@ -941,12 +945,14 @@ def crm_targets(db: Database, keyring: Any, pubs: dict[str, forms.Published], us
                 with db.write() as s:
                     if principal is None:
                         principal = load_principal(s, user, via="bench")
-                    task = s.execute(select(Task.id).where(
-                        Task.record_id == case, Task.status == "open")).scalar()
-                    if task is None:
+                    found = s.execute(select(Task.id, Task.node_id).where(
+                        Task.record_id == case, Task.status == "open")).first()
+                    if found is None:
                         break
+                    task, node = found
                     complete(s, task, Who(principal, keyring, utcnow()), outcome="submit",
-                             comment="资料已核对")
+                             comment="资料已核对",
+                             data={"product": product} if node == "matching" else None)
         with db.read() as s:
             flows = s.execute(select(func.count()).select_from(FlowHistory).join(
                 FlowRun, FlowRun.id == FlowHistory.run_id).where(

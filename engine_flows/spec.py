@@ -82,12 +82,21 @@ class Sla(_Strict):
 
 class StepFields(_Strict):
     """Field permissions at a step: what the assignee may edit (``editable``), only see
-    (``readonly``) or not see (``hidden``), and what must be filled to complete it."""
+    (``readonly``) or not see (``hidden``), and what must be filled to complete it:
+    ``required`` for every outcome that moves the work on (not a rejection), and
+    ``required_on`` per outcome (outcome → fields, on top of ``required``) — a product
+    must be chosen to submit a match, not to mark the customer lost."""
 
     editable: list[str] = Field(default_factory=list)
     readonly: list[str] = Field(default_factory=list)
     hidden: list[str] = Field(default_factory=list)
     required: list[str] = Field(default_factory=list)
+    required_on: dict[str, list[str]] = Field(default_factory=dict, max_length=50)
+
+    def required_for(self, outcome: str) -> list[str]:
+        """The fields to fill before leaving the step with ``outcome``."""
+        always = [] if outcome == "reject" else self.required
+        return list(dict.fromkeys([*always, *self.required_on.get(outcome, [])]))
 
 
 class Wait(_Strict):

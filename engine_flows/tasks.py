@@ -127,10 +127,10 @@ def _active_user(session: Session, user_id: int) -> int:
 # -- completing ------------------------------------------------------------------------------
 
 
-def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, enforce_required: bool
+def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: str
                 ) -> None:
-    """The task's edits to the record: only the step's editable fields; then the step's
-    required fields must be filled (for an outcome that moves the work forward)."""
+    """The task's edits to the record: only the step's editable fields; then the fields
+    the step requires for ``outcome`` must be filled (``StepFields.required_for``)."""
     editable = set(node.fields.editable) if node.fields else set()
     locked = sorted(k for k in data if k not in editable)
     if locked:
@@ -143,14 +143,27 @@ def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, enforce_req
         record_handler.update(eng.session, eng.pub, rec.id, dict(data),
                               expected_version=rec.row_version, actor=eng.actor,
                               crypt=FieldCrypt(eng.pub, eng.keyring))
-    if enforce_required and node.fields and node.fields.required:
-        current = eng.data()
-        missing = [k for k in node.fields.required if current.get(k) in (None, "", [])]
-        if missing:
-            labels = [(eng.pub.spec.field(k).label if eng.pub.spec.field(k) else k)
-                      for k in missing]
-            raise FieldsRequired(f"{'、'.join(labels)}: 完成此步骤前必须填写 / required to "
-                                 f"complete {node.label}", fields=missing)
+    _check_required(eng, node, outcome)
+
+
+def _check_required(eng: Engine, node: Node, outcome: str) -> None:
+    """``FieldsRequired`` naming each field the step needs for ``outcome`` that is empty
+    (``outcome`` in the problem when only that outcome needs one of them)."""
+    wanted = node.fields.required_for(outcome) if node.fields else []
+    if not wanted:
+        return
+    current = eng.data()
+    missing = [k for k in wanted if current.get(k) in (None, "", [])]
+    if not missing:
+        return
+    labels = "、".join((eng.pub.spec.field(k).label if eng.pub.spec.field(k) else k)
+                      for k in missing)
+    assert node.fields is not None
+    if all(k in node.fields.required for k in missing) and outcome != "reject":
+        raise FieldsRequired(f"{labels}: 完成此步骤前必须填写 / required to complete "
+                             f"{node.label}", fields=missing)
+    raise FieldsRequired(f"{labels}: 选择「{outcome}」前必须填写 / required for outcome "
+                         f"{outcome} at {node.label}", fields=missing, outcome=outcome)
 
 
 def _close(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
@@ -192,7 +205,7 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
     _must_act(session, task, who)
     _allowed(node, operation)
     outcome = _outcome(node, task, outcome)
-    _apply_data(eng, node, data or {}, enforce_required=outcome not in ("reject",))
+    _apply_data(eng, node, data or {}, outcome=outcome)
     if task.owner_id is not None:  # a delegate resolves: back to the owner
         _hand_back(eng, task, outcome, comment)
         return task
@@ -263,6 +276,7 @@ def reject(session: Session, task_id: int, who: Who, *, to: str | None = None,
             node.id not in eng.spec.downstream(to):
         raise InvalidInput(f"to: {to!r} is not an earlier step of this instance",
                            field="to")
+    _check_required(eng, node, "reject")
     _close(eng, task, "reject", comment)
     _go_back(eng, session.get(FlowStep, task.step_id), to, f"rejected to {to}")  # type: ignore[arg-type]
     return task

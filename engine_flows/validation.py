@@ -217,12 +217,7 @@ def _references(ctx: FlowContext, session: Session, app: str) -> list[str]:
             problems += [f"{node.id}: {p}" for p in check_assignee(session, node.assignee,
                                                                     form)]
         if node.fields is not None:
-            lists = node.fields.model_dump()
-            for name, keys in lists.items():
-                problems += [f"{node.id}: fields.{name}: {k!r} is not a field of form "
-                             f"{form.key}" for k in keys if form.field(k) is None]
-            problems += [f"{node.id}: fields.required: {k!r} must also be editable"
-                         for k in node.fields.required if k not in node.fields.editable]
+            problems += _step_field_problems(node, form)
         if node.sla is not None and (node.sla.hours is None) == (node.sla.working_days
                                                                    is None):
             problems.append(f"{node.id}: sla needs hours or working_days (one of them)")
@@ -232,6 +227,29 @@ def _references(ctx: FlowContext, session: Session, app: str) -> list[str]:
                             f"field of form {form.key}")
         if node.type == "subflow" and node.flow:
             problems += _subflow_problems(session, app, ctx, node)
+    return problems
+
+
+def _step_field_problems(node: Node, form: Any) -> list[str]:
+    """Step fields are fields of the form; what must be filled must be editable here;
+    ``required_on`` names outcomes of the step."""
+    fields, problems = node.fields, []
+    assert fields is not None
+    lists = {"editable": fields.editable, "readonly": fields.readonly,
+             "hidden": fields.hidden, "required": fields.required} | {
+        f"required_on.{outcome}": keys for outcome, keys in fields.required_on.items()}
+    for name, keys in lists.items():
+        problems += [f"{node.id}: fields.{name}: {k!r} is not a field of form {form.key}"
+                     for k in keys if form.field(k) is None]
+        if name.startswith("required"):
+            problems += [f"{node.id}: fields.{name}: {k!r} must also be editable"
+                         for k in keys if form.field(k) is not None
+                         and k not in fields.editable]
+    if fields.required_on and node.type in NODE_TYPES:
+        outcomes = NODE_TYPES.get(node.type).outcomes(node)
+        problems += [f"{node.id}: fields.required_on: {o!r} is not an outcome of this step "
+                     f"(it has: {', '.join(outcomes)})" for o in fields.required_on
+                     if o not in outcomes]
     return problems
 
 

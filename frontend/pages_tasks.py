@@ -18,6 +18,7 @@ from frontend.web import redirect, render
 from frontend.workspace.home import name_records
 from frontend.workspace.pages_record import posted_form
 from frontend.workspace.steps import (
+    needs_of,
     outcome_labels,
     perform,
     problems_of,
@@ -59,11 +60,12 @@ def _page(ctx: ContextDep, principal: PrincipalDep, request: Request, task_id: i
         detail = inbox.task_detail(s, tasks.visible_task(s, task_id, who), who)
         sections = step_sections(s, ctx, principal, detail, typed, errors or {})
         title = record_title(s, ctx, principal, detail)
+        needs = needs_of(s, detail)
     mine = detail["assignee_id"] == principal.user_id or (
         detail["assignee_id"] is None and principal.user_id in detail["candidates"])
     return render(request, "task.html", status=status, task=detail, sections=sections,
                   app=detail["app"], form=detail["form"], record_title=title,
-                  outcomes=outcome_labels(),
+                  outcomes=outcome_labels(), needs=needs,
                   can_act=mine and detail["status"] == "open",
                   can_claim=detail["assignee_id"] is None and detail["status"] == "open"
                   and principal.user_id in detail["candidates"],

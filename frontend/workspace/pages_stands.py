@@ -33,6 +33,7 @@ from frontend.web import redirect, render
 from frontend.workspace.fields import people_options
 from frontend.workspace.pages_record import caller_of, posted_form
 from frontend.workspace.steps import (
+    needs_of,
     outcome_labels,
     perform,
     problems_of,
@@ -116,6 +117,7 @@ def _task_form(s: Session, ctx: Any, who: Who, spec: FlowSpec, run: FlowRun, tas
             "can_transfer": free and _allows(node, "transfer"),
             "can_delegate": free and _allows(node, "delegate"),
             "people": [p for p in people if p["value"] != str(who.user_id)],
+            "needs": [] if claim else needs_of(s, detail),
             "typed_comment": mine.comment if mine else "",
             "errors": mine.errors if mine else {}, "error": mine.error if mine else None}
 

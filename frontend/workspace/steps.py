@@ -23,7 +23,7 @@ from frontend.i18n import N_, _
 from frontend.web import FLASH
 from frontend.workspace.fields import Builder, Editing
 from frontend.workspace.pages_record import problems_by_field
-from frontend.workspace.values import Shown
+from frontend.workspace.values import Shown, label_of
 from frontend.workspace.widgets import Posted, payload_of
 from platform_core.errors import DomainError, InvalidInput
 
@@ -61,7 +61,42 @@ def step_sections(s: Any, ctx: Any, principal: Any, detail: dict[str, Any],
     only = editable if editable_only else frozenset(data) | editable
     # what was typed fills the inputs (``Editing.typed``), not the text and states: a
     # refused value may not even parse as its type
-    return Builder(s, pub, shown, editing, data, only=only).sections()
+    sections = Builder(s, pub, shown, editing, data, only=only).sections()
+    buttons = _only_for(step)
+    for section in sections:
+        for view in section.fields:
+            if view.editable and view.key in buttons:
+                # shown beside the label: "「提交」时必填"
+                view.extra["required_on"] = "、".join(
+                    f"「{outcome_labels().get(o, o)}」" for o in buttons[view.key])
+    return sections
+
+
+def _only_for(step: dict[str, Any]) -> dict[str, list[str]]:
+    """Field → the outcomes that need it, for fields the step requires for some outcomes
+    only (``fields.required_on``; the ones required for every outcome carry the plain
+    required mark)."""
+    always = set(step.get("required", []))
+    out: dict[str, list[str]] = {}
+    for outcome, keys in (step.get("required_on") or {}).items():
+        for key in keys:
+            if key not in always or outcome == "reject":
+                out.setdefault(key, []).append(outcome)
+    return out
+
+
+def needs_of(s: Any, detail: dict[str, Any]) -> list[dict[str, str]]:
+    """Per outcome button that needs fields of its own: the button's key, its word and
+    the fields' labels ("「提交」前须填写：匹配产品"), for a line beside the buttons."""
+    step = detail["step"]["fields"] or {}
+    required_on = step.get("required_on") or {}
+    if not required_on or detail["status"] != "open":
+        return []
+    pub = published(s, detail["app"], detail["form"])
+    labels = {f.key: label_of(f) for f in pub.spec.fields}
+    return [{"outcome": o, "button": outcome_labels().get(o, o),
+             "fields": "、".join(labels.get(k, k) for k in keys)}
+            for o, keys in required_on.items() if keys]
 
 
 def record_title(s: Any, ctx: Any, principal: Any, detail: dict[str, Any]) -> str:
@@ -135,9 +170,16 @@ def problems_of(exc: DomainError) -> tuple[dict[str, str], str | None]:
     in words."""
     errors = problems_by_field(exc)
     if not errors and exc.code == "fields_required":
-        errors = {k: _("完成此步骤前必须填写") for k in exc.extra.get("fields", [])}
         # the engine's message starts with the fields' labels (「A、B: …」)
         labels = exc.detail.split(":", 1)[0]
+        outcome = exc.extra.get("outcome")
+        if outcome:  # needed by this button only (``fields.required_on``)
+            button = outcome_labels().get(outcome, outcome)
+            errors = {k: _("「{button}」时必填").format(button=button)
+                      for k in exc.extra.get("fields", [])}
+            return errors, _("「{button}」前必须填写：{fields}").format(button=button,
+                                                                     fields=labels)
+        errors = {k: _("完成此步骤前必须填写") for k in exc.extra.get("fields", [])}
         return errors, _("完成此步骤前必须填写：{fields}").format(fields=labels)
     if errors:
         return errors, None

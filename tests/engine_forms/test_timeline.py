@@ -93,10 +93,10 @@ def _case(crm, owner: str = "xiao.wang") -> tuple[dict[str, Any], dict[str, Any]
 def test_a_customers_timeline_holds_the_case_steps_and_follow_ups_newest_first(crm):
     sales = crm["xiao.wang"]
     customer, case = _case(crm)
-    for comment in ("客户需要 80 万", None):
+    for comment, data in (("客户需要 80 万", {}), (None, {"product": product(crm)})):
         task = open_task(sales, case["id"])
         ok(sales.post(f"{API}/tasks/{task['id']}/complete",
-                      json={"outcome": "submit", "comment": comment}))
+                      json={"outcome": "submit", "comment": comment, "data": data}))
     create(sales, "follow_up", FOLLOW | {"customer": customer["id"],
                                          "summary": "电话沟通, 周五面谈",
                                          "next_date": "2031-03-07"})
@@ -178,11 +178,21 @@ def test_masked_fields_stay_masked_and_hidden_ones_absent_in_change_entries(crm)
         c for c in risk_changes if c["field"] == "mobile").items()
 
 
+def product(crm) -> int:
+    """A bank product (the clerk keeps them): submitting 产品匹配 needs one."""
+    return create(crm["clerk.chen"], "bank_product",
+                  {"name": "安居贷", "bank": "icbc", "loan_type": "mortgage"})["id"]
+
+
 def _walk_to_risk(crm, case_id: int) -> None:
-    """analysis → matching → signing (the salesperson), materials (the clerk)."""
-    for who in ("xiao.wang", "xiao.wang", "xiao.wang", "clerk.chen"):
+    """analysis → matching → signing (the salesperson), materials (the clerk), each with
+    what submitting it needs."""
+    needs = [{}, {"product": product(crm)}, {"signed_date": "2026-03-02"}, {}]
+    for who, data in zip(("xiao.wang", "xiao.wang", "xiao.wang", "clerk.chen"), needs,
+                         strict=True):
         task = open_task(crm[who], case_id)
-        ok(crm[who].post(f"{API}/tasks/{task['id']}/complete", json={"outcome": "submit"}))
+        ok(crm[who].post(f"{API}/tasks/{task['id']}/complete",
+                         json={"outcome": "submit", "data": data}))
 
 
 def test_a_reject_back_and_the_notification_sent_show_with_the_recipient_masked(crm):

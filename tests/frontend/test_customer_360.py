@@ -21,7 +21,8 @@ from platform_core.channels.store import save as save_channel
 from platform_core.models import utcnow
 from platform_core.outbox import Dispatcher
 from platform_core.security.models import AuditEntry
-from tests.frontend.conftest import alert, path_of, status
+from tests.frontend.conftest import add_user, alert, path_of, status
+from tests.frontend.test_widgets import pick
 from tests.frontend.test_workspace import _create, _crm
 from tests.security_setup import SYSTEM
 
@@ -127,6 +128,9 @@ def test_a_follow_up_logged_from_the_customer_comes_back_as_a_to_do(web, db, ser
 def test_a_loan_case_started_from_the_customer_opens_at_its_first_step(
         web, db, server_keyring):
     page, customer_id = _signed_in_on_customer(web, db, server_keyring)
+    add_user(db, "clerk.one", roles=("clerk",))
+    _create(db, server_keyring, "clerk.one", "bank_product", {
+        "name": "经营贷", "bank": "icbc", "loan_type": "business"})
     page.click("#quick-actions a:has-text('新建贷款业务')")
     assert "贷款服务流程" in page.inner_text("#starts-flow")
     page.click("#save")  # the amount and type are missing: nothing is saved or started
@@ -142,6 +146,7 @@ def test_a_loan_case_started_from_the_customer_opens_at_its_first_step(
     page.click("#stands button[value='outcome:submit']")  # 需求分析: type and amount set
     page.wait_for_selector("#stands .stand-step[data-node=matching]")
     page.fill("#f-rate", "3.5")
+    pick(page, "product", "经营贷")  # needed to submit the match
     page.click("#stands button[value='outcome:submit']")  # 产品匹配
     page.wait_for_selector("#stands .stand-step[data-node=signing]")
     page.wait_for_selector("#timeline li")

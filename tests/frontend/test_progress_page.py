@@ -14,6 +14,7 @@ from engine_flows.tasks import Who
 from platform_core.models import utcnow
 from platform_core.security.models import User
 from platform_core.security.principal import load_principal
+from tests.frontend.conftest import add_user
 from tests.frontend.test_workspace import _create, _crm
 
 MATERIALS = [{"item": "身份证", "received": True}, {"item": "收入证明", "received": False},
@@ -30,15 +31,18 @@ def _case_at_signing(db, keyring) -> dict:
     case = _create(db, keyring, "xiao.wang", "loan_case", {
         "customer": customer["id"], "loan_type": "mortgage", "amount": 500000,
         "materials": MATERIALS})
+    add_user(db, "clerk.one", roles=("clerk",))
+    product = _create(db, keyring, "clerk.one", "bank_product", {
+        "name": "安居贷", "bank": "icbc", "loan_type": "mortgage"})["id"]
     with db.write() as s:
         user = s.execute(select(User).where(User.username == "xiao.wang")).scalar_one()
         who = Who(load_principal(s, user, via="test"), keyring, utcnow())
         start_run(s, app="crm", flow="loan_service", record_id=case["id"],
                   actor=who.principal.actor, now=who.now, keyring=keyring)
-        for _ in range(2):
+        for data in ({}, {"product": product}):  # submitting 产品匹配 needs a product
             task = s.execute(select(Task).where(Task.record_id == case["id"],
                                                 Task.status == "open")).scalar_one()
-            tasks.complete(s, task.id, who, outcome="submit")
+            tasks.complete(s, task.id, who, outcome="submit", data=data)
     return case
 
 

@@ -1,6 +1,7 @@
 """Where the case stands, on the CRM's case page, in a real browser: a salesperson starts
 the loan flow and works its first two steps right there (a required field left empty is
-named beside the field and what was typed stays), a risk officer rejects a case back to
+named beside the field and what was typed stays; 匹配产品 is marked as needed to submit the
+match and named when it is missing), a risk officer rejects a case back to
 资料收集 with a comment and the salesperson is notified; the strip of steps marks what is
 done and what is current, and fits a phone."""
 
@@ -20,6 +21,7 @@ from platform_core.outbox import Dispatcher
 from platform_core.security.models import User
 from platform_core.security.principal import load_principal
 from tests.frontend.conftest import add_user, alert, path_of, status
+from tests.frontend.test_widgets import pick
 from tests.frontend.test_workspace import _create, _crm
 from tests.security_setup import SYSTEM
 
@@ -35,6 +37,12 @@ def _case(db, keyring, owner: str = "xiao.wang") -> int:
     return case["id"]
 
 
+def _product(db, keyring) -> int:
+    """A bank product to match a case with (the clerk keeps them)."""
+    return _create(db, keyring, "clerk.one", "bank_product", {
+        "name": "安居贷", "bank": "icbc", "loan_type": "mortgage"})["id"]
+
+
 def _mark(page, node: str) -> str:
     return page.get_attribute(f"#stands .strip-step[data-node={node}]", "data-mark")
 
@@ -47,6 +55,8 @@ def _open_case(page, case_id: int) -> None:
 def test_a_salesperson_starts_the_flow_and_works_two_steps_from_the_case_page(
         web, db, server_keyring):
     _crm(db)
+    add_user(db, "clerk.one", roles=("clerk",))
+    _product(db, server_keyring)
     case_id = _case(db, server_keyring)
     page = web.signed_in("xiao.wang")
     _open_case(page, case_id)
@@ -77,7 +87,16 @@ def test_a_salesperson_starts_the_flow_and_works_two_steps_from_the_case_page(
     assert "任务已完成" in status(page)
     page.wait_for_selector("#stands .stand-step[data-node=matching]")
     assert _mark(page, "analysis") == "done"
+    # 匹配产品 is needed to submit the match, not to mark the customer lost: the field
+    # and the buttons say so, and submitting without it names it
+    assert "「提交」时必填" in page.inner_text("#stands #row-product [data-required-on]")
+    assert "匹配产品" in page.inner_text("#stands [data-needs=submit]")
     page.fill("#f-rate", "3.5")
+    page.click("#stands button[value='outcome:submit']")
+    assert "「提交」前必须填写：匹配产品" in alert(page)
+    assert "「提交」时必填" in page.inner_text("#stands #st-f-product")
+    assert page.input_value("#f-rate") == "3.5"
+    pick(page, "product", "安居贷")
     page.fill("#comment-" + page.get_attribute("#stands form.stand-form", "id")
               .removeprefix("stand-form-"), "已匹配产品")
     page.click("#stands button[value='outcome:submit']")
@@ -99,6 +118,8 @@ def _to_risk(db, keyring, case_id: int) -> None:
     with db.write() as s:
         start_run(s, app="crm", flow="loan_service", record_id=case_id, actor=SYSTEM,
                   now=utcnow())
+    needs = {"matching": {"product": _product(db, keyring)},
+             "signing": {"signed_date": "2026-03-02"}}  # what submitting them needs
     for node in ("analysis", "matching", "signing", "materials"):
         with db.write() as s:
             task = s.execute(select(Task).where(Task.record_id == case_id,
@@ -106,7 +127,7 @@ def _to_risk(db, keyring, case_id: int) -> None:
                                                 Task.status == "open")).scalar_one()
             user = s.get(User, task.assignee_id)
             who = Who(load_principal(s, user, via="test"), keyring, utcnow())
-            complete(s, task.id, who)
+            complete(s, task.id, who, data=needs.get(node))
 
 
 def _dispatch(db, keyring) -> None:

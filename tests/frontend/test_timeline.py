@@ -40,11 +40,14 @@ def _case_two_steps_done(db, keyring) -> tuple[dict, dict]:
     with db.write() as s:
         start_run(s, app="crm", flow="loan_service", record_id=case["id"], actor=SYSTEM,
                   now=utcnow())
-    for comment in ("客户要 80 万", "匹配了两个产品"):
+    add_user(db, "clerk.one", roles=("clerk",))
+    product = _create(db, keyring, "clerk.one", "bank_product", {
+        "name": "安居贷", "bank": "icbc", "loan_type": "mortgage"})["id"]
+    for comment, data in (("客户要 80 万", {}), ("匹配了两个产品", {"product": product})):
         with db.write() as s:
             task = progress(s, case["id"], utcnow())[0]["current"][0]["tasks"][0]
             complete(s, task, _who(s, "xiao.wang", keyring), outcome="submit",
-                     comment=comment)
+                     comment=comment, data=data)
     return customer, case
 
 
