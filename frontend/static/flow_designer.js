@@ -81,7 +81,10 @@
                      targetMarker: { name: "block", width: 8, height: 6 } } };
   }
   function restyleEdge(edge) {
-    var e = edge.getData().spec, label = edgeLabel(e);
+    var e = edge.getData().spec, label = edgeLabel(e), view = graph.findViewByCell(edge);
+    if (view) {  // which edge this is, for tests and assistive technology
+      view.container.setAttribute("data-edge", edge.getSourceCellId() + ">" + edge.getTargetCellId());
+    }
     edge.setAttrs(edgeAttrs(e));
     edge.setLabels(label ? [{ attrs: { label: { text: label, fontSize: 12, fill: "#1f2329" },
                                        body: { fill: "#f5f6f8", stroke: "none" } } }] : []);
@@ -123,7 +126,9 @@
       keyboard = new X6.Keyboard({ enabled: true });
       history = new X6.History({ enabled: true });
       graph.use(selection); graph.use(keyboard); graph.use(history);
-      dnd = new X6.Dnd({ target: graph, getDropNode: function (n) { return n.clone({ keepId: true }); } });
+      dnd = new X6.Dnd({ target: graph,  // the dragged copies get new ids: keep the node's
+        getDragNode: function (n) { return n.clone({ keepId: true }); },
+        getDropNode: function (n) { return n.clone({ keepId: true }); } });
     });
     load();
     selection.on("selection:changed", function (args) { select(args.selected[0] || null); });
