@@ -76,6 +76,19 @@ def _page(request: Request, s: Session, app: str, *, draft: dict[str, Any],
                   data=_json(data), strings=_json(flow_strings()))
 
 
+@router.get(FLOWS, response_class=HTMLResponse, openapi_extra=rule("app:manage"))
+def flows_page(ctx: ContextDep, request: Request, app: str) -> HTMLResponse:
+    """The app's flows (each designed here, its running state one click away) and a new
+    flow over each published form."""
+    with ctx.db.read() as s:
+        get_app(s, app)
+        flows = [{"key": f.key, "name": str(f.draft.get("name") or f.key),
+                  "form": f.draft.get("form"), "version": f.published_version}
+                 for f in list_flows(s, app)]
+        return render(request, "designer/flows.html", app=app, flows=flows,
+                      forms=_forms(s, app))
+
+
 @router.get(FLOWS + "/{flow}/design", response_class=HTMLResponse,
             openapi_extra=rule("app:manage"))
 def design(ctx: ContextDep, request: Request, app: str, flow: str) -> HTMLResponse:

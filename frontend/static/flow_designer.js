@@ -336,7 +336,7 @@
     var req = D.flow ? K.send("PUT", API + "/" + D.flow, body) : K.send("POST", API, body);
     return req.then(function (r) {
       if (!r.ok) { return problemOf(r).then(function (b) { failed(b); return false; }); }
-      if (!D.flow) { window.location.assign("/apps/" + D.app + "/flows/" + body.key + "/design?msg=flow_created"); return false; }
+      if (!D.flow) { window.location.assign("/apps/" + D.app + "/flows/" + body.key + "/design"); return false; }
       status(T.saved); return true;
     });
   }

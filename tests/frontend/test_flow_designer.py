@@ -238,3 +238,32 @@ def test_the_crm_flow_is_drawn_with_every_node_and_fits_a_phone(web, db):
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     assert len(_ids(phone)) == len(original["nodes"])
     phone.screenshot(path=str(SHOTS / "design-375.png"), full_page=True)
+
+
+def test_an_admin_finds_the_flows_and_starts_a_new_one_over_a_form(web, db):
+    _people(db)
+    page = web.signed_in("admin.li")
+    page.goto("/admin/apps")
+    page.click("#flows-crm")
+    page.click("#flow-loan_service a:has-text('设计流程')")
+    _ready(page)
+    assert page.input_value("#f-key") == "loan_service"
+
+    page.goto("/apps/crm/forms/loan_case")
+    page.click("#new-flow")
+    _ready(page)
+    assert page.input_value("#f-form") == "loan_case"
+    assert sorted(_ids(page)) == ["end", "start"]
+    page.fill("#f-name", "贷后回访")
+    page.fill("#f-key", "after_care")
+    page.click("#f-save")
+    page.wait_for_url("**/apps/crm/flows/after_care/design*")
+    _ready(page)
+    with db.read() as s:
+        from engine_flows.definitions import get_flow
+
+        draft = get_flow(s, "crm", "after_care").draft
+    assert draft["form"] == "loan_case" and draft["name"] == "贷后回访"
+    assert [e["from"] + ">" + e["to"] for e in draft["edges"]] == ["start>end"]
+    page.click("#f-check")
+    page.wait_for_selector("#f-status >> text=检查通过")

@@ -1207,6 +1207,7 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/apps/{app}/design/try"): _fixed("/apps/crm/design/try",
                                                json={"spec": MEMO_SPEC, "text": "1 + 1"}),
     # the flow designer
+    ("GET", "/apps/{app}/flows"): _fixed("/apps/crm/flows"),
     ("GET", "/apps/{app}/flows/{flow}/design"): _fixed("/apps/crm/flows/review/design"),
     ("GET", "/apps/{app}/flows/new"): _fixed("/apps/crm/flows/new",
                                              params={"form": "customer"}),
