@@ -157,7 +157,10 @@
     });
     history.clean();
   }
-  function fit() { graph.zoomToFit({ padding: 24, maxScale: 1 }); }
+  function fit() {  // the whole flow, but never so small its words cannot be read
+    graph.zoomToFit({ padding: 24, maxScale: 1, minScale: wide.matches ? 0.8 : 0.4 });
+    graph.positionContent("top", { padding: 24 });
+  }
 
   function connected(edge, isNew) {
     var from = edge.getSourceCellId(), to = edge.getTargetCellId();

@@ -126,7 +126,7 @@ def test_an_admin_drags_in_a_compliance_review_wires_it_and_publishes(
     _people(db)
     waiting = _case(db, server_keyring)
     _start(db, waiting)  # a case already running on version 1, waiting at 需求分析
-    page = web.signed_in("admin.li", height=1400)
+    page = web.signed_in("admin.li", height=1800)
     page.goto(DESIGN)
     _ready(page)
     risk = page.locator(_node("risk")).bounding_box()
@@ -195,7 +195,7 @@ def test_an_admin_drags_in_a_compliance_review_wires_it_and_publishes(
 
 def test_a_gateway_without_a_default_is_marked_before_publishing(web, db):
     _people(db)
-    page = web.signed_in("admin.li", height=1400)
+    page = web.signed_in("admin.li", height=1800)
     page.goto(DESIGN)
     _ready(page)
     canvas = page.locator("#f-canvas").bounding_box()
@@ -229,6 +229,12 @@ def test_the_crm_flow_is_drawn_with_every_node_and_fits_a_phone(web, db):
     assert sorted(_ids(page)) == sorted(n["id"] for n in original["nodes"])
     assert page.locator("#f-canvas .x6-edge").count() == len(original["edges"])
     assert page.text_content('[data-edge="decision>mark_lost"] text') == "默认"
+    page.click(_node("matching"))  # 产品匹配: product required for 提交 only
+    matrix = "#f-props .f-matrix"
+    assert "按“提交 (submit)”时必填" in page.inner_text(f"{matrix} thead")
+    assert page.is_checked(f'{matrix} tr[data-field="product"] input[data-col="on:submit"]')
+    assert not page.is_checked(f'{matrix} tr[data-field="product"] input[data-col="on:lost"]')
+    assert page.is_checked(f'{matrix} tr[data-field="product"] input[data-col="editable"]')
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / "design-1280.png"), full_page=True)
 
