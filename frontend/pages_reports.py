@@ -329,6 +329,9 @@ def drill_page(ctx: ContextDep, principal: PrincipalDep, request: Request, app: 
             items, next_cursor = records.list_page(
                 s, caller, pub, filter=where, sort=None, cursor=cursor, limit=DRILL_PAGE,
                 fields=None, deleted="exclude")
+            from frontend.report_words import explain, names_for  # "explain this number"
+
+            why = explain(spec, pub, row_keys, values, names_for(s))
     except DomainError as exc:
         return error_page(request, exc)
     fields = [f for f in pub.spec.fields if caller.access.readable(f.key)]
@@ -336,6 +339,7 @@ def drill_page(ctx: ContextDep, principal: PrincipalDep, request: Request, app: 
     dims = [c["label"] for c in res.columns if c["role"] == "dimension"]
     base = {"keys": keys} | ({"params": params} if params is not None else {})
     return _render(request, "reports/drill.html", app=app_row, spec=spec, form=pub.spec,
+                   why=why,
                    fields=fields, rows=[_cells(fields, item) for item in items],
                    row=list(zip(dims, shown[0], strict=False)) if shown else [],
                    first=f"{request.url.path}?{urlencode(base)}" if cursor else None,

@@ -27,6 +27,7 @@ from frontend import (
     pages_me,
     pages_notifications,
     pages_progress,
+    pages_report_extra,
     pages_reports,
     pages_roles,
     pages_search,
@@ -57,7 +58,7 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
            pages_flows,
            flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline,
-           pages_rules)
+           pages_rules, pages_report_extra)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

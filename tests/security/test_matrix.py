@@ -760,6 +760,21 @@ def _fresh_report(kind: str = "reports", suffix: str = "", body: bool = False,
     return build
 
 
+def _fresh_page(kind: str, suffix: str, spec: dict[str, Any] | None = None,
+                segments: bool = False, **data: Any
+                ) -> Callable[[World, str, str | None], Request]:
+    """A page about a fresh report or dashboard (made by admin through the API)."""
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        _ensure_page_report(w)
+        key = f"{kind[:3]}{w.n()}"
+        base = spec or (PAGE_REPORT if kind == "reports" else PAGE_BOARD)
+        ok(w.client.post(f"{CRM}/{kind}", json={**base, "key": key},
+                         headers=w.auth("admin")), 201)
+        path = f"/apps/crm/segments/{key}" if segments else f"/apps/crm/{kind}/{key}"
+        return Request(path + suffix, data=data or None)
+    return build
+
+
 # flows: runs over a variant's record, tasks of the caller's (or of staff_b's). Anonymous
 # and pending callers are refused by the guard before a flow route runs: their examples
 # take the shared targets (staff's), which they cannot change.
@@ -1108,6 +1123,21 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         "p.period.from": "2020-01-01", "p.period.to": "2099-12-31"}),
     ("GET", "/apps/{app}/reports/{report}/drill"): _report_page("/drill", keys='["北京"]'),
     ("GET", "/apps/{app}/dashboards"): _fixed("/apps/crm/dashboards"),
+    ("GET", "/apps/{app}/reports/{report}/versions"): _fresh_page("reports", "/versions"),
+    ("POST", "/apps/{app}/reports/{report}/versions/{version}/restore"): _fresh_page(
+        "reports", "/versions/1/restore", go="1"),
+    ("GET", "/apps/{app}/dashboards/{dashboard}/versions"): _fresh_page("dashboards",
+                                                                        "/versions"),
+    ("POST", "/apps/{app}/dashboards/{dashboard}/versions/{version}/restore"): _fresh_page(
+        "dashboards", "/versions/1/restore", go="1"),
+    ("GET", "/apps/{app}/segments"): _fixed("/apps/crm/segments"),
+    ("POST", "/apps/{app}/segments/{report}/run"): _fresh_page(
+        "reports", "/run", spec=SEGMENTS, segments=True, go="1"),
+    ("GET", "/apps/{app}/reports/{report}/export.pdf"): _report_page("/export.pdf"),
+    ("GET", "/apps/{app}/dashboards/{dashboard}/export.xlsx"): _report_page(
+        "/export.xlsx", board=True),
+    ("GET", "/apps/{app}/dashboards/{dashboard}/export.pdf"): _report_page(
+        "/export.pdf", board=True),
     ("GET", "/api/v1/reports/meta-schema"): _fixed(f"{API}/reports/meta-schema"),
     ("GET", "/api/v1/dashboards/meta-schema"): _fixed(f"{API}/dashboards/meta-schema"),
     ("GET", "/api/v1/apps/{app}/reports"): _fixed(f"{CRM}/reports"),
