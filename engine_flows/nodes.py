@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from engine_flows.runtime import Engine
 
 BASE_KEYS = frozenset({"id", "type", "name"})
-USER_KEYS = frozenset({"assignee", "sla", "fields", "allowed_actions"})
+USER_KEYS = frozenset({"assignee", "sla", "fields", "allowed_actions", "reject_to"})
 
 
 class NodeType:

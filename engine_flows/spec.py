@@ -121,6 +121,8 @@ class Node(_Strict):
     sla: Sla | None = None
     fields: StepFields | None = None
     allowed_actions: list[Literal[OPERATIONS]] | None = None  # type: ignore[valid-type]
+    # reject back to an earlier step: only to these (None: any earlier step it passed)
+    reject_to: list[str] | None = Field(default=None, max_length=100)
     outcomes: list[str] | None = None  # user_task: the buttons (default ["submit"])
     mode: Literal["single", "any", "all", "sequential"] | None = None  # approval
     wait: Wait | None = None  # timer

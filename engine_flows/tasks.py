@@ -276,6 +276,9 @@ def reject(session: Session, task_id: int, who: Who, *, to: str | None = None,
             node.id not in eng.spec.downstream(to):
         raise InvalidInput(f"to: {to!r} is not an earlier step of this instance",
                            field="to")
+    if node.reject_to is not None and to not in node.reject_to:
+        raise InvalidInput(f"to: {node.label} may send work back only to "
+                           f"{', '.join(node.reject_to) or 'no step'}", field="to")
     _check_required(eng, node, "reject")
     _close(eng, task, "reject", comment)
     _go_back(eng, session.get(FlowStep, task.step_id), to, f"rejected to {to}")  # type: ignore[arg-type]

@@ -218,6 +218,7 @@ def _references(ctx: FlowContext, session: Session, app: str) -> list[str]:
                                                                     form)]
         if node.fields is not None:
             problems += _step_field_problems(node, form)
+        problems += _reject_to_problems(ctx.flow, node)
         if node.sla is not None and (node.sla.hours is None) == (node.sla.working_days
                                                                    is None):
             problems.append(f"{node.id}: sla needs hours or working_days (one of them)")
@@ -250,6 +251,23 @@ def _step_field_problems(node: Node, form: Any) -> list[str]:
         problems += [f"{node.id}: fields.required_on: {o!r} is not an outcome of this step "
                      f"(it has: {', '.join(outcomes)})" for o in fields.required_on
                      if o not in outcomes]
+    return problems
+
+
+def _reject_to_problems(spec: FlowSpec, node: Node) -> list[str]:
+    """``reject_to`` names earlier steps people act on, and ``reject`` is allowed."""
+    if node.reject_to is None:
+        return []
+    problems = []
+    if node.allowed_actions is not None and "reject" not in node.allowed_actions:
+        problems.append(f"{node.id}: reject_to is set but reject is not an allowed action")
+    for target in node.reject_to:
+        other = spec.node(target)
+        if other is None or other.type not in NODE_TYPES or \
+                not NODE_TYPES.get(other.type).user:
+            problems.append(f"{node.id}: reject_to: {target!r} is not a step people act on")
+        elif target == node.id or node.id not in spec.downstream(target):
+            problems.append(f"{node.id}: reject_to: {target!r} is not an earlier step")
     return problems
 
 

@@ -73,6 +73,8 @@ def flow_strings() -> dict[str, Any]:
         "published": _("已发布第 {v} 版"), "record_field": _("在关联记录上运行"),
         "record_user_field": _("字段"),
         "reject_hint": _("驳回时，审批人可以退回到本实例走过的任一前面步骤。"),
+        "reject_limit": _("只允许退回到下面勾选的步骤"),
+        "reject_none": _("这一步前面没有可退回的人工步骤。"),
         "remind_before_hours": _("到期前多少小时提醒"), "remove": _("删除"),
         "remove_edge": _("删除连线"), "remove_node": _("删除节点"),
         "required_on": _("按“{outcome}”时必填"), "role": _("角色"),

@@ -222,6 +222,7 @@
     },
     remove: function () { removeSelected(); },
     reselect: function () { select(selected); },
+    earlierSteps: earlierSteps,
     checkCondition: function (text) {
       return K.send("POST", "/apps/" + D.app + "/flows/design/check", { spec: current(), text: text })
         .then(function (r) { return r.json(); })
@@ -294,6 +295,22 @@
   }
 
   // -- the spec the canvas holds ----------------------------------------------------------
+  function earlierSteps(id) {
+    // the steps people act on from which an edge path leads to ``id`` (where a reject
+    // may send the work back), in the canvas's top-to-bottom order
+    var s = current(), seen = {}, todo = [id];
+    while (todo.length) {
+      var at = todo.pop();
+      s.edges.forEach(function (e) {
+        if (e.to === at && !seen[e.from]) { seen[e.from] = true; todo.push(e.from); }
+      });
+    }
+    return s.nodes.filter(function (n) {
+      var t = D.options.types[n.type];
+      return n.id !== id && seen[n.id] && t && t.user;
+    }).sort(function (a, b) { return s.layout[a.id].y - s.layout[b.id].y; })
+      .map(function (n) { return { key: n.id, name: n.name || n.id }; });
+  }
   function current() {
     var out = JSON.parse(JSON.stringify(spec));
     out.key = meta.key.value.trim(); out.name = meta.name.value.trim();

@@ -36,6 +36,7 @@
   function clean(obj) {  // drop empty settings so the stored spec stays minimal
     Object.keys(obj).forEach(function (k) {
       var v = obj[k];
+      if (k === "reject_to" && Array.isArray(v)) { return; }  // [] = back to no step
       if (v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length) ||
           (v && typeof v === "object" && !Array.isArray(v) && !Object.keys(v).length)) {
         delete obj[k];
@@ -217,7 +218,34 @@
         } }), " " + (T["op_" + op] || op)]));
     });
     box.appendChild(grid);
-    box.appendChild(el("p", { "class": "small muted", text: T.reject_hint }));
+    if (on.indexOf("reject") >= 0) { box.appendChild(this.rejectTo(n, commit)); }
+    return box;
+  };
+
+  Panel.prototype.rejectTo = function (n, commit) {
+    // reject_to: the earlier steps a rejection may send the work back to (unset: any)
+    var T = this.T, steps = this.ctx.earlierSteps(n.id), box = el("div", { "class": "f-reject-to" });
+    var limited = Array.isArray(n.reject_to), list = el("div", { "class": "d-checks" });
+    function picked() {
+      return Array.prototype.filter.call(list.querySelectorAll("input"), function (i) {
+        return i.checked; }).map(function (i) { return i.value; });
+    }
+    box.appendChild(el("label", {}, [el("input", { type: "checkbox", checked: limited,
+      "data-reject-limit": "1", onchange: function (e) {
+        if (e.target.checked) { n.reject_to = []; } else { delete n.reject_to; }
+        commit(); this.ctx.reselect();
+      }.bind(this) }), " " + T.reject_limit]));
+    if (limited) {
+      steps.forEach(function (s) {
+        list.appendChild(el("label", {}, [el("input", { type: "checkbox", value: s.key,
+          "data-reject-to": s.key, checked: n.reject_to.indexOf(s.key) >= 0,
+          onchange: function () { n.reject_to = picked(); commit(); } }), " " + s.name]));
+      });
+      if (!steps.length) { list.appendChild(el("p", { "class": "small muted", text: T.reject_none })); }
+      box.appendChild(list);
+    } else {
+      box.appendChild(el("p", { "class": "small muted", text: T.reject_hint }));
+    }
     return box;
   };
 

@@ -81,7 +81,8 @@ def _reject_targets(s: Session, spec: FlowSpec, run: FlowRun, node: Node) -> lis
         if n.id in seen or n.id == node.id or n.id not in done:
             continue
         seen.add(n.id)
-        if standing.drawn(n) == "step" and node.id in spec.downstream(n.id):
+        if standing.drawn(n) == "step" and node.id in spec.downstream(n.id) and (
+                node.reject_to is None or n.id in node.reject_to):
             out.append((n.id, n.label))
     return out
 

@@ -273,3 +273,26 @@ def test_an_admin_finds_the_flows_and_starts_a_new_one_over_a_form(web, db):
     assert [e["from"] + ">" + e["to"] for e in draft["edges"]] == ["start>end"]
     page.click("#f-check")
     page.wait_for_selector("#f-status >> text=检查通过")
+
+
+def test_a_reject_is_limited_to_chosen_earlier_steps(web, db):
+    _people(db)
+    page = web.signed_in("admin.li", height=1800)
+    page.goto(DESIGN)
+    _ready(page)
+    page.click(_node("risk"))  # 风控审核: by default back to any earlier step
+    assert "任一前面步骤" in page.inner_text("#f-props")
+    page.check("#f-props [data-reject-limit]")
+    offered = page.locator("#f-props [data-reject-to]")
+    steps = [offered.nth(i).get_attribute("value") for i in range(offered.count())]
+    assert steps[:4] == ["analysis", "matching", "signing", "materials"], steps
+    assert "bank" not in steps and "risk" not in steps  # later steps and itself: not offered
+    page.check('#f-props [data-reject-to="materials"]')
+    page.click("#f-save")
+    page.wait_for_selector("#f-status >> text=草稿已保存")
+    with db.read() as s:
+        from engine_flows.models import Flow
+
+        draft = s.execute(select(Flow).where(Flow.key == "loan_service")).scalar_one().draft
+    risk = next(n for n in draft["nodes"] if n["id"] == "risk")
+    assert risk["reject_to"] == ["materials"]
