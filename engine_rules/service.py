@@ -24,6 +24,7 @@ from platform_core.security.crypto import Keyring
 from platform_core.store import Actor
 
 DEAD = ("dead", "failed")
+RESERVED_KEYS = frozenset({"new"})  # /apps/{app}/rules/new is the editor of a new rule
 
 
 def _problems(session: Session, app: str, spec: RuleSpec) -> list[str]:
@@ -181,6 +182,9 @@ def save(session: Session, *, app: str, raw: Any, actor: Actor, key: str | None 
         raise RuleSpecError(problems)
     now = utcnow()
     if key is None:
+        if spec.key in RESERVED_KEYS:
+            raise RuleSpecError([f"key: {spec.key!r} is reserved (the rule editor's address "
+                                 "for a new rule); choose another key"])
         if session.execute(select(Rule.id).where(Rule.app == app, Rule.key == spec.key)
                            ).first():
             raise Conflict(f"rule {spec.key!r} already exists in app {app!r}")

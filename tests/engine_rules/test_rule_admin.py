@@ -107,3 +107,10 @@ def test_every_action_type_has_a_settings_schema(world):
     notify = items["notify"]["schema"]["properties"]
     assert notify["channel"]["enum"] == ["in_app", "email", "sms", "wecom"]
     assert notify["to"]["widget"] == "recipients"
+
+
+def test_new_is_not_a_rule_key(world):
+    """``/apps/{app}/rules/new`` opens the editor of a new rule, so no rule is called new."""
+    body = {"key": "new", "name": "新", "trigger": CREATED, "actions": [NOTE]}
+    problem = ok(world.admin.post(RULES, json=body), 422)
+    assert "reserved" in problem["detail"]
