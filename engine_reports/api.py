@@ -258,7 +258,7 @@ def delete_dashboard(ctx: ContextDep, app: str, dashboard: str) -> Response:
 def dashboard_data(ctx: ContextDep, principal: PrincipalDep, app: str, dashboard: str,
                    params: ParamsQuery = None) -> dict[str, Any]:
     """Every widget's data with the shared parameters applied (a widget the caller may
-    not see carries its error instead)."""
-    with ctx.db.read() as s:
-        return service.dashboard_data(s, app, dashboard, _viewer(ctx, principal),
-                                      _json_param(params, "params", dict))
+    not see carries its error instead). The widgets run in parallel, each on its own
+    connection."""
+    return service.dashboard_data_parallel(ctx.db, app, dashboard, _viewer(ctx, principal),
+                                           _json_param(params, "params", dict))

@@ -6,7 +6,8 @@
 
 A dashboard parameter is passed to every widget whose report declares a parameter with
 the same key (the report says which field it filters). The grid is 12 columns wide;
-on a phone widgets stack in reading order (y, then x).
+on a phone widgets stack in reading order (y, then x), or by their ``order`` when the
+dashboard gives one (widgets without it come after, in reading order).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Widget(_Strict):
     y: int = Field(default=0, ge=0, le=1000)
     w: int = Field(default=6, ge=1, le=12)
     h: int = Field(default=4, ge=1, le=20)
+    order: int | None = Field(default=None, ge=0, le=1000)  # place on a phone (stacked)
 
     @model_validator(mode="after")
     def _fits(self) -> Widget:

@@ -370,7 +370,8 @@ def dashboard_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
             app_row = get_app(s, app)
             items = [service.dashboard_spec(r)
                      for r in service.visible_dashboards(s, app, viewer)]
-            return _render(request, "reports/dashboards.html", app=app_row, items=items)
+            return _render(request, "reports/dashboards.html", app=app_row, items=items,
+                           manage=principal.app_allows(app, "manage"))
     except DomainError as exc:
         return error_page(request, exc)
 
@@ -380,7 +381,7 @@ def dashboard_list(ctx: ContextDep, principal: PrincipalDep, request: Request,
 def dashboard_page(ctx: ContextDep, principal: PrincipalDep, request: Request, app: str,
                    dashboard: str) -> HTMLResponse:
     viewer = _viewer(ctx, principal)
-    error, status, widgets = None, 200, []
+    error, status, widgets, manage = None, 200, [], False
     try:
         with ctx.db.read() as s:
             app_row = get_app(s, app)
@@ -388,21 +389,22 @@ def dashboard_page(ctx: ContextDep, principal: PrincipalDep, request: Request, a
             service.check_dashboard_visible(spec, viewer)
             inputs, values, problems = parameter_form(list(spec.parameters),
                                                       request.query_params, s)
-            try:
-                if problems:
-                    raise InvalidInput("；".join(problems))
-                doc = service.dashboard_data(s, app, dashboard, viewer, values)
-                drillable = {w["report"] for w in doc["widgets"]
-                             if "data" in w and _over_records(s, app, w["report"])}
-                widgets = [_widget(w, app, drillable) for w in doc["widgets"]]
-            except DomainError as exc:
-                error, status = exc.detail, exc.status
-            except ChartError as exc:
-                error, status = _("图表无法绘制：{error}").format(error=exc), 422
+            if problems:
+                error, status = "；".join(problems), 422
+            else:  # each widget loads on its own (pages_dashboard_editor.widget_fragment)
+                names = service.names(s, app, service.Report)
+                query = f"?{request.url.query}" if request.url.query else ""
+                widgets = [{"index": i, "report": w.report, "x": w.x, "y": w.y, "w": w.w,
+                            "h": w.h, "order": w.order,
+                            "title": w.title or names.get(w.report, w.report),
+                            "src": f"{request.url.path}/widgets/{i}{query}"}
+                           for i, w in enumerate(spec.ordered())]
+            manage = principal.app_allows(app, "manage")
     except DomainError as exc:
         return error_page(request, exc)
     return _render(request, "reports/dashboard.html", status=status, app=app_row, spec=spec,
-                   inputs=inputs, action=request.url.path, widgets=widgets, error=error)
+                   inputs=inputs, action=request.url.path, widgets=widgets, error=error,
+                   manage=manage)
 
 
 def _over_records(s: Any, app: str, report: str) -> bool:

@@ -20,6 +20,7 @@ from frontend import (
     pages_audit,
     pages_auth,
     pages_channels,
+    pages_dashboard_editor,
     pages_directory,
     pages_docs,
     pages_flows,
@@ -54,7 +55,9 @@ from frontend.workspace import (
 
 ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, pages_audit,
            pages_channels, pages_webhooks, pages_tokens, pages_handover,
-           pages_docs, pages_tasks, pages_notifications, pages_reports, pages_search, pages_list,
+           pages_docs, pages_tasks, pages_notifications,
+           pages_dashboard_editor,  # before pages_reports: /dashboards/new is not a key
+           pages_reports, pages_search, pages_list,
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
            pages_flows,
            flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline,

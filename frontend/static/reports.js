@@ -2,7 +2,11 @@
  * each chart's figure and drill-down links come in a <script type="application/json">
  * block named by the chart's data-chart attribute:
  * - a dashboard widget is placed on the 12-column grid from its data-x/y/w/h (CSS custom
- *   properties: reports.css decides, and stacks the widgets on a phone);
+ *   properties: reports.css decides, and stacks the widgets on a phone, by data-order
+ *   when the dashboard gives one);
+ * - each widget's body is fetched on its own from its data-src (one request per widget,
+ *   so the browser loads them in parallel and a slow or failing one holds no other
+ *   back), then drawn as it arrives; an error shows in the widget's own box;
  * - Plotly.newPlot draws the figure (a widget's chart fills its cell: no fixed height);
  * - clicking a bar, slice or point opens the page of the records behind it
  *   (links[trace][point], built by the server: same-site paths only).
@@ -18,6 +22,30 @@
     widget.style.setProperty("--col", (x + 1) + " / span " + w);
     widget.style.setProperty("--row", (y + 1) + " / span " + h);
     widget.style.setProperty("--h", String(h));
+    var order = widget.getAttribute("data-order");
+    if (order !== null && order !== "") { widget.style.setProperty("--order", order); }
+  }
+
+  function load(widget) {
+    var body = widget.querySelector(".widget-body");
+    fetch(widget.getAttribute("data-src"), { credentials: "same-origin",
+                                              headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.text(); })
+      .then(function (html) {
+        body.innerHTML = html;
+        body.removeAttribute("aria-busy");
+        widget.classList.add("loaded");
+        if (window.Plotly) { body.querySelectorAll("[data-chart]").forEach(draw); }
+      })
+      .catch(function () {
+        body.removeAttribute("aria-busy");
+        body.textContent = "";
+        var p = document.createElement("p");
+        p.className = "msg error widget-error";
+        p.textContent = widget.getAttribute("data-failed") || "⚠";
+        body.appendChild(p);
+        widget.classList.add("loaded");
+      });
   }
 
   function sameSite(url) {
@@ -51,6 +79,7 @@
 
   function start() {
     document.querySelectorAll(".widget[data-w]").forEach(place);
+    document.querySelectorAll(".widget[data-src]").forEach(load);
     if (!window.Plotly) { return; }
     document.querySelectorAll("[data-chart]").forEach(draw);
   }
