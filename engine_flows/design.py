@@ -189,6 +189,9 @@ def overlay(session: Session, app: str, flow: str, now: datetime,
             FlowStep.status == "active"]
     if version is not None:
         live.append(FlowRun.version == version)
+    # a record in the recycle bin is not waiting anywhere (nor listed at the step)
+    live.append(FlowRun.record_id.in_(select(Record.id).where(
+        Record.app == app, Record.deleted_at.is_(None))))
     waiting = dict(session.execute(
         select(FlowStep.node_id, func.count(func.distinct(FlowStep.run_id)))
         .join(FlowRun, FlowRun.id == FlowStep.run_id).where(*live)

@@ -57,6 +57,11 @@ def test_waiting_overdue_and_median_time_per_step(world, clock):
     assert _listed(world, overdue="true") == [runs[3]]
     assert _listed(world, node="b", overdue="true") == []
     assert _listed(world) == sorted(runs)
+    # a case moved to the recycle bin waits nowhere: as the at-step page lists it
+    record = world.instance("loan", runs[3])["record_id"]
+    ok(world.admin.delete(f"{APP}/forms/case/records/{record}"), 204)
+    _body, nodes = _by_node(world)
+    assert (nodes["a"]["waiting"], nodes["a"]["overdue"]) == (0, 0)
 
 
 def test_an_even_count_takes_the_mean_of_the_middle_two(world, clock):
