@@ -1123,6 +1123,10 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         "p.period.from": "2020-01-01", "p.period.to": "2099-12-31"}),
     ("GET", "/apps/{app}/reports/{report}/drill"): _report_page("/drill", keys='["北京"]'),
     ("GET", "/apps/{app}/dashboards"): _fixed("/apps/crm/dashboards"),
+    ("GET", "/apps/{app}/dashboards/new"): _fixed("/apps/crm/dashboards/new"),
+    ("GET", "/apps/{app}/dashboards/{dashboard}/edit"): _report_page("/edit", board=True),
+    ("GET", "/apps/{app}/dashboards/{dashboard}/widgets/{index}"): _report_page(
+        "/widgets/0", board=True),
     ("GET", "/apps/{app}/reports/{report}/versions"): _fresh_page("reports", "/versions"),
     ("POST", "/apps/{app}/reports/{report}/versions/{version}/restore"): _fresh_page(
         "reports", "/versions/1/restore", go="1"),
