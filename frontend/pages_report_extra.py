@@ -164,12 +164,12 @@ def _runs(s: Any, app: str, report: str) -> list[dict[str, Any]]:
         AuditEntry.action == "report.segments",
         AuditEntry.target == f"{app}.report.{report}").order_by(AuditEntry.id.desc())
         .limit(2)).all()
-    return [{"at": at, "counts": (detail or {}).get("counts") or {}} for at, detail in rows]
+    return [{"at": at, "counts": (detail or {}).get("holders") or (detail or {}).get(
+        "counts") or {}} for at, detail in rows]
 
 
 def segment_filter(field: Any, value: str) -> dict[str, Any]:
-    op = "contains" if field.type == "multiselect" else "eq"
-    return {"field": field.key, "op": op, "value": value}
+    return {"field": field.key, "op": "eq", "value": value}
 
 
 def _segments(s: Any, principal: Any, keyring: Any, app: str) -> list[dict[str, Any]]:
@@ -201,20 +201,36 @@ def _segments(s: Any, principal: Any, keyring: Any, app: str) -> list[dict[str, 
         entry["last_run"] = runs[0]["at"] if runs else None
         for rule_ in spec.segment.rules:
             where = segment_filter(field, rule_.value)
-            try:
-                count: int | None = records.count(s, caller, target, filter=where)
-            except DomainError:
-                count = None
+            count: int | None = None
+            if field.type == "select":  # a multiselect is not filterable in SQL
+                count = records.count(s, caller, target, filter=where)
             change = None
             if before is not None and rule_.value in last:
                 change = last[rule_.value] - before.get(rule_.value, 0)
             entry["tags"].append({
                 "value": rule_.value, "label": labels.get(rule_.value, rule_.value),
                 "when": rule_.when, "count": count, "change": change,
-                "list": f"/apps/{app}/forms/{target.spec.key}?" + urlencode(
-                    {"filter": json.dumps(where, ensure_ascii=False)})})
+                "at_last_run": last.get(rule_.value),
+                "list": None if count is None else f"/apps/{app}/forms/{target.spec.key}?"
+                + urlencode({"filter": json.dumps(where, ensure_ascii=False)})})
         out.append(entry)
     return out
+
+
+def _holders(s: Any, principal: Any, keyring: Any, app: str, spec: Any) -> dict[str, int]:
+    """How many records hold each tag now (a select field: the first rule that held;
+    a multiselect is not countable in SQL: its rules' matches are kept instead)."""
+    from engine_forms import service as records
+    from engine_forms.service import Caller
+    from engine_reports.segments import plan
+
+    seg = plan(s, app, spec)
+    if seg.field.type != "select":
+        return {}
+    caller = Caller(principal, principal.access(app, seg.target.spec.key), keyring)
+    return {r.value: records.count(s, caller, seg.target,
+                                   filter=segment_filter(seg.field, r.value))
+            for r in spec.segment.rules}
 
 
 @router.get("/apps/{app}/segments", response_class=HTMLResponse,
@@ -245,9 +261,12 @@ def segments_run(ctx: ContextDep, principal: PrincipalDep, request: Request, app
             if spec.segment is None:
                 raise InvalidInput(_("报表 {key} 没有客户分群").format(key=report))
             done = recompute(s, app, spec, keyring=getattr(ctx, "keyring", None))
+            detail = {k: done[k] for k in ("records", "changed", "counts")}
+            detail["holders"] = _holders(s, principal, getattr(ctx, "keyring", None), app,
+                                         spec)
             audit.append(s, actor=principal.actor, action="report.segments",
                          target=f"{app}.report.{report}", client=client_of(request),
-                         detail={k: done[k] for k in ("records", "changed", "counts")})
+                         detail=detail)
     except DomainError as exc:
         return error_page(request, exc)
     return redirect(f"/apps/{app}/segments?" + urlencode(
