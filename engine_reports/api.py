@@ -204,7 +204,7 @@ def run_segments(ctx: ContextDep, principal: PrincipalDep, request: Request, app
         done = recompute(s, app, spec, keyring=getattr(ctx, "keyring", None))
         audit.append(s, actor=principal.actor, action="report.segments",
                      target=f"{app}.report.{report}", client=client_of(request),
-                     detail={k: done[k] for k in ("records", "changed")})
+                     detail={k: done[k] for k in ("records", "changed", "counts")})
     return done
 
 
