@@ -55,12 +55,20 @@ def _short(value: Any) -> str:
     return text if len(text) <= 160 else text[:157] + "…"
 
 
+ORDER = ("key", "name", "description", "source", "filters", "dimensions", "measures",
+         "parameters", "sort", "limit", "chart", "widgets", "roles", "schedule", "segment")
+
+
+def _order(key: str) -> tuple[int, str]:
+    return (ORDER.index(key) if key in ORDER else len(ORDER), key)
+
+
 def diff(old: Any, new: Any, path: str = "") -> list[dict[str, str]]:
     """What differs between two specs, as JSON paths (``measures[0].agg``) with the value
     before and after (lists of different length: the whole list)."""
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
-        for k in sorted(set(old) | set(new), key=lambda k: (list(old) + list(new)).index(k)):
+        for k in sorted(set(old) | set(new), key=_order):  # JSONB keeps no key order
             out += diff(old.get(k), new.get(k), f"{path}.{k}" if path else k)
         return out
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
