@@ -85,7 +85,9 @@ def series(columns: list[dict[str, Any]], rows: list[list[Any]]
         return ([columns[i]["label"] for i in meas], [""],
                 [[_num(row[i]) for i in meas]])
     d0 = dims[0]
-    if len(dims) == 1:
+    if len(dims) == 1:  # the measures on the first one's scale (a count beside money: lost)
+        unit = columns[meas[0]].get("format")
+        meas = [i for i in meas if columns[i].get("format") == unit]
         cats = [_text(r[d0], columns[d0]) for r in rows][:MAX_POINTS]
         return cats, [columns[i]["label"] for i in meas], [
             [_num(r[i]) for r in rows][:MAX_POINTS] for i in meas]
@@ -204,7 +206,7 @@ def drawing(kind: str, columns: list[dict[str, Any]], rows: list[list[Any]],
     if len(cats) > 8 and orientation != "h":
         chart.categoryAxis.labels.angle, chart.categoryAxis.labels.boxAnchor = 30, "ne"
     d.add(chart)
-    _legend(d, names, WIDTH - 5, HEIGHT - 10)
+    _legend(d, names, WIDTH - 115, HEIGHT - 10)
     return d
 
 

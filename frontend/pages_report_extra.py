@@ -107,7 +107,7 @@ def _versions_page(ctx: Any, request: Request, app: str, kind: str, key: str
     base = f"/apps/{app}/{kind}s/{key}"
     return render(request, "reports/versions.html", app=app_row, kind=kind, key=key,
                   name=row.spec.get("name") or key, current=row.version, base=base,
-                  items=[{"version": v.version, "at": v.saved_at, "by": who.get(
+                  items=[{"version": v.version, "at": local(v.saved_at), "by": who.get(
                       v.saved_by, "—" if v.saved_by is None else f"#{v.saved_by}")}
                       for v in reversed(items)],
                   chosen=chosen.version if chosen is not None else None, changes=changes,
@@ -176,6 +176,22 @@ def _runs(s: Any, app: str, report: str) -> list[dict[str, Any]]:
         "counts") or {}} for at, detail in rows]
 
 
+def every_words() -> dict[str, str]:
+    return {"day": _("天"), "monday": _("周一"), "tuesday": _("周二"), "wednesday": _("周三"),
+            "thursday": _("周四"), "friday": _("周五"), "saturday": _("周六"),
+            "sunday": _("周日")}
+
+
+def local(at: Any) -> Any:
+    """A stored UTC time in China time (as the schedule reads its ``at``)."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(ZoneInfo("Asia/Shanghai"))
+
+
 def segment_filter(field: Any, value: str) -> dict[str, Any]:
     return {"field": field.key, "op": "eq", "value": value}
 
@@ -191,7 +207,9 @@ def _segments(s: Any, principal: Any, keyring: Any, app: str) -> list[dict[str, 
         if spec.segment is None:
             continue
         entry: dict[str, Any] = {"key": spec.key, "name": spec.name, "tags": [],
-                                 "every": spec.segment.every, "at": spec.segment.at}
+                                 "every": every_words().get(spec.segment.every,
+                                                            spec.segment.every),
+                                 "at": spec.segment.at}
         try:
             seg = plan(s, app, spec)
         except DomainError as exc:
@@ -199,14 +217,15 @@ def _segments(s: Any, principal: Any, keyring: Any, app: str) -> list[dict[str, 
             out.append(entry)
             continue
         target, field = seg.target, seg.field
-        entry |= {"form": target.spec.name, "field": field.label or field.key}
+        entry |= {"form": target.spec.name, "field": field.label or field.key,
+                  "multiple": seg.multiple}
         labels = {o["value"]: o.get("label") or o["value"]
                   for o in field.config.get("options", [])}
         caller = Caller(principal, principal.access(app, target.spec.key), keyring)
         runs = _runs(s, app, spec.key)
         last = runs[0]["counts"] if runs else {}
         before = runs[1]["counts"] if len(runs) > 1 else None
-        entry["last_run"] = runs[0]["at"] if runs else None
+        entry["last_run"] = local(runs[0]["at"]) if runs else None
         for rule_ in spec.segment.rules:
             where = segment_filter(field, rule_.value)
             count: int | None = None
