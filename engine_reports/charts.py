@@ -313,8 +313,11 @@ def _pie(req: _Request) -> go.Figure:
         hovertemplate=f"%{{label}}{_named(s)}%{{customdata}}（%{{percent}}）<extra></extra>"))
     if req.kind == "donut" and s.fmt and s.fmt != "percent":
         total = format_value(_total(s.raw, s.fmt), s.fmt)
-        fig.add_annotation(text=f"{TOTAL_LABEL}<br><b>{total}</b>", showarrow=False,
-                           x=0.5, y=0.5, xref="paper", yref="paper")
+        # bold through the font, not <b>: plotly draws <b> as a tspan with a style
+        # attribute, which the pages' CSP (style-src 'self') refuses
+        fig.add_annotation(text=f"{TOTAL_LABEL}<br>{total}", showarrow=False,
+                           font={"weight": "bold"}, x=0.5, y=0.5, xref="paper",
+                           yref="paper")
     return fig
 
 
