@@ -28,6 +28,7 @@ from frontend import (
     pages_me,
     pages_notifications,
     pages_progress,
+    pages_report_builder,
     pages_report_extra,
     pages_reports,
     pages_roles,
@@ -57,6 +58,7 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
            pages_channels, pages_webhooks, pages_tokens, pages_handover,
            pages_docs, pages_tasks, pages_notifications,
            pages_dashboard_editor,  # before pages_reports: /dashboards/new is not a key
+           pages_report_builder,  # before pages_reports: /reports/new is not a key
            pages_reports, pages_search, pages_list,
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
            pages_flows,

@@ -739,6 +739,11 @@ def _report_page(suffix: str = "", *, board: bool = False, api: bool = False, **
     return build
 
 
+# the report builder checks and previews a working spec (nothing is saved)
+BUILDER_SPEC = {"name": "草稿", "source": {"form": "customer"},
+                "dimensions": [{"field": "city"}], "measures": [{"agg": "count"}]}
+
+
 # the report API: reading runs the shared report; writes get a fresh report or dashboard
 SEGMENTS = {"name": "分层", "source": {"form": "loan_case"}, "dimensions": [{"field": "id"}],
             "measures": [{"key": "n", "agg": "count"}],
@@ -1119,6 +1124,12 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/static/plotly.min.js"): _fixed("/static/plotly.min.js"),
     ("GET", "/static/plotly.css"): _fixed("/static/plotly.css"),
     ("GET", "/apps/{app}/reports"): _fixed("/apps/crm/reports"),
+    ("GET", "/apps/{app}/reports/new"): _fixed("/apps/crm/reports/new"),
+    ("GET", "/apps/{app}/reports/{report}/edit"): _report_page("/edit"),
+    ("POST", "/apps/{app}/reports/builder/check"): _fixed(
+        "/apps/crm/reports/builder/check", json={"spec": BUILDER_SPEC}),
+    ("POST", "/apps/{app}/reports/builder/preview"): _fixed(
+        "/apps/crm/reports/builder/preview", json={"spec": BUILDER_SPEC}),
     ("GET", "/apps/{app}/reports/{report}"): _report_page(**{
         "p.period.from": "2020-01-01", "p.period.to": "2099-12-31"}),
     ("GET", "/apps/{app}/reports/{report}/drill"): _report_page("/drill", keys='["北京"]'),

@@ -1,0 +1,182 @@
+"""The report builder in a real browser, on the CRM template: a team lead drags 匹配产品
+(each bank's product: the loan case's 银行 is a lookup through it, which reports cannot
+group by) and 放款日期 (by month) into the dimensions, sums the approved amounts in 万元, picks a
+stacked bar, watches the preview draw it and saves it; a calculated measure over an
+unknown key shows the checker's message beside it and saving is refused with the same
+message; a chart the shape cannot draw cannot be chosen and says why; the page fits a
+phone."""
+
+from __future__ import annotations
+
+import re
+
+from engine_reports import service
+from platform_core.security.directory import save_role
+from tests.frontend.conftest import path_of
+from tests.frontend.test_workspace import _create, _crm
+from tests.security_setup import SYSTEM, add_department
+from tests.security_setup import add_user as add_team_member
+
+NEW = "/apps/crm/reports/new"
+KEY = "disbursed_by_bank_month"
+# the team lead also designs the app's reports (app:manage on crm)
+DESIGNER = {"forms": {"crm.*": {"actions": ["read", "manage"], "scope": "department_tree"}}}
+CASES = (("icbc", "300000.00", "2026-01-10"), ("icbc", "200000.00", "2026-02-05"),
+         ("ccb", "500000.00", "2026-01-20"))
+BANKS = {"icbc": "工商银行经营贷", "ccb": "建设银行经营贷"}
+
+
+def lead_with_cases(db, keyring) -> None:
+    """``lao.li``: team lead and report designer of 销售一部, with three disbursed loans
+    (two at 工商银行, one at 建设银行; January and February 2026)."""
+    _crm(db)
+    with db.write() as s:
+        save_role(s, key="report_designer", name="报表设计", description=None,
+                  permissions=DESIGNER, principal=None, actor=SYSTEM, create=True)
+    team = add_department(db, "销售一部")
+    add_team_member(db, "lao.li", roles=("team_lead", "report_designer"), department_id=team)
+    products = {}
+    for bank in ("icbc", "ccb"):
+        products[bank] = _create(db, keyring, "lao.li", "bank_product",
+                                 {"name": BANKS[bank], "bank": bank,
+                                  "loan_type": "business"})["id"]
+    customer = _create(db, keyring, "lao.li", "customer",
+                       {"name": "张三", "mobile": "13800138000"})["id"]
+    for bank, amount, day in CASES:
+        _create(db, keyring, "lao.li", "loan_case", {
+            "customer": customer, "loan_type": "business", "amount": amount,
+            "product": products[bank], "stage": "disbursed", "approved_amount": amount,
+            "disbursed_date": day})
+
+
+def drag(page, chip: str, zone: str = "#b-dims") -> None:
+    """Drag a field chip into a zone with the mouse (SortableJS' fallback drag)."""
+    page.evaluate("z => window.scrollBy(0, document.querySelector(z)"
+                  ".getBoundingClientRect().top - 10)", zone)
+    src = page.locator(f'#b-fields li[data-field="{chip}"] span').bounding_box()
+    dst = page.locator(zone).bounding_box()
+    page.mouse.move(src["x"] + src["width"] / 2, src["y"] + src["height"] / 2)
+    page.mouse.down()
+    page.wait_for_timeout(50)
+    page.mouse.move(src["x"] + 20, src["y"] + 10, steps=5)
+    page.wait_for_timeout(50)
+    page.mouse.move(dst["x"] + dst["width"] / 2, dst["y"] + dst["height"] - 8, steps=15)
+    page.wait_for_timeout(50)
+    page.mouse.up()
+
+
+def previewed(page) -> None:
+    """Wait for the debounced preview to settle."""
+    page.wait_for_selector("#b-preview-status:has-text('预览已更新'), "
+                           "#b-preview-status:has-text('报表还有问题')")
+
+
+def build_disbursed_report(page, app: str = "crm") -> None:
+    """As a signed-in report designer of the CRM: build 放款金额 by bank (the matched
+    product) and month
+    (stacked bar, 万元) in the builder and save it as ``disbursed_by_bank_month``; the
+    page ends on the saved report."""
+    page.goto(f"/apps/{app}/reports/new")
+    page.fill("#b-name", "各银行月度放款")
+    page.fill("#b-key", KEY)
+    page.select_option("#b-source", "form:loan_case")
+    drag(page, "product")
+    page.wait_for_selector('#b-dims li.dim[data-field="product"]')
+    drag(page, "disbursed_date")
+    page.wait_for_selector('#b-dims li.dim[data-field="disbursed_date"]')
+    page.select_option("#b-dim-1-bucket", "month")
+    page.select_option("#b-m-0-agg", "sum")
+    page.select_option("#b-m-0-field", "approved_amount")
+    page.fill("#b-m-0-key", "amount")
+    page.fill("#b-m-0-label", "放款金额")
+    page.select_option("#b-m-0-format", "wan")
+    page.select_option("#b-chart", "stacked_bar")
+    page.wait_for_selector("#preview-chart .main-svg")
+    page.click("#b-save")
+    page.wait_for_url(f"**/apps/{app}/reports/{KEY}**")
+
+
+def test_a_team_lead_builds_disbursed_by_bank_and_month(web, db, server_keyring):
+    lead_with_cases(db, server_keyring)
+    page = web.signed_in("lao.li")
+    page.goto("/apps/crm/reports")
+    page.click("#new-report")
+    assert path_of(page) == NEW
+    build_disbursed_report(page)
+    page.wait_for_selector("#chart .main-svg")
+    # stacked: one trace per month, one bar per bank
+    assert page.evaluate("document.getElementById('chart').data.length") == 2
+    assert page.evaluate("document.getElementById('chart').layout.barmode") == "stack"
+    table = page.inner_text("#report-table")
+    assert "50.00万元" in table and "30.00万元" in table and "20.00万元" in table
+    assert "工商银行经营贷" in table  # the relation shows its record's title
+    with db.read() as s:
+        spec = service.get_report(s, "crm", KEY).spec
+    assert spec["chart"]["type"] == "stacked_bar"
+    assert spec["dimensions"] == [{"field": "product"},
+                                  {"field": "disbursed_date", "bucket": "month"}]
+    assert spec["measures"][0] == {"key": "amount", "label": "放款金额", "agg": "sum",
+                                   "field": "approved_amount", "format": "wan"}
+    # the saved report opens in the builder again, as it was
+    page.click("#edit-report")
+    page.wait_for_selector("#preview-chart .main-svg")
+    assert page.input_value("#b-key") == KEY
+    assert page.locator("#b-dims li.dim").count() == 2
+
+
+def test_an_unknown_key_in_a_calculated_measure_is_shown_and_refused(web, db,
+                                                                     server_keyring):
+    lead_with_cases(db, server_keyring)
+    page = web.signed_in("lao.li")
+    page.goto(NEW)
+    page.fill("#b-name", "坏公式")
+    page.fill("#b-key", "bad_formula")
+    page.select_option("#b-source", "form:loan_case")
+    page.click("#b-add-calc")
+    page.fill("#b-m-1-key", "ratio")
+    page.fill("#b-m-1-expr", "n / nope")
+    shown = page.locator('#b-measures .measure[data-index="1"] .measure-error')
+    shown.wait_for()
+    message = shown.inner_text()
+    assert "nope" in message and message.startswith("measures[1].expr")
+    page.click("#b-save")
+    page.locator("#b-save-error").wait_for()
+    assert message in page.inner_text("#b-save-error")
+    assert path_of(page) == NEW
+    with db.read() as s:
+        assert "bad_formula" not in {r.key for r in service.list_reports(s, "crm")}
+
+
+def test_a_chart_the_shape_cannot_draw_is_disabled_with_its_reason(web, db,
+                                                                   server_keyring):
+    lead_with_cases(db, server_keyring)
+    page = web.signed_in("lao.li")
+    page.goto(NEW)
+    page.select_option("#b-source", "form:loan_case")
+    page.click('#b-fields li[data-field="product"] .add-dim')
+    page.click('#b-fields li[data-field="loan_type"] .add-dim')
+    pie = page.locator('#b-chart option[value="pie"]')
+    page.wait_for_selector('#b-chart-reasons li[data-chart="pie"]')
+    assert pie.is_disabled()
+    assert "最多一个维度" in page.inner_text('#b-chart-reasons li[data-chart="pie"]')
+    assert not page.locator('#b-chart option[value="stacked_bar"]').is_disabled()
+    # one dimension: a pie can draw it again
+    page.click('#b-dims li.dim[data-field="loan_type"] .remove')
+    page.wait_for_selector('#b-chart-reasons li[data-chart="pie"]', state="detached")
+    assert not pie.is_disabled()
+
+
+def test_the_builder_fits_a_phone(web, db, server_keyring):
+    lead_with_cases(db, server_keyring)
+    page = web.page(width=375, height=740)
+    web.sign_in(page, "lao.li")
+    page.goto(NEW)
+    page.select_option("#b-source", "form:loan_case")
+    page.click('#b-fields li[data-field="product"] .add-dim')
+    page.wait_for_selector("#preview-chart .main-svg")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    side = page.locator(".builder-side").bounding_box()
+    preview = page.locator(".builder-preview").bounding_box()
+    assert preview["y"] >= side["y"] + side["height"] - 1  # stacked below the settings
+    assert re.search("预览", page.inner_text("#b-preview-title"))
