@@ -12,7 +12,7 @@ import re
 
 from engine_reports import service
 from platform_core.security.directory import save_role
-from tests.frontend.conftest import path_of
+from tests.frontend.conftest import add_user, path_of
 from tests.frontend.test_workspace import _create, _crm
 from tests.security_setup import SYSTEM, add_department
 from tests.security_setup import add_user as add_team_member
@@ -180,3 +180,30 @@ def test_the_builder_fits_a_phone(web, db, server_keyring):
     preview = page.locator(".builder-preview").bounding_box()
     assert preview["y"] >= side["y"] + side["height"] - 1  # stacked below the settings
     assert re.search("预览", page.inner_text("#b-preview-title"))
+
+
+def test_a_saved_report_is_edited_and_a_large_source_previewed_on_a_sample(
+        web, db, server_keyring, monkeypatch):
+    """The template's 各产品放款 opens in the builder as saved (its filter kept) and
+    previews; over more records than the preview samples, the preview says it used a
+    sample (only the latest records count) and shows an admin the engine it ran on."""
+    import frontend.pages_report_builder as builder
+
+    lead_with_cases(db, server_keyring)
+    page = web.signed_in("lao.li")
+    page.goto("/apps/crm/reports/by_bank/edit")
+    page.wait_for_selector("#preview-chart .main-svg")
+    assert page.input_value("#b-key") == "by_bank"
+    assert page.locator("#b-dims li.dim[data-field='product']").count() == 1
+    assert page.locator("#preview-sampled").count() == 0
+    assert page.locator("#preview-engine").count() == 0  # not an administrator
+    monkeypatch.setattr(builder, "SAMPLE_ROWS", 2)
+    add_user(db, "boss")
+    admin = web.signed_in("boss")
+    admin.goto("/apps/crm/reports/by_bank/edit")
+    admin.wait_for_selector("#preview-chart .main-svg")
+    assert "2" in admin.inner_text("#preview-sampled")
+    assert admin.inner_text("#preview-engine").endswith(("projection", "json"))
+    # the two latest cases: 建设银行 50 万 and 工商银行 20 万 (not January's 30 万)
+    table = admin.inner_text("#preview-table")
+    assert "50.00万元" in table and "20.00万元" in table and "30.00万元" not in table
