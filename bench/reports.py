@@ -584,6 +584,12 @@ class Result:
     full: Timing = field(default_factory=Timing)
     sql_wm: Timing = field(default_factory=Timing)  # PostgreSQL: with more work_mem
     checked: str = ""
+    dash: Timing = field(default_factory=Timing)  # dashboard_data_parallel, 20 widgets
+    dash_sum: Timing = field(default_factory=Timing)  # its widgets one by one, summed
+
+    @property
+    def dash_p95(self) -> float:
+        return p95(self.dash.samples)
 
     @property
     def label(self) -> str:
@@ -594,7 +600,11 @@ class Result:
         return [f"RESULT metric=reports_2d3m_{self.label} ours={self.ours.best:.4f} "
                 f"baseline={b:.4f} ratio={self.ours.best / b:.3f} target={TARGET}",
                 f"RESULT metric=reports_json_path_{self.label} ours={self.json.best:.4f} "
-                f"baseline={b:.4f} ratio={self.json.best / b:.3f} target=-"]
+                f"baseline={b:.4f} ratio={self.json.best / b:.3f} target=-"] + ([
+                f"RESULT metric=dashboard_20_widgets_{self.label} ours={self.dash_p95:.4f} "
+                f"baseline={statistics.median(self.dash_sum.samples):.4f} "
+                f"ratio={self.dash_p95 / statistics.median(self.dash_sum.samples):.3f} "
+                f"target={DASH_TARGET[self.db]}"] if self.dash.samples else [])
 
 
 def measure(res: Result, sides: Sides, repeat: int, json_repeat: int) -> None:
@@ -657,6 +667,75 @@ def explain(sides: Sides) -> None:
 # --------------------------------------------------------------------------- running
 
 
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+DASH_TARGET = {"postgresql": 0.5, "sqlite": 1.0}  # p95 seconds of the whole dashboard
+DASH_KEY = "bench_dashboard"
+
+
+def dashboard_reports() -> list[dict[str, Any]]:
+    """20 reports over the year's loans: one dimension each way (and region × month),
+    with sums, counts, averages — the widgets of a busy management dashboard."""
+    dims = [[{"field": "region"}], [{"field": "product"}], [{"field": "channel"}],
+            [{"field": "status"}], [{"field": "signed_date", "bucket": "month"}],
+            [{"field": "signed_date", "bucket": "quarter"}], [{"field": "term_months"}],
+            [{"field": "region"}, {"field": "signed_date", "bucket": "month"}],
+            [{"field": "product"}, {"field": "status"}], []]
+    measures = [[{"agg": "sum", "field": "amount", "label": "放款金额"},
+                 {"agg": "count", "label": "笔数"}],
+                [{"agg": "avg", "field": "rate", "label": "平均利率"},
+                 {"agg": "max", "field": "amount", "label": "最大单笔"}]]
+    out = []
+    for i in range(20):
+        d, m = dims[i % len(dims)], measures[i // len(dims)]
+        out.append({"key": f"dash_w{i:02d}", "name": f"组件 {i}", "source": {"form": FORM},
+                    "filters": REPORT_SPEC["filters"], "dimensions": d, "measures": m,
+                    "chart": {"type": "table" if d else "kpi"}})
+    return out
+
+
+def dashboard_bench(res: Result, loaded: Loaded, viewer: Viewer, repeat: int) -> None:
+    """The whole 20-widget dashboard through ``service.dashboard_data_parallel`` (one
+    connection per widget) against its widgets run one by one in the same round
+    (``service.dashboard_widget``, summed); ``repeat`` rounds after a warm-up."""
+    db = loaded.db
+    reports = dashboard_reports()
+    with db.write() as s:
+        for raw in reports:
+            service.save_report(s, app=APP, raw=raw, actor_id=None)
+        widgets = [{"report": r["key"], "x": (i % 4) * 3, "y": (i // 4) * 4, "w": 3, "h": 4}
+                   for i, r in enumerate(reports)]
+        service.save_dashboard(s, app=APP, actor_id=None, raw={
+            "key": DASH_KEY, "name": "基准看板", "widgets": widgets})
+
+    def whole() -> None:
+        out = service.dashboard_data_parallel(db, APP, DASH_KEY, viewer, {})
+        bad = [w for w in out["widgets"] if "error" in w]
+        assert len(out["widgets"]) == 20 and not bad, bad[:1]
+
+    def one_by_one() -> float:
+        total = 0.0
+        for i in range(20):
+            def widget(i: int = i) -> None:
+                with db.read() as s:
+                    w = service.dashboard_widget(s, APP, DASH_KEY, i, viewer, {})
+                assert "error" not in w, w
+            total += once(widget)
+        return total
+
+    whole()
+    one_by_one()
+    for r in range(repeat):
+        res.dash.samples.append(once(whole))
+        res.dash_sum.samples.append(one_by_one())
+        print(f"  [{res.db}] dashboard round {r + 1}/{repeat}: 20 widgets in parallel "
+              f"{res.dash.samples[-1]:.3f} s, one by one {res.dash_sum.samples[-1]:.3f} s",
+              flush=True)
+
+
 def run_target(target: Target, args: argparse.Namespace) -> Result:
     n = args.records
     print(f"\n== {target.name}: the 2-dimension, 3-measure report over {n:,} records ==",
@@ -670,6 +749,9 @@ def run_target(target: Target, args: argparse.Namespace) -> Result:
         print(f"  [{target.name}] checked ({time.perf_counter() - t0:.0f} s): {res.checked}",
               flush=True)
         measure(res, sides, args.repeat, args.json_repeat)
+        print(f"  [{target.name}] the 20-widget dashboard over {n:,} records "
+              f"({args.dash_repeat} rounds)", flush=True)
+        dashboard_bench(res, loaded, sides.viewer, args.dash_repeat)
         explain(sides)
         if args.profile:
             profile_call(f"ours × 5 on {target.name}",
@@ -735,6 +817,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="timed runs of each side after a warm-up (default 5)")
     parser.add_argument("--json-repeat", type=int, default=3, metavar="R",
                         help="timed runs of the JSON path after a warm-up (default 3)")
+    parser.add_argument("--dash-repeat", type=int, default=None, metavar="R",
+                        help="timed rounds of the 20-widget dashboard (default 20; 10 with "
+                             "--quick); its p95 is the metric")
     parser.add_argument("--pg-url", default=os.environ.get("QIAO_BENCH_PG_URL", DEFAULT_PG_URL),
                         help="PostgreSQL server URL (env QIAO_BENCH_PG_URL); the benchmark "
                              f"keeps its own database {SCRATCH_DB}_<N> there")
@@ -746,7 +831,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.records is None:
         args.records = QUICK_RECORDS if args.quick else 1_000_000
-    if min(args.records, args.repeat, args.json_repeat) < 1:
+    if args.dash_repeat is None:
+        args.dash_repeat = 10 if args.quick else 20
+    if min(args.records, args.repeat, args.json_repeat, args.dash_repeat) < 1:
         parser.error("--records, --repeat and --json-repeat must be at least 1")
     kinds.register_builtins()
     expressions.register_builtins()
