@@ -151,3 +151,93 @@ class RecentRecord(Base):
     record_id: Mapped[int] = mapped_column(ForeignKey("records.id", ondelete="CASCADE"))
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                 index=True)
+
+
+class ImportMapping(Base):
+    """A saved column mapping of a form's imports (``engine_forms.imports.mapping``), by
+    name, reused for the next file of the same shape."""
+
+    __tablename__ = "import_mappings"
+    __table_args__ = (UniqueConstraint("app", "form", "name", name="uq_import_mappings_name"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(ForeignKey("apps.key", ondelete="CASCADE"))
+    form: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_by: Mapped[int | None] = mapped_column(Id)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportBatch(Base):
+    """One import of one file: a named batch, run in the background in chunks (each chunk
+    one transaction that also moves ``rows_done``, so a killed worker leaves no half chunk
+    and a re-run continues after the last committed one), and revertible."""
+
+    __tablename__ = "import_batches"
+    __table_args__ = (Index("ix_import_batches_form", "app", "form", "created_at"),
+                      Index("ix_import_batches_status", "status"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(64))
+    form: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(255))  # the upload, under the data directory
+    mapping: Mapped[dict[str, Any]] = mapped_column(Json)
+    options: Mapped[dict[str, Any]] = mapped_column(Json)  # mode, key, atomic, sheet, …
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    # queued · running · done · failed · cancelled · reverted
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    preview: Mapped[list[Any] | None] = mapped_column(Json)  # first rows as they are stored
+    error: Mapped[str | None] = mapped_column(String(2000))
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    worker: Mapped[str | None] = mapped_column(String(64))  # who holds the lease
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[int | None] = mapped_column(Id)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reverted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revert_report: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class ImportRow(Base):
+    """A record an import created or updated (with the values it replaced and the version
+    it left), so that a re-run skips it and a revert can undo it."""
+
+    __tablename__ = "import_rows"
+    __table_args__ = (UniqueConstraint("batch_id", "row", name="uq_import_rows_batch_row"),
+                      Index("ix_import_rows_record", "record_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    row: Mapped[int] = mapped_column(Integer)  # the row number in the file
+    record_id: Mapped[int] = mapped_column(Id)
+    action: Mapped[str] = mapped_column(String(8))  # created · updated
+    before: Mapped[dict[str, Any] | None] = mapped_column(Json)  # stored values replaced
+    version_after: Mapped[int] = mapped_column(Integer)
+
+
+class ImportProblem(Base):
+    """A row of an import that could not be stored, with its column and reason."""
+
+    __tablename__ = "import_problems"
+    __table_args__ = (Index("ix_import_problems_batch_row", "batch_id", "row"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    row: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(8))  # the sheet's letter, e.g. "C"
+    header: Mapped[str | None] = mapped_column(String(200))
+    field: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(String(1000))
+    reason_en: Mapped[str | None] = mapped_column(String(1000))
