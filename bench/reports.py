@@ -697,6 +697,17 @@ def dashboard_reports() -> list[dict[str, Any]]:
     return out
 
 
+def save(saver: Any, s: Any, raw: dict[str, Any], key: str) -> None:
+    """Create the definition, or save its next version on a database loaded earlier."""
+    from platform_core.errors import Conflict
+
+    try:
+        with s.begin_nested():
+            saver(s, app=APP, raw=raw, actor_id=None)
+    except Conflict:
+        saver(s, app=APP, raw=raw, actor_id=None, key=key)
+
+
 def dashboard_bench(res: Result, loaded: Loaded, viewer: Viewer, repeat: int) -> None:
     """The whole 20-widget dashboard through ``service.dashboard_data_parallel`` (one
     connection per widget) against its widgets run one by one in the same round
@@ -705,11 +716,11 @@ def dashboard_bench(res: Result, loaded: Loaded, viewer: Viewer, repeat: int) ->
     reports = dashboard_reports()
     with db.write() as s:
         for raw in reports:
-            service.save_report(s, app=APP, raw=raw, actor_id=None)
+            save(service.save_report, s, raw, raw["key"])
         widgets = [{"report": r["key"], "x": (i % 4) * 3, "y": (i // 4) * 4, "w": 3, "h": 4}
                    for i, r in enumerate(reports)]
-        service.save_dashboard(s, app=APP, actor_id=None, raw={
-            "key": DASH_KEY, "name": "基准看板", "widgets": widgets})
+        save(service.save_dashboard, s,
+             {"key": DASH_KEY, "name": "基准看板", "widgets": widgets}, DASH_KEY)
 
     def whole() -> None:
         out = service.dashboard_data_parallel(db, APP, DASH_KEY, viewer, {})
