@@ -9,6 +9,7 @@ masking (``mask``).
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -25,6 +26,13 @@ class FieldError(ValueError):
 
 def refuse(code: str, zh: str, en: str) -> FieldError:
     return FieldError(code, zh, en)
+
+
+def plain(text: str) -> str:
+    """Spreadsheet text with full-width letters, digits and signs folded (NFKC: "１２３" →
+    "123", "，" → ",", "￥" → "¥") and the ends stripped, for the types whose values are
+    digits and signs; never for free text, which keeps what was typed."""
+    return unicodedata.normalize("NFKC", text).strip()
 
 
 class FieldType:

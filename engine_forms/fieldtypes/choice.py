@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import FieldType, plain, refuse
 
 OPTIONS: dict[str, Any] = {
     "options": {"type": "array", "minItems": 1, "maxItems": 500, "items": {
@@ -15,8 +16,10 @@ OPTIONS: dict[str, Any] = {
                                   "additionalProperties": {"type": "string", "minLength": 1}},
                        "color": {"type": "string"}}}}}
 
-TRUE_WORDS = {"true", "yes", "y", "1", "是", "有", "√", "✓", "对"}
-FALSE_WORDS = {"false", "no", "n", "0", "否", "无", "×", "✗", "不"}
+TRUE_WORDS = {"true", "yes", "y", "t", "1", "是", "有", "√", "✓", "✔", "对", "是的"}
+FALSE_WORDS = {"false", "no", "n", "f", "0", "否", "无", "没有", "×", "✗", "✘", "不", "不是",
+               "错"}
+SEPARATORS = re.compile(r"[,，、;；|\n]")  # between the options of a multiselect cell
 
 
 class BooleanType(FieldType):
@@ -31,7 +34,7 @@ class BooleanType(FieldType):
         return value
 
     def from_text(self, text: str, field: Any) -> bool:  # noqa: ARG002
-        word = text.strip().lower()
+        word = plain(text).lower()
         if word in TRUE_WORDS or word in FALSE_WORDS:
             return word in TRUE_WORDS
         raise refuse("type", "应为 是/否", "must be yes or no")
@@ -55,6 +58,21 @@ def _one(raw: Any, field: Any) -> str:
                  f"{raw!r} is not one of the options ({', '.join(options)})")
 
 
+def _squeeze(text: str) -> str:
+    return "".join(plain(text).casefold().split())
+
+
+def one_by_text(text: str, field: Any) -> str:
+    """The option a spreadsheet text names: its value or label (also the label in
+    another language), case, width and spaces ignored."""
+    wanted = _squeeze(text)
+    for option in field.config.get("options", []):
+        names = (option["value"], option["label"], *(option.get("labels") or {}).values())
+        if any(_squeeze(n) == wanted for n in names):
+            return option["value"]
+    return _one(text.strip(), field)  # refused with the list of options
+
+
 class SelectType(FieldType):
     """One option; the stored value is the option's stable ``value``, not its label."""
 
@@ -72,6 +90,9 @@ class SelectType(FieldType):
 
     def coerce(self, value: Any, field: Any) -> str:
         return _one(value, field)
+
+    def from_text(self, text: str, field: Any) -> str:
+        return one_by_text(text, field)
 
     def format(self, value: Any, field: Any) -> str:
         return "" if value is None else _options(field).get(value, str(value))
@@ -91,8 +112,9 @@ class MultiselectType(SelectType):
         return [v for v in _options(field) if v in chosen]  # option order, no duplicates
 
     def from_text(self, text: str, field: Any) -> list[str]:
-        parts = [p.strip() for p in text.replace("，", ",").replace("、", ",").split(",")]
-        return self.coerce([p for p in parts if p], field)
+        """Options separated by , ， 、 ; ； | or a line break, each by value or label."""
+        chosen = [one_by_text(p, field) for p in SEPARATORS.split(text) if p.strip()]
+        return self.coerce(chosen, field)
 
     def format(self, value: Any, field: Any) -> str:
         options = _options(field)

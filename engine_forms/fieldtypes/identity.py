@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import FieldType, plain, refuse
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK = "10X98765432"
@@ -28,6 +28,17 @@ def valid_id_card(text: str) -> bool:
     return born.year >= 1900 and id_check_char(text[:17]) == text[17]
 
 
+def from_15(text: str) -> str | None:
+    """A first-generation 15-digit number as its 18-digit form (GB 11643-1999: "19"
+    before the two-digit birth year, the check character appended), or None. Those
+    cards were issued to people born in the 1900s only."""
+    if len(text) != 15 or not text.isascii() or not text.isdigit():
+        return None
+    longer = text[:6] + "19" + text[6:]
+    longer += id_check_char(longer)
+    return longer if valid_id_card(longer) else None
+
+
 class IdCardType(FieldType):
     """A mainland resident ID number; masked ``1101**********1234`` by default."""
 
@@ -44,6 +55,18 @@ class IdCardType(FieldType):
             raise refuse("format", "不是有效的 18 位身份证号 (校验位或出生日期不对)",
                          "is not a valid 18-digit ID number (check digit or birth date)")
         return text
+
+    def from_text(self, text: str, field: Any) -> str:
+        """Also a lower-case ``x``, full-width digits, spaces inside, and an old 15-digit
+        number, converted to its 18-digit form (``from_15``)."""
+        text = "".join(plain(text).split()).upper()
+        if len(text) == 15:
+            longer = from_15(text)
+            if longer is None:
+                raise refuse("format", "不是有效的 15 位旧身份证号 (出生日期不对)",
+                             "is not a valid old 15-digit ID number (birth date)")
+            text = longer
+        return self.coerce(text, field)
 
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
         if value is None:

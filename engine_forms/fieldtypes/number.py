@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import FieldType, plain, refuse
 
 CENT = Decimal("0.01")
 RANGE: dict[str, Any] = {"min": {"type": "number"}, "max": {"type": "number"}}
+# how a spreadsheet writes an amount's unit: 1.5万 = 15,000; 2亿 = 200,000,000
+UNITS = (("亿元", 100_000_000), ("亿", 100_000_000), ("万元", 10_000), ("万", 10_000),
+         ("千元", 1_000), ("元", 1))
+CURRENCY = re.compile(r"^(?:¥|\$|rmb|cny|人民币)\s*", re.IGNORECASE)
+SEPARATORS = re.compile(r"[,\s_']")  # 1,234,567 / 1 234 567 / 1'234'567
+
+
+def number_text(text: str) -> tuple[str, int]:
+    """(the digits of a spreadsheet number, its unit's factor): full-width folded, the
+    currency sign, thousands separators and a unit (万, 万元, 亿, 元 …) taken off."""
+    text = CURRENCY.sub("", plain(text))
+    for suffix, factor in UNITS:
+        if text.endswith(suffix):
+            return SEPARATORS.sub("", text.removesuffix(suffix)), factor
+    return SEPARATORS.sub("", text), 1
+
+
+def scaled(text: str) -> str:
+    """``number_text`` with its unit applied, as decimal text (unchanged text when it is
+    not a number, for the type to refuse with its own message)."""
+    digits, factor = number_text(text)
+    if factor == 1:
+        return digits
+    try:
+        number = Decimal(digits) * factor
+    except InvalidOperation:
+        return text
+    return format(number, "f") if number.is_finite() else text
 
 
 def _number(value: Any) -> Decimal:
@@ -48,6 +77,10 @@ class NumberType(FieldType):
             raise refuse("decimals", f"最多 {decimals} 位小数", f"at most {decimals} decimals")
         return int(number) if number == number.to_integral_value() else float(number)
 
+    def from_text(self, text: str, field: Any) -> int | float:
+        """Also ``1,234``, ``１２３`` and ``3万`` (× 10,000)."""
+        return self.coerce(scaled(text), field)
+
     def format(self, value: Any, field: Any) -> str:
         if value is None:
             return ""
@@ -78,7 +111,17 @@ class MoneyType(FieldType):
         return str(cents + 0)  # + 0 turns "-0.00" into "0.00"
 
     def from_text(self, text: str, field: Any) -> str:
-        return self.coerce(text.strip().lstrip("¥￥").strip(), field)
+        """``¥1,234.50``, ``1234.5元``, ``１２３``, ``1.5万``/``1.5万元`` (× 10,000) and
+        ``2亿``; an amount given in 万 or 亿 is rounded to the fen (its sub-fen digits are
+        noise of the unit), one given in 元 must already be exact."""
+        digits, factor = number_text(text)
+        if factor == 1:
+            return self.coerce(digits, field)
+        try:
+            number = (Decimal(digits) * factor).quantize(CENT, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return self.coerce(text.strip(), field)  # refused with the usual message
+        return self.coerce(format(number, "f"), field)
 
     def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
         return "" if value is None else f"¥{Decimal(value):,.2f}"
@@ -90,7 +133,10 @@ class PercentType(NumberType):
     key, label = "percent", "百分比"
 
     def from_text(self, text: str, field: Any) -> int | float:
-        return self.coerce(text.strip().removesuffix("%").removesuffix("％"), field)
+        """``12.5%`` and ``12.5`` both store 12.5 (the number shown); ``0.125`` stays
+        0.125 — a cell Excel shows as 12.5% arrives from the file as 0.125, see
+        ``engine_forms.imports.coerce``."""
+        return self.coerce(plain(text).removesuffix("%").strip(), field)
 
     def format(self, value: Any, field: Any) -> str:
         return "" if value is None else f"{super().format(value, field)}%"

@@ -7,22 +7,35 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import FieldType, plain, refuse
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CN_DATE = re.compile(r"^(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*日?$")
-TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+CN_DATE = re.compile(r"^(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*[日号]?$")
+COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")  # 20240305
+TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?$")
 SERIAL = re.compile(r"^\d{5}(\.\d+)?$")  # spreadsheet day number (+ fraction of a day)
 EPOCH = datetime(1899, 12, 30)  # day 0 of spreadsheet serial numbers
 
 
 def parse_date(text: str) -> date:
+    """``2024-03-05``, ``2024/3/5``, ``2024.3.5``, ``2024年3月5日`` (号), ``20240305``.
+    A two-digit year (``24/3/5``, ``3/5/24``) is refused: day, month and century are
+    guesses there."""
     text = text.strip()
-    match = CN_DATE.match(text)
+    match = CN_DATE.match(text) or COMPACT.match(text)
     if match:
         y, m, d = (int(g) for g in match.groups())
         return date(y, m, d)
     return date.fromisoformat(text)
+
+
+def split_time(text: str) -> tuple[str, re.Match[str] | None]:
+    """(the date part, the time of day if one follows it after a space or a ``T``)."""
+    for sep in (" ", "T"):
+        head, _, tail = text.rpartition(sep)
+        if head and TIME.match(tail.strip()):
+            return head.strip(), TIME.match(tail.strip())
+    return text, None
 
 
 class DateType(FieldType):
@@ -54,11 +67,13 @@ class DateType(FieldType):
         return day.isoformat()
 
     def from_text(self, text: str, field: Any) -> str:
-        text = text.strip()
+        """The forms of ``parse_date``, with a time of day after it dropped, and an Excel
+        serial day number (``45356`` = 2024-03-05)."""
+        text = plain(text)
         if re.fullmatch(r"\d{5}(\.0+)?", text):  # a spreadsheet serial day number
             return self.coerce(EPOCH.date() + timedelta(days=int(float(text))), field)
-        head, _, tail = text.rpartition(" ")
-        return self.coerce(head if head and TIME.match(tail) else text, field)  # drop 0:00
+        head, _time = split_time(text)
+        return self.coerce(head, field)  # drop 0:00
 
     def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
         return "" if value is None else str(value)
@@ -94,14 +109,18 @@ class DateTimeType(FieldType):
         return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def from_text(self, text: str, field: Any) -> str:
-        """Also ``2024/2/29 9:30``, ``2024年2月29日 09:30`` and serial ``45351.5``."""
-        text = text.strip()
+        """Also ``2024/2/29 9:30``, ``2024年2月29日 09:30``, a date alone (midnight, China
+        time) and serial ``45351.5``; ISO 8601 with a zone keeps its zone."""
+        text = plain(text)
         if SERIAL.match(text):
             return self.coerce(EPOCH + timedelta(seconds=round(float(text) * 86400)), field)
-        head, _, tail = text.rpartition(" ")
-        time = TIME.match(tail) if head else None
+        head, time = split_time(text)
         if time is None:
-            return self.coerce(text, field)
+            try:  # a date alone: midnight, China time
+                day = parse_date(text)
+            except ValueError:
+                return self.coerce(text, field)
+            return self.coerce(datetime(day.year, day.month, day.day), field)
         try:
             day = parse_date(head)
             moment = datetime(day.year, day.month, day.day, int(time[1]), int(time[2]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import FieldType, plain, refuse
 
 
 class TextType(FieldType):
@@ -96,6 +96,14 @@ class PhoneType(TextType):
             en = {"mobile": "mobile", "landline": "landline"}.get(accept, "mobile or landline")
             raise refuse("format", f"不是有效的{zh}", f"is not a valid {en} number")
         return text
+
+    def from_text(self, text: str, field: Any) -> str:
+        """Also full-width digits, dots and spaces between groups, ``+86``/``0086``/``86``
+        before a mobile (``+86 138-0000-1234``, ``８６１３８００００１２３４``)."""
+        text = re.sub(r"[\s.()]", "", plain(text))
+        if len(text) == 13 and text.startswith("86") and MOBILE.match(text[2:]):
+            text = text[2:]
+        return self.coerce(text, field)
 
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
         if value is None:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine_forms.fieldtypes.base import refuse
 from engine_forms.forms import Published, published
 from engine_forms.importing import NOT_IMPORTED, ImportError_
 from engine_forms.imports.coerce import cell_text, coercer, is_blank, reason
@@ -389,17 +390,9 @@ class RowReader:
             if isinstance(value, Exception) or value in ids:
                 out[text] = value if isinstance(value, Exception) else ids[value]
             else:
-                out[text] = ValueError_(f"没有{spec.label}为 {text} 的{noun}",
-                                        f"no {target.spec.key} with {by} {text}")
+                out[text] = refuse("not_found", f"没有{spec.label}为 {text} 的{noun}",
+                                   f"no {target.spec.key} with {by} {text}")
         return out
-
-
-class ValueError_(ValueError):
-    """A relation text that finds no record (``reason`` reads its two languages)."""
-
-    def __init__(self, zh: str, en: str):
-        super().__init__(en)
-        self.zh, self.en = zh, en
 
 
 # -- saved mappings -----------------------------------------------------------------------
