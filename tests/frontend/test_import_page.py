@@ -1,0 +1,174 @@
+"""The import page in a real browser, on the CRM template, as a clerk on her first day: a
+messy workbook (a merged title row, headers such as 客户姓名/手机号, an amount in 万, a
+bad ID number, 女士 for 女) is uploaded from the customer list; the columns are matched
+to their fields, one is matched by hand; the check lists the bad row with its column and
+reason and gives the file back with a problem column; the valid rows are imported with
+the progress shown until done; the list shows the new customers; the revert removes them.
+Every step is photographed at 1280 and 375 px (``/tmp/import-shots``)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import xlsxwriter
+from python_calamine import CalamineWorkbook
+
+from engine_forms.imports import runner
+from templates_catalog.bundle import template
+from templates_catalog.install import install
+from tests.frontend.conftest import add_user, alert, path_of
+from tests.security_setup import SYSTEM
+
+SHOTS = Path("/tmp/import-shots")
+LIST = "/apps/crm/forms/customer"
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def _id(body: str) -> str:
+    """An 18-digit ID number with its right check digit (``body``: the first 17)."""
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, WEIGHTS, strict=True))
+                                % 11]
+
+
+BAD_ID = _id("11010519800101123")[:-1] + ("1" if _id("11010519800101123")[-1] != "1"
+                                          else "2")
+ROWS = [  # 客户姓名, 手机号, 身份证号, 性别, 月收入, 居住地
+    ["导入张三", "138 0013 8001", _id("11010519800101121"), "男", "1.5万", "北京"],
+    ["导入李四", "+86 139-0013-9002", _id("11010519800101122"), "女士", "8,000", "上海"],
+    ["导入王五", "13700137003", BAD_ID, "男", "2万", "深圳"],
+    ["导入赵六", "13600136004", _id("11010519800101124"), "女", "12000元", "广州"],
+]
+
+
+def _messy(path: Path) -> Path:
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("客户台账")
+    sheet.merge_range(0, 0, 0, 5, "2023年客户台账（销售一部）")
+    sheet.write_row(1, 0, ["客户姓名", "手机号", "身份证号", "性别", "月收入", "居住地"])
+    for i, row in enumerate(ROWS, start=2):
+        sheet.write_row(i, 0, row)
+    book.close()
+    return path
+
+
+class Worker:
+    """The background import worker of ``qiao serve``, as a thread over the test database."""
+
+    def __init__(self, db, keyring):
+        self.db, self.keyring, self.stop = db, keyring, threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            if not runner.run_next(self.db, "page-test", keyring=self.keyring):
+                self.stop.wait(0.1)
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def _shoot(web, page, name: str) -> None:
+    """The page as it is now, at 1280 px and again on a 375 px phone."""
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
+    phone = web.page(width=375, height=800)
+    phone.context.add_cookies(page.context.cookies())
+    phone.goto(path_of(page))
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    phone.screenshot(path=str(SHOTS / f"{name}-375.png"), full_page=True)
+    phone.close()
+    assert width <= 375, f"{name} is {width} px wide on a phone"
+
+
+def _finished(page) -> None:
+    """Wait until the batch page stops polling (the page reloads once the batch ends)."""
+    page.wait_for_selector("#counts", timeout=30_000)
+
+
+def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, tmp_path,
+                                                                       server_keyring):
+    with db.write() as s:
+        install(s, template("bank_intermediary_crm"), actor=SYSTEM,
+                template="bank_intermediary_crm")
+    add_user(db, "wen.yuan")  # an administrator: the CRM's clerk role may import products only
+    page = web.signed_in("wen.yuan")
+    page.goto(LIST)
+    page.click("#import")
+    assert path_of(page) == f"{LIST}/import"
+    assert "100 MB" in page.inner_text("#import-form")
+    _shoot(web, page, "1-upload")
+
+    # 1. upload: the file goes at once; the title row is skipped, the header found
+    page.set_input_files("#file", str(_messy(tmp_path / "客户台账.xlsx")))
+    page.wait_for_url("**/import/map?*")
+    assert page.input_value("#header-row") == "2"
+    assert "导入张三" in page.inner_text("#import-sample")
+
+    # 2. the columns: suggested from synonyms, one matched by hand
+    suggested = {i: page.input_value(f"#f-col-{i}") for i in range(6)}
+    assert suggested == {0: "name", 1: "mobile", 2: "id_no", 3: "gender",
+                         4: "monthly_income", 5: ""}, suggested
+    gender = page.locator("#col-3 .value-map")
+    assert gender.locator("tr", has_text="女士").locator("select").input_value() == "female"
+    with page.expect_response(lambda r: r.url.endswith("/import/map")):
+        page.select_option("#f-col-5", "city")
+    assert page.input_value("#f-col-5") == "city"
+    _shoot(web, page, "2-map")
+
+    # 3–4. options and the check (a dry run: nothing written)
+    page.fill("#batch", "销售一部 2023 台账")
+    with Worker(db, server_keyring):
+        page.click("#check")
+        page.wait_for_url("**/imports/*")
+        _finished(page)
+        assert page.inner_text("#n-problems") == "1"
+        bad = page.locator("#problem-list tbody tr")
+        assert bad.count() == 1
+        text = bad.inner_text()
+        assert "5" in text and "C" in text and BAD_ID in text and "身份证" in text, text
+        assert "导入张三" in page.inner_text("#preview")
+        _shoot(web, page, "4-check")
+        with page.expect_download() as download:
+            page.click("#problem-file")
+        fixed = tmp_path / "问题.xlsx"
+        download.value.save_as(str(fixed))
+        rows = CalamineWorkbook.from_path(str(fixed)).get_sheet_by_index(0).to_python()
+        header = next(r for r in rows if "客户姓名" in r)
+        problem_col = len(header) - 1
+        assert "问题" in str(header[problem_col])
+        flagged = [r for r in rows if len(r) > problem_col and r[problem_col]
+                   and r is not header]
+        assert [r[0] for r in flagged] == ["导入王五"]
+
+        # 5. import the valid rows; the progress runs to the end
+        page.check("#run-form input[name=atomic][value='0']")
+        page.click("#run")
+        page.wait_for_url("**/imports/*")
+        _finished(page)
+        assert page.inner_text("#n-created") == "3"
+        assert page.inner_text("#n-failed") == "1"
+        _shoot(web, page, "5-imported")
+
+    page.click("#to-list")
+    listed = page.inner_text("main")
+    assert "导入张三" in listed and "导入赵六" in listed and "导入王五" not in listed
+    page.go_back()
+    page.click("#revert")
+    page.wait_for_selector("#revert-report")
+    assert not alert(page)
+    assert "3" in page.inner_text("#revert-report")
+    _shoot(web, page, "6-reverted")
+    page.goto(LIST)
+    assert "导入张三" not in page.inner_text("main")
+
+    # 6. the history lists both batches
+    page.goto(f"{LIST}/import")
+    history = page.inner_text("#import-history")
+    assert history.count("销售一部 2023 台账") == 2, history
+    _shoot(web, page, "7-history")
