@@ -89,3 +89,16 @@ def flow_records(session: Session, spec: Any, source: Any, where: Any,
             .order_by(Record.id).limit(MAX_RECORDS))
     ids = list(session.execute(stmt).scalars())
     return {"field": "id", "op": "in", "value": ids}
+
+
+def record_ids(session: Session, source: Any, where: Any) -> dict[str, Any]:
+    """The records of a form report's row selected through its own frame (which knows
+    the lookup columns the store's record filters do not), as an ``id in […]`` filter
+    (at most ``MAX_RECORDS``)."""
+    dialect = session.get_bind().dialect.name
+    frame = source.frame
+    condition = true() if where is None else compile_filter(where, frame.fields, dialect)
+    ident = frame.fields.accessor("id", dialect).expr
+    stmt = (select(ident).select_from(frame.table).where(*frame.where, condition)
+            .order_by(ident).limit(MAX_RECORDS))
+    return {"field": "id", "op": "in", "value": list(session.execute(stmt).scalars())}

@@ -117,7 +117,9 @@ def open_source(session: Session, app: str, spec: ReportSpec, viewer: Viewer) ->
         raise ReportHidden(f"you cannot read the records of {pub.spec.key!r}",
                            report=spec.key, form=pub.spec.key)
     if src.of == "records":
-        frame = form_frame(session, pub)
+        from engine_reports.lookups import with_lookups
+
+        frame = with_lookups(session, app, form_frame(session, pub), pub, viewer.principal)
     else:
         frame = flow_frame(pub, app, src.flow, "instances" if src.of == "funnel"  # type: ignore
                            else src.of, flow_spec)

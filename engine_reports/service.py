@@ -71,7 +71,10 @@ def check_source(session: Session, app: str, spec: ReportSpec) -> None:
         if src.of == "audit":
             frame = audit_frame()
         elif src.of == "records":
-            frame = form_frame(session, published(session, app, src.form))  # type: ignore
+            from engine_reports.lookups import with_lookups
+
+            pub = published(session, app, src.form)  # type: ignore[arg-type]
+            frame = with_lookups(session, app, form_frame(session, pub), pub, None)
         else:
             from engine_flows.definitions import get_flow
             from engine_flows.runtime import spec_of as flow_spec_of
@@ -233,7 +236,8 @@ def drill(session: Session, app: str, key: str, viewer: Viewer, keys: list[Any],
     over a flow's instances, tasks or funnel step: the records those are about (at most
     ``drill.MAX_RECORDS``). The caller lists them through the records service (row
     scope, hidden fields)."""
-    from engine_reports.drill import flow_records, row_filter
+    from engine_reports.drill import flow_records, record_ids, row_filter
+    from engine_reports.lookups import lookup_dimensions
 
     spec = spec_of(get_report(session, app, key))
     if spec.source.of == "audit":
@@ -252,6 +256,8 @@ def drill(session: Session, app: str, key: str, viewer: Viewer, keys: list[Any],
     where = None if not parts else parts[0] if len(parts) == 1 else {"and": parts}
     if spec.source.of != "records":
         where = flow_records(session, spec, source, where, keys)
+    elif lookup_dimensions(spec, source.pub):
+        where = record_ids(session, source, where)
     return source.pub, where
 
 

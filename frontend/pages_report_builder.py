@@ -36,6 +36,7 @@ from engine_reports import running, service
 from engine_reports.charts import ChartError, build_figure
 from engine_reports.compiler import Compiler, ReportError
 from engine_reports.frames import audit_frame, flow_frame, form_frame
+from engine_reports.lookups import with_lookups
 from engine_reports.running import Viewer
 from engine_reports.spec import AGGS, BUCKETS, CHARTS, FORMATS, ReportSpec, parse_report
 from frontend.i18n import _
@@ -118,7 +119,8 @@ def sources(s: Any, app: str, principal: Any) -> list[dict[str, Any]]:
             continue
         out.append({"id": f"form:{form.key}", "label": _("表单：{name}").format(
             name=pub.spec.name), "source": {"form": form.key},
-            "fields": _fields(form_frame(s, pub), access)})
+            "fields": _fields(with_lookups(s, app, form_frame(s, pub), pub, principal),
+                              access)})
     kinds = {"instances": _("流程实例"), "tasks": _("流程任务"), "funnel": _("流程漏斗")}
     for flow in list_flows(s, app):
         if flow.published_version is None:

@@ -1,6 +1,6 @@
-"""The report builder in a real browser, on the CRM template: a team lead drags 匹配产品
-(each bank's product: the loan case's 银行 is a lookup through it, which reports cannot
-group by) and 放款日期 (by month) into the dimensions, sums the approved amounts in 万元, picks a
+"""The report builder in a real browser, on the CRM template: a team lead drags 银行 (a
+lookup through the loan's 匹配产品 to the product's bank) and 放款日期 (by month) into
+the dimensions, sums the approved amounts in 万元, picks a
 stacked bar, watches the preview draw it and saves it; a calculated measure over an
 unknown key shows the checker's message beside it and saving is refused with the same
 message; a chart the shape cannot draw cannot be chosen and says why; the page fits a
@@ -72,16 +72,15 @@ def previewed(page) -> None:
 
 
 def build_disbursed_report(page, app: str = "crm") -> None:
-    """As a signed-in report designer of the CRM: build 放款金额 by bank (the matched
-    product) and month
+    """As a signed-in report designer of the CRM: build 放款金额 by bank and month
     (stacked bar, 万元) in the builder and save it as ``disbursed_by_bank_month``; the
     page ends on the saved report."""
     page.goto(f"/apps/{app}/reports/new")
     page.fill("#b-name", "各银行月度放款")
     page.fill("#b-key", KEY)
     page.select_option("#b-source", "form:loan_case")
-    drag(page, "product")
-    page.wait_for_selector('#b-dims li.dim[data-field="product"]')
+    drag(page, "bank")
+    page.wait_for_selector('#b-dims li.dim[data-field="bank"]')
     drag(page, "disbursed_date")
     page.wait_for_selector('#b-dims li.dim[data-field="disbursed_date"]')
     page.select_option("#b-dim-1-bucket", "month")
@@ -109,11 +108,11 @@ def test_a_team_lead_builds_disbursed_by_bank_and_month(web, db, server_keyring)
     assert page.evaluate("document.getElementById('chart').layout.barmode") == "stack"
     table = page.inner_text("#report-table")
     assert "50.00万元" in table and "30.00万元" in table and "20.00万元" in table
-    assert "工商银行经营贷" in table  # the relation shows its record's title
+    assert "工商银行" in table and "建设银行" in table and "经营贷" not in table
     with db.read() as s:
         spec = service.get_report(s, "crm", KEY).spec
     assert spec["chart"]["type"] == "stacked_bar"
-    assert spec["dimensions"] == [{"field": "product"},
+    assert spec["dimensions"] == [{"field": "bank"},
                                   {"field": "disbursed_date", "bucket": "month"}]
     assert spec["measures"][0] == {"key": "amount", "label": "放款金额", "agg": "sum",
                                    "field": "approved_amount", "format": "wan"}
