@@ -68,13 +68,22 @@ class Table:
     encoding: str | None = None
     path: Path = field(default=Path(), repr=False)
     first_data_row: int = 0  # 1-based; the row after the (last) header row
+    width: int = 0  # columns of the widest of the first rows (the header's at least)
     estimate: int | None = None
     _head: list[tuple[int, list[Any]]] = field(default_factory=list, repr=False)
     _complete: bool = False  # _head holds every data row
+    # the sheet calamine loaded to find the header, kept for the first ``rows()`` so a
+    # large file is parsed once, not twice (released as that read starts)
+    _loaded: Any = field(default=None, repr=False)
 
-    def _raw(self) -> Iterator[list[Any]]:
+    def raw_rows(self) -> Iterator[list[Any]]:
+        """Every row of the sheet from row 1, title, header and blank rows included."""
         if self.encoding is not None:
             yield from _csv_rows(self.path, self.encoding)
+            return
+        loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            yield from loaded.iter_rows()
         else:
             yield from _sheet_rows(self.path, self.sheet)
 
@@ -83,7 +92,7 @@ class Table:
         if self._complete:
             yield from self._head
             return
-        for number, cells in enumerate(self._raw(), start=1):
+        for number, cells in enumerate(self.raw_rows(), start=1):
             if number >= self.first_data_row and not all(blank(c) for c in cells):
                 yield number, cells
 
@@ -246,7 +255,8 @@ def open_table(path: str | Path, *, filename: str | None = None,
         merged = list(data.merged_cell_ranges or [])
         estimate = data.end[0] + 1 if data.end else 0
         head, complete = _read_head(iter(data.iter_rows()), PROBE_ROWS + KEEP_ROWS)
-        del data, book
+        loaded = None if complete else data
+        del book
         encoding = None
     elif name.endswith(TEXTS):
         with open(path, "rb") as raw:
@@ -254,11 +264,14 @@ def open_table(path: str | Path, *, filename: str | None = None,
         sheets = chosen_list = ["CSV"]
         chosen = _pick_sheet(chosen_list, sheet)
         head, complete = _read_head(_csv_rows(path, encoding), PROBE_ROWS + KEEP_ROWS)
+        loaded = None
     else:
         raise ImportError_("file: expected .xlsx, .xls, .ods or .csv", field="file",
                            zh="只能导入 .xlsx、.xls、.ods 或 .csv 文件")
-    return _table(path, filename, sheets, chosen, encoding, head, complete, merged,
-                  header_row, estimate)
+    table = _table(path, filename, sheets, chosen, encoding, head, complete, merged,
+                   header_row, estimate)
+    table._loaded = loaded
+    return table
 
 
 def _pick_sheet(sheets: list[str], sheet: str | int | None) -> str:
@@ -316,5 +329,6 @@ def _table(path: Path, filename: str, sheets: list[str], chosen: str, encoding: 
             and not all(blank(c) for c in cells)]
     return Table(filename=filename, sheets=sheets, sheet=chosen, header_row=index + 1,
                  header=header, encoding=encoding, path=path, first_data_row=first,
+                 width=max([len(header), *(len(c) for c in head)]),
                  estimate=None if estimate is None else max(0, estimate - first + 1),
                  _head=kept, _complete=complete)
