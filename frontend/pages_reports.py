@@ -331,11 +331,12 @@ def drill_page(ctx: ContextDep, principal: PrincipalDep, request: Request, app: 
                 fields=None, deleted="exclude")
             from frontend.report_words import explain, names_for  # "explain this number"
 
-            why = explain(spec, pub, row_keys, values, names_for(s))
+            shown = [res.rows[i] for i, k in enumerate(res.keys) if k == row_keys][:1]
+            why = explain(spec, pub, row_keys, values, names_for(s),
+                          shown[0][:len(row_keys)] if shown else None)
     except DomainError as exc:
         return error_page(request, exc)
     fields = [f for f in pub.spec.fields if caller.access.readable(f.key)]
-    shown = [res.rows[i] for i, k in enumerate(res.keys) if k == row_keys][:1]
     dims = [c["label"] for c in res.columns if c["role"] == "dimension"]
     base = {"keys": keys} | ({"params": params} if params is not None else {})
     return _render(request, "reports/drill.html", app=app_row, spec=spec, form=pub.spec,

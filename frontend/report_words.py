@@ -82,11 +82,13 @@ def filter_words(ast: Any, pub: Any, names: dict[str, dict[int, str]]) -> str:
     return f"{label} {op} {value}"
 
 
-def row_words(spec: Any, pub: Any, keys: list[Any], names: dict[str, dict[int, str]]
-              ) -> list[str]:
-    """Each dimension of the clicked row: "放款日期 在 2026-03", "金额 在 10 至 50 之间"."""
+def row_words(spec: Any, pub: Any, keys: list[Any], names: dict[str, dict[int, str]],
+              shown: list[Any] | None = None) -> list[str]:
+    """Each dimension of the clicked row: "放款日期 在 2026-03", "金额 在 10 至 50 之间";
+    ``shown``: the row's dimensions as the report shows them (a linked record's title, a
+    lookup's option label), used for the plain ones."""
     out = []
-    for dim, key in zip(spec.dimensions, keys, strict=False):
+    for i, (dim, key) in enumerate(zip(spec.dimensions, keys, strict=False)):
         label = dim.label or label_of(pub, dim.field)
         if key is None:
             out.append(_("{label} 为空").format(label=label))
@@ -102,6 +104,8 @@ def row_words(spec: Any, pub: Any, keys: list[Any], names: dict[str, dict[int, s
             else:
                 out.append(_("{label} ≥ {low} 且 < {high}").format(label=label, low=low,
                                                                    high=high))
+        elif shown is not None and i < len(shown) and shown[i] not in (None, ""):
+            out.append(f"{label} = {shown[i]}")
         else:
             out.append(f"{label} = {value_of(pub, dim.field, key, names)}")
     return out
@@ -135,10 +139,10 @@ def param_words(spec: Any, pub: Any, values: dict[str, Any],
 
 
 def explain(spec: Any, pub: Any, keys: list[Any], values: dict[str, Any],
-            names: dict[str, dict[int, str]]) -> str:
+            names: dict[str, dict[int, str]], shown: list[Any] | None = None) -> str:
     """The whole sentence: the form, the row, the report's filters, the parameters, and
     the viewer's row scope."""
-    parts = row_words(spec, pub, keys, names)
+    parts = row_words(spec, pub, keys, names, shown)
     if spec.filters:
         parts.append(_("{words}（报表筛选）").format(words=filter_words(spec.filters, pub,
                                                                       names)))

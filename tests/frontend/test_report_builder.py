@@ -116,6 +116,13 @@ def test_a_team_lead_builds_disbursed_by_bank_and_month(web, db, server_keyring)
                                   {"field": "disbursed_date", "bucket": "month"}]
     assert spec["measures"][0] == {"key": "amount", "label": "放款金额", "agg": "sum",
                                    "field": "approved_amount", "format": "wan"}
+    # explain this number: the bank by its name, the month, the loans behind it
+    page.locator("#report-table tr:has-text('建设银行') a.drill").first.click()
+    page.wait_for_selector("#drill")
+    why = page.inner_text("#drill-why")
+    assert "银行 = 建设银行 且 放款日期 在 2026-01" in why, why
+    assert page.locator("#drill tbody tr").count() == 1
+    page.go_back()
     # the saved report opens in the builder again, as it was
     page.click("#edit-report")
     page.wait_for_selector("#preview-chart .main-svg")
