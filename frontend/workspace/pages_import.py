@@ -359,7 +359,7 @@ def import_progress(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
         st = service.status(s, caller, published(s, app, form), batch_id)
     if st["status"] not in RUNNING:
         return Response(status_code=204, headers={"HX-Refresh": "true"})
-    return render(request, "workspace/_import_progress.html", app=app, form=form, st=st,
+    return render(request, "workspace/import_progress.html", app=app, form=form, st=st,
                   running=True)
 
 

@@ -123,10 +123,12 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
 
     # 3–4. options and the check (a dry run: nothing written)
     page.fill("#batch", "销售一部 2023 台账")
+    page.click("#check")
+    page.wait_for_url("**/imports/*")
+    assert "排队中" in page.inner_text("#import-progress")  # no worker has taken it yet
+    _shoot(web, page, "4-queued")
     with Worker(db, server_keyring):
-        page.click("#check")
-        page.wait_for_url("**/imports/*")
-        _finished(page)
+        _finished(page)  # the polled progress reloads the page once the batch is done
         assert page.inner_text("#n-problems") == "1"
         bad = page.locator("#problem-list tbody tr")
         assert bad.count() == 1
@@ -146,10 +148,13 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
                    and r is not header]
         assert [r[0] for r in flagged] == ["导入王五"]
 
-        # 5. import the valid rows; the progress runs to the end
-        page.check("#run-form input[name=atomic][value='0']")
-        page.click("#run")
-        page.wait_for_url("**/imports/*")
+    # 5. import the valid rows; the progress runs to the end
+    checked = page.url
+    page.check("#run-form input[name=atomic][value='0']")
+    page.click("#run")
+    page.wait_for_url(lambda url: url != checked and "/imports/" in url)
+    page.wait_for_selector("#import-progress progress")
+    with Worker(db, server_keyring):
         _finished(page)
         assert page.inner_text("#n-created") == "3"
         assert page.inner_text("#n-failed") == "1"

@@ -241,7 +241,10 @@ def test_the_home_page_shows_my_day(web, db, server_keyring):
     assert path_of(page) == f"{APP}/customer"
 
 
-def test_a_spreadsheet_is_checked_then_imported(web, db, tmp_path):
+def test_a_spreadsheet_is_checked_then_imported(web, db, tmp_path, server_keyring):
+    """The short way through the import page (``test_import_page`` has the long one)."""
+    from tests.frontend.test_import_page import Worker
+
     _crm(db)
     _lead(db)
     bad = tmp_path / "bad.csv"
@@ -251,12 +254,18 @@ def test_a_spreadsheet_is_checked_then_imported(web, db, tmp_path):
     page = web.signed_in("lao.li")
     page.goto(f"{APP}/customer")
     page.click("#import")
-    page.set_input_files("#file", str(bad))
-    page.click("button[value=check]")
-    assert "2" in page.inner_text("#import-errors")  # the row, as in the spreadsheet
-    page.set_input_files("#file", str(good))
-    page.click("button[value=import]")
-    assert "2" in page.inner_text("#import-result")
+    with Worker(db, server_keyring):
+        page.set_input_files("#file", str(bad))
+        page.wait_for_url("**/import/map?*")
+        page.click("#check")
+        page.wait_for_selector("#counts")
+        assert "2" in page.inner_text("#problem-list")  # the row, as in the spreadsheet
+        page.goto(f"{APP}/customer/import")
+        page.set_input_files("#file", str(good))
+        page.wait_for_url("**/import/map?*")
+        page.click("#import-now")
+        page.wait_for_selector("#counts")
+        assert page.inner_text("#n-created") == "2"
     page.goto(f"{APP}/customer")
     assert {"吴十", "郑十一"} <= set(page.locator("#rows a.open").all_inner_texts())
 

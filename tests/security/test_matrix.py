@@ -864,6 +864,50 @@ def _to_staff_a1(w: World) -> dict[str, int]:
     return {"to": w.users["staff_a1"]}
 
 
+def _import_upload(w: World) -> Path:
+    """A small customer CSV saved as the import page saves an upload."""
+    from engine_forms.imports import service as imports
+
+    text = f"name,city\n导入{w.n()},北京\n导入{w.n()},上海\n".encode()
+    return imports.upload(Path(w.client.app.state.qiao.settings.data_dir), "客户.csv",
+                          io.BytesIO(text))
+
+
+def _upload_query(w: World) -> dict[str, str]:
+    """The import page's map step names an upload by its path under ``imports/``."""
+    return {"file": _import_upload(w).name, "name": "客户.csv"}
+
+
+def _import_batch(suffix: str = "", *, state: str = "done", dry_run: bool = True,
+                  **data: Any) -> Callable[[World, str, str | None], Request]:
+    """A page about an import batch of the customer form, started by the caller when they
+    may import (cancel and revert are the starter's or an administrator's), else by admin;
+    run to the end, or still ``queued``."""
+    def build(w: World, who: str, _v: str | None) -> Request:
+        from engine_forms.forms import published
+        from engine_forms.imports import mapping, runner
+        from engine_forms.imports import service as imports
+        from engine_forms.service import Caller
+        from platform_core.security.principal import load_principal
+
+        starter = who if who in ("admin", "manager") else "admin"
+        keyring = w.client.app.state.qiao.keyring
+        with w.db.write() as s:
+            user = s.get(User, w.users[starter])
+            principal = load_principal(s, user, via="test")
+            caller = Caller(principal, principal.access("crm", "customer"), keyring)
+            pub = published(s, "crm", "customer")
+            batch = imports.start(s, caller, pub, path=_import_upload(w), filename="客户.csv",
+                                  mapping=mapping.suggest(pub, ["name", "city"]),
+                                  options=imports.ImportOptions(), dry_run=dry_run)
+            batch_id = batch.id
+        if state == "done":
+            runner.claim(w.db, "matrix", batch_id=batch_id)
+            runner.run(w.db, batch_id, "matrix", keyring=keyring)
+        return Request(f"{PAGE}/imports/{batch_id}{suffix}", data=data or None)
+    return build
+
+
 EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     # system and pages
     ("GET", "/healthz"): _fixed("/healthz"),
@@ -1223,6 +1267,21 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/apps/{app}/forms/{form}/import"): lambda w, _who, _v: Request(
         f"{PAGE}/import", data={"mode": "check"}, files={
             "file": ("客户.csv", f"name,city\n导入{w.n()},北京\n".encode(), "text/csv")}),
+    ("GET", "/apps/{app}/forms/{form}/import/map"): lambda w, _who, _v: Request(
+        f"{PAGE}/import/map", params=_upload_query(w)),
+    ("POST", "/apps/{app}/forms/{form}/import/map"): lambda w, _who, _v: Request(
+        f"{PAGE}/import/map", data=_upload_query(w) | {
+            "action": "check", "col-0": "name", "col-1": "city"}),
+    ("GET", "/apps/{app}/forms/{form}/imports/{batch_id}"): _import_batch(),
+    ("GET", "/apps/{app}/forms/{form}/imports/{batch_id}/progress"): _import_batch(
+        "/progress"),
+    ("GET", "/apps/{app}/forms/{form}/imports/{batch_id}/problems.xlsx"): _import_batch(
+        "/problems.xlsx"),
+    ("POST", "/apps/{app}/forms/{form}/imports/{batch_id}/cancel"): _import_batch(
+        "/cancel", state="queued"),
+    ("POST", "/apps/{app}/forms/{form}/imports/{batch_id}/revert"): _import_batch(
+        "/revert", dry_run=False),
+    ("POST", "/apps/{app}/forms/{form}/imports/{batch_id}/run"): _import_batch("/run"),
     ("GET", "/address/options"): _fixed("/address/options", params={"province": "北京市"}),
     # apps: the template catalogue, bundles
     ("GET", "/api/v1/templates"): _fixed(f"{API}/templates"),
