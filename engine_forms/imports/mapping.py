@@ -209,7 +209,8 @@ def suggest(pub: Published, header: list[str]) -> Mapping:
 
 def option_for(field: Any, text: str) -> str | None:
     """The option ``text`` names: its value, label or other-language label (case, width
-    and spaces ignored), or a synonym of one (男 ↔ M ↔ male); None if none does."""
+    and spaces ignored), a synonym of one (男 ↔ M ↔ male), or a part of exactly one
+    label (官网 → 官网/小程序); None if none does."""
     wanted = norm(text)
     if not wanted:
         return None
@@ -226,7 +227,9 @@ def option_for(field: Any, text: str) -> str | None:
                          *(norm(v) for v in (option.get("labels") or {}).values())}
                 if names & group:
                     return option["value"]
-    return None
+    # a part of exactly one label: 官网 → 官网/小程序, 转介绍 → 老客户转介绍
+    inside = [o["value"] for o in options if len(wanted) >= 2 and wanted in norm(o["label"])]
+    return inside[0] if len(inside) == 1 else None
 
 
 def select_values(pub: Published, mapping: Mapping,

@@ -282,3 +282,100 @@ def test_a_mapping_is_saved_by_name_replaced_and_audited(crm, keyring):
         audited = s.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "import.mapping.save"))
     assert audited == 3
+
+
+# -- the messy samples, end to end --------------------------------------------------------
+
+
+def test_the_messy_customer_sheet_maps_and_coerces_or_says_where_and_why(crm, keyring,
+                                                                         tmp_path):
+    from engine_forms.imports.reading import open_table
+    from tests.data import make_messy as messy
+
+    table = open_table(messy.customers_xlsx(tmp_path / "台账.xlsx"), sheet="客户")
+    with crm.read() as s:
+        pub = published(s, "crm", "customer")
+        mapping = suggest(pub, table.header)
+        assert mapped(mapping) == {
+            "序号": None, "客户姓名": "name", "联系方式/手机": "mobile",
+            "联系方式/微信": "wechat", "身份证号码": "id_no", "性别": "gender",
+            "月收入": "monthly_income", "来源": "source", "备注（选填）": "note"}
+        report = select_values(pub, mapping, table.rows())
+        assert report["gender"] == [
+            {"value": "先生", "count": 2, "maps_to": "male"},
+            {"value": "F", "count": 1, "maps_to": "female"},
+            {"value": "男性", "count": 1, "maps_to": "male"},
+            {"value": "女", "count": 1, "maps_to": "female"},
+            {"value": "未知", "count": 1, "maps_to": None}]
+        assert report["source"] == [
+            {"value": "官网", "count": 3, "maps_to": "web"},
+            {"value": "转介绍", "count": 1, "maps_to": "referral"},
+            {"value": "抖音", "count": 1, "maps_to": None}]
+        gender = next(c for c in mapping.columns if c.field == "gender")
+        gender.values = {"未知": None}  # the clerk: leave it empty
+        out = RowReader(s, caller_of(s, "boss", "customer", keyring), pub,
+                        mapping).read(list(table.rows()))
+    payloads = {n: p for n, p, _e in out}
+    assert payloads[6] == {"name": "张三", "mobile": "13800001234", "wechat": "zhang3",
+                           "id_no": messy.X_ID, "gender": "male",
+                           "monthly_income": "15000.00", "source": "web"}
+    assert payloads[7] == {"name": "李四", "mobile": "13900005678", "id_no": messy.GOOD_ID,
+                           "gender": "female", "monthly_income": "8000.00",
+                           "source": "referral", "note": "老客户"}
+    assert payloads[10] == payloads[6]  # the same customer twice: for the import mode
+    where = [(e["row"], e["column"], e["header"], e["reason"]) for _n, _p, errs in out
+             for e in errs]
+    assert where == [
+        (8, "E", "身份证号码", "身份证号: 不是有效的 18 位身份证号 (校验位或出生日期不对)"),
+        (9, "E", "身份证号码", "身份证号: 身份证号被 Excel 存成了数字, 末几位已丢失; 请把这一列"
+                               "设为“文本”格式后重新输入"),
+        (9, "H", "来源", "来源渠道: 不是可选项 '抖音' (可选: 官网/小程序、老客户转介绍、电话营销、"
+                         "合作渠道、门店到访)"),
+        (12, "C", "联系方式/手机", "手机: 不是有效的手机号或固定电话"),
+        (12, "E", "身份证号码", "身份证号: 不是有效的 18 位身份证号 (校验位或出生日期不对)"),
+        (12, "G", "月收入", "月收入: 应为数字")]
+    assert payloads[8] is None and payloads[9] is None and payloads[12] is None
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8-sig"])
+def test_the_csv_samples_read_like_the_sheet(crm, keyring, tmp_path, encoding):
+    from engine_forms.imports.reading import open_table
+    from tests.data import make_messy as messy
+
+    table = open_table(messy.customers_csv(tmp_path / "客户.csv", encoding))
+    with crm.read() as s:
+        pub = published(s, "crm", "customer")
+        mapping = suggest(pub, table.header)
+        out = RowReader(s, caller_of(s, "boss", "customer", keyring), pub,
+                        mapping).read(list(table.rows()))
+    assert out[0][1] == {"name": "张三", "mobile": "13800001234", "id_no": messy.X_ID,
+                         "gender": "male", "monthly_income": "15000.00", "source": "web"}
+    # the CSV's ID of 赵六 is text: its 18 digits as Excel showed them (wrong check digit)
+    assert [(n, [e["column"] for e in errs]) for n, _p, errs in out if errs] == [
+        (4, ["C"]), (5, ["C", "F"]), (8, ["B", "C", "D", "E"])]
+
+
+def test_the_loan_dates_typed_five_ways(crm, keyring, tmp_path):
+    from engine_forms.imports.reading import open_table
+    from tests.data import make_messy as messy
+
+    mine = _customer(crm, keyring, "boss", {"name": "张三", "mobile": "13800001234"})
+    table = open_table(messy.loans_xlsx(tmp_path / "loans.xlsx"))
+    with crm.read() as s:
+        pub = published(s, "crm", "loan_case")
+        mapping = suggest(pub, table.header)
+        assert mapped(mapping) == {"客户手机": "customer", "贷款类型": "loan_type",
+                                   "申请金额": "amount", "申请日期": "apply_date",
+                                   "年利率": "rate", "期限(月)": "term_months"}
+        mapping.columns[0].by = "mobile"
+        out = RowReader(s, caller_of(s, "boss", "loan_case", keyring), pub,
+                        mapping).read(list(table.rows()))
+    good = [p for _n, p, _e in out if p]
+    assert [p["apply_date"] for p in good] == [messy.LOAN_DAY] * 6
+    assert [p["amount"] for p in good] == ["1000000.00", "50000.00", "500000.00",
+                                           "200000.00", "35000.00", "10000.00"]
+    assert [p["rate"] for p in good] == [4.35, 12, 6.5, 8, 9.9, 10]
+    assert {p["customer"] for p in good} == {mine["id"]}
+    assert [(n, e["column"], e["reason"]) for n, _p, errs in out for e in errs] == [
+        (8, "D", "申请日期: 不是有效日期 (如 2024-02-29)"),
+        (9, "A", "客户: 没有手机为 13900009999 的客户")]
