@@ -63,8 +63,45 @@ def _id_number(cell: Any) -> str:
     return cell_text(cell)
 
 
+# types whose columns repeat a few texts (options, yes/no, dates): their answers are kept
+# per column, so 200,000 cells of 性别 are parsed twice, not 200,000 times
+MEMO_TYPES = frozenset({"select", "multiselect", "boolean", "date", "percent"})
+MEMO_SIZE = 20_000
+
+
+def memoized(fn: Coercer, size: int = MEMO_SIZE) -> Coercer:
+    """``fn`` remembering its answer (or its refusal) per distinct cell, up to ``size``
+    cells; refusals are raised anew each time (a re-raised exception would grow its
+    traceback)."""
+    seen: dict[Any, Any] = {}
+
+    def call(cell: Any) -> Any:
+        key = (type(cell), cell)
+        try:
+            answer = seen[key]
+        except KeyError:
+            try:
+                answer = fn(cell)
+            except FieldError as exc:
+                answer = exc
+            except ValueError:
+                raise
+            if len(seen) < size:
+                seen[key] = answer
+        if isinstance(answer, FieldError):
+            raise FieldError(answer.code, answer.zh, answer.en)
+        return answer.copy() if isinstance(answer, list) else answer
+    return call
+
+
 def coercer(field: Any) -> Coercer:
-    """The function turning one non-blank cell of a column into ``field``'s value."""
+    """The function turning one non-blank cell of a column into ``field``'s value
+    (remembering its answers for the types of ``MEMO_TYPES``)."""
+    fn = _coercer(field)
+    return memoized(fn) if field.type in MEMO_TYPES else fn
+
+
+def _coercer(field: Any) -> Coercer:
     kind = field.type
     ftype = field.field_type
     from_text = ftype.from_text

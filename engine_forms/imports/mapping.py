@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from engine_forms.fieldtypes.base import refuse
 from engine_forms.forms import Published, published
 from engine_forms.importing import NOT_IMPORTED, ImportError_
-from engine_forms.imports.coerce import cell_text, coercer, is_blank, reason
+from engine_forms.imports.coerce import cell_text, coercer, is_blank, memoized, reason
 from engine_forms.imports.reading import column_letter
 from engine_forms.models import ImportMapping
 from platform_core.store import Query, query_records
@@ -312,7 +312,7 @@ class RowReader:
             seen.add(col.field)
             fn = coercer(field)
             if field.type in SELECTS:
-                fn = _select_coercer(field, col.values, fn)
+                fn = memoized(_select_coercer(field, col.values, fn))
             elif field.type == "relation" and col.by:
                 self.relations[col.column] = self._relation(field, col.by)
             self.columns.append((col.column, col.header, field, fn))

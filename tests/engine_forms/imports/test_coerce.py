@@ -224,3 +224,20 @@ def test_id_numbers_round_trip(area, born, seq):
     if born.year < 2000:
         old = f"{area}{born:%y%m%d}{seq}"
         assert read("id_card", old) == number
+
+
+def test_a_column_remembers_its_answers_and_refuses_afresh_each_time():
+    from engine_forms.imports.coerce import coercer
+
+    read_gender = coercer(spec("select", **OPTIONS))
+    assert [read_gender(c) for c in ("男", "男", "Female")] == ["male", "male", "female"]
+    with pytest.raises(FieldError) as first:
+        read_gender("未知")
+    with pytest.raises(FieldError) as second:
+        read_gender("未知")
+    assert first.value is not second.value and first.value.zh == second.value.zh
+    tags = coercer(spec("multiselect", **SOURCES))
+    got = tags("web、referral")
+    got.append("changed")  # a caller's change does not leak into the next row's answer
+    assert tags("web、referral") == ["web", "referral"]
+    assert coercer(spec("boolean"))(1.0) is True and coercer(spec("boolean"))(True) is True
