@@ -181,8 +181,11 @@ def _similar(text: str, names: set[str]) -> float:
     return max(min(inside, 0.85), ratio * 0.8 if ratio >= THRESHOLD else 0.0)
 
 
-def suggest(pub: Published, header: list[str]) -> Mapping:
-    """A mapping of ``header`` onto ``pub``'s importable fields (see the module doc)."""
+def suggest(pub: Published, header: list[str], *, session: Session | None = None
+            ) -> Mapping:
+    """A mapping of ``header`` onto ``pub``'s importable fields (see the module doc).
+    Given a ``session``, a relation column also gets the unique field of the target form
+    its title names (``by``): "客户手机" → the customer's 手机, "客户身份证" → 身份证号."""
     fields = importable(pub)
     pairs = []
     for col, title in enumerate(header):
@@ -200,8 +203,28 @@ def suggest(pub: Published, header: list[str]) -> Mapping:
     columns = []
     for col, title in enumerate(header):
         key, s = taken.get(col, (None, 0.0))
-        columns.append(ColumnMap(column=col, header=title or "", field=key, score=s))
+        field = pub.spec.field(key) if key else None
+        by = guess_by(session, pub, field, title) if session is not None and field is not None \
+            and field.type == "relation" else None
+        columns.append(ColumnMap(column=col, header=title or "", field=key, score=s, by=by))
     return Mapping(columns=columns)
+
+
+def guess_by(session: Session, pub: Published, field: Any, title: str) -> str | None:
+    """The unique field of the relation's target form that ``title`` names once the
+    relation's own label is taken off it ("客户手机" − "客户" → 手机); None if none does
+    (the cells are then record ids)."""
+    target = published(session, pub.app, field.config["target"])
+    rest = norm(title)
+    for name in sorted(_names(field), key=len, reverse=True):
+        if name and name in rest and name != rest:
+            rest = rest.replace(name, "", 1)
+            break
+    else:
+        return None
+    scored = [(score(rest, f), f.key) for f in target.spec.fields if f.unique]
+    best = max(scored, default=(0.0, None))
+    return best[1] if best[0] >= THRESHOLD else None
 
 
 # -- select values ------------------------------------------------------------------------

@@ -103,6 +103,16 @@ def test_phone_synonyms_and_pinyin_reach_the_mobile_field(crm):
         assert mapped(suggest(pub, ["名字"]))["名字"] == "name"
 
 
+def test_a_relation_column_finds_the_target_field_in_its_title(crm):
+    with crm.read() as s:
+        pub = published(s, "crm", "loan_case")
+        by = {c.header: c.by for c in suggest(pub, ["客户身份证号码", "业务编号"],
+                                               session=s).columns}
+        assert by == {"客户身份证号码": "id_no", "业务编号": None}
+        assert suggest(pub, ["客户"], session=s).columns[0].by is None  # record ids
+        assert suggest(pub, ["客户手机"]).columns[0].by is None  # no session: not looked up
+
+
 def test_loan_headers(crm):
     with crm.read() as s:
         pub = published(s, "crm", "loan_case")
@@ -363,11 +373,11 @@ def test_the_loan_dates_typed_five_ways(crm, keyring, tmp_path):
     table = open_table(messy.loans_xlsx(tmp_path / "loans.xlsx"))
     with crm.read() as s:
         pub = published(s, "crm", "loan_case")
-        mapping = suggest(pub, table.header)
+        mapping = suggest(pub, table.header, session=s)
         assert mapped(mapping) == {"客户手机": "customer", "贷款类型": "loan_type",
                                    "申请金额": "amount", "申请日期": "apply_date",
                                    "年利率": "rate", "期限(月)": "term_months"}
-        mapping.columns[0].by = "mobile"
+        assert mapping.columns[0].by == "mobile"  # "客户手机" − "客户" = the customer's 手机
         out = RowReader(s, caller_of(s, "boss", "loan_case", keyring), pub,
                         mapping).read(list(table.rows()))
     good = [p for _n, p, _e in out if p]
