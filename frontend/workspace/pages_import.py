@@ -184,8 +184,8 @@ def _map_context(s: Any, caller: Any, pub: Published, table: Any, query: Any,
     if posted is not None:
         chosen = _posted_mapping(posted, table.header, table.sheet, table.header_row)
         options = {k: posted.get(k) for k in ("mode", "key", "atomic", "batch")}
-    elif query.get("from"):
-        chosen, options = _batch_mapping(s, caller, pub, int(query["from"]))
+    elif _number(query.get("from")):
+        chosen, options = _batch_mapping(s, caller, pub, _number(query.get("from")))
     elif query.get("mapping"):
         chosen = mapping_.get_mapping(s, pub, query["mapping"])
     else:
@@ -211,11 +211,9 @@ def _map_context(s: Any, caller: Any, pub: Published, table: Any, query: Any,
 
 def _open(ctx: Any, values: Any) -> tuple[Path, Any]:
     path = _upload_path(ctx, values.get("file", ""))
-    header_row = values.get("header_row")
     table = reading.open_table(path, filename=values.get("name") or path.name,
                                sheet=values.get("sheet") or None,
-                               header_row=int(header_row) if str(header_row or "").isdigit()
-                               else None)
+                               header_row=_number(values.get("header_row")))
     return path, table
 
 
@@ -244,8 +242,10 @@ def import_map(ctx: ContextDep, principal: PrincipalDep, access: AccessDep,
 
 
 def _options(posted: Any, table: Any) -> Any:
-    mode = posted.get("mode") or "insert"
-    return service.ImportOptions(mode=mode, key=posted.get("key") or None,
+    mode = posted.get("mode") if posted.get("mode") in ("upsert", "skip") else "insert"
+    # the key select keeps its choice while "add every row" is picked: not sent then
+    key = posted.get("key") or None if mode != "insert" else None
+    return service.ImportOptions(mode=mode, key=key,
                                  atomic=posted.get("atomic") != "0", sheet=table.sheet,
                                  header_row=table.header_row)
 
@@ -290,7 +290,7 @@ async def import_map_post(ctx: ContextDep, principal: PrincipalDep, access: Acce
 def _batch_page(request: Request, ctx: Any, principal: Any, access: Any, app: str,
                 form: str, batch_id: int, *, problem: str = "",
                 status: int = 200) -> HTMLResponse:
-    page = max(1, int(request.query_params.get("page", "1") or 1))
+    page = max(1, _number(request.query_params.get("page"), 1) or 1)
     with _caller(ctx, request, principal, access) as (s, caller):
         pub = published(s, app, form)
         st = service.status(s, caller, pub, batch_id)
@@ -320,9 +320,32 @@ def _remap(ctx: Any, batch: Any) -> dict[str, Any] | None:
 
 
 def _message(exc: DomainError) -> str:
-    """A refusal in the page's language: the reader's Chinese wording where it has one."""
-    zh = exc.extra.get("zh") if isinstance(exc.extra, dict) else None
-    return zh if zh and current_locale() == "zh-CN" else exc.detail
+    """A refusal in the page's language: the reader's own Chinese wording where it has
+    one, the page's words for the service's refusals (which speak English, for the API)."""
+    extra = exc.extra if isinstance(exc.extra, dict) else {}
+    if current_locale() != "zh-CN":
+        return exc.detail
+    if extra.get("zh"):
+        return extra["zh"]
+    if exc.status == 413:
+        return _("文件超过 {n} MB").format(n=MAX_MB)
+    words = {"key": _("“按唯一字段更新”和“跳过重复”要选一个唯一字段，并有一列对应到它"),
+             "mapping": _("至少要有一列对应到字段"),
+             "mode": _("你不能修改这个表单的记录，所以不能按唯一字段更新"),
+             "file": _("只能导入 xlsx、xls、ods 或 csv 文件")}
+    if extra.get("field") in words:
+        return f"{words[extra['field']]}（{exc.detail}）"
+    if exc.status == 403:
+        return _("你没有这样导入的权限（{detail}）").format(detail=exc.detail)
+    if exc.status == 409:
+        return _("这个批次现在不能这样操作（{detail}）").format(detail=exc.detail)
+    return exc.detail
+
+
+def _number(text: Any, default: int | None = None) -> int | None:
+    """A whole number from a URL or form (a malformed one is the default, never a 500)."""
+    text = str(text or "").strip()
+    return int(text) if text.isdigit() and len(text) < 10 else default
 
 
 def _preview(s: Any, caller: Any, pub: Published, stored: list[Any]) -> dict[str, Any]:

@@ -177,3 +177,56 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
     history = page.inner_text("#import-history")
     assert history.count("销售一部 2023 台账") == 2, history
     _shoot(web, page, "7-history")
+
+
+def test_mistakes_are_told_on_the_page_and_a_mapping_is_kept_for_the_next_file(
+        web, db, tmp_path, server_keyring):
+    from tests.frontend.test_workspace import _create
+
+    with db.write() as s:
+        install(s, template("bank_intermediary_crm"), actor=SYSTEM,
+                template="bank_intermediary_crm")
+    add_user(db, "wen.yuan")
+    _create(db, server_keyring, "wen.yuan", "customer",
+            {"name": "钱七", "mobile": "13800138000", "city": "北京"})
+    page = web.signed_in("wen.yuan")
+    page.goto(f"{LIST}/import")
+    pdf = tmp_path / "说明.pdf"
+    pdf.write_bytes(b"%PDF-1.4 not a sheet")
+    page.set_input_files("#file", str(pdf))
+    page.wait_for_selector("#import-problem")
+    assert "xlsx" in alert(page) and path_of(page) == f"{LIST}/import"
+    page.goto(f"{LIST}/import/map?file=gone.xlsx&name=x.xlsx")
+    assert "重新上传" in alert(page)
+
+    sheet = tmp_path / "更新.csv"
+    sheet.write_bytes("手机,姓名,城市,备注\n13800138000,钱七,杭州,搬家了\n".encode("gbk"))
+    page.goto(f"{LIST}/import")
+    page.set_input_files("#file", str(sheet))
+    page.wait_for_url("**/import/map?*")
+    assert "gb18030" in page.inner_text("#import-file")  # an old system's GBK file
+    with page.expect_response(lambda r: r.url.endswith("/import/map")):
+        page.select_option("#f-col-3", "")  # the note is not imported
+    page.check("input[name=mode][value=upsert]")
+    page.click("#check")  # no key chosen
+    assert "唯一字段" in alert(page)
+    page.fill("#mapping-name", "老系统客户")
+    page.click("#save-mapping")
+    page.wait_for_url("**mapping=*")
+
+    # the next file of that shape: the saved mapping, then an update by mobile
+    page.goto(f"{LIST}/import")
+    page.set_input_files("#file", str(sheet))
+    page.wait_for_url("**/import/map?*")
+    assert page.input_value("#f-col-3") == "note"  # suggested again…
+    page.select_option("#load-mapping", "老系统客户")
+    page.wait_for_url("**mapping=*")
+    assert page.input_value("#f-col-3") == ""  # … and as saved
+    page.check("input[name=mode][value=upsert]")
+    page.select_option("#key", "mobile")
+    with Worker(db, server_keyring):
+        page.click("#import-now")
+        _finished(page)
+    assert page.inner_text("#n-updated") == "1" and page.inner_text("#n-created") == "0"
+    page.goto(LIST)
+    assert "杭州" in page.inner_text("main")
