@@ -499,6 +499,9 @@ def build_figure(chart: dict, columns: list[dict], rows: list[list], *,
         title={"text": title, "x": 0.02} if title else None)
     if chart.get("height"):
         fig.update_layout(height=chart["height"])
+    if chart.get("colors"):
+        fig.update_layout(colorway=chart["colors"], piecolorway=chart["colors"],
+                          funnelareacolorway=chart["colors"])
     return {**_json_safe(fig.to_plotly_json()), "config": dict(CONFIG)}
 
 

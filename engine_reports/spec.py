@@ -20,7 +20,7 @@ public API: never renamed, only deprecated.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -140,6 +140,9 @@ class Chart(_Strict):
     title: str | None = Field(default=None, max_length=200)
     orientation: Literal["h", "v"] | None = None
     height: int | None = Field(default=None, ge=120, le=2000)
+    # the series' colours in order (bars, lines, slices); unset: the design's palette
+    colors: list[Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]] | None = Field(
+        default=None, min_length=1, max_length=12)
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -86,8 +86,26 @@ def _labels() -> dict[str, Any]:
                   "no_sort": _("不排序"), "measure": _("度量"), "tag": _("标签"),
                   "when": _("条件"), "checking": _("正在更新预览…"),
                   "has_problems": _("报表还有问题，见下方。"), "up_to_date": _("预览已更新。"),
-                  "failed": _("请求失败，请稍后重试。")},
+                  "failed": _("请求失败，请稍后重试。"), "custom_colors": _("自定义配色")},
     }
+
+
+# -- colours ------------------------------------------------------------------------------
+
+PALETTES = {
+    "blue": ["#1d4ed8", "#3b82f6", "#60a5fa", "#93c5fd", "#1e3a8a", "#bfdbfe"],
+    "warm": ["#c2410c", "#f97316", "#f59e0b", "#facc15", "#b91c1c", "#fb7185"],
+    "green": ["#15803d", "#22c55e", "#84cc16", "#14b8a6", "#166534", "#86efac"],
+    "grey": ["#111827", "#4b5563", "#6b7280", "#9ca3af", "#d1d5db", "#374151"],
+}
+
+
+def palettes() -> list[dict[str, Any]]:
+    """The colour sets a chart can take (the spec keeps the colours themselves)."""
+    names = {"blue": _("商务蓝"), "warm": _("暖色"), "green": _("绿色"),
+             "grey": _("灰度（适合打印）")}
+    return [{"key": "", "label": _("默认配色"), "colors": []}] + [
+        {"key": key, "label": names[key], "colors": colors} for key, colors in PALETTES.items()]
 
 
 # -- sources and their fields ------------------------------------------------------------
@@ -253,6 +271,7 @@ def _page(ctx: Any, principal: Any, request: Request, app: str,
                     "sources": sources(s, app, principal),
                     "roles": [{"key": r.key, "name": r.name} for r in list_roles(s)],
                     "charts": chart_labels(), "labels": _labels(),
+                    "palettes": palettes(),
                     "aggs": list(AGGS), "buckets": list(BUCKETS), "formats": list(FORMATS),
                     "admin": principal.is_admin}
     except DomainError as exc:

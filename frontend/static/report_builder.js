@@ -63,7 +63,8 @@
       params: (spec.parameters || []).map(function (p) {
         return { key: p.key, type: p.type, field: p.field || "", label: p.label || "" };
       }),
-      chart: { type: (spec.chart || {}).type || "table", title: (spec.chart || {}).title || "" },
+      chart: { type: (spec.chart || {}).type || "table", title: (spec.chart || {}).title || "",
+               colors: (spec.chart || {}).colors || [] },
       sort: sort ? (sort.measure !== undefined ? "m" + sort.measure : "d" + sort.dimension) +
         (sort.desc ? ":desc" : ":asc") : "",
       limit: spec.limit || "",
@@ -144,6 +145,7 @@
     });
     spec.chart = { type: state.chart.type };
     if (state.chart.title.trim()) { spec.chart.title = state.chart.title.trim(); }
+    if (state.chart.colors.length) { spec.chart.colors = state.chart.colors.slice(); }
     if (state.sort) {
       var kind = state.sort.charAt(0), index = Number(state.sort.slice(1).split(":")[0]);
       var key = { desc: state.sort.split(":")[1] === "desc" };
@@ -496,6 +498,42 @@
 
   // -- start -----------------------------------------------------------------------------
 
+  // the colour set: one of the page's palettes, or the colours the spec already had
+  function palette() {
+    var sets = D.palettes.slice(), now = state.chart.colors.join(",");
+    var current = sets.filter(function (p) { return p.colors.join(",") === now; })[0];
+    if (!current) {
+      current = { key: "custom", label: D.labels.custom_colors, colors: state.chart.colors };
+      sets.push(current);
+    }
+    options($("b-colors"), sets.map(function (p) { return [p.key, p.label]; }), current.key);
+    function swatches() {
+      var box = $("b-swatches");
+      box.textContent = "";
+      state.chart.colors.forEach(function (c) {
+        var dot = document.createElement("span");
+        dot.className = "swatch";
+        dot.setAttribute("data-color", c);
+        dot.title = c;
+        box.appendChild(dot);
+      });
+      paint(box);
+    }
+    $("b-colors").addEventListener("change", function () {
+      var chosen = sets.filter(function (p) { return p.key === $("b-colors").value; })[0];
+      state.chart.colors = chosen ? chosen.colors.slice() : [];
+      swatches(); changed();
+    });
+    swatches();
+  }
+
+  // inline styles are refused by the CSP; a swatch's colour is set through the CSSOM
+  function paint(box) {
+    Array.prototype.forEach.call(box.querySelectorAll(".swatch"), function (dot) {
+      dot.style.setProperty("background", dot.getAttribute("data-color"));
+    });
+  }
+
   function bind(id, get, set) {
     var node = $(id);
     node.value = get();
@@ -522,6 +560,7 @@
     bind("b-description", function () { return state.description; },
          function (v) { state.description = v; });
     bind("b-title", function () { return state.chart.title; }, function (v) { state.chart.title = v; });
+    palette();
     bind("b-sort", function () { return state.sort; }, function (v) { state.sort = v; });
     bind("b-limit", function () { return state.limit; }, function (v) { state.limit = v; });
     $("b-schedule-on").checked = state.schedule.on;

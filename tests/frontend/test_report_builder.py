@@ -90,6 +90,7 @@ def build_disbursed_report(page, app: str = "crm") -> None:
     page.fill("#b-m-0-label", "放款金额")
     page.select_option("#b-m-0-format", "wan")
     page.select_option("#b-chart", "stacked_bar")
+    page.select_option("#b-colors", "warm")
     page.wait_for_selector("#preview-chart .main-svg")
     page.click("#b-save")
     page.wait_for_url(f"**/apps/{app}/reports/{KEY}**")
@@ -112,6 +113,8 @@ def test_a_team_lead_builds_disbursed_by_bank_and_month(web, db, server_keyring)
     with db.read() as s:
         spec = service.get_report(s, "crm", KEY).spec
     assert spec["chart"]["type"] == "stacked_bar"
+    assert spec["chart"]["colors"][0] == "#c2410c"  # the warm colour set
+    assert page.evaluate("document.getElementById('chart').layout.colorway[0]") == "#c2410c"
     assert spec["dimensions"] == [{"field": "bank"},
                                   {"field": "disbursed_date", "bucket": "month"}]
     assert spec["measures"][0] == {"key": "amount", "label": "放款金额", "agg": "sum",
@@ -128,6 +131,7 @@ def test_a_team_lead_builds_disbursed_by_bank_and_month(web, db, server_keyring)
     page.wait_for_selector("#preview-chart .main-svg")
     assert page.input_value("#b-key") == KEY
     assert page.locator("#b-dims li.dim").count() == 2
+    assert page.input_value("#b-colors") == "warm"
 
 
 def test_an_unknown_key_in_a_calculated_measure_is_shown_and_refused(web, db,
