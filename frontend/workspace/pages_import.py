@@ -189,7 +189,7 @@ def _map_context(s: Any, caller: Any, pub: Published, table: Any, query: Any,
     elif query.get("mapping"):
         chosen = mapping_.get_mapping(s, pub, query["mapping"])
     else:
-        chosen = mapping_.suggest(pub, table.header)
+        chosen = mapping_.suggest(pub, table.header, session=s)
     by_column = {c.column: c for c in chosen.columns}
     sample = table.sample(20)
     fields = _importable(pub, caller)
