@@ -228,5 +228,67 @@ def test_mistakes_are_told_on_the_page_and_a_mapping_is_kept_for_the_next_file(
         page.click("#import-now")
         _finished(page)
     assert page.inner_text("#n-updated") == "1" and page.inner_text("#n-created") == "0"
+    batch = path_of(page)
     page.goto(LIST)
     assert "杭州" in page.inner_text("main")
+
+    # edited after the import: the revert leaves the record alone and says so
+    _edit(db, server_keyring, "wen.yuan", "13800138000", {"city": "宁波"})
+    page.goto(batch)
+    page.click("#revert")
+    page.wait_for_selector("#revert-skipped")
+    assert "#" in page.inner_text("#revert-skipped")
+    page.goto(LIST)
+    assert "宁波" in page.inner_text("main")
+
+
+def _edit(db, keyring, username: str, mobile: str, data: dict) -> None:
+    """A later change of the customer with ``mobile``, by ``username`` (as the API would)."""
+    from sqlalchemy import select
+
+    from engine_forms import service
+    from engine_forms.forms import published
+    from engine_forms.service import Caller
+    from platform_core.security.models import User
+    from platform_core.security.principal import load_principal
+
+    with db.write() as s:
+        user = s.execute(select(User).where(User.username == username)).scalar_one()
+        principal = load_principal(s, user, via="test")
+        caller = Caller(principal, principal.access("crm", "customer"), keyring)
+        pub = published(s, "crm", "customer")
+        docs, _next = service.list_page(s, caller, pub, filter={
+            "field": "mobile", "op": "eq", "value": mobile}, sort=None, cursor=None,
+            limit=1, fields=None, deleted="exclude")
+        service.update(s, caller, pub, docs[0]["id"], data,
+                       expected_version=docs[0]["row_version"])
+
+
+def test_an_english_page_imports_loans_finding_their_customers_by_mobile(
+        web, db, tmp_path, server_keyring):
+    from tests.frontend.test_workspace import _create
+
+    with db.write() as s:
+        install(s, template("bank_intermediary_crm"), actor=SYSTEM,
+                template="bank_intermediary_crm")
+    add_user(db, "wen.yuan")
+    _create(db, server_keyring, "wen.yuan", "customer",
+            {"name": "孙八", "mobile": "13900001111"})
+    loans = tmp_path / "loans.csv"
+    loans.write_text("客户手机,贷款类型,申请金额\n+86 139 0000 1111,经营贷,50万\n",
+                     encoding="utf-8-sig")
+    page = web.page(locale="en-US")
+    web.sign_in(page, "wen.yuan")
+    page.goto("/apps/crm/forms/loan_case/import")
+    assert "Upload a spreadsheet" in page.inner_text("#import-form")
+    page.set_input_files("#file", str(loans))
+    page.wait_for_url("**/import/map?*")
+    assert page.input_value("#f-col-0") == "customer"
+    assert page.input_value("#by-0") == "mobile"  # found by the customer's mobile
+    assert "Find the linked record by" in page.inner_text("#col-0")
+    _shoot(web, page, "8-loans-en")
+    with Worker(db, server_keyring):
+        page.click("#import-now")
+        _finished(page)
+    assert page.inner_text("#n-created") == "1", page.inner_text("main")
+    assert "孙八" in page.inner_text("#preview")
