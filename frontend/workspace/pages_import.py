@@ -129,12 +129,12 @@ async def import_upload(ctx: ContextDep, principal: PrincipalDep, access: Access
     try:
         path = service.upload(Path(ctx.settings.data_dir), upload.filename, upload.file,
                               limit=MAX_MB * 1024 * 1024)
-        table = reading.open_table(path, filename=upload.filename)  # readable at all?
     except DomainError as exc:
         return _start_page(request, ctx, principal, access, app, form,
                            problem=_message(exc), status=exc.status)
-    query = {"file": _token(ctx, path), "name": upload.filename, "sheet": table.sheet,
-             "header_row": table.header_row}
+    # opened by the next step (a big sheet takes seconds to parse: once, not twice);
+    # a file it cannot read brings the clerk back here with the reason
+    query = {"file": _token(ctx, path), "name": upload.filename}
     return redirect(f"{_base(app, form)}/import/map?{urlencode(query)}")
 
 

@@ -198,6 +198,11 @@ def test_mistakes_are_told_on_the_page_and_a_mapping_is_kept_for_the_next_file(
     assert "xlsx" in alert(page) and path_of(page) == f"{LIST}/import"
     page.goto(f"{LIST}/import/map?file=gone.xlsx&name=x.xlsx")
     assert "重新上传" in alert(page)
+    broken = tmp_path / "坏.xlsx"
+    broken.write_bytes(b"not a zip at all")
+    with page.expect_navigation():  # from the page that told the last mistake
+        page.set_input_files("#file", str(broken))
+    assert "无法读取" in alert(page)
 
     sheet = tmp_path / "更新.csv"
     sheet.write_bytes("手机,姓名,城市,备注\n13800138000,钱七,杭州,搬家了\n".encode("gbk"))
