@@ -301,9 +301,15 @@ def _batch_page(request: Request, ctx: Any, principal: Any, access: Any, app: st
     return render(request, "workspace/import_batch.html", status=status, app=app,
                   form=form, pub=pub, st=st, problems=problems, page=page,
                   pages=max(1, -(-int(st.get("problems") or 0) // PAGE_SIZE)),
-                  running=st["status"] in RUNNING, problem=problem,
+                  running=st["status"] in RUNNING, problem=problem, refused=_refused(st),
                   preview=preview, remap=remap,
                   locale_en=current_locale() != "zh-CN")
+
+
+def _refused(st: dict[str, Any]) -> bool:
+    """An all-or-nothing import that wrote nothing because some rows had problems."""
+    return (not st["dry_run"] and st["status"] == "failed" and bool(st.get("problems"))
+            and not (st.get("created") or st.get("updated")))
 
 
 def _remap(ctx: Any, batch: Any) -> dict[str, Any] | None:
@@ -457,7 +463,8 @@ async def import_run(ctx: ContextDep, principal: PrincipalDep, access: AccessDep
         with _caller(ctx, request, principal, access, write=True) as (s, caller):
             pub = published(s, app, form)
             checked = service.load(s, caller, pub, batch_id)
-            if not checked.dry_run or checked.status != "done":
+            if not ((checked.dry_run and checked.status == "done")
+                    or _refused(service.describe(s, checked))):
                 raise Conflict(_("只有完成的检查才能开始导入"), batch_id=batch_id)
             options = service.ImportOptions.model_validate(checked.options or {})
             if "atomic" in posted:

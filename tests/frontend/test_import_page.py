@@ -297,3 +297,44 @@ def test_an_english_page_imports_loans_finding_their_customers_by_mobile(
         _finished(page)
     assert page.inner_text("#n-created") == "1", page.inner_text("main")
     assert "孙八" in page.inner_text("#preview")
+
+
+def test_many_problems_are_paged_and_none_is_written(web, db, tmp_path, server_keyring):
+    with db.write() as s:
+        install(s, template("bank_intermediary_crm"), actor=SYSTEM,
+                template="bank_intermediary_crm")
+    add_user(db, "wen.yuan")
+    rows = "".join(f"客户{i},123{i}\n" for i in range(120))  # no mobile is valid …
+    rows += "好客户甲,13800000001\n好客户乙,13800000002\n"  # … but these two
+    sheet = tmp_path / "坏手机.csv"
+    sheet.write_text("姓名,手机\n" + rows, encoding="utf-8")
+    page = web.signed_in("wen.yuan")
+    page.goto(f"{LIST}/import")
+    page.set_input_files("#file", str(sheet))
+    page.wait_for_url("**/import/map?*")
+    with Worker(db, server_keyring):
+        page.click("#import-now")  # all or nothing
+        _finished(page)
+    assert page.inner_text("#n-problems") == "120"
+    assert page.inner_text("#n-created") == "0"
+    assert "1 / 3" in page.inner_text("#problems .pager")
+    first = page.locator("#problem-list tbody tr").first.inner_text()
+    assert first.split()[0] == "2"  # the file's own row number
+    page.click("#next-page")
+    assert "?page=2" in path_of(page)
+    assert page.locator("#problem-list tbody tr").count() == 50
+    assert page.locator("#problem-list tbody tr").first.inner_text().split()[0] == "52"
+    assert page.locator("#revert").count() == 0  # nothing to revert
+    _shoot(web, page, "9-refused")
+    page.goto(LIST)
+    assert "好客户甲" not in page.inner_text("main")
+
+    # the way on: import the valid rows of the same file
+    page.go_back()
+    assert "全部通过才导入" in alert(page)
+    refused = page.url
+    page.click("#run")
+    page.wait_for_url(lambda url: url != refused and "/imports/" in url)
+    with Worker(db, server_keyring):
+        _finished(page)
+    assert page.inner_text("#n-created") == "2" and page.inner_text("#n-failed") == "120"
