@@ -38,6 +38,7 @@ ROWS = [  # 客户姓名, 手机号, 身份证号, 性别, 月收入, 居住地
     ["导入李四", "+86 139-0013-9002", _id("11010519800101122"), "女士", "8,000", "上海"],
     ["导入王五", "13700137003", BAD_ID, "男", "2万", "深圳"],
     ["导入赵六", "13600136004", _id("11010519800101124"), "女", "12000元", "广州"],
+    ["导入钱七", "13500135005", _id("11010519800101125"), "保密", "9000", "杭州"],
 ]
 
 
@@ -86,6 +87,22 @@ def _shoot(web, page, name: str) -> None:
     assert width <= 375, f"{name} is {width} px wide on a phone"
 
 
+def _drop(page, path: Path) -> None:
+    """Drag ``path`` from the desktop onto the upload box."""
+    import base64
+
+    content = base64.b64encode(path.read_bytes()).decode()
+    dropped = page.evaluate_handle(
+        """([name, content]) => {
+            const bytes = Uint8Array.from(atob(content), c => c.charCodeAt(0));
+            const moved = new DataTransfer();
+            moved.items.add(new File([bytes], name));
+            return moved;
+        }""", [path.name, content])
+    page.dispatch_event("#import-drop", "dragover", {"dataTransfer": dropped})
+    page.dispatch_event("#import-drop", "drop", {"dataTransfer": dropped})
+
+
 def _finished(page) -> None:
     """Wait until the batch page stops polling (the page reloads once the batch ends)."""
     page.wait_for_selector("#counts", timeout=30_000)
@@ -104,8 +121,8 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
     assert "100 MB" in page.inner_text("#import-form")
     _shoot(web, page, "1-upload")
 
-    # 1. upload: the file goes at once; the title row is skipped, the header found
-    page.set_input_files("#file", str(_messy(tmp_path / "客户台账.xlsx")))
+    # 1. upload: the file dropped on the box goes at once; the title row is skipped
+    _drop(page, _messy(tmp_path / "客户台账.xlsx"))
     page.wait_for_url("**/import/map?*")
     assert page.input_value("#header-row") == "2"
     assert "导入张三" in page.inner_text("#import-sample")
@@ -116,6 +133,10 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
                          4: "monthly_income", 5: ""}, suggested
     gender = page.locator("#col-3 .value-map")
     assert gender.locator("tr", has_text="女士").locator("select").input_value() == "female"
+    unknown = gender.locator("tr.unknown")  # 保密 is no option: marked, left empty
+    assert unknown.count() == 1 and "保密" in unknown.inner_text()
+    assert unknown.locator("select").input_value() == ""
+    assert "1" in page.inner_text("#col-3 .badge.bad")
     with page.expect_response(lambda r: r.url.endswith("/import/map")):
         page.select_option("#f-col-5", "city")
     assert page.input_value("#f-col-5") == "city"
@@ -156,7 +177,7 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
     page.wait_for_selector("#import-progress progress")
     with Worker(db, server_keyring):
         _finished(page)
-        assert page.inner_text("#n-created") == "3"
+        assert page.inner_text("#n-created") == "4"
         assert page.inner_text("#n-failed") == "1"
         _shoot(web, page, "5-imported")
 
@@ -167,7 +188,7 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
     page.click("#revert")
     page.wait_for_selector("#revert-report")
     assert not alert(page)
-    assert "3" in page.inner_text("#revert-report")
+    assert "4" in page.inner_text("#revert-report")
     _shoot(web, page, "6-reverted")
     page.goto(LIST)
     assert "导入张三" not in page.inner_text("main")
@@ -311,6 +332,12 @@ def test_many_problems_are_paged_and_none_is_written(web, db, tmp_path, server_k
     page = web.signed_in("wen.yuan")
     page.goto(f"{LIST}/import")
     page.set_input_files("#file", str(sheet))
+    page.wait_for_url("**/import/map?*")
+    page.click("#check")  # no worker takes it: cancelled while it waits
+    page.click("#cancel")
+    assert page.inner_text("#batch-status .badge") == "已取消"
+    page.go_back()
+    page.go_back()
     page.wait_for_url("**/import/map?*")
     with Worker(db, server_keyring):
         page.click("#import-now")  # all or nothing
