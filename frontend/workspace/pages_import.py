@@ -175,7 +175,8 @@ def _posted_mapping(posted: Any, header: list[str], sheet: str, header_row: int)
 
 def _batch_mapping(s: Any, caller: Any, pub: Published, batch_id: int) -> Any:
     batch = service.load(s, caller, pub, batch_id)
-    return mapping_.Mapping.model_validate(batch.mapping), batch.options
+    return (mapping_.Mapping.model_validate(batch.mapping),
+            dict(batch.options or {}) | {"batch": batch.name})
 
 
 def _map_context(s: Any, caller: Any, pub: Published, table: Any, query: Any,

@@ -168,6 +168,10 @@ def test_a_clerk_imports_a_messy_workbook_checks_it_and_takes_it_back(web, db, t
         flagged = [r for r in rows if len(r) > problem_col and r[problem_col]
                    and r is not header]
         assert [r[0] for r in flagged] == ["导入王五"]
+        page.click("#remap")  # back to the columns: as they were checked
+        assert page.input_value("#f-col-5") == "city"
+        assert page.input_value("#batch") == "销售一部 2023 台账"
+        page.go_back()
 
     # 5. import the valid rows; the progress runs to the end
     checked = page.url
