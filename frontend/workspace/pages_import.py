@@ -35,16 +35,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
-from engine_forms.forms import Published, published
-from engine_forms.importing import NOT_IMPORTED, ImportError_
+from engine_forms.forms import published
+from engine_forms.importing import ImportError_
 from engine_forms.imports import mapping as mapping_
 from engine_forms.imports import reading
 from engine_forms.imports.coerce import cell_text
-from engine_forms.service import masked_keys
 from frontend.i18n import _, current_locale
 from frontend.web import redirect, render
-from frontend.workspace.pages_record import caller_of, editable_keys
-from frontend.workspace.values import Shown
+from frontend.workspace import import_views as views
+from frontend.workspace.import_views import MAX_MB, service
+from frontend.workspace.pages_record import caller_of
 from platform_core.app import ContextDep
 from platform_core.errors import Conflict, DomainError, InvalidInput, NotFound
 from platform_core.security.guard import AccessDep, PrincipalDep, rule
@@ -52,45 +52,12 @@ from platform_core.security.guard import AccessDep, PrincipalDep, rule
 router = APIRouter(include_in_schema=False)
 PAGE = "/apps/{app}/forms/{form}/import"
 BATCH = "/apps/{app}/forms/{form}/imports/{batch_id}"
-MAX_MB = 100  # the service's own default limit
 PAGE_SIZE = 50
-SAMPLES = 3
-WEAK = 0.75  # a suggestion scored below this is marked for the clerk to confirm
-VALUE_ROWS = 20_000  # rows read to count a select column's values
 RUNNING = ("queued", "running")
-
-
-class _Service:
-    """``engine_forms.imports.service``, imported when first used (it lands in parallel)."""
-
-    def __getattr__(self, name: str) -> Any:
-        from engine_forms.imports import service as real
-
-        return getattr(real, name)
-
-
-service = _Service()
 
 
 def _base(app: str, form: str) -> str:
     return f"/apps/{app}/forms/{form}"
-
-
-def _uploads(ctx: Any) -> Path:
-    return (Path(ctx.settings.data_dir) / "imports").resolve()
-
-
-def _token(ctx: Any, path: Path) -> str:
-    return Path(path).resolve().relative_to(_uploads(ctx)).as_posix()
-
-
-def _upload_path(ctx: Any, token: str) -> Path:
-    """The saved upload a URL names; nothing outside the uploads folder."""
-    base = _uploads(ctx)
-    path = (base / token).resolve() if token else base
-    if not token or not path.is_relative_to(base) or not path.is_file():
-        raise NotFound(_("这个上传的文件已不存在，请重新上传"))
-    return path
 
 
 @contextmanager
@@ -131,90 +98,21 @@ async def import_upload(ctx: ContextDep, principal: PrincipalDep, access: Access
                               limit=MAX_MB * 1024 * 1024)
     except DomainError as exc:
         return _start_page(request, ctx, principal, access, app, form,
-                           problem=_message(exc), status=exc.status)
+                           problem=views.message(exc), status=exc.status)
     # opened by the next step (a big sheet takes seconds to parse: once, not twice);
     # a file it cannot read brings the clerk back here with the reason
-    query = {"file": _token(ctx, path), "name": upload.filename}
+    query = {"file": views.token(ctx, path), "name": upload.filename}
     return redirect(f"{_base(app, form)}/import/map?{urlencode(query)}")
 
 
 # -- steps 2 and 3: map the columns, the options ---------------------------------------------
 
 
-def _importable(pub: Published, caller: Any) -> list[Any]:
-    keys = editable_keys(pub, caller)
-    return [f for f in pub.spec.fields if f.key in keys and f.type not in NOT_IMPORTED]
-
-
-def _targets(s: Any, pub: Published, fields: list[Any]) -> dict[str, list[Any]]:
-    """Per relation field, the unique fields of its target form (to find the record by)."""
-    out: dict[str, list[Any]] = {}
-    for f in fields:
-        target = f.config.get("target")
-        if f.type == "relation" and target:
-            try:
-                other = published(s, pub.app, target)
-            except DomainError:
-                continue
-            out[f.key] = [g for g in other.spec.fields if g.unique]
-    return out
-
-
-def _posted_mapping(posted: Any, header: list[str], sheet: str, header_row: int) -> Any:
-    columns = []
-    for i, title in enumerate(header):
-        key = posted.get(f"col-{i}") or None
-        values: dict[str, Any] = {}
-        for name in posted:
-            if name.startswith(f"v-{i}-"):
-                values[posted[name]] = posted.get("m-" + name[2:]) or None
-        columns.append(mapping_.ColumnMap(column=i, header=title, field=key, score=1.0,
-                                          values=values, by=posted.get(f"by-{i}") or None))
-    return mapping_.Mapping(sheet=sheet, header_row=header_row, columns=columns)
-
-
-def _batch_mapping(s: Any, caller: Any, pub: Published, batch_id: int) -> Any:
-    batch = service.load(s, caller, pub, batch_id)
-    return (mapping_.Mapping.model_validate(batch.mapping),
-            dict(batch.options or {}) | {"batch": batch.name})
-
-
-def _map_context(s: Any, caller: Any, pub: Published, table: Any, query: Any,
-                 posted: Any | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if posted is not None:
-        chosen = _posted_mapping(posted, table.header, table.sheet, table.header_row)
-        options = {k: posted.get(k) for k in ("mode", "key", "atomic", "batch")}
-    elif _number(query.get("from")):
-        chosen, options = _batch_mapping(s, caller, pub, _number(query.get("from")))
-    elif query.get("mapping"):
-        chosen = mapping_.get_mapping(s, pub, query["mapping"])
-    else:
-        chosen = mapping_.suggest(pub, table.header, session=s)
-    by_column = {c.column: c for c in chosen.columns}
-    sample = table.sample(20)
-    fields = _importable(pub, caller)
-    rows = []
-    for i, title in enumerate(table.header):
-        seen = [cell_text(cells[i]) for _n, cells in sample if i < len(cells)]
-        col = by_column.get(i) or mapping_.ColumnMap(column=i, header=title)
-        rows.append({"i": i, "letter": reading.column_letter(i), "header": title,
-                     "samples": [v for v in seen if v][:SAMPLES], "col": col,
-                     "weak": bool(col.field) and 0 < col.score < WEAK})
-    limited = (r for n, r in enumerate(table.rows()) if n < VALUE_ROWS)
-    values = mapping_.select_values(pub, chosen, limited)
-    return {"table": table, "rows": rows, "fields": fields, "values": values,
-            "targets": _targets(s, pub, fields), "options": options,
-            "unique": [f for f in pub.spec.fields if f.unique],
-            "saved": mapping_.list_mappings(s, pub), "sample": sample[:5],
-            "field_of": {f.key: f for f in pub.spec.fields}}
-
-
 def _open(ctx: Any, values: Any) -> tuple[Path, Any]:
-    path = _upload_path(ctx, values.get("file", ""))
+    path = views.upload_path(ctx, values.get("file", ""))
     table = reading.open_table(path, filename=values.get("name") or path.name,
                                sheet=values.get("sheet") or None,
-                               header_row=_number(values.get("header_row")))
+                               header_row=views.number(values.get("header_row")))
     return path, table
 
 
@@ -226,10 +124,10 @@ def _map_page(request: Request, ctx: Any, principal: Any, access: Any, app: str,
         pub = published(s, app, form)
         try:
             _path, table = _open(ctx, values)
-            context = _map_context(s, caller, pub, table, request.query_params, posted)
+            context = views.map_context(s, caller, pub, table, request.query_params, posted)
         except DomainError as exc:
             return _start_page(request, ctx, principal, access, app, form,
-                               problem=_message(exc), status=exc.status)
+                               problem=views.message(exc), status=exc.status)
     template = "workspace/import_mapping.html" if fragment else "workspace/import_map.html"
     return render(request, template, status=status, app=app, form=form, pub=pub,
                   file=values.get("file"), name=values.get("name") or table.filename,
@@ -261,7 +159,7 @@ async def import_map_post(ctx: ContextDep, principal: PrincipalDep, access: Acce
                          fragment=bool(request.headers.get("HX-Request")))
     try:
         path, table = _open(ctx, posted)
-        chosen = _posted_mapping(posted, table.header, table.sheet, table.header_row)
+        chosen = views.posted_mapping(posted, table.header, table.sheet, table.header_row)
         with _caller(ctx, request, principal, access, write=True) as (s, caller):
             pub = published(s, app, form)
             if action == "save":
@@ -277,7 +175,7 @@ async def import_map_post(ctx: ContextDep, principal: PrincipalDep, access: Acce
                 batch_id = batch.id
     except DomainError as exc:
         return _map_page(request, ctx, principal, access, app, form, posted=posted,
-                         problem=_message(exc), status=exc.status)
+                         problem=views.message(exc), status=exc.status)
     if action == "save":
         query = {k: posted.get(k, "") for k in ("file", "name", "sheet", "header_row")}
         return redirect(f"{_base(app, form)}/import/map?"
@@ -291,87 +189,20 @@ async def import_map_post(ctx: ContextDep, principal: PrincipalDep, access: Acce
 def _batch_page(request: Request, ctx: Any, principal: Any, access: Any, app: str,
                 form: str, batch_id: int, *, problem: str = "",
                 status: int = 200) -> HTMLResponse:
-    page = max(1, _number(request.query_params.get("page"), 1) or 1)
+    page = max(1, views.number(request.query_params.get("page"), 1) or 1)
     with _caller(ctx, request, principal, access) as (s, caller):
         pub = published(s, app, form)
         st = service.status(s, caller, pub, batch_id)
         problems = service.problems(s, caller, pub, batch_id, limit=PAGE_SIZE,
                                     offset=(page - 1) * PAGE_SIZE)
-        remap = _remap(ctx, service.load(s, caller, pub, batch_id))
-        preview = _preview(s, caller, pub, st.get("preview") or [])
+        remap = views.remap(ctx, service.load(s, caller, pub, batch_id))
+        preview = views.preview(s, caller, pub, st.get("preview") or [])
     return render(request, "workspace/import_batch.html", status=status, app=app,
                   form=form, pub=pub, st=st, problems=problems, page=page,
                   pages=max(1, -(-int(st.get("problems") or 0) // PAGE_SIZE)),
-                  running=st["status"] in RUNNING, problem=problem, refused=_refused(st),
+                  running=st["status"] in RUNNING, problem=problem, refused=views.refused(st),
                   preview=preview, remap=remap,
                   locale_en=current_locale() != "zh-CN")
-
-
-def _refused(st: dict[str, Any]) -> bool:
-    """An all-or-nothing import that wrote nothing because some rows had problems."""
-    return (not st["dry_run"] and st["status"] == "failed" and bool(st.get("problems"))
-            and not (st.get("created") or st.get("updated")))
-
-
-def _remap(ctx: Any, batch: Any) -> dict[str, Any] | None:
-    """The map step's query for the batch's file and mapping (while the upload is kept)."""
-    try:
-        token = _token(ctx, Path(batch.path))
-    except ValueError:
-        return None
-    if not Path(batch.path).is_file():
-        return None
-    options = batch.options or {}
-    return {"file": token, "name": batch.filename, "sheet": options.get("sheet") or "",
-            "header_row": options.get("header_row") or "", "from": batch.id}
-
-
-def _message(exc: DomainError) -> str:
-    """A refusal in the page's language: the reader's own Chinese wording where it has
-    one, the page's words for the service's refusals (which speak English, for the API)."""
-    extra = exc.extra if isinstance(exc.extra, dict) else {}
-    if current_locale() != "zh-CN":
-        return exc.detail
-    if extra.get("zh"):
-        return extra["zh"]
-    if exc.status == 413:
-        return _("文件超过 {n} MB").format(n=MAX_MB)
-    words = {"key": _("“按唯一字段更新”和“跳过重复”要选一个唯一字段，并有一列对应到它"),
-             "mapping": _("至少要有一列对应到字段"),
-             "mode": _("你不能修改这个表单的记录，所以不能按唯一字段更新"),
-             "file": _("只能导入 xlsx、xls、ods 或 csv 文件")}
-    if extra.get("field") in words:
-        return f"{words[extra['field']]}（{exc.detail}）"
-    if exc.status == 403:
-        return _("你没有这样导入的权限（{detail}）").format(detail=exc.detail)
-    if exc.status == 409:
-        return _("这个批次现在不能这样操作（{detail}）").format(detail=exc.detail)
-    return exc.detail
-
-
-def _number(text: Any, default: int | None = None) -> int | None:
-    """A whole number from a URL or form (a malformed one is the default, never a 500)."""
-    text = str(text or "").strip()
-    return int(text) if text.isdigit() and len(text) < 10 else default
-
-
-def _preview(s: Any, caller: Any, pub: Published, stored: list[Any]) -> dict[str, Any]:
-    """The batch's first stored rows as this viewer may read them: the filled fields they
-    may see (computed ones left out), masked where their role masks, shown as on a list."""
-    docs = [{"data": dict(p.get("data") or {})} for p in stored if isinstance(p, dict)]
-    masked = masked_keys(pub, caller.access)
-    cols = [f for f in pub.spec.fields if not f.field_type.computed
-            and caller.access.readable(f.key)
-            and any(d["data"].get(f.key) not in (None, "", []) for d in docs)]
-    for d in docs:
-        for f in cols:
-            value = d["data"].get(f.key)
-            if f.key in masked and value is not None:
-                d["data"][f.key] = f.field_type.mask(value, f)
-    shown = Shown.of(s, caller, pub, docs)
-    rows = [(p.get("row"), [shown.text(f, d["data"].get(f.key)) for f in cols])
-            for p, d in zip(stored, docs, strict=False)]
-    return {"cols": cols, "rows": rows}
 
 
 @router.get(BATCH, response_class=HTMLResponse, openapi_extra=rule("form:import"))
@@ -437,7 +268,7 @@ def _act(request: Request, ctx: Any, principal: Any, access: Any, app: str, form
             getattr(service, what)(s, caller, pub, batch_id)
     except DomainError as exc:
         return _batch_page(request, ctx, principal, access, app, form, batch_id,
-                           problem=_message(exc), status=exc.status)
+                           problem=views.message(exc), status=exc.status)
     return redirect(f"{_base(app, form)}/imports/{batch_id}")
 
 
@@ -465,7 +296,7 @@ async def import_run(ctx: ContextDep, principal: PrincipalDep, access: AccessDep
             pub = published(s, app, form)
             checked = service.load(s, caller, pub, batch_id)
             if not ((checked.dry_run and checked.status == "done")
-                    or _refused(service.describe(s, checked))):
+                    or views.refused(service.describe(s, checked))):
                 raise Conflict(_("只有完成的检查才能开始导入"), batch_id=batch_id)
             options = service.ImportOptions.model_validate(checked.options or {})
             if "atomic" in posted:
@@ -479,5 +310,5 @@ async def import_run(ctx: ContextDep, principal: PrincipalDep, access: AccessDep
             new_id = batch.id
     except DomainError as exc:
         return _batch_page(request, ctx, principal, access, app, form, batch_id,
-                           problem=_message(exc), status=exc.status)
+                           problem=views.message(exc), status=exc.status)
     return redirect(f"{_base(app, form)}/imports/{new_id}")
