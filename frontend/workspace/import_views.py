@@ -155,12 +155,15 @@ def message(exc: DomainError) -> str:
         return extra["zh"]
     if exc.status == 413:
         return _("文件超过 {n} MB").format(n=MAX_MB)
-    words = {"key": _("“按唯一字段更新”和“跳过重复”要选一个唯一字段，并有一列对应到它"),
-             "mapping": _("至少要有一列对应到字段"),
-             "mode": _("你不能修改这个表单的记录，所以不能按唯一字段更新"),
-             "file": _("只能导入 xlsx、xls、ods 或 csv 文件")}
-    if extra.get("field") in words:
-        return f"{words[extra['field']]}（{exc.detail}）"
+    # (field, the start of the service's English detail) → the page's words
+    words = {("key", ""): _("“按唯一字段更新”和“跳过重复”要选一个唯一字段，并有一列对应到它"),
+             ("mapping", "mapping: no column"): _("至少要有一列对应到字段"),
+             ("mapping", ""): _("对应关系有问题"),
+             ("mode", ""): _("你不能修改这个表单的记录，所以不能按唯一字段更新"),
+             ("file", "file: expected"): _("只能导入 xlsx、xls、ods 或 csv 文件")}
+    for (field, start), text in words.items():
+        if extra.get("field") == field and exc.detail.startswith(start):
+            return f"{text}（{exc.detail}）"
     if exc.status == 403:
         return _("你没有这样导入的权限（{detail}）").format(detail=exc.detail)
     if exc.status == 409:

@@ -240,6 +240,12 @@ def test_mistakes_are_told_on_the_page_and_a_mapping_is_kept_for_the_next_file(
     page.check("input[name=mode][value=upsert]")
     page.click("#check")  # no key chosen
     assert "唯一字段" in alert(page)
+    with page.expect_response(lambda r: r.url.endswith("/import/map")):
+        page.select_option("#f-col-2", "name")  # two columns into 姓名
+    page.click("#check")
+    assert "对应关系有问题" in alert(page) and "two columns" in alert(page)
+    with page.expect_response(lambda r: r.url.endswith("/import/map")):
+        page.select_option("#f-col-2", "city")
     page.fill("#mapping-name", "老系统客户")
     page.click("#save-mapping")
     page.wait_for_url("**mapping=*")
