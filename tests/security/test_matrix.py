@@ -878,6 +878,24 @@ def _upload_query(w: World) -> dict[str, str]:
     return {"file": _import_upload(w).name, "name": "客户.csv"}
 
 
+def _api_import(suffix: str = "", **kwargs: Any
+                ) -> Callable[[World, str, str | None], Request]:
+    """The same batch as ``_import_batch``, addressed through the imports API."""
+    page = _import_batch(suffix, **kwargs)
+
+    def build(w: World, who: str, v: str | None) -> Request:
+        return Request(page(w, who, v).url.replace(PAGE, CUSTOMER, 1))
+    return build
+
+
+def _api_import_file(suffix: str = "", **data: Any
+                     ) -> Callable[[World, str, str | None], Request]:
+    def build(w: World, _who: str, _v: str | None) -> Request:
+        return Request(f"{CUSTOMER}/imports{suffix}", data=data or None, files={
+            "file": ("客户.csv", f"name,city\n导入{w.n()},北京\n".encode(), "text/csv")})
+    return build
+
+
 def _import_batch(suffix: str = "", *, state: str = "done", dry_run: bool = True,
                   **data: Any) -> Callable[[World, str, str | None], Request]:
     """A page about an import batch of the customer form, started by the caller when they
@@ -997,6 +1015,23 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("POST", "/api/v1/apps/{app}/forms/{form}/import"): lambda w, _who, _v: Request(
         f"{CUSTOMER}/import", files={"file": ("客户.csv", f"name,city\n导入{w.n()},北京\n"
                                               .encode(), "text/csv")}),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/imports"): _api_import_file(dry_run="true"),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/imports/inspect"): _api_import_file("/inspect"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/imports"): _fixed(f"{CUSTOMER}/imports"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/imports/{batch_id}"): _api_import(),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/imports/{batch_id}/problems"): _api_import(
+        "/problems"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/imports/{batch_id}/problems.xlsx"): _api_import(
+        "/problems.xlsx"),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/imports/{batch_id}/cancel"): _api_import(
+        "/cancel", state="queued"),
+    ("POST", "/api/v1/apps/{app}/forms/{form}/imports/{batch_id}/revert"): _api_import(
+        "/revert", dry_run=False),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/import-mappings"): _fixed(
+        f"{CUSTOMER}/import-mappings"),
+    ("PUT", "/api/v1/apps/{app}/forms/{form}/import-mappings/{name}"): lambda w, _who, _v:
+        Request(f"{CUSTOMER}/import-mappings/m{w.n()}", json={"columns": [
+            {"column": 0, "header": "name", "field": "name"}]}),
     ("POST", "/api/v1/apps/{app}/forms/{form}/records/{record_id}/unmask"): _record(
         "/unmask", field="mobile"),
     ("POST", "/api/v1/apps/{app}/forms/{form}/attachments"): _upload,
