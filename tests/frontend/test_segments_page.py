@@ -6,6 +6,7 @@ segments — the count, the change since the last run and the filtered list foll
 from __future__ import annotations
 
 import copy
+import re
 
 from engine_reports import service
 from tests.frontend.conftest import add_user, status
@@ -77,5 +78,45 @@ def test_the_segments_page_is_for_those_who_manage_the_app(web, db):
     assert page.locator("#segments-link").count() == 0
     add_user(db, "boss", roles=("admin",))
     boss = web.signed_in("boss")
-    boss.goto("/apps/crm/segments")
-    assert "还没有客户分群报表" in boss.inner_text("#no-segments")
+    boss.goto("/apps/crm/segments")  # the template ships its value tiers
+    assert "价值分层 = 高价值" in boss.inner_text("#seg-customer_tiers")
+
+
+def test_the_crm_high_value_rule_changed_in_the_builder_moves_customers(web, db,
+                                                                        server_keyring):
+    """The template's 客户价值分层: lower the 高价值 threshold in the builder's segment
+    panel, save, run now on the segments page, and the 高价值 list gains the customer."""
+    _crm(db)
+    add_user(db, "boss", roles=("admin",))
+    ids = {}
+    for name, mobile in (("大客户", "13800000001"), ("中客户", "13800000002")):
+        ids[name] = _create(db, server_keyring, "boss", "customer",
+                            {"name": name, "mobile": mobile})["id"]
+    for name, paid in (("大客户", "1200000.00"), ("中客户", "600000.00")):
+        _create(db, server_keyring, "boss", "loan_case", {
+            "customer": ids[name], "loan_type": "credit", "amount": paid,
+            "stage": "disbursed", "approved_amount": paid})
+    page = web.signed_in("boss")
+    page.goto("/apps/crm/segments")
+    page.click("#seg-customer_tiers button.run")
+    page.wait_for_selector("#seg-customer_tiers tr[data-tag=high_value] .count >> text=1")
+
+    page.goto("/apps/crm/reports/customer_tiers/edit")
+    if not page.evaluate("document.getElementById('b-segment-panel').open"):
+        page.click("#b-segment-panel summary")
+    assert page.input_value("#b-r-0-value") == "high_value"
+    page.fill("#b-r-0-when", "paid >= 500000")
+    page.wait_for_selector("#b-preview-status:has-text('预览已更新')")
+    page.click("#b-save")
+    page.wait_for_url(re.compile(r".*/apps/crm/reports/customer_tiers(\?.*)?$"))
+    with db.read() as s:
+        rules = service.get_report(s, "crm", "customer_tiers").spec["segment"]["rules"]
+    assert rules[0] == {"value": "high_value", "when": "paid >= 500000"}
+
+    page.goto("/apps/crm/segments")
+    assert "当 paid >= 500000 时，价值分层 = 高价值" in page.inner_text("#seg-customer_tiers")
+    page.click("#seg-customer_tiers button.run")
+    page.wait_for_selector("#seg-customer_tiers tr[data-tag=high_value] .count >> text=2")
+    page.click("#seg-customer_tiers tr[data-tag=high_value] a.list")
+    page.wait_for_selector("#rows")
+    assert sorted(page.locator("#rows a.open").all_inner_texts()) == ["中客户", "大客户"]
