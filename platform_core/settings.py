@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     progress_rate_per_minute: int = Field(default=30, ge=1, description="opens of customer "
                                           "progress pages (/p/…) per client and per link")
     max_request_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    # a spreadsheet upload of the imports API (within max_request_bytes for HTTP)
+    import_max_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     # The in-process loop (outbox dispatcher, then webhook deliveries) started with the app;
     # off in tests (they drive it) and where separate worker processes do the work.
     background_jobs: bool = True
