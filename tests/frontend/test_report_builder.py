@@ -217,3 +217,55 @@ def test_a_saved_report_is_edited_and_a_large_source_previewed_on_a_sample(
     # the two latest cases: 建设银行 50 万 and 工商银行 20 万 (not January's 30 万)
     table = admin.inner_text("#preview-table")
     assert "50.00万元" in table and "20.00万元" in table and "30.00万元" not in table
+
+
+def test_filters_parameters_sharing_and_schedule_are_set_in_the_builder(web, db,
+                                                                        server_keyring):
+    """The builder's other panels: a report filter, a period parameter, sharing with one
+    role and a weekly e-mail — saved into the spec; the report page offers the period,
+    filters by it, and whoever lacks the role cannot open the report."""
+    lead_with_cases(db, server_keyring)
+    page = web.signed_in("lao.li")
+    page.goto(NEW)
+    page.fill("#b-name", "工行放款")
+    page.fill("#b-key", "icbc_paid")
+    page.select_option("#b-source", "form:loan_case")
+    page.click('#b-fields li[data-field="bank"] .add-dim')
+    page.select_option("#b-m-0-agg", "sum")
+    page.select_option("#b-m-0-field", "approved_amount")
+    page.click("#b-add-filter")
+    page.select_option("#b-f-0-field", "bank")
+    page.select_option("#b-f-0-op", "eq")
+    page.fill("#b-f-0-value", "icbc")
+    page.click("#b-add-param")
+    page.select_option("#b-p-0-type", "date_range")
+    page.select_option("#b-p-0-field", "disbursed_date")
+    page.fill("#b-p-0-key", "period")
+    page.fill("#b-p-0-label", "放款期间")
+    page.click("#b-share-panel summary")
+    page.check("#b-role-team_lead")
+    page.click("#b-schedule-panel summary")
+    page.check("#b-schedule-on")
+    page.select_option("#b-schedule-every", "friday")
+    page.fill("#b-schedule-at", "17:30")
+    page.check("#b-srole-team_lead")
+    previewed(page)
+    page.click("#b-save")
+    page.wait_for_url(re.compile(r".*/apps/crm/reports/icbc_paid(\?.*)?$"))
+    with db.read() as s:
+        spec = service.get_report(s, "crm", "icbc_paid").spec
+    assert spec["filters"] == {"and": [{"field": "bank", "op": "eq", "value": "icbc"}]}
+    assert spec["parameters"] == [{"key": "period", "type": "date_range",
+                                   "field": "disbursed_date", "label": "放款期间"}]
+    assert spec["roles"] == ["team_lead"]
+    assert spec["schedule"]["every"] == "friday" and spec["schedule"]["at"] == "17:30"
+    assert spec["schedule"]["roles"] == ["team_lead"]
+    # only 工行 (50万 in January and February); the period narrows it to January
+    assert "工商银行\t¥500000.00" in page.inner_text("#report-table").replace(",", "")
+    page.fill("#p-period-from", "2026-01-01")
+    page.fill("#p-period-to", "2026-01-31")
+    page.click("#params button[type=submit]")
+    page.wait_for_url("**p.period.from=2026-01-01**")
+    assert "工商银行\t¥300000.00" in page.inner_text("#report-table").replace(",", "")
+    sales = web.signed_in("xiao.wang")
+    assert sales.goto("/apps/crm/reports/icbc_paid").status == 403
