@@ -275,6 +275,16 @@ def add_form(doc: AppDoc, pub: Published, caller: Caller,
             if "requestBody" in operation:  # a body that cannot be parsed at all: 400
                 operation["responses"].setdefault("400", ref("BadRequest", "responses"))
             doc.add(base + path, method, {**operation, "tags": [key], "x-permission": name})
+    for template, ops in doc.described.get("paths", {}).items():  # the imports API
+        if template.startswith((FORM + "/imports", FORM + "/import-mappings")):
+            for method in ops:
+                path = base + template[len(FORM):]
+                copy_route(doc, template, method, path=path, fixed={"form": key},
+                           access=access)
+                op = doc.paths.get(path, {}).get(method.lower())
+                if op is not None:  # one operation per form: ids and tags of the form
+                    op["operationId"] = f"{key}_{op['operationId'].split('_api_v1')[0]}"
+                    op["tags"] = [key]
 
 
 def other_app_routes(doc: AppDoc, described: Mapping[str, Any]) -> None:
