@@ -17,7 +17,7 @@ selects by label, yes/no, money, dates as Excel dates, …).
 Prints ``RESULT metric=imports_xlsx_<N>_<db> ours=<s> baseline=<s> ratio=<r> target=4``,
 then ``RESULT metric=imports_rows_per_s_<N>_<db> ours=<rows/s> target=20000`` and
 ``RESULT metric=imports_peak_mb_<N>_<db> ours=<MB> target=400``. The file is
-``make_messy``'s big rows with the ID numbers made unique (``write_file``).
+``make_messy.big_xlsx``.
 
 Usage::
 
@@ -41,30 +41,10 @@ from targets import DEFAULT_PG_URL, choose_targets  # noqa: E402
 
 
 def write_file(path: Path, n: int) -> Path:
-    """``make_messy.big_xlsx``'s rows with ID numbers made unique (its own repeat every
-    1,000 rows per birth date, which the importer rightly refuses as duplicates)."""
-    from datetime import date
+    """``make_messy.big_xlsx``: names, unique mobiles and ID numbers, plausible rest."""
+    from tests.data.make_messy import big_xlsx
 
-    import xlsxwriter
-
-    from tests.data.make_messy import BIG_HEADER, big_row, id_number
-
-    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
-    sheet = book.add_worksheet("客户")
-    day = book.add_format({"num_format": "yyyy-mm-dd"})
-    sheet.write_row(0, 0, BIG_HEADER)
-    for i in range(1, n + 1):
-        row = big_row(i)
-        row[2] = id_number(i, date(1950 + (i // 1000) % 60, 1 + (i // 60_000) % 12, 1))
-        for col, cell in enumerate(row):
-            if isinstance(cell, date):
-                sheet.write_datetime(i, col, cell, day)
-            elif isinstance(cell, int):
-                sheet.write_number(i, col, cell)
-            else:
-                sheet.write_string(i, col, cell)
-    book.close()
-    return path
+    return big_xlsx(path, n)
 
 
 def baseline(path: Path) -> float:

@@ -136,7 +136,8 @@ CITIES = ("北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", 
 
 def big_row(i: int) -> list[Any]:
     """Row ``i`` of the big file: unique mobile and ID number, plausible everything."""
-    born = date(1960 + i % 40, 1 + i % 12, 1 + i % 28)
+    # (birth date, sequence) is unique for the first 720,000 rows
+    born = date(1950 + (i // 1000) % 60, 1 + (i // 60_000) % 12, 1)
     return [f"客户{i}", f"13{i % 10}{i:08d}"[:11], id_number(i, born, f"1101{i % 90 + 10:02d}"),
             "男" if i % 2 else "女", CITIES[i % len(CITIES)], ("官网/小程序", "老客户转介绍",
                                                             "电话营销")[i % 3],
