@@ -32,7 +32,9 @@ def _section(page, title: str):
 
 
 def _drag(page, source, target) -> None:
-    """A mouse drag in small steps (SortableJS follows the pointer as a person's would)."""
+    """A mouse drag in small steps (SortableJS follows the pointer as a person's would);
+    the drop place is scrolled into view first."""
+    target.scroll_into_view_if_needed()
     a, b = source.bounding_box(), target.bounding_box()
     x0, y0 = a["x"] + 10, a["y"] + 10
     x1, y1 = b["x"] + 20, b["y"] + b["height"] - 5
