@@ -197,7 +197,10 @@ def test_a_templated_sms_goes_out_only_through_a_configured_gateway_and_is_audit
     page.click("#message-choices a:has-text('首次联系问候')")
     # The greeting is also the first choice, shown before the click: wait for the page
     # the click loads, or the send below races that navigation.
-    page.wait_for_url(re.compile(r"pick=sms_greeting"))
+    # (``commit``: the page's own load event can lag on a busy machine; the reads below
+    # wait for their elements)
+    page.wait_for_url(re.compile(r"pick=sms_greeting"), wait_until="commit")
+    page.wait_for_selector("#send-message button[type=submit]")
     body = page.inner_text("#message-body")
     assert body.startswith("张三您好")
     assert "138****1234" in page.inner_text("main")  # the recipient, masked
