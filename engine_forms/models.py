@@ -105,7 +105,13 @@ class Attachment(Base):
 
 
 class FormMigration(Base):
-    """A background job converting existing records to a newly published version."""
+    """A background job converting existing records to a newly published version.
+
+    ``last_id`` is its cursor (the highest record id it has dealt with, committed with
+    each batch); ``worker`` and ``lease_until`` say who runs it, so a job whose process
+    died is taken over at the next start (``engine_forms.versions.resume_migrations``)
+    and continues after its cursor. ``actor`` is who published, for the records' history.
+    """
 
     __tablename__ = "form_migrations"
 
@@ -119,8 +125,14 @@ class FormMigration(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     failures: Mapped[list[Any]] = mapped_column(Json, default=list)
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(120))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[dict[str, Any] | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_form_migrations_status", "status"),)
 
 
 class ListView(Base):

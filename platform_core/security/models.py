@@ -1,12 +1,21 @@
 """Identity and audit tables: departments (a tree), users, roles, sign-in sessions, API
-tokens, the login throttle and the audit log."""
+tokens, the login throttle, the shared rate-limit windows and the audit log."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from platform_core.models import Base, Id, Json, utcnow
@@ -146,3 +155,17 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateWindow(Base):
+    """One key's hits in its current fixed window (``platform_core.ratelimit``): shared by
+    every process on the database, so ``--workers N`` does not multiply a limit. A row
+    whose window ended is worth nothing and is pruned."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_end: Mapped[int] = mapped_column(BigInteger)  # epoch seconds
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_rate_windows_window_end", "window_end"),)
