@@ -261,7 +261,7 @@ def keys_status() -> None:
                 else "" if kid in keyring.keys else " (NOT IN THE KEYRING)")
         typer.echo(f"  {kid}{mark}: {total} sealed values (records {per['records']}, "
                    f"history {per['record_history']}, outbox {per['outbox']}, "
-                   f"secrets {per['secrets']})")
+                   f"secrets {per['secrets']}, idempotent responses {per['idempotency']})")
     if old:
         typer.echo(f"qiao: {old} values are under older keys: run `qiao keys rotate`")
     elif len(keyring.keys) > 1:
@@ -314,7 +314,8 @@ def keys_rotate(
     typer.echo(f"qiao: re-encrypted {result.total_reencrypted} values under "
                f"{result.current} (records {result.reencrypted['records']}, history "
                f"{result.reencrypted['record_history']}, outbox {result.reencrypted['outbox']}, "
-               f"secrets {result.reencrypted['secrets']}; "
+               f"secrets {result.reencrypted['secrets']}, idempotent responses "
+               f"{result.reencrypted['idempotency']}; "
                f"{result.total_scanned} rows scanned)")
     typer.echo("qiao: keep the old keys until rotation has finished (`qiao keys status` shows "
                "none left under them) and no backup you may restore needs them; then they "

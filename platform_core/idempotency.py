@@ -11,7 +11,9 @@ store its response for ``TTL`` (a 5xx is not stored, so the retry runs again).
 
 A request is the same when its method, path, query and body bytes are the same. The
 stored body is sealed with the field-encryption keyring: a response may carry a secret
-shown once (a new token, a one-time password, a webhook secret).
+shown once (a new token, a one-time password, a webhook secret). ``qiao keys rotate``
+re-encrypts the kept bodies with the rest (``rotation._rotate_responses``), so a retry
+after rotation and the removal of the old key still gets its first answer.
 """
 
 from __future__ import annotations
@@ -144,14 +146,15 @@ class Idempotency:
             row.status_code = status
             row.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers}
             row.body = json.dumps(self.keyring.seal(body.decode("utf-8", errors="replace"),
-                                                    context=_context(user_id)))
+                                                    context=context(user_id)))
 
     def _open(self, user_id: int, stored: str | None) -> str:
         return "" if not stored else str(self.keyring.unseal(json.loads(stored),
-                                                             context=_context(user_id)))
+                                                             context=context(user_id)))
 
 
-def _context(user_id: int) -> str:
+def context(user_id: int) -> str:
+    """What a kept response is sealed to (its user): ``qiao keys rotate`` re-seals with it."""
     return f"idempotency:{user_id}"
 
 

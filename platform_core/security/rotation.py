@@ -4,7 +4,10 @@ Sealed values live in three places: ``records.data`` (``{field: value}``),
 ``record_history.diff`` (``{field: [old, new]}``) and ``outbox.payload`` (its ``changes``
 are a diff too). Each is read in batches by id, one ``Database.write()`` transaction per
 batch, and only rows that hold a value under another key than ``keyring.current`` are
-written. ``row_version`` and ``updated_at`` stay as they are: this is not a user's change.
+written. Beside them: the sealed secrets of users, webhooks and channels (text columns,
+one transaction) and the kept responses of ``Idempotency-Key`` requests (batched like the
+records, expired ones deleted first), so no key is still needed once rotation is done.
+``row_version`` and ``updated_at`` stay as they are: this is not a user's change.
 Running it again after an interruption only touches what is still under an old key.
 
 A value's context is ``"<app>.<form>.<field>"`` where ``field`` is the top-level key it
@@ -19,11 +22,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, Text, bindparam, cast, func, select, update
+from sqlalchemy import Select, Text, bindparam, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from platform_core.db import Database
-from platform_core.models import OutboxEvent, Record, RecordHistory
+from platform_core.idempotency import context as idempotency_context
+from platform_core.models import (
+    IdempotencyKey,
+    OutboxEvent,
+    Record,
+    RecordHistory,
+    utcnow,
+)
 from platform_core.security.auth import TOTP_CONTEXT
 from platform_core.security.crypto import Keyring, is_sealed, key_id, walk_sealed
 
@@ -199,7 +209,34 @@ def rotate(db: Database, keyring: Keyring, *, batch: int = 500,
             if progress is not None:
                 progress(done, max(total, done))
     result.scanned["secrets"], result.reencrypted["secrets"] = _rotate_secrets(db, keyring)
+    result.scanned["idempotency"], result.reencrypted["idempotency"] = _rotate_responses(
+        db, keyring, batch)
     return result
+
+
+def _rotate_responses(db: Database, keyring: Keyring, batch: int) -> tuple[int, int]:
+    """Re-encrypt the kept responses of ``Idempotency-Key`` requests (a retry within their
+    24 hours replays them, so they must open with the keys left after rotation): expired
+    ones are deleted, the rest re-encrypted in batches by id. (scanned, re-encrypted)."""
+    with db.write() as session:
+        session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < utcnow()))
+    scanned = changed = after = 0
+    while True:
+        with db.write() as session:
+            rows = list(session.execute(
+                select(IdempotencyKey).where(IdempotencyKey.id > after,
+                                             IdempotencyKey.body.is_not(None))
+                .order_by(IdempotencyKey.id).limit(batch).with_for_update()).scalars())
+            for row in rows:
+                sealed = json.loads(row.body)
+                if key_id(sealed) != keyring.current:
+                    row.body = json.dumps(keyring.reseal(
+                        sealed, context=idempotency_context(row.user_id)))
+                    changed += 1
+        if not rows:
+            return scanned, changed
+        scanned += len(rows)
+        after = rows[-1].id
 
 
 def sealed_counts(db: Database, *, batch: int = 1000) -> dict[str, Counter[str]]:
@@ -227,4 +264,9 @@ def sealed_counts(db: Database, *, batch: int = 1000) -> dict[str, Counter[str]]
     with db.read() as session:
         counts["secrets"] = Counter(key_id(json.loads(getattr(row, column)))
                                     for row, column, _ in _secret_columns(session))
+        counts["idempotency"] = Counter(
+            key_id(json.loads(body)) for body in session.execute(
+                select(IdempotencyKey.body).where(IdempotencyKey.body.is_not(None),
+                                                  IdempotencyKey.expires_at >= utcnow())
+            ).scalars())
     return counts

@@ -69,8 +69,10 @@ def test_rotate_reencrypts_records_history_and_outbox(db, settings, keyring):
     calls = []
     result = rotate(db, newer, batch=2, progress=lambda d, t: calls.append((d, t)))
     assert result.current == "k2"
-    assert result.reencrypted == {"records": 6, "record_history": 2, "outbox": 2, "secrets": 0}
-    assert result.scanned == {"records": 3, "record_history": 1, "outbox": 1, "secrets": 0}
+    assert result.reencrypted == {"records": 6, "record_history": 2, "outbox": 2, "secrets": 0,
+                                  "idempotency": 0}
+    assert result.scanned == {"records": 3, "record_history": 1, "outbox": 1, "secrets": 0,
+                              "idempotency": 0}
     assert calls == [(2, 5), (3, 5), (4, 5), (5, 5)]
 
     after = _sealed_everywhere(db)
@@ -110,7 +112,8 @@ def test_rotation_is_resumable(db, settings, keyring):
     kids = [key_id(v) for v, _ in _sealed_everywhere(db)]
     assert "k1" in kids and "k2" in kids  # the first batch was committed
     rest = rotate(db, newer, batch=2)
-    assert rest.reencrypted == {"records": 2, "record_history": 2, "outbox": 2, "secrets": 0}
+    assert rest.reencrypted == {"records": 2, "record_history": 2, "outbox": 2, "secrets": 0,
+                                "idempotency": 0}
     assert {key_id(v) for v, _ in _sealed_everywhere(db)} == {"k2"}
 
 
@@ -123,7 +126,8 @@ def test_rows_without_sealed_values_are_not_scanned(db, settings, keyring):
         sealed = create_record(s, app=APP, form=FORM, actor=SYSTEM,
                                data={"id_number": keyring.seal("1", context=CTX)})
     result = rotate(db, keyring)
-    assert result.scanned == {"records": 2, "record_history": 0, "outbox": 0, "secrets": 0}
+    assert result.scanned == {"records": 2, "record_history": 0, "outbox": 0, "secrets": 0,
+                              "idempotency": 0}
     assert result.total_reencrypted == 0  # already under the current key
     keyring.add_key(settings)
     assert rotate(db, Keyring.load(settings)).reencrypted["records"] == 1
@@ -172,7 +176,8 @@ def test_sealed_counts(db, settings, keyring):
     _seed(db, keyring)
     counts = sealed_counts(db, batch=1)
     assert {t: dict(c) for t, c in counts.items()} == {
-        "records": {"k1": 6}, "record_history": {"k1": 2}, "outbox": {"k1": 2}, "secrets": {}}
+        "records": {"k1": 6}, "record_history": {"k1": 2}, "outbox": {"k1": 2}, "secrets": {},
+        "idempotency": {}}
 
 
 # -- the command line ---------------------------------------------------------------------
@@ -201,16 +206,16 @@ def test_cli_keys_status_and_rotate(db, cli_env):
     assert status.exit_code == 0, status.output
     path = cli_env.effective_encryption_key_file
     assert f"keys from the key file {path}; current key k1" in status.stdout
-    assert ("k1 (current): 10 sealed values (records 6, history 2, outbox 2, secrets 0)"
-            in status.stdout)
+    assert ("k1 (current): 10 sealed values (records 6, history 2, outbox 2, secrets 0, "
+            "idempotent responses 0)" in status.stdout)
 
     rotated = _run("keys", "rotate", "--batch", "2")
     assert rotated.exit_code == 0, rotated.output
     lines = rotated.stdout.splitlines()
     assert f"qiao: added key k2 to {path}; it is now the current key" in lines
     assert "qiao: rotated 2/5 rows…" in lines and "qiao: rotated 5/5 rows…" in lines
-    assert ("qiao: re-encrypted 10 values under k2 (records 6, history 2, outbox 2, secrets 0; "
-            "5 rows scanned)") in lines
+    assert ("qiao: re-encrypted 10 values under k2 (records 6, history 2, outbox 2, secrets 0, "
+            "idempotent responses 0; 5 rows scanned)") in lines
     assert "keep the old keys until rotation has finished" in rotated.stdout
     assert {key_id(v) for v, _ in _sealed_everywhere(db)} == {"k2"}
 
