@@ -2,7 +2,9 @@
 
 ``lookup`` fields read the linked record's current value and ``rollup`` fields aggregate
 the records linking here — one SQL query per such field for a whole page, never a query
-per record.
+per record. Both are held to the reader's row scope on the other form: a lookup through a
+link to a record the reader may not read is empty, a rollup counts only the records they
+may read.
 """
 
 from __future__ import annotations
@@ -28,14 +30,24 @@ def _wanted(pub: Published, kind: str, fields: Sequence[str] | None) -> list[Any
 
 
 def _lookups(session: Session, pub: Published, rows: Sequence[Any],
-             out: list[dict[str, Any]], fields: Sequence[str] | None = None) -> None:
+             out: list[dict[str, Any]], scopes: Mapping[str, Any] | None,
+             fields: Sequence[str] | None = None) -> None:
+    dialect = session.get_bind().dialect.name
     for field in _wanted(pub, "lookup", fields):
         rel, target_key = field.config["relation"], field.config["field"]
         ids = {r.data.get(rel) for r in rows if isinstance(r.data.get(rel), int)}
-        if not ids:
+        relation = pub.spec.field(rel)
+        if not ids or relation is None:
             continue
-        targets = dict(session.execute(select(Record.id, Record.data).where(
-            Record.id.in_(ids), Record.deleted_at.is_(None))).all())
+        form = relation.config["target"]
+        stmt = select(Record.id, Record.data).where(
+            Record.id.in_(ids), Record.app == pub.app, Record.form == form,
+            Record.deleted_at.is_(None))
+        scope = (scopes or {}).get(form)
+        if scope is not None:  # a linked record the reader may not read shows nothing
+            stmt = stmt.where(compile_filter(scope, published(session, pub.app, form).fields,
+                                             dialect))
+        targets = dict(session.execute(stmt).all())
         for row, doc in zip(rows, out, strict=True):
             target = targets.get(row.data.get(rel))
             if target is not None and target.get(target_key) is not None:
@@ -103,10 +115,12 @@ def present(session: Session, pub: Published, rows: Sequence[Any],
             fields: Sequence[str] | None = None, *,
             scopes: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """API dicts for ``rows`` (ORM records or list rows), computed fields filled in;
-    ``scopes`` (source form → filter) limits rollups to the rows a reader may read."""
+    ``scopes`` (form → the reader's read filter there) limits rollups to the source rows
+    and lookups to the linked records a reader may read (a form without an entry: every
+    row)."""
     docs = [dict(r.data) for r in rows]
     if rows:
-        _lookups(session, pub, rows, docs, fields)
+        _lookups(session, pub, rows, docs, scopes, fields)
         _rollups(session, pub, rows, docs, scopes, fields)
     out = []
     for row, doc in zip(rows, docs, strict=True):

@@ -201,14 +201,21 @@ def shape(pub: Published, caller: Caller, docs: list[dict[str, Any]]) -> list[di
 def view(session: Session, caller: Caller, pub: Published, rows: list[Any],
          fields: list[str] | None = None) -> list[dict[str, Any]]:
     """``rows`` as this caller may see them: computed fields filled in — rollups over only
-    the source rows the caller may read — then shaped (hidden, masked, opened)."""
+    the source rows the caller may read, lookups only from linked records they may read —
+    then shaped (hidden, masked, opened)."""
     scopes = {}
     for spec in pub.spec.fields:
-        if spec.type == "rollup" and spec.config["source"] not in scopes \
-                and (fields is None or spec.key in fields):
-            source = spec.config["source"]
-            scopes[source] = row_filter(session, caller.principal,
-                                        caller.principal.access(pub.app, source), "read")
+        if fields is not None and spec.key not in fields:
+            continue
+        if spec.type == "rollup":
+            other = spec.config["source"]
+        elif spec.type == "lookup" and (rel := pub.spec.field(spec.config["relation"])):
+            other = rel.config["target"]
+        else:
+            continue
+        if other not in scopes:
+            scopes[other] = row_filter(session, caller.principal,
+                                       caller.principal.access(pub.app, other), "read")
     return shape(pub, caller, present(session, pub, rows, fields, scopes=scopes))
 
 
