@@ -25,8 +25,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from platform_core import __version__, expressions
 from platform_core.db import Database
 from platform_core.errors import DomainError
-from platform_core.http import RateLimited, RateLimiter, install_hardening, retry_after_header
+from platform_core.http import RateLimited, install_hardening, retry_after_header
 from platform_core.idempotency import Idempotency
+from platform_core.ratelimit import SharedRateLimiter
 from platform_core.security.crypto import Keyring
 from platform_core.security.guard import PrincipalDep, check_routes, guard, rule
 from platform_core.settings import Settings, ensure_secret_key, load_settings
@@ -40,25 +41,27 @@ PROBLEM = "application/problem+json"
 @dataclass
 class AppContext:
     """What a running app holds: its settings, database, secret key, the field-encryption
-    keyring and the sign-in rate limiter."""
+    keyring, the sign-in and the per-token rate limiters (shared by every process on the
+    database: ``platform_core.ratelimit``)."""
 
     settings: Settings
     db: Database
     secret_key: bytes
     keyring: Keyring
     login_limiter: LoginLimiter
-    token_limiter: RateLimiter
+    token_limiter: SharedRateLimiter
 
 
 class LoginLimiter:
     """Sign-in attempts per client address per minute (``QIAO_LOGIN_RATE_PER_MINUTE``);
-    over the limit → 429 with ``Retry-After``. In-process: each worker counts its own."""
+    over the limit → 429 with ``Retry-After``. Counted in the database, so every web
+    process shares the one budget."""
 
-    def __init__(self, per_minute: int):
-        self._limiter = RateLimiter(per_minute, 60.0)
+    def __init__(self, db: Database, per_minute: int):
+        self._limiter = SharedRateLimiter(db, per_minute, 60.0)
 
     def check(self, client: str) -> None:
-        wait = self._limiter.hit(client)
+        wait = self._limiter.hit(f"login:{client}")
         if wait is not None:
             raise RateLimited(f"too many sign-in attempts from {client}; wait "
                               f"{max(1, round(wait))} s", retry_after=max(1, round(wait)))
@@ -188,14 +191,15 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     settings = settings or load_settings()
     kinds.register_builtins()
     expressions.register_builtins()
+    db = db or Database.from_url(settings.effective_database_url,
+                                 busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     context = AppContext(
         settings=settings,
-        db=db or Database.from_url(settings.effective_database_url,
-                                   busy_timeout_ms=settings.sqlite_busy_timeout_ms),
+        db=db,
         secret_key=ensure_secret_key(settings),
         keyring=Keyring.load(settings),
-        login_limiter=LoginLimiter(settings.login_rate_per_minute),
-        token_limiter=RateLimiter(settings.api_rate_per_minute, 60.0),
+        login_limiter=LoginLimiter(db, settings.login_rate_per_minute),
+        token_limiter=SharedRateLimiter(db, settings.api_rate_per_minute, 60.0),
     )
     # Every route is authorised by ``guard`` from the rule it declares (security/guard.py).
     app = FastAPI(title="Qiao", version=__version__, docs_url=None, redoc_url=None,

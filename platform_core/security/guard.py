@@ -96,6 +96,17 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _token_principal(ctx: Any, secret: str, client: str) -> Principal:
+    """The token's principal, counted against the token's limit — per token, so one busy
+    integration cannot starve the rest; in the database, so every process shares it."""
+    principal = resolve_token(ctx.db, secret, client=client)
+    wait = ctx.token_limiter.hit(f"token:{principal.token_id}")
+    if wait is not None:
+        raise RateLimited(f"more than {ctx.settings.api_rate_per_minute} requests a "
+                          "minute with this token", retry_after=wait)
+    return principal
+
+
 async def _principal(request: Request) -> Principal:
     ctx = request.app.state.qiao
     header = request.headers.get("authorization")
@@ -103,13 +114,8 @@ async def _principal(request: Request) -> Principal:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthenticated("send Authorization: Bearer <token>")
-        principal = await run_in_threadpool(resolve_token, ctx.db, secret.strip(),
-                                            client=client_of(request))
-        wait = ctx.token_limiter.hit(f"token:{principal.token_id}")
-        if wait is not None:  # per token, so one busy integration cannot starve the rest
-            raise RateLimited(f"more than {ctx.settings.api_rate_per_minute} requests a "
-                              "minute with this token", retry_after=wait)
-        return principal
+        return await run_in_threadpool(_token_principal, ctx, secret.strip(),
+                                       client_of(request))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("请先登录 / sign in first (a session cookie, or "
