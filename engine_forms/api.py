@@ -261,6 +261,9 @@ def _parse_filter(raw: str | None) -> Any:
     except json.JSONDecodeError as exc:
         raise QueryError(f"not valid JSON ({exc.msg} at character {exc.pos})",
                          path="filter") from None
+    except (ValueError, RecursionError):  # a number of 4,300+ digits, nesting too deep
+        raise QueryError("not JSON this API reads (a number too long or nesting too "
+                         "deep)", path="filter") from None
 
 
 def _fields(raw: str | None, pub: Any) -> list[str] | None:
@@ -279,14 +282,32 @@ def list_records(ctx: ContextDep, caller: CallerDep, request: Request, app: str,
                  filter: Annotated[str | None, Query(description="JSON filter AST")] = None,
                  sort: str | None = None, cursor: str | None = None,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-                 fields: str | None = None, deleted: str = "exclude") -> dict[str, Any]:
+                 fields: str | None = None, deleted: str = "exclude",
+                 count: Annotated[bool, Query(description="add `count`: how many records "
+                                              "match, over all pages")] = False
+                 ) -> dict[str, Any]:
+    where = _parse_filter(filter)
     with ctx.db.read() as s:
         pub = forms_handler.published(s, app, form)
         items, next_cursor = service.list_page(
-            s, caller, pub, filter=_parse_filter(filter), sort=sort, cursor=cursor,
+            s, caller, pub, filter=where, sort=sort, cursor=cursor,
             limit=limit, fields=_fields(fields, pub), deleted=deleted)
+        total = service.count(s, caller, pub, filter=where, deleted=deleted) if count else None
     nxt = (str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None)
-    return {"items": items, "next_cursor": next_cursor, "next": nxt}
+    page = {"items": items, "next_cursor": next_cursor, "next": nxt}
+    return page | {"count": total} if count else page
+
+
+@router.get(FORM + "/records/count", openapi_extra=rule("form:read"))
+def count_records(ctx: ContextDep, caller: CallerDep, app: str, form: str,
+                  filter: Annotated[str | None, Query(description="JSON filter AST")] = None,
+                  deleted: str = "exclude") -> dict[str, int]:
+    """How many records the caller may read match ``filter`` (their row scope applies):
+    one ``SELECT count(*)`` with the list's WHERE clause."""
+    where = _parse_filter(filter)
+    with ctx.db.read() as s:
+        pub = forms_handler.published(s, app, form)
+        return {"count": service.count(s, caller, pub, filter=where, deleted=deleted)}
 
 
 @router.post(FORM + "/records", status_code=201, openapi_extra=rule("form:create"))

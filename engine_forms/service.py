@@ -5,10 +5,11 @@ here the rest of the authorization happens, always the same way:
 
 - **rows**: the action's row scope is one more filter in the same SQL query, so a record
   outside it is "not found" (404, exactly like a record that does not exist);
-- **fields**: hidden fields are absent from every output and behave as unknown fields in
-  filters, sorts and projections (their existence is not confirmed); a write to a
-  field that is not writable for the caller is refused (403), and so is any system key
-  (id, owner, department, versions, timestamps);
+- **fields**: hidden fields are absent from every output; naming one in a filter, sort,
+  projection or write is refused as "not permitted" (422 ``field_not_permitted``: the
+  key is in the form's definition anyway, its values never are); a write to a field
+  that is read-only for the caller is refused (403), and so is any system key (id,
+  owner, department, versions, timestamps);
 - **masking**: fields flagged ``mask`` are shown masked unless the caller may unmask;
   they cannot be sorted or range-filtered (the order would leak them), and unmasking one
   value is an audited action;
@@ -38,6 +39,7 @@ from platform_core.security.permissions import Forbidden, FormAccess
 from platform_core.security.principal import Principal, row_filter
 from platform_core.store import Query, query_records
 from platform_core.store.fields import SYSTEM_FIELDS
+from platform_core.store.query import check_shape
 
 
 class FieldReadOnly(Forbidden):
@@ -46,6 +48,29 @@ class FieldReadOnly(Forbidden):
 
 class SystemField(InvalidInput):
     code = "system_field"
+
+
+class FieldNotPermitted(InvalidInput):
+    """A field of the form that the caller's roles hide, named in a filter, sort,
+    projection or write. Its key is part of the form's definition, so "unknown field"
+    would mislead without hiding anything; its values stay out of every answer."""
+
+    code, title = "field_not_permitted", "Field not permitted"
+
+    def __init__(self, key: str, *, path: str | None = None):
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}field {key!r} is not permitted", field=key,
+                         **({"path": path} if path else {}))
+
+
+def _refuse_unreadable(pub: Published, access: FormAccess, key: str, path: str) -> None:
+    """Nothing for a field the caller can read; otherwise "not permitted" for a field of
+    the form, "unknown field" for one that is not."""
+    if _readable(pub, access, key):
+        return
+    if pub.spec.field(key) is not None:
+        raise FieldNotPermitted(key, path=path)
+    raise QueryError(f"unknown field {key!r} of form {pub.spec.key}", path=path)
 
 
 @dataclass(frozen=True)
@@ -102,32 +127,31 @@ def _leaves(node: Any, path: str) -> Iterator[tuple[Any, Any, str]]:
 
 def _sort_keys(sort: Any) -> list[Any]:
     items = sort.split(",") if isinstance(sort, str) else sort if isinstance(sort, list) else []
-    return [i.removeprefix("-") if isinstance(i, str) else (i or {}).get("field")
+    # keys that are not strings are left to the store, which names them as malformed
+    keys = [i.removeprefix("-") if isinstance(i, str) else i.get("field")
             for i in items if isinstance(i, str | dict)]
+    return [k for k in keys if isinstance(k, str)]
 
 
 def check_query(pub: Published, access: FormAccess, *, filter: Any, sort: Any,
                 fields: list[str] | None) -> None:
     """Refuse filtering, sorting or projecting by a field the caller cannot see (it
     would leak values through which rows match or their order)."""
+    check_shape(filter)  # from here on every leaf names its field and operator by strings
     masked = masked_keys(pub, access)
     sealed = {f.key for f in pub.spec.fields if f.sensitive and f.sensitive.encrypt}
     for key, op, path in _leaves(filter, "filter"):
-        if not _readable(pub, access, key):
-            raise QueryError(f"unknown field {key!r} of form {pub.spec.key}", path=path)
+        _refuse_unreadable(pub, access, key, path)
         if key in masked and op not in EXACT_OPS:
             raise QueryError(f"{key} is masked for you: only exact matches are possible",
                              path=path)
     for i, key in enumerate(_sort_keys(sort)):
-        if not _readable(pub, access, key):
-            raise QueryError(f"unknown field {key!r} of form {pub.spec.key}",
-                             path=f"sort[{i}]")
+        _refuse_unreadable(pub, access, key, f"sort[{i}]")
         if key in masked or key in sealed:
             raise QueryError(f"{key} is {'masked' if key in masked else 'encrypted'}: it "
                              "cannot be sorted by", path=f"sort[{i}]")
     for key in fields or ():
-        if not _readable(pub, access, key):
-            raise QueryError(f"unknown field {key!r} of form {pub.spec.key}", path="fields")
+        _refuse_unreadable(pub, access, key, "fields")
 
 
 def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any]) -> None:
@@ -141,9 +165,8 @@ def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any]
                     and not access.writable(k))
     if locked:
         hidden = [k for k in locked if not access.readable(k)]
-        if hidden:  # as unknown as a field that does not exist
-            raise InvalidInput(f"{hidden[0]}: unknown field of form {pub.spec.key}",
-                               field=hidden[0])
+        if hidden:
+            raise FieldNotPermitted(hidden[0])
         raise FieldReadOnly(f"{locked[0]}: this field is read-only for you", field=locked[0],
                             fields=locked)
 
@@ -367,8 +390,10 @@ def unmask(session: Session, caller: Caller, pub: Published, record_id: int,
            key: str) -> dict[str, Any]:
     """One masked value in clear — an explicit, audited action."""
     field = pub.spec.field(key)
-    if field is None or not caller.access.readable(key):
+    if field is None:
         raise InvalidInput(f"{key}: unknown field of form {pub.spec.key}", field=key)
+    if not caller.access.readable(key):
+        raise FieldNotPermitted(key)
     if not (field.sensitive and field.sensitive.mask):
         raise InvalidInput(f"{key}: this field is not masked", field=key)
     rec = load_scoped(session, caller, pub, record_id, "read")
@@ -378,14 +403,17 @@ def unmask(session: Session, caller: Caller, pub: Published, record_id: int,
 
 
 def count(session: Session, caller: Caller, pub: Published, *, filter: Any,
-          cap: int | None = None) -> int:
-    """How many records of the form the caller may read match ``filter``."""
+          cap: int | None = None, deleted: str = "exclude") -> int:
+    """How many records of the form the caller may read match ``filter`` (``deleted``:
+    exclude, only or include the recycle bin, as the list)."""
     from platform_core.store import count_records
 
+    if deleted not in ("exclude", "only", "include"):
+        raise QueryError("deleted must be exclude, only or include", path="deleted")
     caller = narrowed(session, caller, pub)
     check_query(pub, caller.access, filter=filter, sort=None, fields=None)
     scoped = scoped_query(session, caller, "read", caller.crypt(pub).blind_filter(filter))
-    return count_records(session, pub.fields, scoped, cap=cap)
+    return count_records(session, pub.fields, scoped, cap=cap, deleted=deleted)
 
 
 # text fields a quick search looks into (part of the text); exact-match types below

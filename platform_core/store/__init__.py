@@ -133,16 +133,18 @@ def query_records(session: Session, query: Query) -> Page:
 
 
 def count_records(session: Session, fields: FieldSet, filter: Any = None, *,
-                  cap: int | None = None) -> int:
-    """How many live records of the form match ``filter`` (one ``SELECT count(*)``).
+                  cap: int | None = None, deleted: str = "exclude") -> int:
+    """How many records of the form match ``filter`` (one ``SELECT count(*)``): live ones,
+    or with ``deleted`` ``only``/``include`` those in the recycle bin (as ``Query``).
 
     With ``cap`` the count stops at ``cap`` (``LIMIT`` in a sub-select): a list page
     wants "10,000+" fast rather than an exact figure over a million rows.
     """
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, true
 
-    where = [Record.app == fields.app, Record.form == fields.form,
-             Record.deleted_at.is_(None),
+    bin_ = {"exclude": Record.deleted_at.is_(None), "only": Record.deleted_at.is_not(None),
+            "include": true()}[deleted]
+    where = [Record.app == fields.app, Record.form == fields.form, bin_,
              compile_filter(filter, fields, session.get_bind().dialect.name)]
     if cap is None:
         return session.execute(select(func.count()).where(*where)).scalar_one()

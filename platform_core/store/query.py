@@ -24,12 +24,14 @@ import binascii
 import hashlib
 import json
 import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -153,6 +155,59 @@ def _sig(value: Any) -> Any:
     return type(value)
 
 
+def _operator(op: Any, path: str) -> str:
+    if not isinstance(op, str) or op not in OPS:
+        shown = op if isinstance(op, str | None) else f"a JSON {_json_type(op)}"
+        raise QueryError(f"unknown operator {shown!r} (known: {', '.join(OPS)})",
+                         path=f"{path}.op")
+    return op
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", bool: "boolean", int: "number",
+            float: "number", str: "string"}.get(type(value), type(value).__name__)
+
+
+def check_shape(node: Any, path: str = "filter") -> None:
+    """The structure of a filter — nodes, leaves' keys, operators, depth and size — for
+    code that reads a filter before the store compiles it (permissions, sealing): after
+    this every leaf is a dict whose ``field`` and ``op`` are strings."""
+    if node is None:
+        return
+    budget = [MAX_NODES]
+
+    def walk(node: Any, path: str, depth: int) -> None:
+        budget[0] -= 1
+        if depth > MAX_DEPTH or budget[0] < 0:
+            raise QueryError(f"filter is too deep or too large (max depth {MAX_DEPTH}, "
+                             f"max {MAX_NODES} nodes)", path=path)
+        if not isinstance(node, dict):
+            raise QueryError("expected an object", path=path)
+        if "field" in node:
+            extra = set(node) - {"field", "op", "value"}
+            if extra:
+                raise QueryError(f"unexpected key {sorted(extra)[0]!r} in a leaf", path=path)
+            if not isinstance(node["field"], str):
+                raise QueryError(f"a field is named by its key (a string), not a JSON "
+                                 f"{_json_type(node['field'])}", path=f"{path}.field")
+            _operator(node.get("op"), path)
+            return
+        if len(node) != 1:
+            raise QueryError("expected one of 'and', 'or', 'not' or a leaf with 'field'",
+                             path=path)
+        (combinator, body), = node.items()
+        if combinator == "not":
+            walk(body, f"{path}.not", depth + 1)
+            return
+        if combinator not in ("and", "or") or not isinstance(body, list):
+            raise QueryError(f"unknown combinator {combinator!r} (expected and/or with a "
+                             "list, or not)", path=path)
+        for i, child in enumerate(body):
+            walk(child, f"{path}.{combinator}[{i}]", depth + 1)
+
+    walk(node, path, 0)
+
+
 class _Compiler:
     """Validates a filter AST; returns its shape and appends its values to ``values``.
 
@@ -190,10 +245,7 @@ class _Compiler:
         if extra:
             raise QueryError(f"unexpected key {sorted(extra)[0]!r} in a leaf", path=path)
         acc = self.accessor(node["field"], f"{path}.field")
-        op = node.get("op")
-        if op not in OPS:
-            raise QueryError(f"unknown operator {op!r} (known: {', '.join(OPS)})",
-                             path=f"{path}.op")
+        op = _operator(node.get("op"), path)
         if op in TEXT_ONLY and not acc.text_ops:
             raise QueryError(f"operator {op!r} needs a text field; {acc.name!r} is not",
                              path=f"{path}.op")
@@ -231,9 +283,28 @@ class _Compiler:
         if raw is None or isinstance(raw, list | dict):
             raise QueryError("expected a single value", path=path)
         try:
-            return acc.bind(raw, self.dialect)
-        except ValueError as exc:
+            return bindable(acc.bind(raw, self.dialect))
+        except (ValueError, ArithmeticError) as exc:
             raise QueryError(f"{exc} for field {acc.name!r}", path=path) from None
+
+
+def bindable(value: Any) -> Any:
+    """``value`` as every driver can bind it: text that is valid Unicode (no lone
+    surrogate), a finite number, an integer past 64 bits as a float; ``ValueError``."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("text with a lone surrogate is not valid Unicode") from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            try:
+                return float(value)
+            except OverflowError:
+                raise ValueError("the number is too large") from None
+    elif isinstance(value, float | Decimal) and not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
 
 
 class _Builder:
@@ -359,9 +430,10 @@ def decode_cursor(cursor: str, keys: list[SortKey], dialect: str) -> list[Any]:
         payload = json.loads(raw)
         values = payload["v"]
         assert payload["s"] == _signature(keys) and len(values) == len(keys)
-        return [None if v is None else k.accessor.bind(v, dialect)
+        return [None if v is None else bindable(k.accessor.bind(v, dialect))
                 for k, v in zip(keys, values, strict=True)]
-    except (binascii.Error, ValueError, KeyError, TypeError, AssertionError):
+    except (binascii.Error, ValueError, ArithmeticError, KeyError, TypeError,
+            AssertionError, RecursionError):
         raise QueryError("not a cursor of this query (it was made for another sort, "
                          "or is damaged)", path="cursor") from None
 

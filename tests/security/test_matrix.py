@@ -996,6 +996,8 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
         f"{MEMO}/migrations/{w.migration_id}"),
     # records
     ("GET", "/api/v1/apps/{app}/forms/{form}/records"): _fixed(f"{CUSTOMER}/records"),
+    ("GET", "/api/v1/apps/{app}/forms/{form}/records/count"): _fixed(
+        f"{CUSTOMER}/records/count"),
     ("POST", "/api/v1/apps/{app}/forms/{form}/records"): _fixed(f"{CUSTOMER}/records",
                                                                json={"name": "新客户"}),
     ("POST", "/api/v1/apps/{app}/forms/{form}/records/bulk"): lambda w, _who, _v: Request(

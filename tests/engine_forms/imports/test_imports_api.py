@@ -71,7 +71,7 @@ def test_the_importers_rights_hold(db, crm):
                                                                   ["甲", "北京"]]))},
                            data={"mapping": '{"columns": [{"column": 1, "header": "城市", '
                                  '"field": "city"}]}'})
-    assert hidden.status_code == 422 and "unknown field" in hidden.json()["detail"]
+    assert hidden.status_code == 422 and hidden.json()["code"] == "field_not_permitted"
     owner = importer.post(IMPORTS, files={"file": ("c.csv", csv([["姓名", "owner_id"],
                                                                  ["甲", "1"]]))},
                           data={"mapping": '{"columns": [{"column": 1, "header": "owner_id",'
