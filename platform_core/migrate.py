@@ -8,7 +8,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# An installed Qiao carries them inside the package (setup.py copies them there when a
+# wheel is built); a checkout (and an editable install) keeps them at its top level.
+_PACKAGED = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS = (_PACKAGED if (_PACKAGED / "env.py").is_file()
+              else Path(__file__).resolve().parent.parent / "migrations")
 
 
 def alembic_config(engine: Engine) -> Config:
