@@ -13,6 +13,7 @@ def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin s
     from engine_forms.imports.api import router as imports_router
     from engine_forms.imports.runner import send as run_imports
     from engine_forms.openapi import router as openapi_router
+    from engine_forms.publishing import send_migrations
     from platform_core.expressions import register_builtins as register_functions
 
     register_functions()
@@ -25,4 +26,6 @@ def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin s
 
     if "forms.imports" not in SENDERS:  # the background tick starts queued imports
         SENDERS.register("forms.imports", run_imports)
+    if "forms.migrations" not in SENDERS:  # ... and resumes interrupted form migrations
+        SENDERS.register("forms.migrations", send_migrations)
     app.include_router(openapi_router)

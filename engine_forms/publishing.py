@@ -5,11 +5,14 @@ current version → (dry run: report what converting the existing records would 
 nothing) → record the version → drop indexes of fields no longer indexed or whose kind
 changed, create the declared ones (a unique index over duplicate data refuses the
 publish) → queue a record migration when existing records need converting. All in the
-caller's transaction; the migration itself runs afterwards in batches.
+caller's transaction; the migration itself runs afterwards in batches (the publishing
+request's process starts it; ``send_migrations`` takes over one whose process died).
 """
 
 from __future__ import annotations
 
+import threading
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -30,11 +33,14 @@ from engine_forms.models import FormMigration
 from engine_forms.records import env_for
 from engine_forms.spec import SpecError
 from engine_forms.versions import (
+    claim_migration,
     count_pending,
     diff_specs,
     dry_run,
     impact,
+    migration_worker,
     needs_migration,
+    run_claimed,
 )
 from platform_core.store import Actor, drop_index, ensure_index, indexes_of
 from platform_core.store.projection import ensure_projection, has_projection
@@ -101,9 +107,38 @@ def publish(session: Session, *, app: str, key: str, actor: Actor,
     job = None
     if convert:
         job = FormMigration(app=app, form=key, from_version=old.version,
-                            to_version=row.version, total=pending, failures=[])
+                            to_version=row.version, total=pending, failures=[],
+                            actor=asdict(actor))
         session.add(job)
         session.flush()
     return {"dry_run": False, "version": row.version, "changes": changes,
             "migration": None if job is None else {"id": job.id, "status": job.status,
                                                    "total": job.total}}
+
+
+# -- in the background ----------------------------------------------------------------------
+
+_running: dict[str, threading.Thread] = {}
+_lock = threading.Lock()
+
+
+def send_migrations(ctx: Any, client: Any, now: Any, worker: str) -> int:  # noqa: ARG001
+    """The background tick's entry (``platform_core.scans.SENDERS``: ``forms.migrations``):
+    when this process runs no migration, claim an unfinished one nobody runs — queued by a
+    publish whose process stopped, or interrupted with its lease run out — and continue it
+    after its cursor on a thread of its own; 1 when it started one. So a start of
+    ``qiao serve`` or ``qiao worker`` resumes what a crash left."""
+    with _lock:
+        thread = _running.get("migration")
+        if thread is not None and thread.is_alive():
+            return 0
+        me = migration_worker()
+        job_id = claim_migration(ctx.db, me)
+        if job_id is None:
+            return 0
+        thread = threading.Thread(target=run_claimed, args=(ctx.db, job_id, me),
+                                  kwargs={"load": migration_chain},
+                                  name=f"qiao-form-migration-{job_id}", daemon=True)
+        _running["migration"] = thread
+        thread.start()
+        return 1

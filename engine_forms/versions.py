@@ -5,15 +5,21 @@ Keys are a field's identity, so a rename is declared on the new field
 drop removed fields → re-coerce fields whose type changed → check values of changed
 options → recompute formulas. A record that cannot be converted keeps its old version and
 data, and is listed in the job's failures; the others are converted in batches, each
-batch one transaction, with progress on the ``FormMigration`` row.
+batch one transaction, with progress, a cursor and a lease on the ``FormMigration`` row:
+a job whose process died is claimed again (the background tick of ``qiao serve`` or
+``qiao worker``) and continues after its cursor.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from engine_forms.expr import CompiledForm, to_storage
@@ -26,6 +32,7 @@ from platform_core.store import SYSTEM, Actor, migrate_record
 
 BATCH = 500
 MAX_FAILURES = 1000
+LEASE = timedelta(seconds=60)  # renewed by every batch; past it, the job is anyone's
 
 
 def _options(field: Any) -> set[str]:
@@ -153,39 +160,100 @@ def dry_run(session: Session, *, app: str, form: str, version: int, load: LoadCh
             "failures": failures}
 
 
-def run_migration(db: Database, job_id: int, *, load: LoadChain,
-                  actor: Actor = SYSTEM) -> FormMigration | None:
-    """Convert the job's records in batches (resumable; each batch one transaction).
+def migration_worker(prefix: str = "serve") -> str:
+    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
-    A record that cannot be converted keeps its version and data and is listed in the
-    job's failures; it is retried by the next migration to a later version.
+
+def claim_migration(db: Database, worker: str, *, job_id: int | None = None) -> int | None:
+    """Take an unfinished job nobody runs — pending, or running under a lease that ran out
+    (its process died) — ``job_id`` or the oldest; its id, or None. ``FOR UPDATE SKIP
+    LOCKED`` on PostgreSQL; SQLite's writer lock makes the select-then-update atomic."""
+    now = utcnow()
+    stmt = select(FormMigration).where(
+        FormMigration.status.in_(("pending", "running")),
+        or_(FormMigration.lease_until.is_(None), FormMigration.lease_until <= now))
+    if job_id is not None:
+        stmt = stmt.where(FormMigration.id == job_id)
+    with db.read() as session:  # the usual answer, without taking the write lock
+        if session.execute(stmt.with_only_columns(FormMigration.id).limit(1)).first() is None:
+            return None
+    with db.write() as session:
+        job = session.execute(stmt.order_by(FormMigration.id).limit(1)
+                              .with_for_update(skip_locked=True)).scalars().first()
+        if job is None:
+            return None
+        job.worker, job.lease_until, job.status = worker, now + LEASE, "running"
+        return job.id
+
+
+def run_migration(db: Database, job_id: int, *, load: LoadChain, actor: Actor | None = None,
+                  worker: str | None = None) -> FormMigration | None:
+    """Claim the job and convert its records in batches; the job as it ends (as it is, when
+    another process runs it or it is done already).
+
+    Each batch is one transaction that also moves the job's cursor (``last_id``) and
+    renews its lease, so a process killed mid-job leaves whole batches only and the next
+    runner (``resume_migrations`` at start-up) continues after the cursor. The batch
+    first locks the job row and stops if another worker took it over. A record that
+    cannot be converted keeps its version and data and is listed in the job's failures;
+    it is retried by the next migration to a later version. The records' history names
+    ``actor``, else who published (kept on the job), else the system.
     """
-    after = 0
+    worker = worker or migration_worker()
+    if claim_migration(db, worker, job_id=job_id) is None:
+        with db.read() as session:
+            return session.get(FormMigration, job_id)
+    return run_claimed(db, job_id, worker, load=load, actor=actor)
+
+
+def run_claimed(db: Database, job_id: int, worker: str, *, load: LoadChain,
+                actor: Actor | None = None) -> FormMigration | None:
+    """Run a job ``worker`` has claimed (``claim_migration``) to its end."""
     while True:
         with db.write() as session:
-            job = session.get(FormMigration, job_id)
-            if job is None or job.status == "done":
-                return job
-            batch = _pending(session, job.app, job.form, job.to_version, after, BATCH)
-            job.status = "running" if batch else "done"
-            chains: dict[int, Chain] = {}
-            for rec in batch:
-                if rec.schema_version not in chains:
-                    chains[rec.schema_version] = load(session, job.app, job.form,
-                                                      rec.schema_version, job.to_version)
-                new, errors = convert_chain(rec.data, chains[rec.schema_version])
-                if errors:
-                    job.failed += 1
-                    if len(job.failures) < MAX_FAILURES:
-                        job.failures = [*job.failures, {"record_id": rec.id, "errors": errors}]
-                    continue
-                migrate_record(session, rec.id, data=new, schema_version=job.to_version,
-                               actor=actor)
-                job.done += 1
+            job = session.execute(select(FormMigration).where(FormMigration.id == job_id)
+                                  .with_for_update()).scalar_one_or_none()
+            if job is None or job.status == "done" or job.worker != worker:
+                return job  # gone, or taken over: this process was thought dead
+            batch = _pending(session, job.app, job.form, job.to_version, job.last_id, BATCH)
+            _convert(session, job, batch, load, actor or _publisher(job))
             job.updated_at = utcnow()
-            after = batch[-1].id if batch else after
             if not batch:
+                job.status, job.worker, job.lease_until = "done", None, None
                 return job
+            job.last_id, job.lease_until = batch[-1].id, utcnow() + LEASE
+
+
+def _publisher(job: FormMigration) -> Actor:
+    return SYSTEM if not job.actor else Actor(**job.actor)
+
+
+def _convert(session: Session, job: FormMigration, batch: list[Record], load: LoadChain,
+             actor: Actor) -> None:
+    chains: dict[int, Chain] = {}
+    for rec in batch:
+        if rec.schema_version not in chains:
+            chains[rec.schema_version] = load(session, job.app, job.form,
+                                              rec.schema_version, job.to_version)
+        new, errors = convert_chain(rec.data, chains[rec.schema_version])
+        if errors:
+            job.failed += 1
+            if len(job.failures) < MAX_FAILURES:
+                job.failures = [*job.failures, {"record_id": rec.id, "errors": errors}]
+            continue
+        migrate_record(session, rec.id, data=new, schema_version=job.to_version,
+                       actor=actor)
+        job.done += 1
+
+
+def resume_migrations(db: Database, worker: str, *, load: LoadChain) -> int:
+    """Run every unfinished job nobody runs, one after the other (a start-up, or a tick
+    of ``qiao worker``); how many were run."""
+    ran = 0
+    while (job_id := claim_migration(db, worker)) is not None:
+        run_claimed(db, job_id, worker, load=load)
+        ran += 1
+    return ran
 
 
 EXAMPLES = 5
