@@ -16,6 +16,7 @@ from platform_core.app import ContextDep, IdPath
 from platform_core.errors import NotFound
 from platform_core.models import utcnow
 from platform_core.security.guard import PrincipalDep, rule
+from platform_core.webhooks.events import iso
 
 router = APIRouter(prefix="/api/v1", tags=["rules"])
 RULES = "/apps/{app}/rules"
@@ -211,7 +212,8 @@ def notifications(ctx: ContextDep, principal: PrincipalDep,
         rows = s.execute(stmt.order_by(Notification.id.desc()).limit(limit)).scalars()
         items = [{"id": n.id, "app": n.app, "title": n.title, "body": n.body,
                   "record_id": n.record_id, "read": n.read_at is not None,
-                  "created_at": n.created_at.isoformat()} for n in rows]
+                  "created_at": iso(n.created_at),
+                  "read_at": iso(n.read_at) if n.read_at else None} for n in rows]
         return {"items": items, "unread": service.unread(s, principal.user_id)}
 
 

@@ -36,6 +36,7 @@ from platform_core.security.guard import PrincipalDep, rule
 from platform_core.security.models import User
 from platform_core.security.principal import Principal
 from platform_core.webhooks.background import http_client
+from platform_core.webhooks.events import iso
 from platform_core.webhooks.service import checked_url
 
 router = APIRouter(prefix="/api/v1", tags=["channels"])
@@ -189,7 +190,7 @@ def send_test(ctx: Any, principal: Principal, channel: str, to: str | None) -> d
                      target=f"channel:{channel}",
                      detail={"ok": error is None, "error": error[:200] if error else None})
     return {"channel": channel, "to": recipients, "ok": error is None, "error": error,
-            "sent_at": now.isoformat()}
+            "sent_at": iso(now)}
 
 
 @router.post("/channels/{channel}/test", openapi_extra=ADMIN)

@@ -1,6 +1,7 @@
 """Notifications and outside calls: the ``notify`` and ``call_webhook`` actions.
 
-A message is a Jinja2 template rendered in a sandbox with what the rule sees (``record``,
+A message is a Jinja2 template rendered in a sandbox bounded in time and size
+(``engine_rules.templating``) with what the rule sees (``record``,
 ``old``, ``task``, ``flow``, ``step``, ``event``, and ``progress_url``: the record's
 customer progress page, whose live link is reused or made when a message shows it);
 recipients are users, a role's
@@ -16,18 +17,15 @@ record (``customer.mobile`` follows a relation). Channels (``CHANNELS``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from jinja2 import Template, TemplateError, TemplateSyntaxError
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
 from engine_flows.assign import role_members
 from engine_rules import action_settings
 from engine_rules.actions import Action
 from engine_rules.models import Notification
+from engine_rules.templating import render, template_problems
 from platform_core.errors import InvalidInput
 from platform_core.security.models import User
 
@@ -35,70 +33,6 @@ if TYPE_CHECKING:
     from engine_rules.context import RuleContext
 
 CHANNELS = ("in_app", "email", "sms", "wecom")
-MAX_BODY = 4000
-
-
-MAX_REPEAT = 100_000  # the longest string or list ``*`` may build in a template
-
-
-class _Sandbox(SandboxedEnvironment):
-    """Jinja2's sandbox, and ``*``/``**`` that cannot build huge values."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 100:
-            raise SecurityError("the exponent is too large")
-        if operator == "*":
-            sizes = [len(v) for v in (left, right) if isinstance(v, str | list | tuple)]
-            counts = [v for v in (left, right) if isinstance(v, int)]
-            if sizes and counts and sizes[0] * max(counts[0], 0) > MAX_REPEAT:
-                raise SecurityError("the repeated value is too long")
-        return super().call_binop(context, operator, left, right)
-
-
-@cache
-def _templates() -> SandboxedEnvironment:
-    return _Sandbox(autoescape=False, trim_blocks=True)
-
-
-@lru_cache(maxsize=512)
-def _compiled(template: str) -> Template:
-    """A template compiled once (a rule renders the same few templates for every event)."""
-    return _templates().from_string(template)
-
-
-def render(template: str, scope: Mapping[str, Any]) -> str:
-    """``template`` rendered in the sandbox (no attribute access to Python internals).
-
-    A template that fails — reaches for what the sandbox refuses, divides by zero, uses
-    what is not there — is an ``InvalidInput`` naming the problem: the action fails
-    cleanly and is logged, and nothing of Python's internals ends in the message."""
-    try:
-        out: list[str] = []
-        size = 0
-        for chunk in _compiled(template).generate(**scope):
-            out.append(chunk)
-            size += len(chunk)
-            if size >= MAX_BODY:
-                break
-        return "".join(out)[:MAX_BODY]
-    except SecurityError as exc:
-        raise InvalidInput(f"template refused by the sandbox: {exc}") from None
-    except TemplateError as exc:
-        raise InvalidInput(f"template: {exc.message or type(exc).__name__}") from None
-    except (ArithmeticError, TypeError, ValueError, LookupError) as exc:
-        raise InvalidInput(f"template: {type(exc).__name__}: {exc}"[:500]) from None
-
-
-def template_problems(template: Any, where: str) -> list[str]:
-    if not isinstance(template, str) or not template.strip():
-        return [f"{where} needs a template"]
-    try:
-        _templates().parse(template)
-    except TemplateSyntaxError as exc:
-        return [f"{where}: template line {exc.lineno}: {exc.message}"]
-    return []
 
 
 # -- recipients --------------------------------------------------------------------------

@@ -12,7 +12,9 @@ A run, in order (one ``RuleRun`` row records it all):
    runs now, in a savepoint, with its ``ActionRun`` (``done``); an outside call is
    written as a ``pending`` ``ActionRun`` for the sender. The first action that fails is
    logged (``failed``, replayable from the dead-letter list) and the rest of the rule's
-   actions do not run.
+   actions do not run. A rule acting as a ``run_as`` user first checks that user's
+   rights as they are now (``engine_rules.rights``): one action they may not run fails
+   the run before any action writes.
 
 Everything runs in the caller's transaction (the dispatcher's, or a scan's), and the
 events the actions write carry depth + 1 (``platform_core.outbox.CASCADE_DEPTH``).
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session
 from engine_rules.actions import ACTIONS
 from engine_rules.context import Fired, RuleContext
 from engine_rules.models import ActionRun, Rule, RuleRun
+from engine_rules.rights import refusal
 from engine_rules.spec import RuleSpec, Trigger
 from platform_core.db import dumps
 from platform_core.errors import DomainError
@@ -135,6 +138,12 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
         run.status = "skipped"
         return _finish(session, run, started)
     session.flush()  # the run's id, for its action runs
+    refused = None if actor is not None else refusal(
+        ctx, spec, lambda i: _done(session, _key(fired, rule, i)))
+    if refused is not None:
+        run.actions = [_refuse(ctx, rule, spec, run, *refused)]
+        run.status, run.error = "failed", refused[1]
+        return _finish(session, run, started)
     token = CASCADE_DEPTH.set(fired.depth + 1)
     try:
         run.actions = _run_actions(ctx, rule, spec, run)
@@ -145,13 +154,34 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
     return _finish(session, run, started)
 
 
+def _key(fired: Fired, rule: Rule, index: int) -> str:
+    return f"{fired.key}:{rule.id}:{index}"[:200]
+
+
+def _done(session: Session, key: str) -> bool:
+    return session.execute(select(ActionRun.id).where(ActionRun.key == key)).first() \
+        is not None
+
+
+def _refuse(ctx: RuleContext, rule: Rule, spec: RuleSpec, run: RuleRun, index: int,
+            reason: str) -> dict[str, Any]:
+    """The action the ``run_as`` user may not run, as a failed (replayable) action run."""
+    config = spec.actions[index]
+    ctx.session.add(ActionRun(key=_key(ctx.fired, rule, index), rule_id=rule.id,
+                              rule_run_id=run.id, app=rule.app, action_type=config["type"],
+                              status="failed", last_error=reason[:2000],
+                              request={"config": config}, created_at=ctx.now))
+    ctx.session.flush()
+    return {"index": index, "type": config["type"], "status": "failed", "error": reason}
+
+
 def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, run: RuleRun
                  ) -> list[dict[str, Any]]:
     session, out = ctx.session, []
     for index, config in enumerate(spec.actions):
-        key = f"{ctx.fired.key}:{rule.id}:{index}"[:200]
+        key = _key(ctx.fired, rule, index)
         kind = ACTIONS.get(config["type"])
-        if session.execute(select(ActionRun.id).where(ActionRun.key == key)).first():
+        if _done(session, key):
             out.append({"index": index, "type": kind.key, "status": "already_done"})
             continue
         row = ActionRun(key=key, rule_id=rule.id, rule_run_id=run.id, app=rule.app,

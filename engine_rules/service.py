@@ -14,6 +14,7 @@ from engine_forms.forms import get_app, published
 from engine_rules.actions import ACTIONS, check_actions
 from engine_rules.context import Fired, RuleContext
 from engine_rules.models import ActionRun, Rule, RuleRun, RuleVersion
+from engine_rules.rights import refusal
 from engine_rules.runner import actor_of
 from engine_rules.scans import cron_trigger
 from engine_rules.spec import RuleSpec, RuleSpecError, parse_rule
@@ -22,6 +23,7 @@ from platform_core.expressions import ExpressionError
 from platform_core.models import OutboxEvent, utcnow
 from platform_core.security.crypto import Keyring
 from platform_core.store import Actor
+from platform_core.webhooks.events import iso
 
 DEAD = ("dead", "failed")
 RESERVED_KEYS = frozenset({"new"})  # /apps/{app}/rules/new is the editor of a new rule
@@ -249,8 +251,12 @@ def preview(session: Session, app: str, spec: RuleSpec, *, record_id: int | None
             now: datetime, keyring: Keyring | None, rule: Rule | None = None
             ) -> dict[str, Any]:
     """``test_run`` of a spec — a saved rule's, or a working copy not saved yet (its
-    actions act as the system, or its ``run_as`` user)."""
+    actions act as the system, or its ``run_as`` user: ``error`` names an action that
+    user may not run now). A rule about records needs ``record_id`` (422 without)."""
     form = spec.trigger.form or _flow_form(session, app, spec.trigger.flow)
+    if record_id is None and form is not None:
+        raise InvalidInput(f"record_id: this rule runs on a record of form {form}: give the "
+                           "record_id of the record to test it on", field="record_id")
     fired = Fired(f"test:{rule.id if rule else 0}", spec.trigger.type, app, form, record_id)
     actor = actor_of(session, rule or Rule(id=0, key=spec.key), spec)
     ctx = RuleContext.load(session, fired, actor=actor, now=now, keyring=keyring, test=True)
@@ -262,6 +268,9 @@ def preview(session: Session, app: str, spec: RuleSpec, *, record_id: int | None
         out["condition"] = bool(ctx.evaluate(spec.condition)) if spec.condition else True
         out["actions"] = [ACTIONS.get(c["type"]).preview(ctx, c) for c in spec.actions] \
             if out["condition"] else []
+        refused = refusal(ctx, spec) if out["condition"] else None
+        if refused is not None:
+            out["error"] = refused[1]
     except (ExpressionError, DomainError) as exc:
         out["error"] = str(getattr(exc, "detail", exc))
     return out
@@ -346,20 +355,20 @@ def _form_of(session: Session, rule: Rule) -> str | None:
 def rule_doc(rule: Rule) -> dict[str, Any]:
     return {"app": rule.app, "key": rule.key, "version": rule.version,
             "enabled": rule.enabled, "spec": rule.spec,
-            "updated_at": rule.updated_at.isoformat()}
+            "updated_at": iso(rule.updated_at)}
 
 
 def run_doc(run: RuleRun) -> dict[str, Any]:
     return {"id": run.id, "version": run.rule_version, "trigger": run.trigger_key,
             "event_type": run.event_type, "record_id": run.record_id, "depth": run.depth,
             "condition": run.condition, "status": run.status, "actions": run.actions,
-            "error": run.error, "duration_ms": run.duration_ms, "at": run.at.isoformat()}
+            "error": run.error, "duration_ms": run.duration_ms, "at": iso(run.at)}
 
 
 def action_doc(row: ActionRun) -> dict[str, Any]:
     return {"id": row.id, "key": row.key, "rule_id": row.rule_id, "type": row.action_type,
             "status": row.status, "attempts": row.attempts, "last_error": row.last_error,
-            "request": row.request, "created_at": row.created_at.isoformat()}
+            "request": row.request, "created_at": iso(row.created_at)}
 
 
 def unread(session: Session, user_id: int) -> int:
