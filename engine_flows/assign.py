@@ -202,12 +202,19 @@ def _locked_cursor(session: Session, pool: str) -> AssignmentCursor:
 
 
 class LeastLoaded(_Pool):
+    """Whoever of the pool has the fewest open tasks (ties: the lowest id). The count is
+    taken under the role's lock (its cursor row, ``FOR UPDATE`` on PostgreSQL; SQLite's
+    writer lock serialises anyway), held until the choosing transaction commits its task:
+    two runs starting at once cannot both count before either has added its task, so they
+    do not pick the same person."""
+
     key = "least_loaded"
 
     def resolve(self, session: Session, spec: Assignee, situation: Situation) -> list[int]:
         members = self.pool(session, spec, situation)
         if not members:
             return []
+        _locked_cursor(session, f"least_loaded:{spec.role}"[:255])
         load = dict(session.execute(select(Task.assignee_id, func.count()).where(
             Task.status == "open", Task.assignee_id.in_(members))
             .group_by(Task.assignee_id)).all())
