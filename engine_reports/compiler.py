@@ -103,6 +103,24 @@ class Plan:
     measures: list[MeasurePlan]
     statement: Any
     python_sort: bool
+    # the statement in parts, for a dashboard's shared scans (engine_reports/fusion.py):
+    # the rows it reads, its grouping expressions, each slot's (aggregate, argument)
+    scan: Any = None
+    groups: list[Any] = field(default_factory=list)
+    parts: dict[str, tuple[str, Any]] = field(default_factory=dict)
+
+
+AGGREGATES = {"sum": func.sum, "avg": func.avg, "min": func.min, "max": func.max}
+
+
+def aggregate(agg: str, arg: Any) -> Any:
+    """The SQL aggregate of a slot: count (of rows when ``arg`` is None), distinct (a
+    count of distinct values), sum, avg, min or max."""
+    if agg == "count":
+        return func.count() if arg is None else func.count(arg)
+    if agg == "distinct":
+        return func.count(arg.distinct())
+    return AGGREGATES[agg](arg)
 
 
 def _dim_label(dim: Dimension, col: Column) -> str:
@@ -181,7 +199,8 @@ class Compiler:
         return DimPlan(dim, col, _dim_label(dim, col)), expr
 
     def measure(self, i: int, m: Measure, cols: dict[str, Column]
-                ) -> tuple[MeasurePlan, list[ColumnElement[Any]]]:
+                ) -> tuple[MeasurePlan, list[tuple[str, Any]]]:
+        """The measure's plan and its slots as (aggregate, argument) pairs."""
         path = f"measures[{i}]"
         key = m.key or f"m{i}"
         label = _default_label(m, cols)
@@ -195,8 +214,8 @@ class Compiler:
             return value if cond is None else case((cond, value))
 
         if m.agg == "count" and not m.field:
-            count = func.count() if cond is None else func.count(case((cond, 1)))
-            return MeasurePlan(m, label, key, m.format or "integer", "integer"), [count]
+            return MeasurePlan(m, label, key, m.format or "integer", "integer"), [
+                ("count", None if cond is None else case((cond, 1)))]
         col = self.column(m.field, f"{path}.field")
         if col.sealed and m.agg != "count":
             raise ReportError(f"{path}: the encrypted field {m.field!r} can only be "
@@ -204,10 +223,10 @@ class Compiler:
         expr = self.expr(m.field)  # type: ignore[arg-type]
         if m.agg == "count":
             return MeasurePlan(m, label, key, m.format or "integer", "integer"), [
-                func.count(only(expr))]
+                ("count", only(expr))]
         if m.agg == "count_distinct":
             return MeasurePlan(m, label, key, m.format or "integer", "integer"), [
-                func.count(only(expr).distinct())]
+                ("distinct", only(expr))]
         if m.agg in ("sum", "avg") and col.kind not in NUMERIC:
             raise ReportError(f"{path}: {m.agg} needs a number or money field; "
                               f"{m.field!r} is {col.kind}", path=path)
@@ -218,13 +237,10 @@ class Compiler:
         plan = MeasurePlan(m, label, key, _format(m, kind), kind)
         if col.kind == "money":
             fen = only(self.frame.fen(m.field, self.dialect))  # type: ignore[arg-type]
-            if m.agg == "avg":
-                return plan, [func.sum(fen), func.count(fen)]
-            agg = {"sum": func.sum, "min": func.min, "max": func.max}[m.agg]  # type: ignore
-            return plan, [agg(fen)]
-        agg = {"sum": func.sum, "avg": func.avg, "min": func.min,  # type: ignore[index]
-               "max": func.max}[m.agg]
-        return plan, [agg(only(expr))]
+            if m.agg == "avg":  # an exact quotient: sum and count of fen
+                return plan, [("sum", fen), ("count", fen)]
+            return plan, [(m.agg, fen)]  # type: ignore[list-item]
+        return plan, [(m.agg, only(expr))]  # type: ignore[list-item]
 
     def formulas(self, measures: list[MeasurePlan]) -> None:
         kinds = {p.key: "money" if p.kind == "money" else "number"
@@ -247,17 +263,18 @@ class Compiler:
             plan, expr = self.dimension(i, d)
             dims.append(plan)
             group.append(expr.label(f"d{i}"))
-        measures, selected = [], []
+        measures, selected, parts = [], [], {}
         for i, m in enumerate(self.spec.measures):
-            plan, exprs = self.measure(i, m, cols)
-            for j, e in enumerate(exprs):
+            plan, slots = self.measure(i, m, cols)
+            for j, (agg, arg) in enumerate(slots):
                 name = f"m{i}_{j}"
                 plan.slots.append(name)
-                selected.append(e.label(name))
+                parts[name] = (agg, arg)
+                selected.append(aggregate(agg, arg).label(name))
             measures.append(plan)
         self.formulas(measures)
-        stmt = select(*group, *selected).select_from(self.frame.table)
-        stmt = stmt.where(and_(true(), *self.frame.where, condition))
+        where = and_(true(), *self.frame.where, condition)
+        stmt = select(*group, *selected).select_from(self.frame.table).where(where)
         if group:
             stmt = stmt.group_by(*[literal_column(f"d{i}") for i in range(len(group))])
         # calculated measures and money averages (an exact quotient) sort in Python
@@ -277,7 +294,9 @@ class Compiler:
             stmt = stmt.limit(self.spec.limit or MAX_GROUPS + 1)
         else:
             stmt = stmt.limit(MAX_GROUPS + 1)
-        return Plan(dims, measures, stmt, python_sort)
+        scan = select(literal(1)).select_from(self.frame.table).where(where)
+        return Plan(dims, measures, stmt, python_sort, scan,
+                    [g.element for g in group], parts)
 
 
 def _fen_to_money(value: Any) -> str | None:

@@ -294,21 +294,29 @@ def roomy(session: Session) -> None:
 
 def execute(session: Session, spec: ReportSpec, frame: Frame,
             where: dict[str, Any] | None) -> tuple[Plan, list[list[Any]], list[list[Any]], bool]:
-    """Run the compiled statement; (plan, raw dimension keys, measure values, truncated)."""
+    """Run the compiled statement; (plan, raw dimension keys, measure values, truncated).
+    Within a dashboard's shared scans (``fusion.batch``) the rows may come from a
+    statement shared with other widgets; they are then ordered and cut here."""
+    from engine_reports import fusion
+
     dialect = session.get_bind().dialect.name
     condition = compile_filter(where, frame.fields, dialect)
     plan = Compiler(spec, frame, dialect).plan(condition)
-    roomy(session)
-    rows = session.execute(plan.statement).all()
-    n_dims = len(plan.dims)
+    shared = fusion.rows_for(plan, session)
+    if shared is not None:
+        rows: list[Any] = shared
+        plan.python_sort = True  # a shared statement's rows come unordered and uncut
+    else:
+        roomy(session)
+        rows = [row._mapping for row in session.execute(plan.statement)]
     keys, values = [], []
     for row in rows:
-        keys.append([compiler.dimension_value(d, row[i]) for i, d in enumerate(plan.dims)])
-        named = dict(row._mapping)
+        keys.append([compiler.dimension_value(d, row[f"d{i}"])
+                     for i, d in enumerate(plan.dims)])
         out, by_key = [], {}
         for m in plan.measures:
             if m.formula is None:
-                v = compiler.measure_value(m, [named[s] for s in m.slots])
+                v = compiler.measure_value(m, [row[s] for s in m.slots])
                 by_key[m.key] = v
             out.append(None if m.formula is not None else by_key[m.key])
         for j, m in enumerate(plan.measures):
@@ -316,7 +324,6 @@ def execute(session: Session, spec: ReportSpec, frame: Frame,
                 out[j] = compiler.calculated(m, by_key)
                 by_key[m.key] = out[j]
         values.append(out)
-    del n_dims
     truncated = len(rows) > (spec.limit or compiler.MAX_GROUPS) and not plan.python_sort
     if plan.python_sort:
         keys, values = _python_sort(spec, plan, keys, values)
@@ -447,7 +454,11 @@ def run(session: Session, app: str, spec: ReportSpec, viewer: Viewer,
     check_fields(spec, source)
     where = where_of(session, spec, source, viewer, params)
     if spec.source.of == "funnel":
+        from engine_reports import fusion
         from engine_reports.funnel import funnel
+
+        if fusion.collecting():
+            raise fusion.NotShared
 
         return funnel(session, app, spec, source, where)
     plan, keys, values, truncated = execute(session, spec, source.frame, where)

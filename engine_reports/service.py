@@ -374,10 +374,31 @@ def dashboard_data(session: Session, app: str, key: str, viewer: Viewer,
                    values: Mapping[str, Any]) -> dict[str, Any]:
     """Every widget's data (or its error, e.g. a report not shared with the viewer), one
     after the other on this session."""
+    from engine_reports import fusion
+
     row, dash = _checked_dashboard(session, app, key, viewer, values)
-    widgets = [_widget_entry(session, app, dash, i, w, viewer, values)
-               for i, w in enumerate(dash.ordered())]
+    batch = _noted(session, app, dash, viewer, values)
+    batch.run_in(session)
+    with fusion.batch(batch):
+        widgets = [_widget_entry(session, app, dash, i, w, viewer, values)
+                   for i, w in enumerate(dash.ordered())]
     return {"dashboard": dashboard_doc(row), "widgets": widgets}
+
+
+def _noted(session: Session, app: str, dash: DashboardSpec, viewer: Viewer,
+           values: Mapping[str, Any]) -> Any:
+    """The first pass over a dashboard's widgets: their statements, noted in a batch
+    (``engine_reports/fusion.py``) to be planned and run together."""
+    from engine_reports import fusion
+
+    batch = fusion.Batch()
+    with fusion.batch(batch):
+        for i, w in enumerate(dash.ordered()):
+            try:
+                _widget_entry(session, app, dash, i, w, viewer, values)
+            except Exception:  # noqa: BLE001 - the second pass runs it for real
+                continue
+    return batch
 
 
 def dashboard_widget(session: Session, app: str, key: str, index: int, viewer: Viewer,
@@ -397,25 +418,30 @@ WORKERS = 8  # widgets run at once by one dashboard request (connections it hold
 def dashboard_data_parallel(db: Any, app: str, key: str, viewer: Viewer,
                             values: Mapping[str, Any], workers: int | None = None
                             ) -> dict[str, Any]:
-    """``dashboard_data`` with the widgets run at the same time, each in its own read
+    """``dashboard_data`` with the widgets' statements shared where they read the same
+    rows (``engine_reports/fusion.py``) and run at the same time, each in its own read
     transaction on its own connection (``db``: a ``platform_core`` ``Database``). On
-    PostgreSQL the widgets' statements run in parallel; on SQLite WAL readers do too
-    (the GIL is released while SQLite works). Same result, same order."""
+    PostgreSQL the statements run in parallel; on SQLite WAL readers do too (the GIL is
+    released while SQLite works). Same result, same order."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from engine_reports import fusion
 
     with db.read() as s:
         row, dash = _checked_dashboard(s, app, key, viewer, values)
         doc = dashboard_doc(row)
-    widgets = dash.ordered()
+        widgets = dash.ordered()
+        batch = _noted(s, app, dash, viewer, values)
+    batch.run(db, workers or WORKERS)  # shared where they can be, in parallel
 
     def one(item: tuple[int, Any]) -> dict[str, Any]:
-        with db.read() as s:
+        with db.read() as s, fusion.batch(batch):
             return _widget_entry(s, app, dash, item[0], item[1], viewer, values)
 
     url = db.engine.url
-    if len(widgets) <= 1 or (url.get_backend_name() == "sqlite"
-                             and url.database in (None, "", ":memory:")):
-        # an in-memory SQLite database exists on one connection only
+    if len(widgets) <= 1 or len(batch.rows) == len(batch.needs) or (
+            url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
+        # every widget's rows are here (or an in-memory SQLite: one connection only)
         entries = [one(item) for item in enumerate(widgets)]
     else:
         with ThreadPoolExecutor(max_workers=min(workers or WORKERS, len(widgets))) as ex:

@@ -43,6 +43,19 @@ def _all(client, form, **params):
     return items
 
 
+def assert_widgets_equal_their_reports(client, dashboard):
+    """A dashboard's widgets share their scans (engine_reports/fusion.py): each widget's
+    rows are its report's rows run alone, as this viewer, with the widget's parameters."""
+    dash = client.get(f"{APP}/dashboards/{dashboard}/data")
+    assert dash.status_code == 200, dash.text
+    assert len(dash.json()["widgets"]) > 2
+    for w in dash.json()["widgets"]:
+        assert "error" not in w, w
+        alone = client.get(f"{APP}/reports/{w['report']}/data", params=w["params"])
+        assert alone.status_code == 200, alone.text
+        assert w["data"]["rows"] == alone.json()["rows"], w["report"]
+
+
 def test_the_demo_loads_and_tells_a_consistent_story(qiao, db, crm):
     app, admin = qiao
     source = json.loads((crm.demo / "records.json").read_text(encoding="utf-8"))
@@ -86,6 +99,8 @@ def test_the_demo_loads_and_tells_a_consistent_story(qiao, db, crm):
     assert "标记已签约" not in reached and "审批结果" not in reached  # service, gateway
     dash = admin.get(f"{APP}/dashboards/sales_overview/data").json()
     assert all("error" not in w for w in dash["widgets"]), dash["widgets"]
+    assert_widgets_equal_their_reports(admin, "sales_overview")
+    assert_widgets_equal_their_reports(admin, "management")
 
     # a salesperson: only their own customers, ID numbers and mobiles masked, no income
     sales, sales_id = _as(app, db, "zhang.wei")
@@ -100,9 +115,11 @@ def test_the_demo_loads_and_tells_a_consistent_story(qiao, db, crm):
     assert sales.get(f"{APP}/dashboards/sales_overview/data").status_code == 200
     his = sales.get(f"{APP}/reports/leaderboard/data").json()["rows"]
     assert [r[0] for r in his] in ([], ["张伟"])
+    assert_widgets_equal_their_reports(sales, "sales_overview")
 
     # a team lead of 北京销售一部: the team's customers (three salespeople)
     lead, _ = _as(app, db, "wang.fang")
+    assert_widgets_equal_their_reports(lead, "management")
     team = {"zhang.wei", "li.na", "chen.jie"}
     assert len(_all(lead, "customer")) == sum(1 for c in source["customer"]
                                              if c["owner"] in team)

@@ -1,0 +1,336 @@
+"""A dashboard's widgets share their scans.
+
+Twenty widgets over the same form, filters and viewer read the same rows twenty times;
+at a million records each read costs a full scan. A dashboard request therefore runs in
+two passes:
+
+1. **collect** — every widget runs with no rows (``batch.collecting``): each aggregate
+   statement it would run is noted with its parts (the rows it reads, its grouping
+   expressions, each slot's aggregate and argument);
+2. **run** — the noted statements are planned into as few as possible and run in
+   parallel, one connection each; then every widget runs again and takes its rows from
+   the results (``rows_for``), ordered and cut in Python.
+
+Planning, per set of statements reading the same rows (equal FROM and WHERE, compiled
+with their values — so the viewer's row scope is part of it):
+
+- statements grouping by the same expressions become one statement with all their
+  aggregates;
+- a statement whose groups are a subset of another's (or coarser date buckets of the
+  same field: day → week, month, quarter, year; month → quarter, year; quarter → year)
+  is rolled up in Python from that one's groups, when all its aggregates can be (count,
+  sum, min, max, average as sum over count; not a distinct count) and that result has
+  at most ``ROLLUP_MAX`` groups; otherwise it runs its own statement.
+
+A statement that cannot share (a funnel, a flow or audit source, a truncated shared
+result) runs as it would alone. The numbers are the same either way; the tests compare
+them (``tests/engine_reports/test_fusion.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import literal_column
+
+from engine_reports.compiler import MAX_GROUPS, Plan, aggregate
+
+ROLLUP_MAX = 5_000  # groups of a shared result that may be rolled up in Python
+FINER = {"day": ("week", "month", "quarter", "year"), "month": ("quarter", "year"),
+         "quarter": ("year",)}  # a bucket → the buckets derivable from its text
+FINENESS = {"day": 4, "week": 3, "month": 3, "quarter": 2, "year": 1}
+
+_batch: ContextVar[Batch | None] = ContextVar("engine_reports_fusion", default=None)
+
+
+def coarser(value: Any, finer: str, bucket: str) -> Any:
+    """A date bucket's text as a coarser bucket's (see ``compiler._bucket``)."""
+    if value is None or finer == bucket:
+        return value
+    if bucket == "year":
+        return value[:4]
+    if bucket == "quarter":
+        month = int(value[5:7])
+        return f"{value[:4]}-Q{(month + 2) // 3}"
+    if bucket == "month":
+        return value[:7]
+    day = date.fromisoformat(value)  # week: its Monday
+    return (day - timedelta(days=day.weekday())).isoformat()
+
+
+def _signature(clause: Any, dialect: Any) -> str:
+    compiled = clause.compile(dialect=dialect)
+    return f"{compiled.string}\x00{sorted(compiled.params.items(), key=lambda kv: kv[0])!r}"
+
+
+@dataclass
+class _Dim:
+    sig: str
+    expr: Any
+    field: str | None
+    bucket: str | None
+
+
+def _fineness(dims: list[_Dim]) -> tuple[int, int]:
+    """Statements with more groups, then finer date buckets, go first: they can host the
+    others."""
+    return len(dims), sum(FINENESS.get(d.bucket or "", 0) for d in dims)
+
+
+@dataclass
+class _Need:
+    """One noted statement: what it reads and how its slots aggregate."""
+
+    plan: Plan
+    dims: list[_Dim]
+    parts: dict[str, tuple[str, str, Any]]  # slot → (aggregate, argument signature, arg)
+
+    def derivable(self) -> bool:
+        return all(agg != "distinct" for agg, _, _ in self.parts.values())
+
+
+@dataclass
+class _Shared:
+    """One statement run for several needs."""
+
+    dims: list[_Dim]
+    scan: Any
+    exact: list[tuple[str, _Need]] = field(default_factory=list)
+    derived: list[tuple[str, _Need, list[tuple[int, str | None, str | None]]]] = field(
+        default_factory=list)
+    columns: dict[tuple[str, str], str] = field(default_factory=dict)  # part → column
+    args: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def column(self, agg: str, arg_sig: str, arg: Any) -> str:
+        key = (agg, arg_sig)
+        if key not in self.columns:
+            self.columns[key] = f"p{len(self.columns)}"
+            self.args[key] = arg
+        return self.columns[key]
+
+    def covers(self, dims: list[_Dim]) -> list[tuple[int, str | None, str | None]] | None:
+        """For each of ``dims``: (index of the group here, this bucket, wanted bucket),
+        or None when they cannot be rolled up from these groups."""
+        out = []
+        for d in dims:
+            for i, mine in enumerate(self.dims):
+                if mine.sig == d.sig:
+                    out.append((i, None, None))
+                    break
+                if (mine.field == d.field and mine.bucket and d.bucket
+                        and d.bucket in FINER.get(mine.bucket, ())):
+                    out.append((i, mine.bucket, d.bucket))
+                    break
+            else:
+                return None
+        return out
+
+    def statement(self) -> Any:
+        groups = [d.expr.label(f"g{i}") for i, d in enumerate(self.dims)]
+        cols = [aggregate(agg, self.args[(agg, sig)]).label(name)
+                for (agg, sig), name in self.columns.items()]
+        stmt = self.scan.with_only_columns(*groups, *cols)
+        if groups:
+            stmt = stmt.group_by(*[literal_column(f"g{i}") for i in range(len(groups))])
+        return stmt.limit(MAX_GROUPS + 1)
+
+
+class Batch:
+    """The statements of one dashboard request: noted, planned, run, handed out."""
+
+    def __init__(self) -> None:
+        self.collecting = True
+        self.needs: dict[str, _Need] = {}
+        self.scans: dict[str, list[str]] = {}  # scan signature → statement signatures
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.statements = 0  # run by ``run`` (for the tests and the benchmark)
+
+    def note(self, plan: Plan, dialect: Any) -> None:
+        sig = _signature(plan.statement, dialect)
+        if sig in self.needs:
+            return
+        dims = [_Dim(_signature(g, dialect), g, d.spec.field, d.spec.bucket)
+                for g, d in zip(plan.groups, plan.dims, strict=True)]
+        parts = {slot: (agg, "" if arg is None else _signature(arg, dialect), arg)
+                 for slot, (agg, arg) in plan.parts.items()}
+        self.needs[sig] = _Need(plan, dims, parts)
+        self.scans.setdefault(_signature(plan.scan, dialect), []).append(sig)
+
+    def plan(self) -> list[_Shared]:
+        shared: list[_Shared] = []
+        for sigs in self.scans.values():
+            mine: list[_Shared] = []
+            by_groups: dict[frozenset[str], list[str]] = {}
+            for sig in sigs:
+                by_groups.setdefault(frozenset(d.sig for d in self.needs[sig].dims),
+                                     []).append(sig)
+            for groups in sorted(by_groups, reverse=True, key=lambda g, by=by_groups:
+                                 _fineness(self.needs[by[g][0]].dims)):
+                members = by_groups[groups]
+                needs = [self.needs[s] for s in members]
+                host = None
+                if all(n.derivable() for n in needs):
+                    host = next((s for s in mine if s.covers(needs[0].dims) is not None),
+                                None)
+                if host is None:
+                    one = _Shared(needs[0].dims, needs[0].plan.scan)
+                    one.exact = list(zip(members, needs, strict=True))
+                    mine.append(one)
+                else:
+                    for s, n in zip(members, needs, strict=True):
+                        host.derived.append((s, n, host.covers(n.dims) or []))
+            shared += mine
+        for s in shared:
+            for _, n in s.exact:
+                for agg, arg_sig, arg in n.parts.values():
+                    s.column(agg, arg_sig, arg)
+            for _, n, _ in s.derived:
+                for agg, arg_sig, arg in n.parts.values():
+                    if agg == "avg":
+                        s.column("sum", arg_sig, arg)
+                        s.column("count", arg_sig, arg)
+                    else:
+                        s.column(agg, arg_sig, arg)
+        return shared
+
+    def run(self, db: Any, workers: int) -> None:
+        """Run the planned statements, in parallel where the database allows, each on
+        its own connection; then the widgets take their rows (``rows_for``)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        plan = self._start()
+
+        def one(s: _Shared) -> list[dict[str, Any]]:
+            with db.read() as session:
+                return _rows(session, s)
+
+        url = db.engine.url
+        if len(plan) <= 1 or (url.get_backend_name() == "sqlite"
+                              and url.database in (None, "", ":memory:")):
+            results = [one(s) for s in plan]
+        else:
+            with ThreadPoolExecutor(max_workers=min(workers, len(plan))) as ex:
+                results = list(ex.map(one, plan))
+        for s, rows in zip(plan, results, strict=True):
+            self._hand_out(s, rows)
+
+    def run_in(self, session: Any) -> None:
+        """Run the planned statements one after the other on ``session``."""
+        for s in self._start():
+            self._hand_out(s, _rows(session, s))
+
+    def _start(self) -> list[_Shared]:
+        self.collecting = False
+        plan = self.plan()
+        self.statements = len(plan)
+        return plan
+
+    def _hand_out(self, s: _Shared, rows: list[dict[str, Any]]) -> None:
+        if len(rows) > MAX_GROUPS:
+            return  # truncated: each runs its own ordered, cut statement
+        for sig, n in s.exact:
+            index = {d.sig: f"g{i}" for i, d in enumerate(s.dims)}
+            dims = [(f"d{i}", index[d.sig]) for i, d in enumerate(n.dims)]
+            slots = [(slot, s.columns[(agg, arg_sig)])
+                     for slot, (agg, arg_sig, _) in n.parts.items()]
+            self.rows[sig] = [{**{k: r[g] for k, g in dims}, **{k: r[c] for k, c in slots}}
+                              for r in rows]
+        if len(rows) > ROLLUP_MAX:
+            return  # too many groups to roll up here: they run their own statements
+        for sig, n, mapping in s.derived:
+            self.rows[sig] = _roll_up(s, n, mapping, rows)
+
+    def rows_for(self, plan: Plan, dialect: Any) -> list[dict[str, Any]] | None:
+        return self.rows.get(_signature(plan.statement, dialect))
+
+
+def _rows(session: Any, s: _Shared) -> list[dict[str, Any]]:
+    from engine_reports.running import roomy
+
+    roomy(session)
+    return [dict(r._mapping) for r in session.execute(s.statement())]
+
+
+def _roll_up(s: _Shared, n: _Need, mapping: list[tuple[int, str | None, str | None]],
+             rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``n``'s rows from the finer groups of ``s``: counts and sums added, minima and
+    maxima kept, averages as the sum over the count."""
+    slots = []
+    for slot, (agg, arg_sig, _) in n.parts.items():
+        if agg == "avg":
+            slots.append((slot, agg, s.columns[("sum", arg_sig)],
+                          s.columns[("count", arg_sig)]))
+        else:
+            slots.append((slot, agg, s.columns[(agg, arg_sig)], None))
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = tuple(coarser(r[f"g{i}"], finer, bucket) if bucket else r[f"g{i}"]
+                    for i, finer, bucket in mapping)
+        acc = groups.get(key)
+        if acc is None:
+            acc = groups[key] = {slot: (None, 0) if agg == "avg" else
+                                 (0 if agg == "count" else None)
+                                 for slot, agg, _, _ in slots}
+        for slot, agg, col, count_col in slots:
+            v, old = r[col], acc[slot]
+            if agg == "avg":
+                acc[slot] = (_add(old[0], v), old[1] + (r[count_col] or 0))
+            elif agg in ("count", "sum"):
+                acc[slot] = _add(old, v)
+            elif v is not None and (old is None or (v < old if agg == "min" else v > old)):
+                acc[slot] = v
+    out = []
+    for key, acc in groups.items():
+        row = {f"d{i}": v for i, v in enumerate(key)}
+        for slot, agg, _, _ in slots:
+            v = acc[slot]
+            row[slot] = (None if not v[1] or v[0] is None else v[0] / v[1]) \
+                if agg == "avg" else v
+        out.append(row)
+    if not out and not n.dims:  # a total over no rows is still one row, as in SQL
+        out.append({slot: 0 if agg == "count" else None for slot, agg, _, _ in slots})
+    return out
+
+
+def _add(total: Any, value: Any) -> Any:
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+class NotShared(Exception):
+    """Raised while collecting by a report that runs no shareable statement (a funnel):
+    it runs in the second pass only."""
+
+
+def collecting() -> bool:
+    b = _batch.get()
+    return b is not None and b.collecting
+
+
+@contextmanager
+def batch(b: Batch) -> Iterator[Batch]:
+    """Within this block, reports note (collecting) or take (running) their rows."""
+    token = _batch.set(b)
+    try:
+        yield b
+    finally:
+        _batch.reset(token)
+
+
+def rows_for(plan: Plan, session: Any) -> list[dict[str, Any]] | None:
+    """The rows of ``plan`` from the current batch: none while collecting (the statement
+    is noted), a shared statement's when it ran, else None (run your own)."""
+    b = _batch.get()
+    if b is None:
+        return None
+    dialect = session.get_bind().dialect
+    if b.collecting:
+        b.note(plan, dialect)
+        return []
+    return b.rows_for(plan, dialect)
