@@ -39,10 +39,15 @@ def init() -> None:
 
 
 def _first_admin(settings: Settings) -> None:
+    from platform_core.errors import DomainError
     from platform_core.security.users import ensure_admin
 
-    with database(settings).write() as session:
-        one_time = ensure_admin(session, password=os.environ.get("QIAO_ADMIN_PASSWORD"))
+    try:
+        with database(settings).write() as session:
+            one_time = ensure_admin(session, password=os.environ.get("QIAO_ADMIN_PASSWORD"))
+    except DomainError as exc:  # a password the policy refuses: one line, not a traceback
+        fail(f"QIAO_ADMIN_PASSWORD cannot be the first admin's password: {exc.detail}")
+        return
     if one_time:
         typer.echo(f"qiao: created user admin with the one-time password {one_time} "
                    "(change it at first sign-in)")
