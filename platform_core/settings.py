@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     base_url: str = Field(default="http://127.0.0.1:8000",
                           description="links sent by e-mail/SMS are built from this, never "
-                                      "from request headers")
+                                      "from request headers; unset: http://<host>:<port>")
     # Field encryption: "k1=<base64 32 bytes>,k2=…,index=<base64 32 bytes>"; the last
     # data key is current. Empty: keys live in encryption_key_file (created 0600).
     encryption_keys: str = Field(default="", repr=False)
@@ -110,6 +110,16 @@ class Settings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http:// or https:// URL")
         return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _base_url_follows_the_port(self) -> Settings:
+        """Without ``QIAO_BASE_URL`` the links point where this server listens (its
+        ``QIAO_PORT``, and its host unless it binds every address), not at port 8000."""
+        if "base_url" not in self.model_fields_set:
+            host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+            host = f"[{host}]" if ":" in host else host
+            self.base_url = f"http://{host}:{self.port}"
+        return self
 
     @property
     def cookie_secure(self) -> bool:
