@@ -1,12 +1,14 @@
 """Handing work to someone else: transfer, delegate, claim, add a signer, and an
 admin's reassignment. Same order of checks as ``engine_flows.tasks``; none of these moves
-the flow, each writes history and a ``task.reassigned`` event."""
+the flow, each writes history and a ``task.reassigned`` event. A to-do (no flow) is
+transferred, delegated and reassigned the same way by ``engine_flows.todo``."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from engine_flows import todo
 from engine_flows.models import FlowStep, Task, TaskCandidate
 from engine_flows.nodes import create_task
 from engine_flows.runtime import Engine
@@ -18,6 +20,7 @@ from engine_flows.tasks import (
     _must_act,
     _open_task,
     candidates,
+    visible_task,
 )
 from platform_core.errors import Conflict, InvalidInput
 from platform_core.security.permissions import Forbidden
@@ -34,8 +37,14 @@ def _hand(session: Session, task: Task, to: int, action: str, eng: Engine) -> No
     session.flush()
 
 
+def _is_todo(session: Session, task_id: int, who: Who) -> bool:
+    return visible_task(session, task_id, who).run_id is None
+
+
 def transfer(session: Session, task_id: int, who: Who, *, to: int) -> Task:
     """The assignee gives the task to someone else for good."""
+    if _is_todo(session, task_id, who):
+        return todo.transfer_todo(session, task_id, who, to=to)
     eng, task, node = _open_task(session, task_id, who)
     _must_act(session, task, who)
     _allowed(node, "transfer")
@@ -48,6 +57,8 @@ def transfer(session: Session, task_id: int, who: Who, *, to: int) -> Task:
 def delegate(session: Session, task_id: int, who: Who, *, to: int) -> Task:
     """Someone else works the task and hands it back (their completion returns it to the
     owner, who completes it)."""
+    if _is_todo(session, task_id, who):
+        return todo.delegate_todo(session, task_id, who, to=to)
     eng, task, node = _open_task(session, task_id, who)
     _must_act(session, task, who)
     _allowed(node, "delegate")
@@ -74,6 +85,8 @@ def claim(session: Session, task_id: int, who: Who) -> Task:
 
 def reassign(session: Session, task_id: int, who: Who, *, to: int) -> Task:
     """A flow manager gives any open task (even an unassigned one) to someone."""
+    if _is_todo(session, task_id, who):
+        return todo.reassign_todo(session, task_id, who, to=to)
     eng, task, _node = _open_task(session, task_id, who)
     if not who.manages(eng.run.app, eng.run.form):
         raise Forbidden("only a flow manager (manage right on the form) may reassign")

@@ -182,11 +182,10 @@ class Engine:
             step.status, step.left_at = "cancelled", self.now
             self.history("step_cancelled", node_id=step.node_id, step_id=step.id,
                          reason=reason)
-        open_tasks = update(Task).where(Task.run_id == self.run.id, Task.status == "open")
+        where = [Task.run_id == self.run.id, Task.status == "open"]
         if not everything:
-            open_tasks = open_tasks.where(Task.step_id.in_([s.id for s in steps]))
-        self.session.execute(open_tasks.values(status="cancelled", completed_at=self.now,
-                                               row_version=Task.row_version + 1))
+            where.append(Task.step_id.in_([s.id for s in steps]))
+        self.cancel_tasks(where, reason)
         for child in self.session.execute(select(FlowRun).where(
                 FlowRun.parent_step_id.in_([s.id for s in steps]),
                 FlowRun.status == "running")).scalars():
@@ -194,6 +193,22 @@ class Engine:
                                       keyring=self.keyring)
             child_engine.finish("cancelled", reason=reason)
         self.session.flush()
+
+    def cancel_tasks(self, where: list[Any], reason: str) -> None:
+        """Cancel the open tasks matching ``where``, each with a ``task.cancelled`` event
+        (its inbox entry is gone: a rule or a webhook may tell the person)."""
+        gone = self.session.execute(select(Task.id, Task.node_id, Task.title,
+                                           Task.assignee_id, Task.due_at).where(*where)).all()
+        if not gone:
+            return
+        self.session.execute(update(Task).where(Task.id.in_([t.id for t in gone]),
+                                                Task.status == "open")
+                             .values(status="cancelled", completed_at=self.now,
+                                     row_version=Task.row_version + 1))
+        for task in gone:
+            self.emit("task.cancelled", task_id=task.id, node=task.node_id, step=task.title,
+                      assignee_id=task.assignee_id, reason=reason,
+                      due_at=task.due_at.isoformat() if task.due_at else None)
 
     def finish(self, status: str, **detail: Any) -> None:
         """End the run: completed (an end node) or cancelled."""

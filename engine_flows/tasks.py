@@ -87,8 +87,8 @@ def _open_task(session: Session, task_id: int, who: Who) -> tuple[Engine, Task, 
     """Lock the task's run, then the task as it is now, open; its engine and node."""
     probe = visible_task(session, task_id, who)
     if probe.run_id is None:
-        raise NotAllowedHere(f"task {task_id} is a to-do: it is completed, nothing else",
-                             operation="flow")
+        raise NotAllowedHere(f"task {task_id} is a to-do: it is completed, transferred, "
+                             "delegated or reassigned, nothing else", operation="flow")
     run = lock_run(session, probe.run_id)
     session.refresh(probe)
     if probe.status != "open":
@@ -200,6 +200,10 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
     if visible_task(session, task_id, who).run_id is None:
         from engine_flows.todo import complete_todo
 
+        if operation != "complete":  # approve / reject belong to a flow's steps
+            raise NotAllowedHere(f"task {task_id} is a to-do: it is completed, not "
+                                 f"{operation} (that belongs to a flow's step)",
+                                 operation=operation)
         return complete_todo(session, task_id, who, outcome=outcome, comment=comment)
     eng, task, node = _open_task(session, task_id, who)
     _must_act(session, task, who)
@@ -241,9 +245,8 @@ def _cancel_siblings(eng: Engine, step: FlowStep, node: Node) -> None:
     hot path of every completion)."""
     if node.type != "approval" or (node.mode or "single") not in ("any", "all"):
         return
-    eng.session.execute(update(Task).where(Task.step_id == step.id, Task.status == "open")
-                        .values(status="cancelled", completed_at=eng.now,
-                                row_version=Task.row_version + 1))
+    eng.cancel_tasks([Task.step_id == step.id, Task.status == "open"],
+                     "decided by another signer")
 
 
 def _go_back(eng: Engine, step: FlowStep, target: str, reason: str) -> None:

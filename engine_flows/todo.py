@@ -3,9 +3,11 @@ days before maturity, revisit the customer"), and moving a flow's step on from o
 (a rule's ``advance_flow``: "all documents collected → on to risk review").
 
 A to-do lives in the same inbox, with the same SLA scan (due, overdue), as a flow's
-tasks; it is completed (or claimed by completing, for candidates) — the flow operations
-(transfer, delegate, reject …) are refused — and writes ``task.created`` /
-``task.completed`` events like any task.
+tasks; it is completed (or claimed by completing, for candidates), transferred or
+delegated by its assignee (a delegate's completion hands it back to the owner, as for a
+flow's task) and reassigned by a manager of its form — the operations that move a flow
+(reject, return, add a signer) are refused — and writes ``task.created`` /
+``task.reassigned`` / ``task.completed`` events like any task.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from engine_flows.assign import Situation, resolve_assignees
-from engine_flows.models import FlowRun, Task
+from engine_flows.models import FlowRun, Task, TaskCandidate
 from engine_flows.spec import Assignee
-from engine_flows.tasks import TaskClosed, Who, _must_act, visible_task
-from platform_core.errors import InvalidInput
+from engine_flows.tasks import TaskClosed, Who, _active_user, _must_act, visible_task
+from platform_core.errors import Conflict, InvalidInput
 from platform_core.models import OutboxEvent, Record
 from platform_core.outbox import CASCADE_DEPTH
+from platform_core.security.permissions import Forbidden
 from platform_core.store import Actor
 
 
@@ -72,6 +75,14 @@ def complete_todo(session: Session, task_id: int, who: Who, *, outcome: str | No
         raise TaskClosed(f"task {task_id} is already {task.status}", task_id=task_id,
                          task_status=task.status)
     _must_act(session, task, who)
+    if task.owner_id is not None:  # a delegate is done: back to the owner, still open
+        delegate = task.assignee_id
+        task.assignee_id, task.owner_id = task.owner_id, None
+        task.row_version += 1
+        _event(session, "task.reassigned", task, who.now, actor_id=who.user_id,
+               previous_assignee_id=delegate, how="delegation_resolved", comment=comment)
+        session.flush()
+        return task
     task.status, task.outcome, task.comment = "done", outcome or "done", comment
     task.completed_by, task.completed_at = who.user_id, who.now
     task.row_version += 1
@@ -79,6 +90,59 @@ def complete_todo(session: Session, task_id: int, who: Who, *, outcome: str | No
            outcome=task.outcome, comment=comment)
     session.flush()
     return task
+
+
+def _open_todo(session: Session, task_id: int, who: Who) -> Task:
+    """The to-do, locked, as it is now, open (else 404 / 409)."""
+    visible_task(session, task_id, who)
+    task = session.execute(select(Task).where(Task.id == task_id).with_for_update()
+                           .execution_options(populate_existing=True)).scalar_one()
+    if task.status != "open":
+        raise TaskClosed(f"task {task_id} is already {task.status}", task_id=task_id,
+                         task_status=task.status)
+    return task
+
+
+def _hand(session: Session, task: Task, to: int, how: str, who: Who) -> Task:
+    old = task.assignee_id
+    task.assignee_id = to
+    task.row_version += 1
+    session.execute(delete(TaskCandidate).where(TaskCandidate.task_id == task.id))
+    _event(session, "task.reassigned", task, who.now, actor_id=who.user_id,
+           previous_assignee_id=old, how=how)
+    session.flush()
+    return task
+
+
+def transfer_todo(session: Session, task_id: int, who: Who, *, to: int) -> Task:
+    """The assignee gives the to-do to someone else for good."""
+    task = _open_todo(session, task_id, who)
+    _must_act(session, task, who)
+    if task.owner_id is not None:
+        raise Conflict("a delegated task goes back to its owner; it cannot be transferred")
+    return _hand(session, task, _active_user(session, to), "transferred", who)
+
+
+def delegate_todo(session: Session, task_id: int, who: Who, *, to: int) -> Task:
+    """Someone else does the to-do; their completion hands it back to the owner."""
+    task = _open_todo(session, task_id, who)
+    _must_act(session, task, who)
+    if task.owner_id is not None:
+        raise Conflict("this task is already delegated")
+    if to == who.user_id:
+        raise InvalidInput("to: delegate to someone else", field="to")
+    _active_user(session, to)
+    task.owner_id = who.user_id
+    return _hand(session, task, to, "delegated", who)
+
+
+def reassign_todo(session: Session, task_id: int, who: Who, *, to: int) -> Task:
+    """A manager of the to-do's form gives it (even an unassigned one) to someone."""
+    task = _open_todo(session, task_id, who)
+    if not who.manages(task.app, task.form):
+        raise Forbidden("only a manager of the form (manage right) may reassign")
+    task.owner_id = None
+    return _hand(session, task, _active_user(session, to), "reassigned", who)
 
 
 def advance_step(session: Session, *, app: str, flow: str, record_id: int, step: str,

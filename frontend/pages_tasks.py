@@ -1,6 +1,7 @@
 """The task inbox (我的待办): one's open, overdue and done tasks, and a task page to work
 one — the record as the step shows it, the step's editable fields, the outcome buttons
-(submit, approve, reject …) and a comment. One submit is one transaction through the
+(submit, approve, reject …), a comment, and handing it on (transfer, delegate) where the
+step allows it — a to-do (no flow) always. One submit is one transaction through the
 same services as the API; a refusal re-renders the page with the message and what was
 typed."""
 
@@ -15,6 +16,7 @@ from engine_flows import inbox, tasks
 from engine_flows.tasks import Who
 from frontend.i18n import N_
 from frontend.web import redirect, render
+from frontend.workspace.fields import people_options
 from frontend.workspace.home import name_records
 from frontend.workspace.pages_record import posted_form
 from frontend.workspace.steps import (
@@ -57,19 +59,32 @@ def _page(ctx: ContextDep, principal: PrincipalDep, request: Request, task_id: i
           errors: dict[str, str] | None = None, comment: str = "") -> HTMLResponse:
     who = _who(ctx, principal)
     with ctx.db.read() as s:
-        detail = inbox.task_detail(s, tasks.visible_task(s, task_id, who), who)
+        task = tasks.visible_task(s, task_id, who)
+        detail = inbox.task_detail(s, task, who)
         sections = step_sections(s, ctx, principal, detail, typed, errors or {})
         title = record_title(s, ctx, principal, detail)
         needs = needs_of(s, detail)
-    mine = detail["assignee_id"] == principal.user_id or (
-        detail["assignee_id"] is None and principal.user_id in detail["candidates"])
+        mine = detail["assignee_id"] == principal.user_id or (
+            detail["assignee_id"] is None and principal.user_id in detail["candidates"])
+        can_act = mine and detail["status"] == "open"
+        # handing on: the assignee's, not a delegate's (a delegated task goes back)
+        hand = _hand_on(detail) if can_act and detail["assignee_id"] is not None \
+            and task.owner_id is None else ()
+        people = [p for p in people_options(s, "user")
+                  if p["value"] != str(principal.user_id)] if hand else []
     return render(request, "task.html", status=status, task=detail, sections=sections,
                   app=detail["app"], form=detail["form"], record_title=title,
-                  outcomes=outcome_labels(), needs=needs,
-                  can_act=mine and detail["status"] == "open",
+                  outcomes=outcome_labels(), needs=needs, hand_on=hand, people=people,
+                  can_act=can_act,
                   can_claim=detail["assignee_id"] is None and detail["status"] == "open"
                   and principal.user_id in detail["candidates"],
                   error=error, errors=errors or {}, comment=comment)
+
+
+def _hand_on(detail: dict[str, Any]) -> tuple[str, ...]:
+    """Which of transfer and delegate the task's step allows (a to-do: both)."""
+    allowed = detail["step"]["allowed_actions"]
+    return tuple(op for op in ("transfer", "delegate") if allowed is None or op in allowed)
 
 
 @router.get(PAGE + "/{task_id}", response_class=HTMLResponse, openapi_extra=rule("user"))
@@ -81,8 +96,9 @@ def task_page(ctx: ContextDep, principal: PrincipalDep, request: Request,
 @router.post(PAGE + "/{task_id}", response_class=HTMLResponse, openapi_extra=rule("user"))
 async def task_act(ctx: ContextDep, principal: PrincipalDep, request: Request,
                    task_id: IdPath) -> Response:
-    """Claim, reject, or complete with an outcome (``action``), the step's editable fields
-    (posted by the workspace widgets) and a comment."""
+    """Claim, reject, transfer or delegate (to ``to_user``), or complete with an outcome
+    (``action``), the step's editable fields (posted by the workspace widgets) and a
+    comment."""
     posted = await posted_form(request)
     who = _who(ctx, principal)
     with ctx.db.read() as s:

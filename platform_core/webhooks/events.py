@@ -27,7 +27,8 @@ from platform_core.webhooks.models import WebhookDelivery, WebhookSubscription
 
 EventType = Literal["record.created", "record.updated", "record.deleted", "record.restored",
                     "flow.started", "flow.step_entered", "flow.completed", "flow.cancelled",
-                    "task.created", "task.completed", "task.overdue", "ping", "*"]
+                    "task.created", "task.completed", "task.overdue", "task.cancelled",
+                    "ping", "*"]
 SUBSCRIBABLE: tuple[str, ...] = get_args(EventType)
 # What an outbox event may fan out to; "*" means each of these (not internal events such
 # as record.migrated, nor ping, which only the test endpoint sends).

@@ -244,7 +244,7 @@ def test_withdraw_by_who_completed_the_previous_step(world, loan):
     assert world.task_of("alice", loan["id"])["node"] == "apply"
     assert "withdrawn" in world.history(loan["id"])
     assert _types_after(world, loan["id"], mark) == [
-        "flow.withdrawn", "flow.step_entered", "task.created"]
+        "task.cancelled", "flow.withdrawn", "flow.step_entered", "task.created"]
 
 
 def test_withdraw_is_refused_once_the_next_step_was_acted_on(world, loan):

@@ -1,5 +1,6 @@
 """To-dos: tasks about a record outside any flow (what a rule's create_task makes) share
-the inbox, the SLA scan and the completion route; flow operations are refused."""
+the inbox, the SLA scan and the completion route; operations that move a flow are
+refused (transfer and delegation: tests/engine_flows/test_todo_handover.py)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,7 @@ def test_a_todo_is_in_the_inbox_completed_once_and_scanned_for_overdue(world):
         task_id, "到期回访", "todo", rec)
     detail = ok(world.as_("alice").get(f"{API}/tasks/{task_id}"))
     assert detail["record"]["data"]["title"] == "到期客户" and detail["step"]["outcomes"]
-    ok(world.as_("alice").post(f"{API}/tasks/{task_id}/transfer",
-                               json={"to": world.users["alice"]}), 403)
+    ok(world.as_("alice").post(f"{API}/tasks/{task_id}/reject", json={}), 403)  # no flow
     assert scan(world.db, utcnow() + timedelta(days=2)) >= 1  # overdue before done
     world.act("alice", task_id, comment="已回访")
     world.act("alice", task_id, status=409)
