@@ -281,10 +281,13 @@ def _compiled(app: str, version: int, spec_json: str,
     # The store sees an encrypted field only through its blind index (engine_forms.sealing).
     kinds = {k: "sealed" if (f := spec.field(k)) and f.sensitive and f.sensitive.encrypt
              else kind for k, kind in compiled.kinds.items()}
-    # A single relation filters and sorts as the linked record's id (a number).
+    # A single relation filters and sorts as the linked record's id (a number); one to
+    # many records filters by the ids it holds (record_links).
     kinds |= {f.key: "number" for f in spec.fields
               if f.type == "relation" and not f.config.get("multiple")}
-    return Published(app, version, spec, compiled, FieldSet(app, spec.key, kinds))
+    links = frozenset(f.key for f in spec.fields
+                      if f.type == "relation" and f.config.get("multiple"))
+    return Published(app, version, spec, compiled, FieldSet(app, spec.key, kinds, links))
 
 
 def record_version(session: Session, *, app: str, form: Form, spec: FormSpec,

@@ -39,7 +39,7 @@ from platform_core.security.permissions import Forbidden, FormAccess
 from platform_core.security.principal import Principal, row_filter
 from platform_core.store import Query, query_records
 from platform_core.store.fields import SYSTEM_FIELDS
-from platform_core.store.query import check_shape
+from platform_core.store.query import TitleSort, check_shape
 
 
 class FieldReadOnly(Forbidden):
@@ -203,12 +203,16 @@ def narrowed(session: Session, caller: Caller, pub: Published) -> Caller:
 
 def shape(pub: Published, caller: Caller, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """API documents as this caller may see them: hidden fields gone, masked fields
-    masked, encrypted fields opened."""
+    masked, encrypted fields opened — a value no key opens is None and its field is
+    listed under ``_unavailable`` (``FieldCrypt.shown``)."""
     access, crypt = caller.access, caller.crypt(pub)
     masks = {k: pub.spec.field(k) for k in masked_keys(pub, access)} | dict(
         caller.lookup_masks)
     for doc in docs:
-        data = crypt.open(doc["data"])
+        data, unavailable = crypt.shown(doc["data"])
+        unavailable = [k for k in unavailable if access.readable(k)]
+        if unavailable:
+            doc["_unavailable"] = unavailable
         out = {}
         for key, value in data.items():
             spec = pub.spec.field(key)
@@ -272,6 +276,32 @@ def load_scoped(session: Session, caller: Caller, pub: Published, record_id: int
 # -- the operations ----------------------------------------------------------------------
 
 
+def sort_titles(session: Session, caller: Caller, pub: Published,
+                sort: Any) -> dict[str, TitleSort]:
+    """The relations (to one record) in ``sort`` that sort by the linked record's title:
+    those whose target form the caller may read and whose title field (text) they see
+    in clear — neither hidden, masked nor encrypted for them — read within their read
+    scope of the target (a link outside it sorts as a blank). Any other relation sorts
+    by the linked record's id, which its value shows anyway."""
+    out = {}
+    for key in _sort_keys(sort):
+        spec = pub.spec.field(key)
+        if spec is None or spec.type != "relation" or spec.config.get("multiple") \
+                or not caller.access.readable(key):
+            continue
+        target = published(session, pub.app, spec.config["target"])
+        access = caller.principal.access(pub.app, target.spec.key)
+        title = target.spec.title_field
+        shown = target.spec.field(title) if title else None
+        if shown is None or not access.allows("read") or not access.readable(title) \
+                or title in masked_keys(target, access) \
+                or target.fields.kinds.get(title) != "text":
+            continue
+        out[key] = TitleSort(target.fields, title,
+                             row_filter(session, caller.principal, access, "read"))
+    return out
+
+
 def list_page(session: Session, caller: Caller, pub: Published, *, filter: Any, sort: Any,
               cursor: str | None, limit: int, fields: list[str] | None,
               deleted: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -280,7 +310,8 @@ def list_page(session: Session, caller: Caller, pub: Published, *, filter: Any, 
     crypt = caller.crypt(pub)
     query = Query(pub.fields, filter=scoped_query(session, caller, "read",
                                                   crypt.blind_filter(filter)),
-                  sort=sort, cursor=cursor, limit=limit, deleted=deleted)
+                  sort=sort, cursor=cursor, limit=limit, deleted=deleted,
+                  titles=sort_titles(session, caller, pub, sort))
     page = query_records(session, query)
     docs = view(session, caller, pub, page.records, fields)
     return docs, page.next_cursor
@@ -357,7 +388,7 @@ def visible_diff(pub: Published, caller: Caller, diff: Mapping[str, Any],
     """One history diff as the caller may see it: hidden fields absent, masked fields
     masked on both sides, encrypted values opened (with the caller's keyring)."""
     out = {}
-    for key, pair in caller.crypt(pub).open_diff(diff).items():
+    for key, pair in caller.crypt(pub).shown_diff(diff)[0].items():
         if key in ("owner_id", "department_id"):  # a transfer (system columns)
             out[key] = pair
             continue

@@ -39,12 +39,15 @@ def export_rows(session: Session, caller: Caller, pub: Published, *, filter: Any
     labels = ["ID", *(pub.spec.field(k).label for k in keys), "创建时间 / created"]
     crypt = caller.crypt(pub)
     scoped = scoped_query(session, caller, "export", crypt.blind_filter(filter))
+    from engine_forms.service import sort_titles  # relations sort by the linked title
+
+    titles = sort_titles(session, caller, pub, sort)
 
     def rows() -> Iterator[list[Any]]:
         cursor = None
         while True:
             page = query_records(session, Query(pub.fields, filter=scoped, sort=sort,
-                                                cursor=cursor, limit=1000))
+                                                cursor=cursor, limit=1000, titles=titles))
             docs = view(session, caller, pub, page.records)
             for doc in docs:
                 yield [doc["id"], *(doc["data"].get(k) for k in keys), doc["created_at"]]

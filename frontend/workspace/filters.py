@@ -65,8 +65,10 @@ def ops_for(f: FieldSpec, masked: bool) -> tuple[str, ...]:
 
 
 def filterable(pub: Published, access: FormAccess) -> list[FieldSpec]:
-    """Fields a viewer may filter by: readable ones with a SQL value kind."""
-    return [f for f in pub.spec.fields if access.readable(f.key) and kind_of(f) is not None]
+    """Fields a viewer may filter by: readable ones with a SQL value kind, and relations
+    (one to many records matches when it links to the chosen one)."""
+    return [f for f in pub.spec.fields if access.readable(f.key)
+            and (kind_of(f) is not None or f.type == "relation")]
 
 
 @dataclass
@@ -139,7 +141,10 @@ def leaf(c: Condition, now: datetime | None = None) -> dict[str, Any] | None:
     if op in ("in", "not_in"):
         return {"field": key, "op": op, "value": c.values}
     if op == "is":
-        return {"field": key, "op": "eq", "value": _typed(c.field, c.value, kind)}
+        value = _typed(c.field, c.value, kind)
+        if isinstance(value, list) and len(value) == 1:  # a relation to many records
+            value = value[0]
+        return {"field": key, "op": "eq", "value": value}
     return {"field": key, "op": op, "value": _typed(c.field, c.value, kind)}
 
 

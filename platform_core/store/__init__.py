@@ -127,9 +127,12 @@ def query_records(session: Session, query: Query) -> Page:
         session.flush()
     rows = fetch(session.connection(), compiled.sql, params, binary=compiled.binary)
     more = len(rows) > query.limit
-    records = _record_rows(rows[: query.limit], compiled.columns, query.fields.app,
-                           query.fields.form, dialect)
-    return Page(records, encode_cursor(keys, records[-1]) if more else None)
+    rows, columns, titles = rows[: query.limit], compiled.columns, ()
+    if compiled.extra and rows:  # title sort values, selected for the cursor
+        columns, titles = columns[: -compiled.extra], rows[-1][-compiled.extra:]
+        rows = [row[: -compiled.extra] for row in rows]
+    records = _record_rows(rows, columns, query.fields.app, query.fields.form, dialect)
+    return Page(records, encode_cursor(keys, records[-1], titles) if more else None)
 
 
 def count_records(session: Session, fields: FieldSet, filter: Any = None, *,

@@ -2,7 +2,8 @@
 
 The form engine builds one from a form's spec; the store needs it to type filters, sorts
 and indexes. System columns (``id``, ``created_at`` …) are always there and cannot be
-shadowed by a data field.
+shadowed by a data field. ``links`` are the fields that point at many records (their
+ids are in ``record_links``): they filter by the ids they hold, through that table.
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ class Accessor:
     kind: ValueKind | None  # None for system columns
     nullable: bool
     text_ops: bool
+    links: bool = False  # a relation to many records: ``expr`` is the record's id
 
     def bind(self, value: Any, dialect: str) -> Any:
         if self.kind is not None:
             return self.kind.bind(value, dialect)
+        if self.links:
+            return _bind_id(value)
         return _bind_system(self.name, value)
 
     def sort_value(self, record: Any) -> Any:
@@ -77,6 +81,17 @@ def _bind_system(name: str, value: Any) -> Any:
     return aware_datetime(value)
 
 
+def _bind_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise ValueError("expected a record id (a positive integer)")
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _link_accessor(key: str) -> Accessor:
+    return Accessor(key, Record.id, None, False, False, links=True)
+
+
 @dataclass(frozen=True)
 class FieldSet:
     """The data fields of ``app``/``form`` and their value kinds."""
@@ -84,6 +99,7 @@ class FieldSet:
     app: str
     form: str
     kinds: Mapping[str, str] = field(default_factory=dict)
+    links: frozenset[str] = frozenset()  # relations to many records
 
     def __post_init__(self) -> None:
         check_key(self.app)
@@ -93,6 +109,10 @@ class FieldSet:
             if key in SYSTEM_FIELDS:
                 raise ValueError(f"field key {key!r} is reserved for a system field")
             KINDS.get(kind)
+        for key in self.links:
+            check_key(key)
+            if key in SYSTEM_FIELDS or key in self.kinds:
+                raise ValueError(f"field key {key!r} is a system field or has a kind")
 
     def kind(self, key: str) -> ValueKind:
         return KINDS.get(self.kinds[key])
@@ -103,6 +123,8 @@ class FieldSet:
         if system is not None:
             return system
         if key not in self.kinds:
+            if key in self.links:
+                return _link_accessor(key)
             raise KeyError(key)
         return _data_accessor(key, self.kind(key), dialect)
 

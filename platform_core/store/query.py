@@ -27,7 +27,7 @@ import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +36,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Integer,
     LargeBinary,
     Select,
@@ -56,10 +57,12 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.util import ClauseAdapter
 
 from platform_core.errors import QueryError
-from platform_core.models import Record
+from platform_core.models import Record, RecordLink
 from platform_core.store.fields import Accessor, FieldSet
+from platform_core.store.kinds import check_key, json_text
 
 MAX_DEPTH = 16
 MAX_NODES = 500
@@ -112,6 +115,9 @@ OPS: dict[str, Leaf] = {
     "is_empty": lambda a, _p, _d: _blank(a),
     "is_not_empty": lambda a, _p, _d: not_(_blank(a)),
 }
+# A relation to many records: eq/in — it links to that record / one of those;
+# ne/not_in — it does not (a blank never links); is_empty — it links to none.
+LINK_OPS = ("eq", "ne", "in", "not_in", "is_empty", "is_not_empty")
 NO_VALUE = {"is_empty", "is_not_empty"}
 LIST_VALUE = {"in", "not_in"}
 TEXT_ONLY = {"contains", "starts_with"}
@@ -249,6 +255,10 @@ class _Compiler:
         if op in TEXT_ONLY and not acc.text_ops:
             raise QueryError(f"operator {op!r} needs a text field; {acc.name!r} is not",
                              path=f"{path}.op")
+        if acc.links and op not in LINK_OPS:
+            raise QueryError(f"operator {op!r} does not apply to {acc.name!r}, a relation "
+                             f"to many records (use {', '.join(LINK_OPS)})",
+                             path=f"{path}.op")
         if op in ORDERED and acc.kind is not None and acc.kind.key == "boolean":
             raise QueryError(f"operator {op!r} does not apply to the yes/no field "
                              f"{acc.name!r} (use eq or ne)", path=f"{path}.op")
@@ -342,6 +352,8 @@ class _Builder:
     def leaf(self, shape: tuple[Any, ...]) -> ColumnElement[bool]:
         _, name, _kind, op, sigs = shape
         acc = self.fields.accessor(name, self.dialect)
+        if acc.links:
+            return self.links(acc, op, len(sigs))
         if op in VALUE_TYPED:
             params = [self.param() for _ in sigs]
         else:
@@ -359,6 +371,21 @@ class _Builder:
         return condition
 
 
+    def links(self, acc: Accessor, op: str, n: int) -> ColumnElement[bool]:
+        """A leaf over a relation to many records: EXISTS a row of ``record_links``
+        (its unique index starts with ``source_id``)."""
+        link = RecordLink.__table__.c
+        ids = [self.compared(link.target_id) for _ in range(n)]
+        wanted = [link.source_id == acc.expr,
+                  link.field == literal_column(f"'{check_key(acc.name)}'")]
+        if op in ("eq", "ne"):
+            wanted.append(link.target_id == ids[0])
+        elif op in ("in", "not_in"):
+            wanted.append(link.target_id.in_(ids) if ids else false())
+        found = select(literal_column("1")).where(*wanted).exists()
+        return found if op in ("eq", "in", "is_not_empty") else not_(found)
+
+
 def compile_filter(node: Any, fields: FieldSet, dialect: str) -> ColumnElement[bool]:
     """The SQL condition of a filter AST; ``QueryError`` names the bad part by path."""
     if node is None:
@@ -369,13 +396,37 @@ def compile_filter(node: Any, fields: FieldSet, dialect: str) -> ColumnElement[b
 
 
 @dataclass(frozen=True)
+class TitleSort:
+    """Sorting by a relation to one record means by the linked record's title: field
+    ``title`` (text) of the target form ``fields``, read only from a live record that
+    ``scope`` (a filter over the target form; None: any) lets the reader read — any
+    other link sorts as a blank (last), so the order shows nothing the reader may not
+    see. The form engine decides where the reader may see the title."""
+
+    fields: FieldSet
+    title: str
+    scope: Any = None
+
+
+@dataclass(frozen=True)
 class SortKey:
-    accessor: Accessor
+    accessor: Accessor  # for a title sort: the title's kind, named like the relation
     desc: bool
+    title: TitleSort | None = None
+    relation: Accessor | None = None  # for a title sort: the relation (the linked id)
 
 
-def parse_sort(sort: Any, fields: FieldSet, dialect: str) -> list[SortKey]:
-    """``["-amount", "name"]`` or ``[{"field": …, "dir": "desc"}]`` → keys ending in ``id``."""
+def _title_key(name: str, relation: Accessor, title: TitleSort, desc: bool,
+               dialect: str) -> SortKey:
+    shown = title.fields.accessor(title.title, dialect)
+    return SortKey(Accessor(name, shown.expr, shown.kind, True, shown.text_ops), desc,
+                   title, relation)
+
+
+def parse_sort(sort: Any, fields: FieldSet, dialect: str,
+               titles: Mapping[str, TitleSort] | None = None) -> list[SortKey]:
+    """``["-amount", "name"]`` or ``[{"field": …, "dir": "desc"}]`` → keys ending in ``id``;
+    a relation named in ``titles`` sorts by the linked record's title (``TitleSort``)."""
     if sort is None:
         sort = ["-id"]
     if isinstance(sort, str):
@@ -391,18 +442,51 @@ def parse_sort(sort: Any, fields: FieldSet, dialect: str) -> list[SortKey]:
             name, desc = item.get("field"), item.get("dir") == "desc"
         else:
             raise QueryError("expected 'field', '-field' or {field, dir}", path=f"sort[{i}]")
-        keys.append(SortKey(compiler.accessor(name, f"sort[{i}]"), desc))
+        acc = compiler.accessor(name, f"sort[{i}]")
+        if acc.links:
+            raise QueryError(f"{acc.name!r} links to many records: it cannot be sorted by",
+                             path=f"sort[{i}]")
+        title = (titles or {}).get(acc.name) if acc.kind is not None else None
+        keys.append(_title_key(acc.name, acc, title, desc, dialect) if title
+                    else SortKey(acc, desc))
         if name == "id":
             return keys
     return [*keys, SortKey(compiler.accessor("id", "sort"), False)]
 
 
-def order_by(keys: list[SortKey]) -> list[Any]:
+def order_by(keys: list[SortKey], exprs: Sequence[Any] | None = None) -> list[Any]:
+    """The ORDER BY of ``keys``; ``exprs``: the SQL of each key where it is not its
+    accessor's (a title sort's sub-select)."""
     out = []
-    for key in keys:
-        clause = key.accessor.expr.desc() if key.desc else key.accessor.expr.asc()
+    for i, key in enumerate(keys):
+        expr = exprs[i] if exprs is not None else key.accessor.expr
+        clause = expr.desc() if key.desc else expr.asc()
         out.append(clause.nulls_last() if key.accessor.nullable else clause)
     return out
+
+
+def title_select(b: _Builder, key: SortKey, scope: tuple[Any, ...] | None) -> Any:
+    """The linked record's title as a sub-select of the page query (NULL where there is
+    no live linked record the reader may read); ``scope``: the shape of the target's
+    scope filter, its values the builder's next ones."""
+    assert key.title is not None and key.relation is not None
+    title, records = key.title, Record.__table__
+    target = records.alias("linked")
+    adapt = ClauseAdapter(target).traverse
+    linked = key.relation.expr
+    if b.dialect == "postgresql":  # the linked id as bigint: the primary key's index
+        linked = cast(json_text(records.c.data, key.accessor.name, b.dialect), BigInteger())
+    where = [target.c.id == linked,
+             target.c.app == literal_column(f"'{check_key(title.fields.app)}'"),
+             target.c.form == literal_column(f"'{check_key(title.fields.form)}'"),
+             target.c.deleted_at.is_(None)]
+    if scope is not None:
+        inner = _Builder(title.fields, b.dialect, b.values, b.named)
+        inner.next = b.next
+        where.append(adapt(inner.node(scope)))
+        b.next = inner.next
+    shown = adapt(title.fields.accessor(title.title, b.dialect).expr)
+    return select(shown).where(*where).correlate(records).scalar_subquery()
 
 
 @lru_cache(maxsize=1024)
@@ -411,15 +495,20 @@ def _digest(text: str) -> str:
 
 
 def _signature(keys: list[SortKey]) -> str:
-    return _digest(",".join([("-" if k.desc else "") + k.accessor.name for k in keys]))
+    return _digest(",".join([("-" if k.desc else "") + k.accessor.name
+                             + ("~title" if k.title else "") for k in keys]))
 
 
 # json.dumps(…, separators=(",", ":"), ensure_ascii=False), without an encoder per call.
 _CURSOR_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_cursor(keys: list[SortKey], record: Any) -> str:
-    payload = {"s": _signature(keys), "v": [k.accessor.sort_value(record) for k in keys]}
+def encode_cursor(keys: list[SortKey], record: Any, titles: Sequence[Any] = ()) -> str:
+    """The cursor after ``record``; ``titles``: the value of each title sort key, in order
+    (selected with the page: ``Compiled.extra``)."""
+    shown = iter(titles)
+    payload = {"s": _signature(keys), "v": [next(shown) if k.title else
+                                            k.accessor.sort_value(record) for k in keys]}
     raw = _CURSOR_JSON.encode(payload).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -438,12 +527,15 @@ def decode_cursor(cursor: str, keys: list[SortKey], dialect: str) -> list[Any]:
                          "or is damaged)", path="cursor") from None
 
 
-def _after(keys: list[SortKey], params: list[Any]) -> ColumnElement[bool]:
-    """Rows strictly after the cursor row; ``params``: a bind per key, None for a blank."""
+def _after(keys: list[SortKey], params: list[Any],
+           exprs: Sequence[Any] | None = None) -> ColumnElement[bool]:
+    """Rows strictly after the cursor row; ``params``: a bind per key, None for a blank;
+    ``exprs`` as for ``order_by``."""
     if not keys:
         return false()
-    key, value, rest = keys[0], params[0], _after(keys[1:], params[1:])
-    expr = key.accessor.expr
+    exprs = exprs if exprs is not None else [k.accessor.expr for k in keys]
+    key, value, rest = keys[0], params[0], _after(keys[1:], params[1:], exprs[1:])
+    expr = exprs[0]
     if value is None:
         return and_(expr.is_(None), rest)
     beyond = expr < value if key.desc else expr > value
@@ -485,15 +577,23 @@ class _Plan:
     keys: list[SortKey]
     filter: tuple[Any, ...] | None
     cursor: tuple[bool, ...] | None  # per sort key: is the cursor's value blank
+    scopes: tuple[Any, ...] = ()  # per title sort key: the shape of its scope filter
 
     def statement(self, query: Query, dialect: str, named: bool) -> Select[Any]:
+        """The page's SELECT. Values are bound in this order: app, form, the title sorts'
+        scopes, the filter, the cursor, the limit (``Query.plan`` lists them so)."""
         b = _Builder(query.fields, dialect, self.values, named)
         columns: list[Any] = [_RECORDS[c] for c in PAGE_COLUMNS]
         columns[1] = _document_bytes(dialect)
         if query.deleted != "exclude":
             columns.append(_RECORDS.deleted_at)
-        stmt = select(*columns).where(_RECORDS.app == b.compared(_RECORDS.app),
-                                      _RECORDS.form == b.compared(_RECORDS.form))
+        app, form = b.compared(_RECORDS.app), b.compared(_RECORDS.form)
+        scopes = iter(self.scopes)
+        exprs = [title_select(b, k, next(scopes)) if k.title else k.accessor.expr
+                 for k in self.keys]
+        columns += [e.label(f"sort_{i}") for i, (k, e) in enumerate(zip(
+            self.keys, exprs, strict=True)) if k.title]
+        stmt = select(*columns).where(_RECORDS.app == app, _RECORDS.form == form)
         if self.filter is not None:
             stmt = stmt.where(b.node(self.filter))
         if query.deleted == "exclude":
@@ -503,10 +603,10 @@ class _Plan:
         if self.cursor is not None:
             params = [None if blank else b.param(k.accessor.expr.type)
                       for k, blank in zip(self.keys, self.cursor, strict=True)]
-            stmt = stmt.where(_after(self.keys, params))
+            stmt = stmt.where(_after(self.keys, params, exprs))
         limit = b.param(Integer())
         assert b.next == len(self.values), "the shape and its values disagree"
-        return stmt.order_by(*order_by(self.keys)).limit(limit)
+        return stmt.order_by(*order_by(self.keys, exprs)).limit(limit)
 
 
 @dataclass(frozen=True)
@@ -523,6 +623,7 @@ class Compiled:
     layout: tuple[tuple[Any, ...], ...]
     columns: tuple[str, ...]
     binary: bool  # fetch in binary format (psycopg): no text formatting of timestamps
+    extra: int = 0  # the last columns are title sort values (for the cursor), not records
 
     def params(self, values: list[Any]) -> Any:
         if self.positional:
@@ -554,7 +655,9 @@ def _compile(stmt: Select[Any], dialect: Dialect, n_values: int) -> Compiled:
         layout.append(entry if compiled.positional else (escaped.get(name, name), *entry))
     columns = tuple(c.name for c in stmt.selected_columns)
     binary = dialect.driver == "psycopg"
-    return Compiled(compiled.string, compiled.positional, tuple(layout), columns, binary)
+    extra = sum(1 for c in columns if c.startswith("sort_"))
+    return Compiled(compiled.string, compiled.positional, tuple(layout), columns, binary,
+                    extra)
 
 
 class ShapeCache:
@@ -604,6 +707,7 @@ class Query:
     cursor: str | None = None
     limit: int = 50
     deleted: str = "exclude"  # exclude | only | include
+    titles: Mapping[str, TitleSort] | None = None  # relations sorted by the linked title
 
     def plan(self, dialect: str, dialect_key: Any = None) -> _Plan:
         """Validate (every call: the errors don't depend on any cache) and take the shape."""
@@ -611,8 +715,11 @@ class Query:
             raise QueryError(f"limit must be 1..{MAX_LIMIT}", path="limit")
         if self.deleted not in ("exclude", "only", "include"):
             raise QueryError("deleted must be exclude, only or include", path="deleted")
-        keys = parse_sort(self.sort, self.fields, dialect)
+        keys = parse_sort(self.sort, self.fields, dialect, self.titles)
         values: list[Any] = [self.fields.app, self.fields.form]
+        scopes = tuple([None if k.title.scope is None else _Compiler(
+            k.title.fields, dialect, values).node(k.title.scope, "scope", 0)
+            for k in keys if k.title])
         shape = (None if self.filter is None else
                  _Compiler(self.fields, dialect, values).node(self.filter, "filter", 0))
         cursor = None
@@ -621,10 +728,11 @@ class Query:
             cursor = tuple([v is None for v in after])
             values += [v for v in after if v is not None]
         values.append(self.limit + 1)
-        sort = tuple([(k.accessor.name, k.accessor.kind, k.desc) for k in keys])
+        sort = tuple([(k.accessor.name, k.accessor.kind, k.desc) + (
+            (k.title.fields.form, k.title.title) if k.title else ()) for k in keys])
         key = (dialect_key or dialect, self.fields.app, self.fields.form, shape, sort,
-               cursor, self.limit, self.deleted)
-        return _Plan(key, values, keys, shape, cursor)
+               scopes, cursor, self.limit, self.deleted)
+        return _Plan(key, values, keys, shape, cursor, scopes)
 
     def select(self, dialect: str) -> tuple[Select[Any], list[SortKey]]:
         """The SELECT ``query_records`` runs (values bound, uncached) and its sort keys."""
