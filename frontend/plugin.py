@@ -25,6 +25,7 @@ from frontend import (
     pages_docs,
     pages_flows,
     pages_handover,
+    pages_icon,
     pages_me,
     pages_notifications,
     pages_progress,
@@ -63,7 +64,7 @@ ROUTERS = (pages_auth, pages_me, pages_users, pages_roles, pages_directory, page
            pages_record, pages_actions, pages_stands, pages_import, pages_designer,
            pages_flows,
            flow_pages, menu_editor, pages_apps, pages_progress, pages_timeline,
-           pages_rules, pages_report_extra)
+           pages_rules, pages_report_extra, pages_icon)
 
 
 def register(app: FastAPI, context: Any) -> None:  # noqa: ARG001 - the plugin signature

@@ -929,6 +929,7 @@ def _import_batch(suffix: str = "", *, state: str = "done", dry_run: bool = True
 EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     # system and pages
     ("GET", "/healthz"): _fixed("/healthz"),
+    ("GET", "/favicon.ico"): _fixed("/favicon.ico"),
     ("GET", "/openapi.json"): _fixed("/openapi.json"),
     ("GET", "/docs"): _fixed("/docs"),
     ("GET", "/api/v1/apps/{app}/openapi.json"): _fixed(f"{CRM}/openapi.json"),
