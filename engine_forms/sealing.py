@@ -7,17 +7,51 @@ be moved to another field. The store's SQL sees only the blind index (value kind
 ``sealed``): exact-match filters are rewritten to compare blind indexes, and a unique
 encrypted field is enforced on the blind index too. Sorting or range filters on an
 encrypted field are refused — the order of ciphertexts means nothing.
+
+Reading is forgiving, writing is not. A value no key of the keyring opens (a restore
+without its keys, a tampered byte) is *unavailable* where records are shown: ``shown``
+gives it as None and names its field, so the API answers ``null`` with the field listed
+under ``_unavailable`` and a page shows a marker, while the rest of the record and of
+the page stays readable; the problem is logged once per field and key, not per row. A
+write (``open``) still refuses, so an unchanged value is never replaced by a blank.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine_forms.forms import Published
 from platform_core.errors import QueryError
-from platform_core.security.crypto import Keyring, is_sealed
+from platform_core.security.crypto import Keyring, UndecryptableValue, is_sealed, key_id
+
+log = logging.getLogger("qiao.security")
+_reported: set[tuple[str, str]] = set()  # (context, key id) already logged by this process
+
+
+class Unavailable(str):
+    """What a page is handed for a value no key opens: an empty string (so a widget shows
+    nothing) that ``frontend``'s ``Shown.text`` recognises to show its marker."""
+
+    __slots__ = ()
+
+
+UNAVAILABLE = Unavailable("")
+
+
+def _report(context: str, sealed: Any, exc: UndecryptableValue) -> None:
+    """Log an unopenable value once per field and key, however many rows hold one."""
+    try:
+        kid = key_id(sealed)
+    except UndecryptableValue:
+        kid = "?"
+    if (context, kid) in _reported:
+        return
+    _reported.add((context, kid))
+    log.warning("values of %s sealed under key %s cannot be opened (%s); they show as "
+                "unavailable — see `qiao keys status`", context, kid, exc.detail)
 
 EXACT_OPS = frozenset({"eq", "ne", "in", "not_in", "is_empty", "is_not_empty"})
 
@@ -68,6 +102,39 @@ class FieldCrypt:
         if not is_sealed(value):
             return value
         return self._ring().unseal(value, context=self._context(key))
+
+    def shown(self, data: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """``data`` opened for reading, and the fields whose value no key opens (given as
+        None, logged once): one bad value does not take the record or its page down."""
+        out, unavailable = {}, []
+        for key, value in data.items():
+            try:
+                out[key] = self.open_value(key, value)
+            except UndecryptableValue as exc:
+                _report(self._context(key), value, exc)
+                out[key] = None
+                unavailable.append(key)
+        return out, unavailable
+
+    def shown_diff(self, diff: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """A history diff opened for reading like ``shown``: each side that does not open
+        is None, and its field is named."""
+        out, unavailable = {}, []
+        for key, pair in diff.items():
+            if not isinstance(pair, list):
+                out[key] = pair
+                continue
+            sides = []
+            for value in pair:
+                try:
+                    sides.append(self.open_value(key, value))
+                except UndecryptableValue as exc:
+                    _report(self._context(key), value, exc)
+                    sides.append(None)
+                    if key not in unavailable:
+                        unavailable.append(key)
+            out[key] = sides
+        return out, unavailable
 
     def open(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """``data`` with every sealed value opened (also of a field whose ``encrypt`` flag

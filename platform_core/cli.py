@@ -144,19 +144,44 @@ def backup_command(path: Path) -> None:
             else str(settings.effective_encryption_key_file.resolve()))
     typer.echo(f"qiao: nor are the field-encryption keys ({keys}): without them the "
                "encrypted fields of this backup cannot be read — keep them apart from it")
+    sealing = manifest["encryption"]["keys"]
+    if sealing:
+        typer.echo("qiao: its encrypted values are sealed with the keys "
+                   + ", ".join(f"{kid} ({info['values']} values)"
+                               for kid, info in sealing.items()))
 
 
 @app.command("restore")
-def restore_command(path: Path) -> None:
-    """Replace the database and attachments with a backup's (stop the server first)."""
-    from platform_core.backup import restore
+def restore_command(
+    path: Path,
+    allow_missing_keys: Annotated[bool, typer.Option(
+        "--allow-missing-keys",
+        help="Restore even when the encryption keys here cannot open the backup's "
+             "encrypted values (they then show as unavailable).")] = False,
+) -> None:
+    """Replace the database and attachments with a backup's (stop the server first).
+
+    Refused, before anything is replaced, when the field-encryption keys here lack a key
+    the backup's values are sealed with (unless --allow-missing-keys).
+    """
+    from platform_core.backup import key_place, restore
+    from platform_core.security.crypto import Keyring
+    from platform_core.security.inventory import by_field, unopenable
 
     settings = read_settings()
     if not path.is_file():
         fail(f"no backup file at {path}")
-    manifest = domain(lambda: restore(settings, path))
+    manifest = domain(lambda: restore(settings, path, allow_missing_keys=allow_missing_keys))
     prepare(settings)  # a backup from an older Qiao is migrated forward
     typer.echo(f"qiao: restored the backup of {manifest['created_at']} from {path}")
+    # Checked again on the restored data: an older backup's manifest names no keys.
+    found = unopenable(database(settings), Keyring.find(settings))
+    if found:
+        typer.echo(f"qiao: WARNING: {sum(found.values())} encrypted values cannot be opened "
+                   f"with the keys of {key_place(settings)}; they show as unavailable "
+                   "until those keys are back:", err=True)
+        for line in by_field(found):
+            typer.echo(f"  {line}", err=True)
 
 
 @app.command()

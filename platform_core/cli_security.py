@@ -242,7 +242,9 @@ def _key_source(keyring) -> str:  # noqa: ANN001
 
 @keys_app.command("status")
 def keys_status() -> None:
-    """Where the keys come from, the current key, and how many values each key seals."""
+    """Where the keys come from, the current key, how many values each key seals, and
+    the values no key opens, per field (then the exit code is 1)."""
+    from platform_core.security.inventory import by_field, unopenable
     from platform_core.security.rotation import sealed_counts
 
     settings = read_settings()
@@ -267,6 +269,14 @@ def keys_status() -> None:
     elif len(keyring.keys) > 1:
         typer.echo("qiao: every sealed value is under the current key; older keys may be "
                    "removed once no backup you may restore still needs them")
+    found = unopenable(database(settings), keyring)
+    if found:
+        typer.echo(f"qiao: {sum(found.values())} sealed values cannot be opened with these "
+                   "keys (they show as unavailable); put the missing keys back in "
+                   f"{_key_source(keyring)}:")
+        for line in by_field(found):
+            typer.echo(f"  {line}")
+        raise typer.Exit(1)
 
 
 @keys_app.command("rotate")

@@ -190,7 +190,13 @@ def record_schema(app: str, form: str) -> dict[str, Any]:
              "updated_at": TIME, "updated_by": who,
              "deleted_at": {**TIME, "type": ["string", "null"]},
              "data": ref(f"{form}.Data")}
-    return {"type": "object", "additionalProperties": False, "required": list(props),
+    required = list(props)
+    props["_unavailable"] = {
+        "type": "array", "items": {"type": "string"}, "uniqueItems": True,
+        "description": "Present only when some encrypted value cannot be decrypted with "
+                       "the installation's keys (e.g. restored without them): those fields "
+                       "are null in data and named here."}
+    return {"type": "object", "additionalProperties": False, "required": required,
             "properties": props}
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from engine_forms import service
 from engine_forms.forms import Published, published
+from engine_forms.sealing import UNAVAILABLE, Unavailable
 from engine_forms.service import Caller
 from engine_forms.spec import FieldSpec
 from frontend.i18n import _, current_locale
@@ -103,6 +104,9 @@ class Shown:
                 if isinstance(doc.get("department_id"), int):
                     departments.add(doc["department_id"])
             data = doc.get("data") or {}
+            if doc.get("_unavailable") and isinstance(data, dict):
+                # a value no key opens: its cell shows a marker, not a blank (values.text)
+                data.update(dict.fromkeys(doc["_unavailable"], UNAVAILABLE))
             for f in self.pub.spec.fields:
                 value = data.get(f.key)
                 ids = _ids(value)
@@ -192,6 +196,9 @@ class Shown:
     def text(self, f: FieldSpec, value: Any, *, full: bool = False) -> Markup:
         """``value`` of field ``f`` for reading (HTML-safe); ``full`` shows subtables and
         attachments in full (record page) instead of a count (list cell)."""
+        if isinstance(value, Unavailable):
+            return Markup(f'<span class="muted" data-unavailable>{escape(_("无法解密"))}'
+                          '</span>')
         if value is None or value == "" or value == []:
             return Markup("")
         if f.key in self.masked and isinstance(value, str):

@@ -136,6 +136,24 @@ class Keyring:
         return cls._from_file(path)
 
     @classmethod
+    def find(cls, settings: Settings) -> Keyring | None:
+        """Like ``load`` but never creates a key file: None when there is none (a restore
+        into a fresh data directory must not mint keys that open nothing)."""
+        if settings.encryption_keys.strip():
+            return cls._from_env(settings.encryption_keys)
+        path = settings.effective_encryption_key_file
+        return cls._from_file(path) if path.exists() else None
+
+    def fingerprint(self, kid: str) -> str | None:
+        """A short one-way fingerprint of data key ``kid`` (``"index"``: the blind-index
+        key), None when the keyring lacks it. It tells whether two keyrings hold the same
+        key under an id — a backup's manifest records it — and reveals nothing of it."""
+        key = self.index_key if kid == "index" else self.keys.get(kid)
+        if key is None:
+            return None
+        return hmac.new(key, b"qiao key fingerprint v1", hashlib.sha256).hexdigest()[:16]
+
+    @classmethod
     def _from_env(cls, text: str) -> Keyring:
         keys: dict[str, bytes] = {}
         index: bytes | None = None

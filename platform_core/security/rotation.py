@@ -239,18 +239,12 @@ def _rotate_responses(db: Database, keyring: Keyring, batch: int) -> tuple[int, 
         after = rows[-1].id
 
 
-def sealed_counts(db: Database, *, batch: int = 1000) -> dict[str, Counter[str]]:
-    """Per table, how many sealed values are under each key id (a read-only scan)."""
-    counts: dict[str, Counter[str]] = {}
+def sealed_values(db: Database, *, batch: int = 1000
+                  ) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    """Every sealed value of the installation as ``(table, context, sealed)``, read in
+    batches (a read-only scan). ``context`` is what the value opens in; None for a value
+    of an event of no form, which nothing can open."""
     for place in PLACES:
-        seen: Counter[str] = Counter()
-        counts[place.name] = seen
-
-        def tally(sealed: dict[str, Any], _context: str, seen: Counter[str] = seen
-                  ) -> dict[str, Any]:
-            seen[key_id(sealed)] += 1
-            return sealed
-
         after = 0
         while True:
             with db.read() as session:
@@ -260,13 +254,32 @@ def sealed_counts(db: Database, *, batch: int = 1000) -> dict[str, Counter[str]]
                 break
             after = rows[-1][0]
             for _rid, app, form, doc in rows:
-                _walk(place, doc, _prefix(app, form) or "?", tally)
+                found: list[tuple[str | None, dict[str, Any]]] = []
+                prefix = _prefix(app, form)
+
+                def note(sealed: dict[str, Any], context: str, found: list[Any] = found,
+                         formless: bool = prefix is None) -> dict[str, Any]:
+                    found.append((None if formless else context, sealed))
+                    return sealed
+
+                _walk(place, doc, prefix or "?", note)
+                for context, sealed in found:
+                    yield place.name, context, sealed
     with db.read() as session:
-        counts["secrets"] = Counter(key_id(json.loads(getattr(row, column)))
-                                    for row, column, _ in _secret_columns(session))
-        counts["idempotency"] = Counter(
-            key_id(json.loads(body)) for body in session.execute(
-                select(IdempotencyKey.body).where(IdempotencyKey.body.is_not(None),
-                                                  IdempotencyKey.expires_at >= utcnow())
-            ).scalars())
+        secrets = [(json.loads(getattr(row, column)), context)
+                   for row, column, context in _secret_columns(session)]
+        kept = session.execute(select(IdempotencyKey.user_id, IdempotencyKey.body).where(
+            IdempotencyKey.body.is_not(None), IdempotencyKey.expires_at >= utcnow())).all()
+    for sealed, context in secrets:
+        yield "secrets", context, sealed
+    for user_id, body in kept:
+        yield "idempotency", idempotency_context(user_id), json.loads(body)
+
+
+def sealed_counts(db: Database, *, batch: int = 1000) -> dict[str, Counter[str]]:
+    """Per table, how many sealed values are under each key id (a read-only scan)."""
+    counts: dict[str, Counter[str]] = {p.name: Counter() for p in PLACES}
+    counts |= {"secrets": Counter(), "idempotency": Counter()}
+    for table, _context, sealed in sealed_values(db, batch=batch):
+        counts[table][key_id(sealed)] += 1
     return counts
