@@ -14,10 +14,12 @@ axis ticks use d3 tick formats.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 import plotly.graph_objects as go
@@ -163,6 +165,7 @@ class _Request:
     result: Result
     chart: dict
     previous: Result | None
+    exits: int = 0  # funnel: the last rows are exits (未成交), not stages
 
 
 @dataclass(frozen=True)
@@ -321,14 +324,36 @@ def _pie(req: _Request) -> go.Figure:
     return fig
 
 
+FUNNEL_TEXT = 13  # px: the stage labels, never shrunk to fit a thin stage
+
+
 def _funnel(req: _Request) -> go.Figure:
+    """The stages top-down in the report's order; the exits (a flow's 未成交: the rows
+    after the stages) are not stages after the last one, so they are named under the
+    funnel with their count and share of the first stage, not drawn in it."""
     s = _one_series(req, "漏斗图", "funnel")
-    return go.Figure(go.Funnel(
-        y=s.x, x=s.plotted, customdata=s.texts, name=s.name, textposition="inside",
-        texttemplate="%{customdata}<br>%{percentInitial:.1%}",
+    n = len(s.x) - min(max(req.exits, 0), max(len(s.x) - 1, 0))
+    fig = go.Figure(go.Funnel(
+        y=s.x[:n], x=s.plotted[:n], customdata=s.texts[:n], name=s.name,
+        textposition="auto", textinfo="value+percent initial",
+        texttemplate="%{customdata}（%{percentInitial:.1%}）",
+        textfont={"size": FUNNEL_TEXT}, constraintext="none",
         hovertemplate=f"%{{y}}{_named(s)}%{{customdata}}<br>占首层 %{{percentInitial:.1%}}"
                       "<extra></extra>"),
-        layout={"yaxis": {"type": "category", "automargin": True}})
+        layout={"yaxis": {"type": "category", "automargin": True,
+                          "tickfont": {"size": FUNNEL_TEXT}},
+                "uniformtext": {"minsize": FUNNEL_TEXT - 1, "mode": "show"}})
+    if n < len(s.x):
+        first = _plotted(s.raw[0], s.fmts[0]) if s.raw else None
+        parts = [f"{label}：{text}" + (f"（占首层 {format_value(value / first, 'percent')}）"
+                                      if first and value is not None else "")
+                 for label, text, value in zip(s.x[n:], s.texts[n:], s.plotted[n:],
+                                               strict=True)]
+        fig.update_layout(yaxis_domain=[0.14, 1])
+        fig.add_annotation(text="　".join(parts), showarrow=False, xref="paper",
+                           yref="paper", x=0.5, y=0, xanchor="center", yanchor="bottom",
+                           font={"size": FUNNEL_TEXT, "color": "#86909c"})
+    return fig
 
 
 def _leaderboard(req: _Request) -> go.Figure:
@@ -490,10 +515,12 @@ def build_figure(chart: dict, columns: list[dict], rows: list[list], *,
     if not result.values and kind in _PLOTTED:
         fig = _empty()
     else:
-        fig = _BUILDERS[kind](_Request(kind, result, chart, before))
+        exits = next((c.get("exits") or 0 for c in columns if c.get("role") == "dimension"
+                      and isinstance(c.get("exits"), int)), 0)
+        fig = _BUILDERS[kind](_Request(kind, result, chart, before, exits))
     title = chart.get("title")
     fig.update_layout(
-        template="plotly_white", font={"family": FONT_FAMILY}, separators=".,",
+        font={"family": FONT_FAMILY}, separators=".,",
         autosize=True, margin={"l": 8, "r": 8, "b": 8, "t": 48 if title else 16},
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.15, "yanchor": "top"},
         title={"text": title, "x": 0.02} if title else None)
@@ -502,7 +529,22 @@ def build_figure(chart: dict, columns: list[dict], rows: list[list], *,
     if chart.get("colors"):
         fig.update_layout(colorway=chart["colors"], piecolorway=chart["colors"],
                           funnelareacolorway=chart["colors"])
-    return {**_json_safe(fig.to_plotly_json()), "config": dict(CONFIG)}
+    out = _json_safe(fig.to_plotly_json())
+    out["layout"]["template"] = _template()  # as plotly would embed it, built once
+    return {**out, "config": dict(CONFIG)}
+
+
+@cache
+def _template_json() -> str:
+    import plotly.io as pio
+
+    return json.dumps(_json_safe(pio.templates["plotly_white"].to_plotly_json()))
+
+
+def _template() -> dict:
+    """The ``plotly_white`` template's JSON: setting it on every figure made plotly copy
+    and validate it each time (about half the time of drawing a dashboard's widgets)."""
+    return json.loads(_template_json())
 
 
 def _check_options(chart: dict) -> None:

@@ -220,6 +220,10 @@ def data(session: Session, app: str, key: str, viewer: Viewer,
         if before is not None:
             previous = running.run(session, app, spec, viewer, before).rows
     doc = res.doc()
+    from engine_reports import fusion
+
+    if fusion.collecting():  # the statements are noted: no chart to draw yet
+        return doc
     doc["report"] = {"key": spec.key, "name": spec.name, "version": get_report(
         session, app, key).version, "chart": chart_spec["type"]}
     try:
