@@ -22,7 +22,7 @@ from platform_core.app import create_app
 from platform_core.db import Database
 from platform_core.migrate import upgrade
 from platform_core.models import Record
-from platform_core.security.crypto import Keyring
+from platform_core.security.crypto import Keyring, is_sealed
 from platform_core.settings import load_settings
 from tests.conftest import scratch_database
 from tests.engine_forms.forms_setup import ok
@@ -166,6 +166,15 @@ def test_restore_refuses_without_the_keys_then_shows_what_it_cannot_open(env, ur
     logged = [r for r in caplog.records if "cannot be opened" in r.getMessage()]
     assert len(logged) == 2  # one per field and key, not one per row or request
     assert "kyc.person.id_no" in logged[0].getMessage() + logged[1].getMessage()
+
+    # A change to such a record is refused: the sealed value is never blanked.
+    first = items[0]
+    refused = reader.patch(f"{PEOPLE}/{first['id']}", json={"name": "改名"},
+                           headers={"If-Match": f'"{first["row_version"]}"'})
+    assert refused.json()["code"] == "undecryptable_value"
+    with db.read() as s:
+        kept = s.get(Record, first["id"]).data
+    assert is_sealed(kept["id_no"]) and kept["name"] == first["data"]["name"]
 
     # The pages: the list and the record show a marker, the names stay.
     html = reader.get("/apps/kyc/forms/person", headers={"Accept": "text/html"})
