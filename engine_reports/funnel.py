@@ -5,9 +5,15 @@ scope of the records the instances are about.
 
 Steps are the flow's nodes in their published order, less the routing nodes (gateways,
 parallel splits and joins) and service steps, which nobody waits in and which would
-only repeat the count of the step before. The median is the middle of the
-finished visits (the mean of the two middle ones for an even count), in hours, computed
-with window functions so it is the same statement on SQLite and PostgreSQL.
+only repeat the count of the step before. The end farthest from the start (fewest
+edges to reach it; the first in order on a tie) is where the work succeeds (完成): it is
+the funnel's last stage. Any other end (未成交, 已撤销: a branch that leaves early) is
+an *exit*, not a stage after it: exits follow the stages as rows with no conversion
+from the step before (only from the start), and the dimension column's ``exits`` says
+how many there are, so the chart shows them beside the funnel rather than in it.
+The median is the middle of the finished visits (the mean of the two middle ones for an
+even count), in hours, computed with window functions so it is the same statement on
+SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -81,18 +87,49 @@ def funnel(session: Session, app: str, spec: Any, source: Any, where: Any) -> An
     roomy(session)
     found = {row[0]: (row[1], row[2]) for row in
              session.execute(statement(app, flow, dialect, and_(true(), condition)))}
+    stages, exits = _stages(source.flow)
     rows, keys = [], []
     first = prev = None
-    for node in source.flow.nodes:
-        if node.type in ROUTING:
-            continue
+    for node in stages + exits:
         reached, median = found.get(node.id, (0, None))
         if first is None:
             first = reached
+        stage = node in stages
         rows.append([node.label, reached,
-                     None if prev is None else _rate(reached, prev),
+                     None if prev is None or not stage else _rate(reached, prev),
                      _rate(reached, first),
                      None if median is None else round(float(median), 2)])
         keys.append([node.id])
         prev = reached
-    return Result([dict(c) for c in COLUMNS], rows, keys, False, "table")
+    columns = [dict(c) for c in COLUMNS]
+    columns[0]["exits"] = len(exits)
+    return Result(columns, rows, keys, False, "table")
+
+
+def _distances(flow: Any) -> dict[str, int]:
+    """Each node's fewest edges from the start (breadth first)."""
+    start = next((n.id for n in flow.nodes if n.type == "start"), None)
+    seen, frontier = ({start: 0}, [start]) if start else ({}, [])
+    while frontier:
+        nxt = []
+        for node_id in frontier:
+            for edge in flow.edges:
+                if edge.source == node_id and edge.to not in seen:
+                    seen[edge.to] = seen[node_id] + 1
+                    nxt.append(edge.to)
+        frontier = nxt
+    return seen
+
+
+def _stages(flow: Any) -> tuple[list[Any], list[Any]]:
+    """The funnel's stages in flow order, the success end last; the other ends (exits)."""
+    stages, ends = [], []
+    for node in flow.nodes:
+        if node.type in ROUTING:
+            continue
+        (ends if node.type == "end" else stages).append(node)
+    if not ends:
+        return stages, []
+    far = _distances(flow)
+    main = max(ends, key=lambda n: (far.get(n.id, -1), -ends.index(n)))
+    return [*stages, main], [n for n in ends if n is not main]

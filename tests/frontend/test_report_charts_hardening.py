@@ -22,6 +22,9 @@ SHARE = {"key": "share", "name": "成交金额占比", "source": {"form": "deal"
          "dimensions": [{"field": "city"}],
          "measures": [{"agg": "sum", "field": "amount", "label": "金额", "format": "money"}],
          "chart": {"type": "donut"}}
+STAGES = {"key": "stages", "name": "各城市笔数", "source": {"form": "deal"},
+          "dimensions": [{"field": "city"}], "measures": [{"agg": "count", "label": "笔数"}],
+          "chart": {"type": "funnel", "height": 220}}
 
 
 def _deals(db) -> None:
@@ -35,6 +38,7 @@ def _deals(db) -> None:
             create_record(s, pub, {"title": title, "city": city, "amount": amount},
                           actor=SYSTEM)
         service.save_report(s, app="sales", raw=SHARE, actor_id=None)
+        service.save_report(s, app="sales", raw=STAGES, actor_id=None)
     add_user(db, "boss", roles=("admin",))
 
 
@@ -64,3 +68,13 @@ def test_the_favicon_is_served_and_named(web, db):
     href = page.get_attribute("link[rel=icon]", "href")
     icon = page.request.get(href)
     assert icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_funnel_labels_are_drawn_at_a_readable_size(web, db):
+    _deals(db)
+    page = web.signed_in("boss", width=375)
+    page.goto("/apps/sales/reports/stages")
+    page.wait_for_selector("#chart .main-svg text.bartext")
+    sizes = page.eval_on_selector_all(
+        "#chart text.bartext", "els => els.map(e => parseFloat(getComputedStyle(e).fontSize))")
+    assert len(sizes) == 2 and min(sizes) >= 12, sizes
