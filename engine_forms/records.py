@@ -27,8 +27,10 @@ from engine_forms.validation import Problem, RecordInvalid, validate_record
 from platform_core.errors import Conflict, NotFound
 from platform_core.expressions.values import Env
 from platform_core.models import Record, RecordLink, utcnow
+from platform_core.security.principal import Principal, row_filter
 from platform_core.store import (
     Actor,
+    compile_filter,
     create_record,
     create_records,
     delete_record,
@@ -71,17 +73,43 @@ def load_record(session: Session, pub: Published, record_id: int, *,
     return rec
 
 
-def _relation_problems(session: Session, pub: Published, data: Mapping[str, Any]
-                       ) -> list[Problem]:
+def _linkable(session: Session, pub: Published, form: str, ids: Iterable[int],
+              reader: Principal | None) -> set[int]:
+    """Of ``ids``, the live records of ``form`` (in this app) — with a ``reader``, only
+    those inside the reader's read scope there: a record they may not read is as missing
+    as one that does not exist, so a relation value cannot probe for ids."""
+    stmt = select(Record.id).where(Record.id.in_(list(ids)), Record.app == pub.app,
+                                   Record.form == form, Record.deleted_at.is_(None))
+    if reader is not None:
+        scope = row_filter(session, reader, reader.access(pub.app, form), "read")
+        if scope is not None:
+            stmt = stmt.where(compile_filter(scope, published(session, pub.app, form).fields,
+                                             session.get_bind().dialect.name))
+    return set(session.execute(stmt).scalars())
+
+
+def _targets(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def _relation_problems(session: Session, pub: Published, data: Mapping[str, Any], *,
+                       reader: Principal | None = None,
+                       old: Mapping[str, Any] | None = None) -> list[Problem]:
+    """A problem per relation value that is not a live record of the target form. With a
+    ``reader`` the ids a write adds must also be inside their read scope; the ids the
+    record already links (``old``) need only exist, whoever linked them."""
     problems = []
     for field in pub.spec.fields:
         value = data.get(field.key)
         if field.type != "relation" or value is None:
             continue
-        wanted = value if isinstance(value, list) else [value]
-        found = set(session.execute(select(Record.id).where(
-            Record.id.in_(wanted), Record.app == pub.app,
-            Record.form == field.config["target"], Record.deleted_at.is_(None))).scalars())
+        wanted = _targets(value)
+        kept = set(_targets((old or {}).get(field.key))) if reader is not None else set()
+        added = [w for w in wanted if w not in kept]
+        form = field.config["target"]
+        found = _linkable(session, pub, form, added, reader) if added else set()
+        if kept & set(wanted):
+            found |= _linkable(session, pub, form, kept & set(wanted), None)
         for missing in [w for w in wanted if w not in found]:
             problems.append(Problem(field.key, "not_found",
                                     f"{field.label}: 关联的记录 {missing} 不存在",
@@ -167,7 +195,8 @@ def _refuse(problems: list[Problem]) -> None:
 
 
 def _validate(session: Session, pub: Published, payload: Mapping[str, Any], *,
-              old: Mapping[str, Any] | None, env: Env) -> dict[str, Any]:
+              old: Mapping[str, Any] | None, env: Env,
+              reader: Principal | None = None) -> dict[str, Any]:
     """``validate_record``, adding the database checks of relation values to its errors
     so the user sees every problem at once."""
     try:
@@ -181,7 +210,8 @@ def _validate(session: Session, pub: Published, payload: Mapping[str, Any], *,
                 except ValueError:
                     continue
         known = {p.field for p in exc.problems}
-        extra = [p for p in _relation_problems(session, pub, relations) if p.field not in known]
+        extra = [p for p in _relation_problems(session, pub, relations, reader=reader, old=old)
+                 if p.field not in known]
         raise RecordInvalid(exc.problems + extra) from None
 
 
@@ -217,13 +247,15 @@ def _bind_attachments(session: Session, pub: Published, record_id: int,
 
 
 def create(session: Session, pub: Published, payload: Mapping[str, Any], *,
-           actor: Actor, crypt: FieldCrypt | None = None) -> Record:
+           actor: Actor, crypt: FieldCrypt | None = None,
+           reader: Principal | None = None) -> Record:
     """Validate and create one record of ``pub``'s form (encrypted fields sealed by
-    ``crypt`` after validation, before anything is written)."""
+    ``crypt`` after validation, before anything is written); with a ``reader`` (the user
+    writing) relation values must be records they may read."""
     env = env_for(session)
-    data = _sealed(crypt, _validate(session, pub, payload, old=None, env=env))
-    _refuse(_relation_problems(session, pub, data) + _attachment_problems(session, pub, data,
-                                                                           None)
+    data = _sealed(crypt, _validate(session, pub, payload, old=None, env=env, reader=reader))
+    _refuse(_relation_problems(session, pub, data, reader=reader)
+            + _attachment_problems(session, pub, data, None)
             + _duplicate_problems(session, pub, data, None))
     _number(session, pub, [data], env.today())
     try:
@@ -237,7 +269,8 @@ def create(session: Session, pub: Published, payload: Mapping[str, Any], *,
 
 
 def create_many(session: Session, pub: Published, payloads: Sequence[Mapping[str, Any]], *,
-                actor: Actor, crypt: FieldCrypt | None = None) -> list[int]:
+                actor: Actor, crypt: FieldCrypt | None = None,
+                reader: Principal | None = None) -> list[int]:
     """Validate and create many records (an import) with a constant number of queries.
 
     All-or-nothing: any invalid item raises ``BulkInvalid`` listing every problem with
@@ -252,7 +285,7 @@ def create_many(session: Session, pub: Published, payloads: Sequence[Mapping[str
             problems += [(i, p) for p in exc.problems]
     if problems:
         raise BulkInvalid(problems)
-    _refuse_bulk(_bulk_relation_problems(session, pub, docs))
+    _refuse_bulk(_bulk_relation_problems(session, pub, docs, reader))
     _number(session, pub, docs, env.today())
     try:
         ids = create_records(session, app=pub.app, form=pub.spec.key, items=docs, actor=actor,
@@ -304,9 +337,10 @@ def _refuse_bulk(problems: list[tuple[int, Problem]]) -> None:
         raise BulkInvalid(problems)
 
 
-def _bulk_relation_problems(session: Session, pub: Published, docs: list[dict[str, Any]]
-                            ) -> list[tuple[int, Problem]]:
-    """Relation targets of every item, checked with one query per relation field."""
+def _bulk_relation_problems(session: Session, pub: Published, docs: list[dict[str, Any]],
+                            reader: Principal | None = None) -> list[tuple[int, Problem]]:
+    """Relation targets of every item (inside the ``reader``'s read scope, if given),
+    checked with one query per relation field and 5,000 ids."""
     problems = []
     for field in (f for f in pub.spec.fields if f.type == "relation"):
         per_item = [(i, d[field.key] if isinstance(d[field.key], list) else [d[field.key]])
@@ -314,9 +348,7 @@ def _bulk_relation_problems(session: Session, pub: Published, docs: list[dict[st
         wanted = {t for _, ts in per_item for t in ts}
         found: set[int] = set()
         for chunk in _chunks(sorted(wanted), 5000):
-            found |= set(session.execute(select(Record.id).where(
-                Record.id.in_(chunk), Record.app == pub.app,
-                Record.form == field.config["target"], Record.deleted_at.is_(None))).scalars())
+            found |= _linkable(session, pub, field.config["target"], chunk, reader)
         for i, targets in per_item:
             for missing in (t for t in targets if t not in found):
                 problems.append((i, Problem(field.key, "not_found",
@@ -331,14 +363,16 @@ def _chunks(items: list[int], size: int) -> list[list[int]]:
 
 
 def update(session: Session, pub: Published, record_id: int, payload: Mapping[str, Any], *,
-           expected_version: int, actor: Actor, crypt: FieldCrypt | None = None) -> Record:
-    """Validate a patch against the record's current data and apply it (optimistic lock)."""
+           expected_version: int, actor: Actor, crypt: FieldCrypt | None = None,
+           reader: Principal | None = None) -> Record:
+    """Validate a patch against the record's current data and apply it (optimistic lock);
+    with a ``reader``, the links it adds must be to records they may read."""
     rec = load_record(session, pub, record_id)
     old = crypt.open(rec.data) if crypt else rec.data
-    data = _validate(session, pub, payload, old=old, env=env_for(session))
+    data = _validate(session, pub, payload, old=old, env=env_for(session), reader=reader)
     if crypt:
         data = crypt.seal(data, previous=rec.data)
-    _refuse(_relation_problems(session, pub, data)
+    _refuse(_relation_problems(session, pub, data, reader=reader, old=rec.data)
             + _attachment_problems(session, pub, data, record_id)
             + _duplicate_problems(session, pub, data, record_id))
     changes = {k: data.get(k) for k in set(rec.data) | set(data)}

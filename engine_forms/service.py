@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from engine_forms import records as handler
 from engine_forms.forms import Published, published
+from engine_forms.probing import rationed
 from engine_forms.reading import present
 from engine_forms.sealing import EXACT_OPS, FieldCrypt
 from platform_core.errors import InvalidInput, NotFound, QueryError
@@ -333,8 +334,9 @@ def _result(session: Session, caller: Caller, pub: Published, rec: Record) -> di
 def create(session: Session, caller: Caller, pub: Published,
            payload: Mapping[str, Any]) -> dict[str, Any]:
     check_payload(pub, caller.access, payload)
-    rec = handler.create(session, pub, payload, actor=caller.principal.actor,
-                         crypt=caller.crypt(pub))
+    with rationed(session, caller, pub, [payload]):
+        rec = handler.create(session, pub, payload, actor=caller.principal.actor,
+                             crypt=caller.crypt(pub), reader=caller.principal)
     caller.audit(session, "record.create", pub, rec.id, fields=sorted(payload))
     return _result(session, caller, pub, rec)
 
@@ -343,8 +345,10 @@ def update(session: Session, caller: Caller, pub: Published, record_id: int,
            payload: Mapping[str, Any], *, expected_version: int) -> dict[str, Any]:
     check_payload(pub, caller.access, payload)
     load_scoped(session, caller, pub, record_id, "update")
-    rec = handler.update(session, pub, record_id, payload, expected_version=expected_version,
-                         actor=caller.principal.actor, crypt=caller.crypt(pub))
+    with rationed(session, caller, pub, [payload]):
+        rec = handler.update(session, pub, record_id, payload,
+                             expected_version=expected_version, actor=caller.principal.actor,
+                             crypt=caller.crypt(pub), reader=caller.principal)
     caller.audit(session, "record.update", pub, record_id, fields=sorted(payload),
                  row_version=rec.row_version)
     return _result(session, caller, pub, rec)

@@ -14,17 +14,19 @@ from sqlalchemy.orm import Session
 
 from engine_forms import records as handler
 from engine_forms.forms import Published
+from engine_forms.probing import rationed
 from engine_forms.service import (
     Caller,
     check_payload,
     check_query,
     create,
+    load_scoped,
     narrowed,
     scoped_query,
     update,
     view,
 )
-from platform_core.errors import InvalidInput
+from platform_core.errors import InvalidInput, NotFound
 from platform_core.store import Query, query_records
 
 
@@ -76,7 +78,7 @@ def import_file(session: Session, caller: Caller, pub: Published, *, filename: s
     savepoint = session.begin_nested()
     try:
         ids = handler.create_many(session, pub, payloads, actor=caller.principal.actor,
-                                  crypt=caller.crypt(pub))
+                                  crypt=caller.crypt(pub), reader=caller.principal)
     except handler.BulkInvalid as exc:
         savepoint.rollback()
         errors = [{"row": e.pop("index") + 2, **e} for e in exc.extra["errors"]]
@@ -121,16 +123,19 @@ def bulk_create(session: Session, caller: Caller, pub: Published,
     if not partial:
         for payload in payloads:
             check_payload(pub, caller.access, payload)
-        ids = handler.create_many(session, pub, payloads, actor=caller.principal.actor,
-                                  crypt=caller.crypt(pub))
+        with rationed(session, caller, pub, payloads):
+            ids = handler.create_many(session, pub, payloads, actor=caller.principal.actor,
+                                      crypt=caller.crypt(pub), reader=caller.principal)
         results = [{"index": i, "status": 201, "id": rid} for i, rid in enumerate(ids)]
     else:
         for i, payload in enumerate(payloads):
             savepoint = session.begin_nested()
             try:
                 check_payload(pub, caller.access, payload)
-                rec = handler.create(session, pub, payload, actor=caller.principal.actor,
-                                     crypt=caller.crypt(pub))
+                with rationed(session, caller, pub, [payload]):
+                    rec = handler.create(session, pub, payload,
+                                         actor=caller.principal.actor,
+                                         crypt=caller.crypt(pub), reader=caller.principal)
             except DomainError as exc:
                 savepoint.rollback()
                 results.append({"index": i, "status": exc.status, "error": exc.problem()})
@@ -170,5 +175,11 @@ def upsert(session: Session, caller: Caller, pub: Published, key: str, raw_value
         caller.access.require("create")
         return create(session, caller, pub, {**payload, key: value}), True
     found = page.records[0]
+    try:
+        load_scoped(session, caller, pub, found.id, "update")
+    except NotFound:  # held by a record the caller may not change: what a create answers
+        with rationed(session, caller, pub, [{key: value}]):
+            raise handler.DuplicateValue(f"{key}: the value is already used by another "
+                                         "record", field=key) from None
     expected = found.row_version if expected_version is None else expected_version
     return update(session, caller, pub, found.id, payload, expected_version=expected), False

@@ -7,6 +7,7 @@ with ``BEGIN IMMEDIATE`` so a read-then-write never fails half-way on a lock upg
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 _BEGIN_OPTION = "qiao_sqlite_begin"
+log = logging.getLogger(__name__)
 
 _orjson_loads: Callable[[str | bytes], Any] | None
 try:
@@ -143,6 +145,21 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
                                       dialect=conn.dialect) from exc
 
 
+_AFTERWARDS = "qiao_afterwards"
+
+
+def afterwards(session: Session, work: Callable[[Session], None]) -> None:
+    """Run ``work`` in a write transaction of its own once ``session``'s ``write()`` block
+    has ended — committed or rolled back. For what must be recorded about a write even
+    when it is refused (the audit entry of a refusal the rollback would take with it).
+    Outside a ``write()`` block, ``work`` runs at once in ``session``."""
+    later = session.info.get(_AFTERWARDS)
+    if later is None:
+        work(session)
+    else:
+        later.append(work)
+
+
 class Database:
     """An engine plus the two ways to use it: ``read()`` and ``write()`` sessions."""
 
@@ -157,11 +174,22 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One transaction: commits at the end of the block, rolls back on any error."""
-        with self.engine.connect() as conn:
-            conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-            with self._sessions(bind=conn) as session, session.begin():
-                yield session
+        """One transaction: commits at the end of the block, rolls back on any error.
+        Work handed to ``afterwards`` runs once it has ended, in a transaction of its own."""
+        later: list[Callable[[Session], None]] = []
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+                with self._sessions(bind=conn) as session, session.begin():
+                    session.info[_AFTERWARDS] = later
+                    yield session
+        finally:
+            for work in later:
+                try:
+                    with self.write() as session:
+                        work(session)
+                except Exception:  # never hides the block's own outcome
+                    log.exception("work after a write failed")
 
     @contextmanager
     def read(self) -> Iterator[Session]:

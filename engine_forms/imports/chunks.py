@@ -223,7 +223,7 @@ class Job:
             try:
                 new = handler.update(s, self.pub, rec.id, payload,
                                      expected_version=rec.row_version, actor=actor,
-                                     crypt=self.crypt)
+                                     crypt=self.crypt, reader=self.caller.principal)
             except RecordInvalid as exc:
                 bad[number] = [self.stated(number, p.field, payload.get(p.field), p.zh, p.en)
                                for p in exc.problems]
@@ -253,7 +253,7 @@ class Job:
         while pending:
             try:
                 ids = handler.create_many(s, self.pub, [p for _, p in pending], actor=actor,
-                                          crypt=self.crypt)
+                                          crypt=self.crypt, reader=self.caller.principal)
             except handler.BulkInvalid as exc:
                 refused = set()
                 for e in exc.extra["errors"]:
