@@ -394,7 +394,7 @@ def _scatter(req: _Request) -> go.Figure:
     return fig
 
 
-def _kpi(req: _Request) -> go.Figure:
+def _kpi(req: _Request) -> dict:
     """The first measure's total; with a previous period, the relative change as the
     indicator's delta and the absolute change written under the label."""
     m = req.result.measures[0]
@@ -413,7 +413,7 @@ def _kpi(req: _Request) -> go.Figure:
                               "valueformat": ".1%"}
     # no <span style=…>: plotly would set a style attribute, which the pages' CSP refuses
     subtitle = f"<br>{note}" if note else ""
-    return go.Figure(go.Indicator(title={"text": m.label + subtitle}, **indicator))
+    return _figure({"type": "indicator", "title": {"text": m.label + subtitle}, **indicator})
 
 
 def _kpi_note(total: Decimal, before: Decimal | None, fmt: str) -> str:
@@ -428,7 +428,7 @@ def _kpi_note(total: Decimal, before: Decimal | None, fmt: str) -> str:
     return f"上期 {format_value(before, fmt)}，较上期 {sign}{amount}"
 
 
-def _table(req: _Request) -> go.Figure:
+def _table(req: _Request) -> dict:
     res = req.result
     cells = [[key[i] for key in res.keys] for i in range(len(res.dims))]
     cells += [[format_value(v, m.fmt) for v in res.column(i)]
@@ -437,7 +437,7 @@ def _table(req: _Request) -> go.Figure:
     return _plot_table([*res.dims, *(m.label for m in res.measures)], cells, align)
 
 
-def _pivot(req: _Request) -> go.Figure:
+def _pivot(req: _Request) -> dict:
     """Dimension 0 down, dimension 1 across, the first measure in the cells; exact 合计
     row and column (none for a percent measure: ratios do not add up)."""
     res = req.result
@@ -462,19 +462,38 @@ def _pivot(req: _Request) -> go.Figure:
 
 
 def _plot_table(header: list[str], columns: list[list[str]], align: list[str], *,
-                totals: bool = False) -> go.Figure:
+                totals: bool = False) -> dict:
     """A plotly Table; with ``totals`` the last row and column (合计) are shaded."""
     fill = [["#ffffff"] * len(col) for col in columns]
     if totals:
         fill = [[*col[:-1], _SHADE] for col in fill[:-1]] + [[_SHADE] * len(fill[-1])]
-    return go.Figure(go.Table(
-        header={"values": header, "align": align, "fill": {"color": _SHADE},
-                "font": {"color": "#1f2329"}},
-        cells={"values": columns, "align": align, "height": 28, "fill": {"color": fill},
-               "line": {"color": "#e5e6eb"}}))
+    return _figure({
+        "type": "table",
+        "header": {"values": header, "align": align, "fill": {"color": _SHADE},
+                   "font": {"color": "#1f2329"}},
+        "cells": {"values": columns, "align": align, "height": 28, "fill": {"color": fill},
+                  "line": {"color": "#e5e6eb"}}})
 
 
-_BUILDERS: dict[str, Callable[[_Request], go.Figure]] = {
+def _figure(*traces: dict, **layout: Any) -> dict:
+    """A figure as plotly's JSON, for the charts drawn on every dashboard (tables, KPIs):
+    plotly's figure objects validate every value, which cost more than the query
+    behind a widget. The same JSON as ``go.Figure(...).to_plotly_json()``."""
+    return {"data": list(traces), "layout": layout}
+
+
+def _merge(into: dict, extra: dict) -> None:
+    """``update_layout`` for a figure's JSON: nested objects merged, None left out."""
+    for key, value in extra.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+_BUILDERS: dict[str, Callable[[_Request], go.Figure | dict]] = {
     "table": _table, "bar": _cartesian, "stacked_bar": _cartesian, "line": _cartesian,
     "area": _cartesian, "pie": _pie, "donut": _pie, "funnel": _funnel, "kpi": _kpi,
     "pivot": _pivot, "leaderboard": _leaderboard, "scatter": _scatter,
@@ -519,17 +538,23 @@ def build_figure(chart: dict, columns: list[dict], rows: list[list], *,
                       and isinstance(c.get("exits"), int)), 0)
         fig = _BUILDERS[kind](_Request(kind, result, chart, before, exits))
     title = chart.get("title")
-    fig.update_layout(
-        font={"family": FONT_FAMILY}, separators=".,",
-        autosize=True, margin={"l": 8, "r": 8, "b": 8, "t": 48 if title else 16},
-        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.15, "yanchor": "top"},
-        title={"text": title, "x": 0.02} if title else None)
+    layout: dict[str, Any] = {
+        "font": {"family": FONT_FAMILY}, "separators": ".,", "autosize": True,
+        "margin": {"l": 8, "r": 8, "b": 8, "t": 48 if title else 16},
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.15,
+                   "yanchor": "top"},
+        "title": {"text": title, "x": 0.02} if title else None}
     if chart.get("height"):
-        fig.update_layout(height=chart["height"])
+        layout["height"] = chart["height"]
     if chart.get("colors"):
-        fig.update_layout(colorway=chart["colors"], piecolorway=chart["colors"],
-                          funnelareacolorway=chart["colors"])
-    out = _json_safe(fig.to_plotly_json())
+        layout.update(colorway=chart["colors"], piecolorway=chart["colors"],
+                      funnelareacolorway=chart["colors"])
+    if isinstance(fig, dict):
+        _merge(fig["layout"], layout)
+        out = _json_safe(fig)
+    else:
+        fig.update_layout(layout)
+        out = _json_safe(fig.to_plotly_json())
     out["layout"]["template"] = _template()  # as plotly would embed it, built once
     return {**out, "config": dict(CONFIG)}
 
