@@ -99,6 +99,8 @@ def _shared_parameters() -> dict[str, Any]:
         "Deleted": query("deleted", {"type": "string", "enum": ["exclude", "only",
                                                                  "include"],
                                      "default": "exclude"}, "Records in the recycle bin."),
+        "Count": query("count", {"type": "boolean", "default": False},
+                       "Add `count`: how many records match, over all pages."),
         "Partial": query("partial", {"type": "boolean", "default": False},
                          "Create the valid items and report each one (201), instead of "
                          "all or nothing (422)."),

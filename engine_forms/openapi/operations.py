@@ -78,8 +78,16 @@ def _list(f: FormView) -> Ops:
     return [("/records", {
         "operationId": f"{f.key}_list", "summary": "List records (filter, sort, pages)",
         "parameters": [f.p("filter"), f.p("sort"), *_params("Cursor", "Limit"),
-                       f.p("fields"), *_params("Deleted")],
+                       f.p("fields"), *_params("Deleted", "Count")],
         "responses": {"200": _json(f.s("Page"), "A page of records"), **_errors()}})]
+
+
+def _count(f: FormView) -> Ops:
+    return [("/records/count", {
+        "operationId": f"{f.key}_count", "summary": "How many records match (your scope)",
+        "parameters": [f.p("filter"), *_params("Deleted")],
+        "responses": {"200": _json(f.s("Count"), "The number of matching records"),
+                      **_errors()}})]
 
 
 def _create(f: FormView) -> Ops:
@@ -218,7 +226,8 @@ def _download(f: FormView) -> Ops:
 
 # (method, route path below the form, builder); the route must exist and allow the caller
 OPERATIONS: tuple[tuple[str, str, Callable[[FormView], Ops]], ...] = (
-    ("GET", "/records", _list), ("POST", "/records", _create),
+    ("GET", "/records", _list), ("GET", "/records/count", _count),
+    ("POST", "/records", _create),
     ("POST", "/records/bulk", _bulk), ("PUT", "/records/by/{field}/{value}", _upsert),
     ("GET", "/records/{record_id}", _get), ("PATCH", "/records/{record_id}", _update),
     ("DELETE", "/records/{record_id}", _delete),
@@ -228,6 +237,14 @@ OPERATIONS: tuple[tuple[str, str, Callable[[FormView], Ops]], ...] = (
     ("POST", "/import", _import), ("POST", "/attachments", _upload),
     ("GET", "/attachments/{attachment_id}", _download),
 )
+
+
+# The form's definition (draft, check, publish, versions, migrations): copied from the
+# running app's routes, per form, like the imports API.
+DEFINITION = frozenset({FORM, FORM + "/check", FORM + "/publish", FORM + "/versions",
+                        FORM + "/migrations/{job_id}"})
+# The app's forms: listed for every user, created by whoever manages the app.
+FORMS = APP_ROUTES + "forms"
 
 
 # -- one form, the other app routes -------------------------------------------------------
@@ -275,8 +292,9 @@ def add_form(doc: AppDoc, pub: Published, caller: Caller,
             if "requestBody" in operation:  # a body that cannot be parsed at all: 400
                 operation["responses"].setdefault("400", ref("BadRequest", "responses"))
             doc.add(base + path, method, {**operation, "tags": [key], "x-permission": name})
-    for template, ops in doc.described.get("paths", {}).items():  # the imports API
-        if template.startswith((FORM + "/imports", FORM + "/import-mappings")):
+    for template, ops in doc.described.get("paths", {}).items():  # definition, imports
+        if template in DEFINITION or template.startswith((FORM + "/imports",
+                                                          FORM + "/import-mappings")):
             for method in ops:
                 path = base + template[len(FORM):]
                 copy_route(doc, template, method, path=path, fixed={"form": key},
@@ -292,7 +310,8 @@ def other_app_routes(doc: AppDoc, described: Mapping[str, Any]) -> None:
     (bodies typed by their models) with Qiao's error responses, where their rule lets the
     caller in."""
     for template, ops in described.get("paths", {}).items():
-        if not template.startswith(APP_ROUTES) or template.startswith(APP_ROUTES + "forms"):
+        if not template.startswith(APP_ROUTES) or (template.startswith(FORMS)
+                                                   and template != FORMS):
             continue
         for method in ops:
             if not template.endswith("/openapi.json"):

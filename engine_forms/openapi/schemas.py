@@ -230,7 +230,13 @@ def form_schemas(doc: AppDoc, f: FormView, caller: Caller) -> dict[str, Any]:
                                "properties": {"items": {"type": "array",
                                                         "items": f.s("Record")},
                                               "next_cursor": {"type": ["string", "null"]},
-                                              "next": {"type": ["string", "null"]}}}}
+                                              "next": {"type": ["string", "null"]},
+                                              "count": {"type": "integer", "minimum": 0,
+                                                        "description": "With count=true: "
+                                                        "how many match, over all pages"}}},
+               f"{key}.Count": {"type": "object", "additionalProperties": False,
+                                "required": ["count"],
+                                "properties": {"count": {"type": "integer", "minimum": 0}}}}
     created = {"type": "object", "additionalProperties": False,
                "required": ["index", "status", "id", "record"],
                "properties": {"index": {"type": "integer", "minimum": 0},

@@ -4,6 +4,7 @@ to the caller's rights (forms, fields, operations); a publish shows on the next 
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from fastapi import APIRouter
@@ -104,7 +105,8 @@ def test_a_restricted_role_sees_only_what_it_may(world):
     sort = doc["components"]["parameters"]["customer.sort"]["schema"]["items"]["enum"]
     assert "mobile" not in sort and "-city" in sort
     assert operations(doc, "customer") == {
-        "GET /records", "POST /records", "POST /records/bulk", "GET /records/{record_id}",
+        "GET /records", "GET /records/count", "POST /records", "POST /records/bulk",
+        "GET /records/{record_id}",
         "PATCH /records/{record_id}", "GET /records/{record_id}/history",
         "POST /attachments", "GET /attachments/{attachment_id}"}
 
@@ -113,7 +115,8 @@ def test_operations_follow_each_roles_rights(world):
     _app, u = world
     viewer = document(u["viewer"])
     assert operations(viewer, "customer") == {
-        "GET /records", "GET /records/{record_id}", "GET /records/{record_id}/history",
+        "GET /records", "GET /records/count", "GET /records/{record_id}",
+        "GET /records/{record_id}/history",
         "GET /attachments/{attachment_id}"}
     # a viewer may not unmask: the masked field is plain text, with no pattern to match
     mobile = schema(viewer, "customer.Data")["properties"]["mobile"]
@@ -136,10 +139,34 @@ def test_every_operation_is_a_real_route_with_its_rule(world):
     for path, ops in doc["paths"].items():
         template = path.replace("/crm/", "/{app}/", 1)
         for form in ("customer", "loan_case"):
-            template = template.replace(f"/forms/{form}/", "/forms/{form}/")
+            template = re.sub(f"/forms/{form}(?=/|$)", "/forms/{form}", template)
         template = template.replace("/by/mobile/", "/by/{field}/")
         for method, op in ops.items():
             assert routes[(method.upper(), template)] == op["x-permission"], (method, path)
+
+
+def test_the_form_definition_endpoints_are_in_the_document_as_rights_allow(world):
+    _app, u = world
+    admin, viewer = document(u["admin"]), document(u["viewer"])
+
+    def definition(doc: dict) -> set[str]:
+        return {f"{method.upper()} {path.removeprefix(FORMS)}"
+                for path, ops in doc["paths"].items()
+                if path == FORMS or path == f"{FORMS}/customer"
+                or path.startswith(f"{FORMS}/customer/") and "/records" not in path
+                and "/attachments" not in path and "/import" not in path
+                and "/export" not in path for method in ops}
+
+    assert definition(admin) == {
+        "GET ", "POST ", "GET /customer", "PUT /customer", "POST /customer/check",
+        "POST /customer/publish", "GET /customer/versions",
+        "GET /customer/migrations/{job_id}"}
+    assert definition(viewer) == {"GET ", "GET /customer"}
+    publish = admin["paths"][f"{FORMS}/customer/publish"]["post"]
+    assert publish["operationId"] == "customer_publish_form"
+    assert publish["x-permission"] == "form:manage" and publish["tags"] == ["customer"]
+    assert [p["name"] for p in publish["parameters"]] == ["dry_run"]  # not app nor form
+    assert admin["paths"][FORMS]["post"]["x-permission"] == "app:manage"
 
 
 def test_a_publish_shows_on_the_very_next_request(world):
