@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from engine_forms import probing
 from platform_core.security.models import AuditEntry
-from tests.security_setup import client_as
+from tests.security_setup import add_department, client_as
 from tests.templates_catalog.conftest import crm, install_crm, qiao  # noqa: F401
 
 APP = "/api/v1/apps/crm"
@@ -28,10 +28,10 @@ def _ok(response, status=200):
 
 
 def _anonymous(problem: dict, *ids: int) -> str:
-    """The answer with the ids named in it replaced, to compare two answers."""
+    """The answer with the record ids named in it replaced, to compare two answers."""
     text = json.dumps(problem, ensure_ascii=False, sort_keys=True)
     for i in ids:
-        text = re.sub(rf"\b{i}\b", "<id>", text)
+        text = re.sub(rf"(record|记录) {i}\b", r"\1 <id>", text)
     return text
 
 
@@ -146,3 +146,22 @@ def test_an_upsert_onto_a_record_outside_the_scope_says_only_already_used(qiao, 
 
     # their own record: updated as before
     _ok(sales.put(f"{CUSTOMERS}/by/mobile/13800000001", json={"name": "王五五"}))
+
+
+def test_an_import_linking_a_record_outside_the_scope_reads_it_as_missing(qiao, db, crm):  # noqa: F811
+    app, admin = qiao
+    install_crm(db, crm)
+    north, south = add_department(db, "北区"), add_department(db, "南区")
+    lead = client_as(app, db, "lead1", roles=("team_lead",), department_id=north)
+    other = client_as(app, db, "lead2", roles=("team_lead",), department_id=south)
+    theirs = _ok(other.post(CUSTOMERS, json={"name": "赵六", "mobile": "13900000002"}),
+                 201)["id"]
+
+    def imported(customer: int):
+        content = f"客户,贷款类型,申请金额\n{customer},mortgage,1000\n".encode()
+        return lead.post(f"{APP}/forms/loan_case/import", files={"file": ("c.csv", content)})
+
+    hidden, missing = imported(theirs), imported(MISSING)
+    assert hidden.status_code == missing.status_code == 422, hidden.text
+    assert _anonymous(hidden.json(), theirs) == _anonymous(missing.json(), MISSING)
+    assert hidden.json()["errors"][0]["code"] == "not_found"
