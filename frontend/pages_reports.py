@@ -336,16 +336,32 @@ def drill_page(ctx: ContextDep, principal: PrincipalDep, request: Request, app: 
                           shown[0][:len(row_keys)] if shown else None)
     except DomainError as exc:
         return error_page(request, exc)
-    fields = [f for f in pub.spec.fields if caller.access.readable(f.key)]
+    choosable, fields = drill_columns(request, pub, caller.access)
     dims = [c["label"] for c in res.columns if c["role"] == "dimension"]
     base = {"keys": keys} | ({"params": params} if params is not None else {})
+    if request.query_params.getlist("col") or request.query_params.get("cols"):
+        base["cols"] = ",".join(f.key for f in fields)
     return _render(request, "reports/drill.html", app=app_row, spec=spec, form=pub.spec,
-                   why=why,
+                   why=why, keys=keys, params=params, choosable=choosable,
                    fields=fields, rows=[_cells(fields, item) for item in items],
                    row=list(zip(dims, shown[0], strict=False)) if shown else [],
                    first=f"{request.url.path}?{urlencode(base)}" if cursor else None,
                    next=f"{request.url.path}?{urlencode(base | {'cursor': next_cursor})}"
                    if next_cursor else None)
+
+
+def drill_columns(request: Request, pub: Any, access: Any) -> tuple[list[Any], list[Any]]:
+    """(the fields the viewer may show as columns, those shown): the ones ticked in the
+    page's column chooser (``col``, or ``cols=a,b`` in links), else the form list's
+    default columns — never every field squeezed into the page."""
+    from frontend.workspace.pages_list import _column_ok, default_columns
+
+    choosable = [f for f in pub.spec.fields if _column_ok(pub, access, f.key)]
+    ok = {f.key for f in choosable}
+    asked = request.query_params.getlist("col") or \
+        (request.query_params.get("cols") or "").split(",")
+    keys = [k for k in dict.fromkeys(asked) if k in ok] or default_columns(pub, access)
+    return choosable, [f for k in keys if (f := pub.spec.field(k)) is not None]
 
 
 def _cells(fields: list[Any], item: dict[str, Any]) -> dict[str, Any]:
