@@ -127,8 +127,8 @@ def _active_user(session: Session, user_id: int) -> int:
 # -- completing ------------------------------------------------------------------------------
 
 
-def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: str
-                ) -> None:
+def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: str,
+                reader: Principal | None = None) -> None:
     """The task's edits to the record: only the step's editable fields; then the fields
     the step requires for ``outcome`` must be filled (``StepFields.required_for``)."""
     editable = set(node.fields.editable) if node.fields else set()
@@ -142,7 +142,7 @@ def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: st
     if data:
         record_handler.update(eng.session, eng.pub, rec.id, dict(data),
                               expected_version=rec.row_version, actor=eng.actor,
-                              crypt=FieldCrypt(eng.pub, eng.keyring))
+                              crypt=FieldCrypt(eng.pub, eng.keyring), reader=reader)
     _check_required(eng, node, outcome)
 
 
@@ -209,7 +209,7 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
     _must_act(session, task, who)
     _allowed(node, operation)
     outcome = _outcome(node, task, outcome)
-    _apply_data(eng, node, data or {}, outcome=outcome)
+    _apply_data(eng, node, data or {}, outcome=outcome, reader=who.principal)
     if task.owner_id is not None:  # a delegate resolves: back to the owner
         _hand_back(eng, task, outcome, comment)
         return task
