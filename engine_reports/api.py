@@ -36,7 +36,7 @@ def _json_param(raw: str | None, name: str, kind: type) -> Any:
         return kind()
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # also: nested too deep, a number too long
         raise InvalidInput(f"{name}: not valid JSON", field=name) from None
     if not isinstance(value, kind):
         raise InvalidInput(f"{name}: expected a JSON {kind.__name__}", field=name)

@@ -268,3 +268,18 @@ def test_an_operator_that_is_a_list_is_a_named_422(world, where):
                        params={"filter": json.dumps(bad)})
     assert answer.status_code == 422, answer.text
     assert "operator" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("raw", ["[" * 3000 + "]" * 3000, "1" * 5000, '"\\ud800"'])
+def test_json_nested_too_deep_or_too_long_is_a_named_422(world, raw):
+    _client, admin, crm = world
+    report = sorted(crm.reports)[0]
+    answers = {
+        "filter": admin.get("/api/v1/apps/crm/forms/loan_case/records",
+                            params={"filter": raw}),
+        "count": admin.get("/api/v1/apps/crm/forms/loan_case/records/count",
+                           params={"filter": raw}),
+        "params": admin.get(f"/api/v1/apps/crm/reports/{report}/data", params={"params": raw}),
+        "keys": admin.get(f"/api/v1/apps/crm/reports/{report}/drill", params={"keys": raw}),
+    }
+    assert {name: a.status_code for name, a in answers.items()} == dict.fromkeys(answers, 422)
