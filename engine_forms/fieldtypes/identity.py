@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from engine_forms.fieldtypes.base import FieldType, plain, refuse
@@ -16,6 +17,7 @@ def id_check_char(first17: str) -> str:
     return CHECK[sum(int(c) * w for c, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 
+@lru_cache(maxsize=65_536)  # an import checks each number when read and when validated
 def valid_id_card(text: str) -> bool:
     # isascii(): str.isdigit() also accepts "１" and "²", which int() reads or rejects
     if len(text) != 18 or not text.isascii() or not text[:17].isdigit() \
