@@ -7,7 +7,9 @@ documents is called with values drawn for each of its query parameters — JSON 
 shape (wrong types at every position, deep nesting, numbers past 64 bits, NaN and
 Infinity, lone surrogates, NUL), filter-shaped JSON built around the form's real fields
 and operators with junk where a value goes, comma lists of field names, raw text — and
-path parameters seeded with things that exist. Report and dashboard specs are posted and
+path parameters seeded with things that exist; and in every parameter, every run, the
+worst cases (``WORST``: JSON nested 3,000 deep, a 5,000-digit number, an operator that
+is a list). Report and dashboard specs are posted and
 put both as junk and as the real specs with one part replaced by junk.
 
 Any answer of 500 or more, and any exception the app raises, is a failure; each distinct
@@ -44,6 +46,7 @@ SPECIAL = ["", " ", "null", "[]", "{}", "1e999", "-1e999", "NaN", "Infinity", "1
            "[" * 3000 + "]" * 3000, '{"a":' * 3000 + "1" + "}" * 3000, "\"\\ud800\"",
            "\"\\u0000\"", "-", ",", "-,", ",,-id", "id,-id", "a" * 300, "∞", "客户"]
 
+WORST = ["[" * 3000 + "]" * 3000, "1" * 5000, '{"field": "id", "op": ["eq"], "value": 1}']
 scalars = (st.none() | st.booleans() | st.integers()
            | st.integers(min_value=-(10**30), max_value=10**30)
            | st.sampled_from([2**63, -(2**63) - 1, 2**64, 10**300, 0, -1, 1.5, 1e308, -0.0])
@@ -212,6 +215,9 @@ def fuzz_get(client: TestClient, path: str, names: list[str], fields: list[str],
              failures: dict[str, str]) -> None:
     """GET ``path`` with values drawn for some of its query parameters ``names``."""
     label = f"GET {re.sub(r'/[0-9]+(?=/|$)', '/{id}', path)}"
+    for name in names:  # the worst cases, in every parameter, every run
+        for raw in WORST:
+            call(client, "GET", path, failures, label, params={name: raw})
 
     @FUZZ
     @given(data=st.data())
