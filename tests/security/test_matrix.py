@@ -1116,15 +1116,17 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("DELETE", "/api/v1/apps/{app}/rules/{key}"): _fresh_rule(),
     ("POST", "/api/v1/apps/{app}/rules/{key}/enable"): _fresh_rule("/enable"),
     ("POST", "/api/v1/apps/{app}/rules/{key}/disable"): _fresh_rule("/disable"),
-    ("POST", "/api/v1/apps/{app}/rules/{key}/test"): _fresh_rule("/test"),
+    ("POST", "/api/v1/apps/{app}/rules/{key}/test"): lambda w, who, v: Request(
+        _fresh_rule("/test")(w, who, v).url, json={"record_id": w.records["own"]}),
     ("GET", "/api/v1/apps/{app}/rules/{key}/runs"): _fresh_rule("/runs"),
     ("GET", "/api/v1/apps/{app}/rules-dead-letters"): _fixed(f"{CRM}/rules-dead-letters"),
     ("POST", "/api/v1/apps/{app}/rules-dead-letters/{action_run_id}/replay"): _replay_action,
     ("GET", "/api/v1/rules/actions"): _fixed(f"{API}/rules/actions"),
     ("POST", "/api/v1/apps/{app}/rules-check"): _fixed(
         f"{RULES}-check", json={"spec": {**RULE_SPEC, "key": "checked"}}),
-    ("POST", "/api/v1/apps/{app}/rules-test"): _fixed(
-        f"{RULES}-test", json={"spec": {**RULE_SPEC, "key": "tried"}}),
+    ("POST", "/api/v1/apps/{app}/rules-test"): lambda w, _who, _v: Request(
+        f"{RULES}-test", json={"spec": {**RULE_SPEC, "key": "tried"},
+                               "record_id": w.records["own"]}),
     ("GET", "/api/v1/apps/{app}/rules-runs"): _fixed(f"{RULES}-runs",
                                                       params={"status": "failed"}),
     ("GET", "/api/v1/notifications"): _fixed(f"{API}/notifications"),
