@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -64,7 +65,11 @@ class Record(Base):
     updated_by: Mapped[int | None] = mapped_column(Id)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_records_app_form_id", "app", "form", "id"),)
+    __table_args__ = (Index("ix_records_app_form_id", "app", "form", "id"),
+                      # only the recycle bin: a form's live count is two index-only counts
+                      Index("ix_records_deleted", "app", "form",
+                            sqlite_where=text("deleted_at IS NOT NULL"),
+                            postgresql_where=text("deleted_at IS NOT NULL")))
 
 
 class RecordLink(Base):

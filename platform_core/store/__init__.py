@@ -145,6 +145,13 @@ def count_records(session: Session, fields: FieldSet, filter: Any = None, *,
     """
     from sqlalchemy import func, select, true
 
+    form = [Record.app == fields.app, Record.form == fields.form]
+    if filter is None and deleted == "exclude" and cap is None:
+        # every record of the form minus those in the recycle bin: two index-only counts
+        # (ix_records_app_form_id, the partial ix_records_deleted), no row is read
+        every = select(func.count()).where(*form).scalar_subquery()
+        binned = select(func.count()).where(*form, Record.deleted_at.is_not(None))
+        return session.execute(select(every - binned.scalar_subquery())).scalar_one()
     bin_ = {"exclude": Record.deleted_at.is_(None), "only": Record.deleted_at.is_not(None),
             "include": true()}[deleted]
     where = [Record.app == fields.app, Record.form == fields.form, bin_,
