@@ -106,8 +106,16 @@ class RuleContext:
 
     @classmethod
     def load(cls, session: Session, fired: Fired, *, actor: Actor, now: datetime,
-             keyring: Keyring | None = None, test: bool = False) -> RuleContext:
+             keyring: Keyring | None = None, test: bool = False,
+             like: RuleContext | None = None) -> RuleContext:
+        """The context of one rule's run; ``like``: another rule's context of the same
+        trigger, loaded before any action ran — its reads (form, record, values as of
+        the event, old values) are taken over instead of read again."""
         ctx = cls(session, fired, actor, now, keyring, test)
+        if like is not None:
+            ctx.pub, ctx.record, ctx.data = like.pub, like.record, dict(like.data)
+            ctx.old = None if like.old is None else dict(like.old)
+            return ctx
         if fired.form:
             ctx.pub = published(session, fired.app, fired.form)
         if fired.record_id is not None:

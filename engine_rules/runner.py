@@ -113,9 +113,11 @@ def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
 
 
 def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
-             keyring: Keyring | None = None, actor: Actor | None = None) -> RuleRun:
+             keyring: Keyring | None = None, actor: Actor | None = None,
+             loaded: dict[str, RuleContext] | None = None) -> RuleRun:
     """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring); ``actor``: the
-    person who ran a manual rule (its actions carry their name)."""
+    person who ran a manual rule (its actions carry their name); ``loaded``: shared by
+    the rules of one event, which read the form and the record once."""
     started = time.perf_counter()
     spec = spec_of(rule)
     run = RuleRun(rule_id=rule.id, rule_version=rule.version, trigger_key=fired.key,
@@ -127,8 +129,12 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
                     rule.key, fired.key, fired.depth)
         run.status, run.error = "stopped", f"cascade depth {fired.depth} ≥ {MAX_DEPTH}"
         return _finish(session, run, started)
+    like = None if loaded is None else loaded.get(fired.key)
     ctx = RuleContext.load(session, fired, actor=actor or actor_of(session, rule, spec),
-                           now=now, keyring=keyring)
+                           now=now, keyring=keyring, like=like)
+    if loaded is not None and like is None:  # a copy as read, before any action runs
+        loaded[fired.key] = RuleContext.load(session, fired, actor=ctx.actor, now=now,
+                                             keyring=keyring, like=ctx)
     try:
         run.condition = bool(ctx.evaluate(spec.condition)) if spec.condition else True
     except (ExpressionError, DomainError) as exc:
@@ -229,8 +235,9 @@ class RulesHandler:
         fired = Fired(key=f"evt:{event.id}", event_type=event.event_type, app=event.app,
                       form=event.form, record_id=event.record_id,
                       payload=event.payload or {}, depth=event.depth or 0)
+        loaded: dict[str, RuleContext] = {}
         for rule in rules_for(session, fired):
-            run_rule(session, rule, fired, now=utcnow(), keyring=self.keyring)
+            run_rule(session, rule, fired, now=utcnow(), keyring=self.keyring, loaded=loaded)
 
     def for_context(self, context: Any) -> RulesHandler:
         """This handler with the running app's keyring (sealed fields opened)."""
