@@ -108,6 +108,7 @@ def send(session: Session, *, app: str, form: str, key: str, record_id: int, act
     fired = Fired(f"manual:{rule.id}:{record_id}:{nonce}", "manual", app, form, record_id,
                   payload={"by": actor.user_id})
     run = run_rule(session, rule, fired, now=now, keyring=keyring, actor=actor)
+    session.flush()  # the run's id, for the audit entry
     if run.status == "skipped":
         raise InvalidInput(f"「{spec.name}」不适用于这条记录（条件不满足）", rule=key)
     if run.status in ("failed", "stopped"):
