@@ -255,8 +255,9 @@ def preview(session: Session, app: str, spec: RuleSpec, *, record_id: int | None
     user may not run now). A rule about records needs ``record_id`` (422 without)."""
     form = spec.trigger.form or _flow_form(session, app, spec.trigger.flow)
     if record_id is None and form is not None:
-        raise InvalidInput(f"record_id: this rule runs on a record of form {form}: give the "
-                           "record_id of the record to test it on", field="record_id")
+        raise InvalidInput(f"record_id：请选一条记录来试运行 / record_id: this rule runs on "
+                           f"a record of form {form}: give the record_id of the record to "
+                           "test it on", field="record_id")
     fired = Fired(f"test:{rule.id if rule else 0}", spec.trigger.type, app, form, record_id)
     actor = actor_of(session, rule or Rule(id=0, key=spec.key), spec)
     ctx = RuleContext.load(session, fired, actor=actor, now=now, keyring=keyring, test=True)
