@@ -78,8 +78,8 @@ def _refused(ctx: RuleContext, principal: Principal, need: Need) -> str | None:
         load_scoped(ctx.session, Caller(principal, access, ctx.keyring),
                     published(ctx.session, app, form), record_id, action)
     except DomainError:
-        return (f"run_as: record {record_id} of {app}.{form} is outside what {name} may "
-                f"{action}; the rule's actions did not run")
+        return (f"run_as: record {record_id} of {app}.{form} is not one {name} may "
+                f"{action} (outside their scope, or gone); the rule's actions did not run")
     return None
 
 

@@ -186,7 +186,8 @@ def test_run_as_outside_the_users_row_scope_updates_nothing(world):
     assert world.record(mine).get("note") == "已受理"
     assert world.record(theirs).get("note") is None
     failed = [r for r in all_runs(world) if r.status == "failed"]
-    assert len(failed) == 1 and f"record {theirs} of bank.case is outside" in failed[0].error
+    assert len(failed) == 1
+    assert f"record {theirs} of bank.case is not one alice may update" in failed[0].error
 
 
 def test_the_test_run_names_what_the_run_as_user_may_not_do(world):
