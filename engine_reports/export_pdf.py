@@ -153,10 +153,16 @@ def drawing(kind: str, columns: list[dict[str, Any]], rows: list[list[Any]],
         _legend(d, [f"{c}  {v:g}" for c, v in zip(cats, values[0], strict=False)],
                 HEIGHT + 120, HEIGHT - 10, always=True)
         return d
-    if kind == "funnel":
-        top = max(values[0]) or 1.0
-        step = (HEIGHT - 10) / len(cats)
-        for i, (c, v) in enumerate(zip(cats, values[0], strict=False)):
+    if kind == "funnel":  # a flow funnel's exits (未成交, its last rows) named under it
+        exits = next((c.get("exits") or 0 for c in columns if c["role"] == "dimension"), 0)
+        pairs = list(zip(cats, values[0], strict=False))
+        n = len(pairs) - min(int(exits), len(pairs) - 1)
+        if n < len(pairs):
+            d.add(String(100, 2, "　".join(f"{c}：{v:g}" for c, v in pairs[n:])[:80],
+                         fontName=FONT, fontSize=8))
+        top = max(v for _c, v in pairs[:n]) or 1.0
+        step = (HEIGHT - 10 - (14 if n < len(pairs) else 0)) / n
+        for i, (c, v) in enumerate(pairs[:n]):
             w = max((WIDTH - 200) * v / top, 2)
             y = HEIGHT - (i + 1) * step
             d.add(Rect(100 + (WIDTH - 200 - w) / 2, y + 2, w, step - 4,

@@ -57,3 +57,14 @@ def test_funnel_labels_are_readable_and_carry_value_and_share():
     assert figure["layout"]["annotations"][0]["text"] == "未成交：55（占首层 55.0%）"
     plain = build_figure({"type": "funnel"}, [dict(columns[0], exits=0), columns[1]], rows)
     assert plain["data"][0]["y"][-1] == "未成交" and "annotations" not in plain["layout"]
+
+
+def test_the_pdf_funnel_names_the_exits_under_the_stages():
+    from engine_reports.export_pdf import drawing
+
+    columns = [{"key": "d0", "label": "步骤", "role": "dimension", "exits": 1},
+               {"key": "n", "label": "到达数", "role": "measure", "format": "integer"}]
+    chart = drawing("funnel", columns, [["咨询", 10], ["完成", 3], ["未成交", 5]])
+    texts = [c.text for c in chart.contents if hasattr(c, "text")]
+    assert texts[0] == "未成交：5" and "未成交" not in texts[1:]
+    assert [t for t in texts[1:] if not t.isdigit()] == ["咨询", "完成"]
