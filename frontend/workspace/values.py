@@ -197,8 +197,8 @@ class Shown:
         """``value`` of field ``f`` for reading (HTML-safe); ``full`` shows subtables and
         attachments in full (record page) instead of a count (list cell)."""
         if isinstance(value, Unavailable):
-            return Markup(f'<span class="muted" data-unavailable>{escape(_("无法解密"))}'
-                          '</span>')
+            shown = escape(_("无法解密"))  # outside the f-string, where Babel finds it
+            return Markup(f'<span class="muted" data-unavailable>{shown}</span>')
         if value is None or value == "" or value == []:
             return Markup("")
         if f.key in self.masked and isinstance(value, str):
