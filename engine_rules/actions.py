@@ -19,16 +19,31 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from engine_forms import records as record_handler
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
 from engine_rules import action_settings as forms_of
 from platform_core.errors import InvalidInput
+from platform_core.models import Record
 from platform_core.registry import Registry, check_configs
 from platform_core.store import links_to
 
 if TYPE_CHECKING:
     from engine_rules.context import RuleContext
+
+
+def lock_records(session: Session, ids: list[int]) -> None:
+    """Hold the rows of the records an action is about to change (PostgreSQL ``FOR
+    UPDATE``, in id order; SQLite's one writer needs none) before reading them: a
+    person's edit committing between the rule's read and its write would otherwise make
+    the rule's write a version conflict — a failed run, an effect lost. Now the edit goes
+    first and the rule changes the record as the edit left it."""
+    if ids:
+        session.execute(select(Record.id).where(Record.id.in_(sorted(set(ids))))
+                        .order_by(Record.id).with_for_update()).all()
 
 
 class Action:
@@ -122,9 +137,12 @@ class UpdateRecord(Action):
         return [(ctx.record.form, ctx.record.id)]
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
+        ctx.refresh()
+        targets = self.targets(ctx, config)
+        lock_records(ctx.session, [record_id for _form, record_id in targets])
         ctx.refresh()  # values from the record as it is now: never undo a later change
         values, done = evaluate_values(ctx, config["values"]), []
-        for form, record_id in self.targets(ctx, config):
+        for form, record_id in targets:
             pub = published(ctx.session, ctx.fired.app, form)
             rec = record_handler.load_record(ctx.session, pub, record_id)
             record_handler.update(ctx.session, pub, record_id, values,
@@ -151,6 +169,7 @@ class SetTags(Action):
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
         if ctx.record is None or ctx.pub is None:
             raise InvalidInput("set_tags needs a record: this trigger has none")
+        lock_records(ctx.session, [ctx.record.id])
         ctx.refresh()  # the tags it has now, not at the event: keep later changes
         key = config["field"]
         current = list(ctx.data.get(key) or [])
