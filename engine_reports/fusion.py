@@ -22,6 +22,12 @@ with their values — so the viewer's row scope is part of it):
   sum, min, max, average as sum over count; not a distinct count) and that result has
   at most ``ROLLUP_MAX`` groups; otherwise it runs its own statement.
 
+Then statements over the same rows whose groups, the last time they ran, multiply to at
+most ``MERGE_MAX`` become one statement grouping by all their fields, the others rolled up
+from it (by channel, by term and by product × status: one statement of a few hundred
+groups instead of three scans). The counts are remembered per process
+(``GROUPS_SEEN``); a first run, or a count that grew, only costs the scans saved.
+
 A statement that cannot share (a funnel, a flow or audit source, a truncated shared
 result) runs as it would alone. The numbers are the same either way; the tests compare
 them (``tests/engine_reports/test_fusion.py``).
@@ -29,11 +35,13 @@ them (``tests/engine_reports/test_fusion.py``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from threading import Lock
 from typing import Any
 
 from sqlalchemy import literal_column
@@ -41,6 +49,8 @@ from sqlalchemy import literal_column
 from engine_reports.compiler import MAX_GROUPS, Plan, aggregate
 
 ROLLUP_MAX = 5_000  # groups of a shared result that may be rolled up in Python
+MERGE_MAX = 2_000  # groups, as last seen, that statements over the same rows may merge into
+SEEN_MAX = 4_096  # groupings whose last count is remembered
 FINER = {"day": ("week", "month", "quarter", "year"), "month": ("quarter", "year"),
          "quarter": ("year",)}  # a bucket → the buckets derivable from its text
 FINENESS = {"day": 4, "week": 3, "month": 3, "quarter": 2, "year": 1}
@@ -94,12 +104,45 @@ class _Need:
         return all(agg != "distinct" for agg, _, _ in self.parts.values())
 
 
+class _Seen:
+    """How many groups each grouping had the last time it ran (this process), by the rows
+    it read and the fields it grouped by: what merging statements goes by."""
+
+    def __init__(self) -> None:
+        self._counts: OrderedDict[str, int] = OrderedDict()
+        self._lock = Lock()
+
+    @staticmethod
+    def key(scan: str, dims: list[_Dim]) -> str:
+        return f"{scan}\x01{sorted(d.sig for d in dims)!r}"
+
+    def get(self, scan: str, dims: list[_Dim]) -> int | None:
+        with self._lock:
+            return self._counts.get(self.key(scan, dims))
+
+    def put(self, scan: str, dims: list[_Dim], count: int) -> None:
+        with self._lock:
+            key = self.key(scan, dims)
+            self._counts[key] = count
+            self._counts.move_to_end(key)
+            while len(self._counts) > SEEN_MAX:
+                self._counts.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+GROUPS_SEEN = _Seen()
+
+
 @dataclass
 class _Shared:
     """One statement run for several needs."""
 
     dims: list[_Dim]
     scan: Any
+    scan_sig: str = ""
     exact: list[tuple[str, _Need]] = field(default_factory=list)
     derived: list[tuple[str, _Need, list[tuple[int, str | None, str | None]]]] = field(
         default_factory=list)
@@ -163,7 +206,7 @@ class Batch:
 
     def plan(self) -> list[_Shared]:
         shared: list[_Shared] = []
-        for sigs in self.scans.values():
+        for scan, sigs in self.scans.items():
             mine: list[_Shared] = []
             by_groups: dict[frozenset[str], list[str]] = {}
             for sig in sigs:
@@ -178,13 +221,13 @@ class Batch:
                     host = next((s for s in mine if s.covers(needs[0].dims) is not None),
                                 None)
                 if host is None:
-                    one = _Shared(needs[0].dims, needs[0].plan.scan)
+                    one = _Shared(needs[0].dims, needs[0].plan.scan, scan)
                     one.exact = list(zip(members, needs, strict=True))
                     mine.append(one)
                 else:
                     for s, n in zip(members, needs, strict=True):
                         host.derived.append((s, n, host.covers(n.dims) or []))
-            shared += mine
+            shared += _merged(mine, scan)
         for s in shared:
             for _, n in s.exact:
                 for agg, arg_sig, arg in n.parts.values():
@@ -231,6 +274,7 @@ class Batch:
         return plan
 
     def _hand_out(self, s: _Shared, rows: list[dict[str, Any]]) -> None:
+        GROUPS_SEEN.put(s.scan_sig, s.dims, len(rows))
         if len(rows) > MAX_GROUPS:
             return  # truncated: each runs its own ordered, cut statement
         for sig, n in s.exact:
@@ -244,9 +288,45 @@ class Batch:
             return  # too many groups to roll up here: they run their own statements
         for sig, n, mapping in s.derived:
             self.rows[sig] = _roll_up(s, n, mapping, rows)
+            GROUPS_SEEN.put(s.scan_sig, n.dims, len(self.rows[sig]))
 
     def rows_for(self, plan: Plan, dialect: Any) -> list[dict[str, Any]] | None:
         return self.rows.get(_signature(plan.statement, dialect))
+
+
+def _merged(mine: list[_Shared], scan: str) -> list[_Shared]:
+    """``mine`` (statements over the same rows) with those of known, small groupings
+    merged: smallest first, while the product of their last counts stays within
+    ``MERGE_MAX`` and every measure of theirs can be rolled up."""
+    known, out = [], []
+    for s in mine:
+        count = GROUPS_SEEN.get(scan, s.dims)
+        if count is not None and all(n.derivable() for _, n in s.exact):
+            known.append((max(count, 1), s))
+        else:
+            out.append(s)
+    acc, size = None, 1
+    for count, s in sorted(known, key=lambda pair: pair[0]):
+        if acc is not None and size * count <= MERGE_MAX:
+            acc, size = _union(acc, s), size * count
+            continue
+        if acc is not None:
+            out.append(acc)
+        acc, size = s, count
+    if acc is not None:
+        out.append(acc)
+    return out
+
+
+def _union(a: _Shared, b: _Shared) -> _Shared:
+    """One statement grouping by the fields of both; every need rolled up from it."""
+    have = {d.sig for d in a.dims}
+    one = _Shared([*a.dims, *(d for d in b.dims if d.sig not in have)], a.scan, a.scan_sig)
+    for sig, n in [*a.exact, *b.exact]:
+        one.derived.append((sig, n, one.covers(n.dims) or []))
+    for sig, n, _ in [*a.derived, *b.derived]:
+        one.derived.append((sig, n, one.covers(n.dims) or []))
+    return one
 
 
 def _rows(session: Any, s: _Shared) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,14 @@ from tests.engine_reports.test_differential import (  # noqa: F401 - the fixture
     records,
     specs,
 )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts():
+    """Statements merge by the groups they had before: each test starts with none seen
+    (the random dashboards run with whatever their examples taught)."""
+    fusion.GROUPS_SEEN.clear()
+    yield
 
 
 def run_batch(ledger: Any, raws: list[dict[str, Any]], rows: list[dict[str, Any]],
@@ -138,6 +147,23 @@ def test_a_management_dashboard_runs_in_fewer_statements(ledger):
             report([], SUM_COUNT_AVG),
             report([{"field": "t"}, {"field": "u"}], [{"agg": "count"}]),
             report([{"field": "t"}], [{"agg": "count"}])]
+    assert check(ledger, raws, ROWS) == 2
+
+
+def test_the_second_time_small_groupings_merge_into_one_statement(ledger):
+    """Once their group counts are known (a handful each), by region × month, by text,
+    by value bins and the total run as one statement, with the same numbers."""
+    month = {"field": "d", "bucket": "month"}
+    raws = [report([{"field": "u"}, month], SUM_COUNT_AVG),
+            report([{"field": "t"}], [{"agg": "count"}, {"agg": "sum", "field": "m"}]),
+            report([{"field": "n", "bins": [0, 1, 2]}], [{"agg": "count"}]),
+            report([], SUM_COUNT_AVG)]
+    first = check(ledger, raws, ROWS)
+    assert first == 3
+    assert check(ledger, raws, ROWS) == 1
+    # a distinct count is never merged away: its statement stays its own
+    raws.append(report([{"field": "u"}], [{"agg": "count_distinct", "field": "t"}]))
+    check(ledger, raws, ROWS)
     assert check(ledger, raws, ROWS) == 2
 
 
