@@ -43,7 +43,15 @@ def _all(session: Session, model: Any, app: str) -> list[Any]:
 
 
 def get_report(session: Session, app: str, key: str) -> Report:
-    return _one(session, Report, app, key, "report")
+    from engine_reports import fusion
+
+    if not fusion.active():
+        return _one(session, Report, app, key, "report")
+    # a dashboard's widgets read their report several times: once per transaction
+    memo = session.info.setdefault("qiao_report_rows", {})
+    if (app, key) not in memo:
+        memo[(app, key)] = _one(session, Report, app, key, "report")
+    return memo[(app, key)]
 
 
 def list_reports(session: Session, app: str) -> list[Report]:
@@ -445,8 +453,11 @@ def dashboard_data_parallel(db: Any, app: str, key: str, viewer: Viewer,
     url = db.engine.url
     if len(widgets) <= 1 or len(batch.rows) == len(batch.needs) or (
             url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
-        # every widget's rows are here (or an in-memory SQLite: one connection only)
-        entries = [one(item) for item in enumerate(widgets)]
+        # every widget's rows are here (or an in-memory SQLite: one connection only):
+        # what is left is Python, in one read transaction
+        with db.read() as s, fusion.batch(batch):
+            entries = [_widget_entry(s, app, dash, i, w, viewer, values)
+                       for i, w in enumerate(widgets)]
     else:
         with ThreadPoolExecutor(max_workers=min(workers or WORKERS, len(widgets))) as ex:
             entries = list(ex.map(one, enumerate(widgets)))
