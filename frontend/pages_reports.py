@@ -334,16 +334,17 @@ def drill_page(ctx: ContextDep, principal: PrincipalDep, request: Request, app: 
             shown = [res.rows[i] for i, k in enumerate(res.keys) if k == row_keys][:1]
             why = explain(spec, pub, row_keys, values, names_for(s),
                           shown[0][:len(row_keys)] if shown else None)
+            choosable, fields = drill_columns(request, pub, caller.access)
+            cells = _cells(s, caller, pub, fields, items)
     except DomainError as exc:
         return error_page(request, exc)
-    choosable, fields = drill_columns(request, pub, caller.access)
     dims = [c["label"] for c in res.columns if c["role"] == "dimension"]
     base = {"keys": keys} | ({"params": params} if params is not None else {})
     if request.query_params.getlist("col") or request.query_params.get("cols"):
         base["cols"] = ",".join(f.key for f in fields)
     return _render(request, "reports/drill.html", app=app_row, spec=spec, form=pub.spec,
                    why=why, keys=keys, params=params, choosable=choosable,
-                   fields=fields, rows=[_cells(fields, item) for item in items],
+                   fields=fields, rows=cells,
                    row=list(zip(dims, shown[0], strict=False)) if shown else [],
                    first=f"{request.url.path}?{urlencode(base)}" if cursor else None,
                    next=f"{request.url.path}?{urlencode(base | {'cursor': next_cursor})}"
@@ -364,18 +365,15 @@ def drill_columns(request: Request, pub: Any, access: Any) -> tuple[list[Any], l
     return choosable, [f for k in keys if (f := pub.spec.field(k)) is not None]
 
 
-def _cells(fields: list[Any], item: dict[str, Any]) -> dict[str, Any]:
-    """A record's readable fields as text (a value the type cannot format: as is —
-    masked values arrive already masked)."""
-    out = []
-    for f in fields:
-        value = item["data"].get(f.key)
-        try:
-            text = f.field_type.format(value, f) if f.field_type else str(value)
-        except (TypeError, ValueError, ArithmeticError, KeyError, AttributeError):
-            text = str(value)
-        out.append("" if value is None else text)
-    return {"id": item["id"], "cells": out}
+def _cells(s: Any, caller: Caller, pub: Any, fields: list[Any],
+           items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records' cells as the record list shows them: linked records by their title
+    (a link), people and departments by name, options by label, masked values masked."""
+    from frontend.workspace.values import Shown
+
+    shown = Shown.of(s, caller, pub, items)
+    return [{"id": item["id"], "cells": [shown.text(f, item["data"].get(f.key))
+                                         for f in fields]} for item in items]
 
 
 @router.get(DASHBOARDS, response_class=HTMLResponse, openapi_extra=rule("app:read"))

@@ -20,15 +20,11 @@ from engine_reports.running import execute
 from engine_reports.spec import parse_report
 from platform_core.store import create_records
 from platform_core.store.projection import drop_projection, ensure_projection
+from tests.engine_reports import test_differential
 from tests.engine_reports.reports_setup import ACTOR, differences, expected, rolled_back
-from tests.engine_reports.test_differential import (  # noqa: F401 - the fixture
-    coarse_dimensions,
-    filters,
-    ledger,
-    record,
-    records,
-    specs,
-)
+from tests.engine_reports.test_differential import coarse_dimensions, filters, record, specs
+
+ledger = test_differential.ledger  # the fixture: the ledger form, published
 
 
 @pytest.fixture(autouse=True)
