@@ -6,8 +6,10 @@ read the body → identify the caller from their credential (without it, pass th
 the guard refuses the request) → in one transaction, drop expired keys and claim
 ``(user, key)`` (a unique row; a concurrent claim loses) → if the key was used before:
 same request → replay the stored status, headers and body (``Idempotent-Replayed:
-true``); a different request → 422; still running → 409 → else run the request and
-store its response for ``TTL`` (a 5xx is not stored, so the retry runs again).
+true``); a different request → 422; still running → 409 ``idempotency_in_progress``,
+or, after ``RUNNING_MAX`` (the first request's process was killed mid-way), 409
+``idempotency_outcome_unknown`` → else run the request and store its response for
+``TTL`` (a 5xx is not stored, so the retry runs again).
 
 A request is the same when its method, path, query and body bytes are the same. The
 stored body is sealed with the field-encryption keyring: a response may carry a secret
@@ -21,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -37,8 +39,16 @@ Send = Callable[[Message], Awaitable[None]]
 
 HEADER = b"idempotency-key"
 TTL = timedelta(hours=24)
+# a first request still "running" after this was cut off (its process killed): no API
+# request runs this long, so the retry learns the outcome is unknown instead of waiting
+RUNNING_MAX = timedelta(minutes=10)
 MAX_KEY = 255
 KEPT_HEADERS = {b"content-type", b"etag", b"location"}
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _problem(status: int, code: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]],
@@ -99,6 +109,7 @@ class Idempotency:
                     return None
                 stored = (row.request_hash, row.status_code, dict(row.headers or {}),
                           self._open(user_id, row.body))
+                started = row.created_at
         except IntegrityError:  # a concurrent first request claimed it a moment ago
             return _problem(409, "idempotency_in_progress", "a request with this "
                             "Idempotency-Key is still running; retry later")
@@ -106,6 +117,11 @@ class Idempotency:
         if request_hash != digest:
             return _problem(422, "idempotency_key_reused", "this Idempotency-Key was used "
                             "for a different request")
+        if status is None and now - _aware(started) > RUNNING_MAX:
+            return _problem(409, "idempotency_outcome_unknown", "the first request with "
+                            "this Idempotency-Key was cut off before it answered: whether "
+                            "it wrote anything is unknown. Look the result up (e.g. by a "
+                            "unique field) before sending the request again under a new key")
         if status is None:
             return _problem(409, "idempotency_in_progress", "a request with this "
                             "Idempotency-Key is still running; retry later")

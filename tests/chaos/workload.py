@@ -89,6 +89,9 @@ class Api:
                 self.count("5xx", f"{method} {path}: {r.status_code} {r.text[:300]}")
                 time.sleep(0.5)
                 continue
+            if r.status_code == 409 and _code(r) == "idempotency_outcome_unknown":
+                self.count("stuck_idempotency_keys")  # cut off by a kill, long ago
+                return Outcome(None, True)
             if r.status_code == 409 and _code(r) == "idempotency_in_progress":
                 self.count("in_progress_answers")
                 busy_since = busy_since or time.monotonic()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from platform_core.app import create_app
-from platform_core.models import IdempotencyKey, Record
+from platform_core.models import IdempotencyKey, Record, utcnow
 from platform_core.settings import load_settings
 from tests.engine_forms.forms_setup import make_crm, ok
 from tests.security_setup import client_as
@@ -60,6 +60,24 @@ def test_keys_are_per_user_and_expire_after_a_day(db, crm):
             expires_at=IdempotencyKey.expires_at - timedelta(hours=25)))
     ok(admin.post(RECORDS, json={"name": "甲"}, headers=key), 201)
     assert records(db) == 3
+
+
+def test_a_request_cut_off_mid_way_says_its_outcome_is_unknown(db, crm):
+    """A first request whose process died leaves its key unanswered: a retry is told to
+    wait while it could still be running, then that its outcome is unknown."""
+    _app, admin = crm
+    key = {"Idempotency-Key": "cut-1"}
+    ok(admin.post(RECORDS, json={"name": "丙"}, headers=key), 201)
+    with db.write() as s:  # as the key stands when the answer was never stored
+        s.execute(update(IdempotencyKey).values(status_code=None, body=None))
+    running = admin.post(RECORDS, json={"name": "丙"}, headers=key)
+    assert running.status_code == 409 and running.json()["code"] == "idempotency_in_progress"
+    with db.write() as s:
+        s.execute(update(IdempotencyKey).values(created_at=utcnow() - timedelta(minutes=11)))
+    cut = admin.post(RECORDS, json={"name": "丙"}, headers=key)
+    assert cut.status_code == 409 and cut.json()["code"] == "idempotency_outcome_unknown"
+    assert "Look the result up" in cut.json()["detail"]
+    assert records(db) == 1
 
 
 def test_errors_are_replayed_but_server_errors_are_not_stored(db, crm):
