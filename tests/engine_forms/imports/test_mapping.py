@@ -207,7 +207,7 @@ def test_a_read_only_or_hidden_field_cannot_be_mapped(crm, keyring):
         with pytest.raises(DomainError, match="read-only"):
             RowReader(s, capped, pub, mapping)
         hidden = Caller(caller.principal, caller.access.capped({"wechat": "hidden"}), keyring)
-        with pytest.raises(DomainError, match="unknown field"):
+        with pytest.raises(DomainError, match="not permitted"):
             RowReader(s, hidden, pub, mapping)
 
 
