@@ -34,7 +34,8 @@ def _section(page, title: str):
 def _drag(page, source, target) -> None:
     """A mouse drag in small steps (SortableJS follows the pointer as a person's would);
     the drop place is scrolled into view first."""
-    target.scroll_into_view_if_needed()
+    page.wait_for_load_state("networkidle")  # the designer redraws once its checks return
+    target.evaluate("e => e.scrollIntoView({block: 'center'})")
     a, b = source.bounding_box(), target.bounding_box()
     x0, y0 = a["x"] + 10, a["y"] + 10
     x1, y1 = b["x"] + 20, b["y"] + b["height"] - 5
