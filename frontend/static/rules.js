@@ -545,8 +545,12 @@
     if (keyTouched) { return; }
     fetch("/apps/" + D.app + "/design/key?label=" + encodeURIComponent($("r-name").value),
           { credentials: "same-origin" }).then(function (r) { return r.json(); })
-      .then(function (b) { if (!keyTouched) { $("r-key").value = b.key; } });
+      .then(function (b) {
+        // Someone typing in the key field owns it: a late suggestion must not land mid-word.
+        if (!keyTouched && document.activeElement !== $("r-key")) { $("r-key").value = b.key; }
+      });
   });
+  $("r-key").addEventListener("beforeinput", function () { keyTouched = true; });
   $("r-key").addEventListener("input", function () { keyTouched = true; changed(); });
   $("r-description").addEventListener("input", changed);
   $("r-add-action").addEventListener("click", addAction);
