@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -17,10 +18,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 _BEGIN_OPTION = "qiao_sqlite_begin"
+WRITE_QUEUE_SECONDS = 30.0  # how long a SQLite write waits for this process's other writers
 log = logging.getLogger(__name__)
 
 _orjson_loads: Callable[[str | bytes], Any] | None
@@ -167,6 +169,9 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._sessions = sessionmaker(expire_on_commit=False)
+        # Re-entrant: a write opened inside another on the same thread meets SQLite's own
+        # lock (and its busy error) exactly as before, rather than a deadlock here.
+        self._writers = threading.RLock() if self.dialect == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -177,6 +182,11 @@ class Database:
         """One transaction: commits at the end of the block, rolls back on any error.
         Work handed to ``afterwards`` runs once it has ended, in a transaction of its own."""
         later: list[Callable[[Session], None]] = []
+        queued = self._writers is not None
+        if queued and not self._writers.acquire(timeout=WRITE_QUEUE_SECONDS):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                "database is locked (this process's other writers held it "
+                f"{WRITE_QUEUE_SECONDS:.0f} s)"))
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
@@ -184,6 +194,8 @@ class Database:
                     session.info[_AFTERWARDS] = later
                     yield session
         finally:
+            if queued:
+                self._writers.release()
             for work in later:
                 try:
                     with self.write() as session:
