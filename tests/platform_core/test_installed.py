@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("platform_core", "engine_forms", "engine_flows", "engine_rules",
             "engine_reports", "frontend", "templates_catalog")
 
+pytestmark = pytest.mark.database_pass  # CI's PostgreSQL pass is the installed one
+
 installed_only = pytest.mark.skipif(
     os.environ.get("QIAO_TEST_INSTALLED") != "1",
     reason="only when the suite runs against an installed wheel (.ci/run)")
