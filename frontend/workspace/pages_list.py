@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from markupsafe import Markup, escape
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine_forms import service
@@ -177,8 +178,7 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
             docs, cursor, shown = _rows(s, caller, pub, query)
         except DomainError as exc:  # a value the field refuses, typed into a filter
             docs, cursor, shown, problem = [], None, Shown(s, caller, pub), exc.detail
-        builder = _builder_context(s, pub, access,
-                                   ("user",) if access.allows("update") else ())
+        builder = _builder_context(s, pub, access)
         saved = views.visible_views(s, principal, app, form)
         roles = _roles(s) if views.can_publish(principal, app, form) else []
         return render(request, "workspace/list.html", app=app, form=form, pub=pub,
@@ -201,9 +201,24 @@ def list_page(ctx: ContextDep, principal: PrincipalDep, access: AccessDep, reque
                       can_import=access.allows("import"), can_design=access.allows("manage"))
 
 
-def _roles(s: Session) -> list[tuple[str, str]]:
-    from sqlalchemy import select
+@router.get(FORM + "/owners", openapi_extra=rule("form:update"))
+def owner_options(ctx: ContextDep, app: str, form: str,
+                  q: str = "") -> JSONResponse:
+    """Who the picked records can be handed to: active people whose name contains ``q``,
+    ``[{"value", "text"}]`` for the bulk bar's picker. Asked for when the picker opens,
+    not with every list page (a brokerage's directory is hundreds of names)."""
+    from platform_core.security.models import User
 
+    stmt = select(User.id, User.display_name).where(User.status == "active")
+    if q.strip():
+        stmt = stmt.where(User.display_name.contains(q.strip()[:50], autoescape=True))
+    with ctx.db.read() as s:
+        published(s, app, form)  # an unknown form is a 404, as for its list
+        rows = s.execute(stmt.order_by(User.display_name).limit(50)).all()
+    return JSONResponse({"items": [{"value": str(i), "text": n} for i, n in rows]})
+
+
+def _roles(s: Session) -> list[tuple[str, str]]:
     from platform_core.security.models import Role
 
     return [(r.key, r.name) for r in s.execute(select(Role).order_by(Role.name)).scalars()]

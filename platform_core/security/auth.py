@@ -30,7 +30,7 @@ from platform_core.models import utcnow
 from platform_core.security import audit
 from platform_core.security.models import ApiToken, LoginThrottle, User, UserSession
 from platform_core.security.passwords import hash_password, needs_rehash, verify_password
-from platform_core.security.principal import Principal, load_principal
+from platform_core.security.principal import Principal, load_principal, roles_of
 from platform_core.settings import Settings
 from platform_core.store import Actor
 
@@ -223,14 +223,17 @@ def resolve_session(db: Database, settings: Settings, secret_key: bytes,
     idle = timedelta(minutes=settings.session_idle_minutes)
     principal, touch, expired = None, False, False
     with db.read() as session:
-        row = session.execute(select(UserSession).where(UserSession.token_hash == digest(raw))
-                              ).scalar_one_or_none()
+        # The session and its user in one statement: every signed-in page pays for it.
+        found = session.execute(select(UserSession, User, roles_of(
+            db.dialect, UserSession.user_id)).join(User, User.id == UserSession.user_id)
+            .where(UserSession.token_hash == digest(raw))).one_or_none()
+        row = found[0] if found is not None else None
         if row is not None:
             expired = aware(row.expires_at) <= now or aware(row.last_seen_at) + idle <= now
-            user = None if expired else session.get(User, row.user_id)
+            user = None if expired else found[1]
             if user is not None and user.status == "active":
                 principal = load_principal(session, user, via="session", session_id=row.id,
-                                           csrf_token=row.csrf_token)
+                                           csrf_token=row.csrf_token, roles=found[2])
                 touch = aware(row.last_seen_at) + TOUCH_EVERY <= now
     if expired or touch:
         with db.write() as session:
@@ -273,14 +276,16 @@ def resolve_token(db: Database, secret: str, *, client: str | None) -> Principal
     now = utcnow()
     principal, touch = None, False
     with db.read() as session:
-        row = session.execute(select(ApiToken).where(ApiToken.token_hash == digest(secret))
-                              ).scalar_one_or_none()
+        found = session.execute(select(ApiToken, User, roles_of(
+            db.dialect, ApiToken.user_id)).join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == digest(secret))).one_or_none()
+        row = found[0] if found is not None else None
         bad = (row is None or row.revoked_at is not None
                or (row.expires_at is not None and aware(row.expires_at) <= now))
-        user = None if bad else session.get(User, row.user_id)
+        user = None if bad else found[1]
         if user is not None and user.status == "active":
             principal = load_principal(session, user, via="token", token_scopes=row.scopes,
-                                       token_id=row.id)
+                                       token_id=row.id, roles=found[2])
             touch = row.last_used_at is None or aware(row.last_used_at) + TOUCH_EVERY <= now
     if principal is None:
         raise Unauthenticated("令牌无效、已过期或已吊销 / the token is unknown, expired or "

@@ -6,11 +6,12 @@ change): a disabled user, a removed role or a revoked token is refused on the ne
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from platform_core.security.models import Department, Role, User, UserRole
@@ -90,15 +91,35 @@ class Principal:
         return any(self.access(app, form).allows(action) for form in forms)
 
 
-def load_principal(session: Session, user: User, *, via: str, **extra: Any) -> Principal:
-    """Build the principal of an active ``user`` with their roles as they are now."""
-    rows = session.execute(select(Role.key, Role.permissions).join(
-        UserRole, UserRole.role_id == Role.id).where(UserRole.user_id == user.id)
-        .order_by(Role.key)).all()
+def roles_of(dialect: str, user_id: Any) -> Any:
+    """A column expression: the roles of the user ``user_id`` (a column or a value) as one
+    JSON array of ``[key, permissions]`` pairs — so the statement that finds a session or
+    token brings its user's roles along instead of a query more per request."""
+    if dialect == "postgresql":
+        gathered = func.coalesce(func.jsonb_agg(func.jsonb_build_array(
+            Role.key, Role.permissions)), text("'[]'::jsonb"))
+    else:
+        gathered = func.coalesce(func.json_group_array(func.json_array(
+            Role.key, func.json(Role.permissions))), "[]")
+    return (select(gathered).select_from(Role).join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user_id).scalar_subquery())
+
+
+def load_principal(session: Session, user: User, *, via: str,
+                   roles: Any = None, **extra: Any) -> Principal:
+    """Build the principal of an active ``user`` with their roles as they are now (or as
+    ``roles_of`` just read them: a JSON array, or its text)."""
+    if roles is None:
+        rows = [(r.key, r.permissions) for r in session.execute(
+            select(Role.key, Role.permissions).join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user.id).order_by(Role.key))]
+    else:
+        rows = sorted((k, p) for k, p in (json.loads(roles) if isinstance(roles, str)
+                                          else roles))
     return Principal(user_id=user.id, username=user.username,
                      display_name=user.display_name, department_id=user.department_id,
-                     roles=tuple(r.key for r in rows),
-                     role_perms=tuple(r.permissions or {} for r in rows), via=via,
+                     roles=tuple(k for k, _ in rows),
+                     role_perms=tuple(p or {} for _, p in rows), via=via,
                      must_change_password=user.must_change_password, locale=user.locale,
                      **extra)
 

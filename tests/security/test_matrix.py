@@ -1280,6 +1280,8 @@ EXAMPLES: dict[tuple[str, str], Callable[..., Request]] = {
     ("GET", "/apps/{app}/forms/{form}/quick"): _fixed(f"{PAGE}/quick"),
     ("POST", "/apps/{app}/forms/{form}/quick"): _fixed(f"{PAGE}/quick",
                                                      data={"f:name": "新客户"}),
+    ("GET", "/apps/{app}/forms/{form}/owners"): _fixed(
+        "/apps/crm/forms/customer/owners", params={"q": "王"}),
     ("GET", "/apps/{app}/forms/{form}/options/{field}"): _fixed(
         "/apps/crm/forms/loan_case/options/customer", params={"q": "客户"}),
     ("GET", "/apps/{app}/forms/{form}/records/{record_id}"): _page_record(),
