@@ -53,6 +53,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -73,6 +74,7 @@ BUDGET_S = 0.300
 MIX = {"list": 25, "customer360": 20, "follow_up": 15, "task": 10, "dashboard": 10,
        "search": 20}
 SYSTEM = Actor(user_id=None, name="bench")
+LOGS = Path(tempfile.gettempdir()) / "qiao_bench_load"  # the processes' output, kept
 
 
 def free_port() -> int:
@@ -104,7 +106,8 @@ class Topology:
             "PYTHONUNBUFFERED": "1"}
 
     def _spawn(self, name: str, args: list[str], *, background: bool) -> None:
-        log = open(self.data_dir.parent / f"load_{name}.log", "wb")  # noqa: SIM115
+        LOGS.mkdir(exist_ok=True)
+        log = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115
         self.procs.append(subprocess.Popen(
             [sys.executable, "-m", "platform_core", *args], cwd=self.data_dir,
             env=self.env(background=background), stdout=log, stderr=subprocess.STDOUT,
@@ -121,7 +124,7 @@ class Topology:
             for p in self.procs:
                 if p.poll() is not None:
                     raise SystemExit(f"a qiao process exited with {p.returncode}: see "
-                                     f"{self.data_dir.parent}/load_*.log")
+                                     f"{LOGS}/*.log")
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
                     return
