@@ -48,7 +48,7 @@ class SetFields:
     def run(self, eng: Engine, config: Mapping[str, Any]) -> dict[str, Any]:
         from engine_flows.validation import expression_of
 
-        data, changes = eng.data(), {}
+        data, changes = eng.data(for_update=True), {}
         for key, text in config["values"].items():
             formula = expression_of(eng.session, eng.run.app, eng.spec, str(text))
             changes[key] = formula.evaluate(data, eng.env())

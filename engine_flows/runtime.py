@@ -60,14 +60,21 @@ class Engine:
 
     # -- the record ----------------------------------------------------------------------
 
-    def record(self) -> Record:
-        rec = self.session.get(Record, self.run.record_id)
-        self.session.refresh(rec)  # a task's data or a service step may have changed it
-        return rec
+    def record(self, *, for_update: bool = False) -> Record:
+        """The run's record as of now (a task's data or a service step may have changed
+        it). ``for_update``: its row held until the transaction ends (PostgreSQL ``FOR
+        UPDATE``; SQLite's one writer needs none), for a read-then-write — an edit
+        committing between the read and the write would otherwise turn the step's write
+        into a version conflict and fail the person's whole completion."""
+        stmt = select(Record).where(Record.id == self.run.record_id)
+        if for_update and self.session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        return self.session.execute(stmt.execution_options(populate_existing=True)
+                                    ).scalar_one()
 
-    def data(self) -> Mapping[str, Any]:
+    def data(self, *, for_update: bool = False) -> Mapping[str, Any]:
         """The record's data as of now, opened (a condition sees clear values)."""
-        return FieldCrypt(self.pub, self.keyring).open(self.record().data)
+        return FieldCrypt(self.pub, self.keyring).open(self.record(for_update=for_update).data)
 
     def env(self) -> Any:
         if self._env is None:

@@ -138,7 +138,7 @@ def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: st
 
         raise FieldReadOnly(f"{locked[0]}: this field is read-only at {node.label}",
                             field=locked[0], fields=locked)
-    rec = eng.record()
+    rec = eng.record(for_update=bool(data))
     if data:
         record_handler.update(eng.session, eng.pub, rec.id, dict(data),
                               expected_version=rec.row_version, actor=eng.actor,
