@@ -190,7 +190,7 @@ class Background:
                 self.stop.wait(0.05)
             if self.world.db.dialect == "sqlite":
                 # as BackgroundJobs._work: a gap after each batch lets a waiting write in
-                self.stop.wait(0.1)
+                self.stop.wait(0.02)
 
 
 @dataclass

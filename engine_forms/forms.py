@@ -237,8 +237,10 @@ _PUBLISHED: dict[tuple[Any, ...], Published] = {}
 def _stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
     """Each form of the app: (published version, published at). A read-only block
     (``Database.read``) asks once: nothing publishes inside it, and a page reads several
-    forms (the one shown, the ones its relations and lookups reach)."""
-    if session.info.get("read_only"):
+    forms (the one shown, the ones its relations and lookups reach). So does a write block
+    that says it publishes nothing (``session.info["publishes_nothing"]``: the rules'
+    dispatcher transaction, which reads the forms of every event it handles)."""
+    if session.info.get("read_only") or session.info.get("publishes_nothing"):
         cached = session.info.setdefault("form_stamps", {})
         if app not in cached:
             cached[app] = _read_stamps(session, app)

@@ -154,7 +154,7 @@ class RuleContext:
 
     def formula(self, text: str) -> Formula:
         if text not in self._formulas:
-            self._formulas[text] = Formula.build(text, self.schema())
+            self._formulas[text] = _shared_formula(self, text)
         return self._formulas[text]
 
     def evaluate(self, text: str) -> Any:
@@ -197,3 +197,24 @@ class RuleContext:
                          "overdue_days": payload.get("overdue_days")},
                 "flow": {"key": payload.get("flow"), "run_id": payload.get("run_id")},
                 "step": {"id": payload.get("node"), "name": payload.get("step")}}
+
+
+# (id of the compiled form, app, text) → (that form, the formula): a condition is parsed
+# and checked once per published version of its form, not once per event. A form
+# published again (or a relation target of it) is a new ``Published``: a new key; the
+# form kept in the value keeps its id from being reused while the entry lives.
+_FORMULAS: dict[tuple[int, str, str], tuple[Any, Formula]] = {}
+
+
+def _shared_formula(ctx: RuleContext, text: str) -> Formula:
+    if ctx.pub is None:
+        return Formula.build(text, ctx.schema())
+    key = (id(ctx.pub), ctx.fired.app, text)
+    hit = _FORMULAS.get(key)
+    if hit is not None and hit[0] is ctx.pub:
+        return hit[1]
+    formula = Formula.build(text, ctx.schema())
+    if len(_FORMULAS) > 4096:
+        _FORMULAS.clear()
+    _FORMULAS[key] = (ctx.pub, formula)
+    return formula

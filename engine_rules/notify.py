@@ -47,11 +47,21 @@ def _field_values(ctx: RuleContext, path: str) -> list[Any]:
 def user_ids(ctx: RuleContext, to: Mapping[str, Any]) -> list[int]:
     """The users ``to`` names (in-app messages, a user's mobile)."""
     session, ids = ctx.session, []
+    # the named users and role members are read once per dispatcher batch (one
+    # transaction in which no one is added, disabled or given a role)
+    known = session.info.setdefault("rule_recipients", {}) \
+        if session.info.get("publishes_nothing") else {}
     if to.get("users"):
-        ids += list(session.execute(select(User.id).where(
-            User.username.in_(to["users"]), User.status == "active")).scalars())
+        key = ("users", tuple(to["users"]))
+        if key not in known:
+            known[key] = list(session.execute(select(User.id).where(
+                User.username.in_(to["users"]), User.status == "active")).scalars())
+        ids += known[key]
     if to.get("role"):
-        ids += role_members(session, to["role"])
+        key = ("role", to["role"])
+        if key not in known:
+            known[key] = list(role_members(session, to["role"]))
+        ids += known[key]
     if to.get("owner") and ctx.record is not None and ctx.record.owner_id:
         ids.append(ctx.record.owner_id)
     if to.get("assignee") and ctx.fired.payload.get("assignee_id"):

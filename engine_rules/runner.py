@@ -28,7 +28,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.orm import Session
 
 from engine_rules.actions import ACTIONS
@@ -95,9 +95,14 @@ def spec_of(rule: Rule) -> RuleSpec:
 
 
 def rules_for(session: Session, fired: Fired) -> list[Rule]:
-    rows = session.execute(select(Rule).where(
-        Rule.app == fired.app, Rule.trigger == fired.event_type, Rule.enabled.is_(True))
-        .order_by(Rule.id)).scalars()
+    """The enabled rules ``fired`` triggers. The rules of an app and event type are read
+    once per dispatcher transaction (a batch of events; no rule is saved inside it)."""
+    cache = session.info.setdefault("rules_for", {})
+    rows = cache.get((fired.app, fired.event_type))
+    if rows is None:
+        rows = cache[(fired.app, fired.event_type)] = list(session.execute(select(Rule).where(
+            Rule.app == fired.app, Rule.trigger == fired.event_type, Rule.enabled.is_(True))
+            .order_by(Rule.id)).scalars())
     return [r for r in rows if matches(spec_of(r).trigger, fired)]
 
 
@@ -114,16 +119,22 @@ def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
 
 def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
              keyring: Keyring | None = None, actor: Actor | None = None,
-             loaded: dict[str, RuleContext] | None = None) -> RuleRun:
+             loaded: dict[str, RuleContext] | None = None,
+             quiet: list[RuleRun] | None = None) -> RuleRun:
     """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring); ``actor``: the
     person who ran a manual rule (its actions carry their name); ``loaded``: shared by
-    the rules of one event, which read the form and the record once."""
+    the rules of one event, which read the form and the record once; ``quiet``: where a
+    run that ran no action (most are skipped by their condition) is put instead of the
+    session, for the caller to write them all in one INSERT."""
     started = time.perf_counter()
     spec = spec_of(rule)
     run = RuleRun(rule_id=rule.id, rule_version=rule.version, trigger_key=fired.key,
                   event_type=fired.event_type, record_id=fired.record_id,
                   depth=fired.depth, status="done", actions=[], at=now)
-    session.add(run)
+    if quiet is None:
+        session.add(run)
+    else:
+        quiet.append(run)
     if fired.depth >= MAX_DEPTH:
         log.warning("rule %s.%s not run for %s: cascade depth %s reached", rule.app,
                     rule.key, fired.key, fired.depth)
@@ -143,6 +154,9 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
     if not run.condition:
         run.status = "skipped"
         return _finish(session, run, started)
+    if quiet is not None:  # it acts: written now, its id named by its action runs
+        quiet.remove(run)
+        session.add(run)
     session.flush()  # the run's id, for its action runs
     refused = None if actor is not None else refusal(
         ctx, spec, lambda i: _done(session, _key(fired, rule, i)))
@@ -216,6 +230,21 @@ def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, run: RuleRun
     return out
 
 
+_RUN_COLUMNS = tuple(c for c in RuleRun.__table__.columns if c.key != "id")
+
+
+def _row(run: RuleRun) -> dict[str, Any]:
+    """The run as the columns of an INSERT, the model's scalar defaults filled in."""
+    row = {}
+    for column in _RUN_COLUMNS:
+        value = getattr(run, column.key)
+        default = column.default
+        if value is None and default is not None and default.is_scalar:
+            value = default.arg
+        row[column.key] = value
+    return row
+
+
 def _finish(session: Session, run: RuleRun, started: float) -> RuleRun:  # noqa: ARG001
     """The run's time. Not flushed here: the runs of one event (most of them skipped by
     their condition) are written together, in one INSERT, with the event's rows."""
@@ -237,8 +266,13 @@ class RulesHandler:
                       form=event.form, record_id=event.record_id,
                       payload=event.payload or {}, depth=event.depth or 0)
         loaded: dict[str, RuleContext] = {}
+        quiet: list[RuleRun] = []
+        session.info["publishes_nothing"] = True  # forms' versions read once per batch
         for rule in rules_for(session, fired):
-            run_rule(session, rule, fired, now=utcnow(), keyring=self.keyring, loaded=loaded)
+            run_rule(session, rule, fired, now=utcnow(), keyring=self.keyring, loaded=loaded,
+                     quiet=quiet)
+        if quiet:  # the runs that only looked: one INSERT of many rows
+            session.execute(insert(RuleRun), [_row(run) for run in quiet])
 
     def for_context(self, context: Any) -> RulesHandler:
         """This handler with the running app's keyring (sealed fields opened)."""

@@ -100,9 +100,10 @@ class BackgroundJobs:
             if not busy:
                 return
             if self.ctx.db.dialect == "sqlite":
-                # SQLite has one writer and its waiters poll (every 100 ms at most): a
-                # gap lets a page's write in instead of starving it past busy_timeout
-                self._stop.wait(0.1)
+                # SQLite has one writer: a gap lets a page's write in. The pages of this
+                # process wait on Database.write's queue and take the lock at once; a
+                # writer in another process polls SQLite's lock (every 100 ms at most)
+                self._stop.wait(0.02)
 
     def _scan(self) -> None:
         from platform_core.models import utcnow
