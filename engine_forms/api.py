@@ -8,7 +8,7 @@ fields; unknown keys in a payload are refused, not dropped.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import (
     APIRouter,
@@ -327,12 +327,16 @@ class BulkBody(BaseModel):
 
 @router.post(FORM + "/records/bulk", status_code=201, openapi_extra=rule("form:create"))
 def bulk_create(ctx: ContextDep, caller: CallerDep, app: str, form: str, body: BulkBody,
-                partial: bool = False) -> dict[str, Any]:
+                partial: bool = False,
+                return_: Annotated[Literal["full", "minimal"], Query(alias="return")] = "full",
+                ) -> dict[str, Any]:
     """Create up to 1,000 records: all or nothing, or with ``partial=true`` the valid ones
-    and a status per item."""
+    and a status per item. ``return=minimal`` answers each item's id without the record
+    (the records are not read back: several times faster for a load)."""
     with ctx.db.write() as s:
         pub = forms_handler.published(s, app, form)
-        return transfer.bulk_create(s, caller, pub, body.records, partial=partial)
+        return transfer.bulk_create(s, caller, pub, body.records, partial=partial,
+                                    with_records=return_ == "full")
 
 
 @router.put(FORM + "/records/by/{field}/{value}", openapi_extra=rule("form:update"))

@@ -108,10 +108,12 @@ def _docs_by_id(session: Session, caller: Caller, pub: Published,
 
 
 def bulk_create(session: Session, caller: Caller, pub: Published,
-                payloads: list[Mapping[str, Any]], *, partial: bool) -> dict[str, Any]:
+                payloads: list[Mapping[str, Any]], *, partial: bool,
+                with_records: bool = True) -> dict[str, Any]:
     """Up to 1,000 records. All or nothing by default (any invalid item: 422 listing
     every problem with its index); ``partial`` creates the valid ones and reports each
-    item's outcome. Audited as one entry with the ids created."""
+    item's outcome. Audited as one entry with the ids created. ``with_records=False``
+    answers ids only: the created records are not read back (most of a bulk's cost)."""
     from platform_core.errors import DomainError
 
     caller = narrowed(session, caller, pub)
@@ -146,6 +148,8 @@ def bulk_create(session: Session, caller: Caller, pub: Published,
     if ids:
         caller.audit(session, "record.create", pub, None, ids=ids, count=len(ids),
                      bulk=True)
+    if not with_records:
+        return {"items": results, "created": len(ids)}
     docs = _docs_by_id(session, caller, pub, ids)
     for item in results:
         if "id" in item:

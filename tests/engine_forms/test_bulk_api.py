@@ -67,6 +67,17 @@ def test_partial_bulk_creates_the_valid_ones(db, crm):
     assert count(db) == 3
 
 
+def test_bulk_return_minimal_answers_ids_without_records(db, crm):
+    _app, admin = crm
+    made = ok(admin.post(f"{BASE}/bulk", params={"return": "minimal"}, json={"records": [
+        {"name": f"客户{i}"} for i in range(3)]}), 201)
+    assert made["created"] == 3 and all("record" not in i for i in made["items"])
+    ids = [i["id"] for i in made["items"]]
+    assert ok(admin.get(f"{BASE}/{ids[2]}"))["data"]["name"] == "客户2"
+    assert admin.post(f"{BASE}/bulk", params={"return": "some"},
+                      json={"records": [{"name": "x"}]}).status_code == 422
+
+
 def test_upsert_by_a_unique_field(db, crm):
     app, admin = crm
     url = f"{BASE}/by/mobile/13812341234"
