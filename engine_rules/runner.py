@@ -274,6 +274,12 @@ class RulesHandler:
         if quiet:  # the runs that only looked: one INSERT of many rows
             session.execute(insert(RuleRun), [_row(run) for run in quiet])
 
+    def interest(self, session: Session) -> set[tuple[str, str]]:
+        """The (app, event type) pairs some enabled rule is triggered by (the outbox
+        dispatcher hands this handler no other event)."""
+        return {(app, trigger) for app, trigger in session.execute(
+            select(Rule.app, Rule.trigger).where(Rule.enabled.is_(True)).distinct())}
+
     def for_context(self, context: Any) -> RulesHandler:
         """This handler with the running app's keyring (sealed fields opened)."""
         return RulesHandler(context.keyring)

@@ -40,7 +40,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, not_, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from platform_core.db import Database
@@ -49,10 +49,18 @@ from platform_core.registry import Registry
 
 log = logging.getLogger("qiao.outbox")
 MAX_DELAY = timedelta(hours=1)
+SKIP_BATCH = 5000  # events nobody wants, marked processed per statement
 
 
 class Handler(Protocol):
-    """Reacts to one domain event by writing rows in the dispatcher's transaction."""
+    """Reacts to one domain event by writing rows in the dispatcher's transaction.
+
+    A handler may also offer ``interest(session) -> set[tuple[str, str]]``: the (app,
+    event type) pairs it could act on as things stand (its enabled rules, its active
+    subscriptions). The dispatcher then hands it only those events, and an event no
+    handler is interested in is marked processed without being handled at all — in bulk,
+    so a 200,000-row import nobody subscribes to leaves no backlog behind. A handler
+    without ``interest`` gets every event."""
 
     def handle(self, session: Session, event: OutboxEvent) -> None: ...
 
@@ -104,24 +112,58 @@ class Dispatcher:
 
     def run_once(self, *, now: datetime | None = None) -> int:
         """Claim and handle one batch in one transaction; how many events it handled
-        (fewer than it claimed when the time budget ran out: those are released)."""
+        (fewer than it claimed when the time budget ran out: those are released), those
+        no handler wanted included."""
         now, started, handled = now or utcnow(), time.monotonic(), 0
         with self.db.write() as session:
+            interests = self._interests(session)
+            if interests is not None:
+                handled += self._skip_unwanted(session, now, interests)
             for event in self._claim(session, now):
                 if handled and time.monotonic() - started > self.budget_seconds:
                     event.claimed_until = None  # not handled: the next run takes it
                     continue
-                self._dispatch(session, event, now)
+                self._dispatch(session, event, now, interests)
                 handled += 1
             session.flush()
         return handled
 
+    def _interests(self, session: Session) -> list[set[tuple[str, str]] | None] | None:
+        """Each handler's (app, event type) pairs (None: every event), or None when no
+        handler says what it wants."""
+        found = [h.interest(session) if hasattr(h, "interest") else None
+                 for h in self.handlers]
+        return None if all(i is None for i in found) else found
+
+    def _due(self, now: datetime) -> list[Any]:
+        return [OutboxEvent.processed_at.is_(None), OutboxEvent.available_at <= now,
+                OutboxEvent.attempts < self.max_attempts,
+                or_(OutboxEvent.claimed_until.is_(None), OutboxEvent.claimed_until <= now)]
+
+    def _skip_unwanted(self, session: Session, now: datetime,
+                       interests: list[set[tuple[str, str]] | None]) -> int:
+        """Mark processed, in one statement, up to ``SKIP_BATCH`` due events that no
+        handler is interested in; how many."""
+        if any(i is None for i in interests):
+            return 0
+        by_app: dict[str, set[str]] = {}
+        for pairs in interests:
+            for app, event_type in pairs or ():
+                by_app.setdefault(app, set()).add(event_type)
+        wanted = or_(*(and_(OutboxEvent.app == app, OutboxEvent.event_type.in_(sorted(types)))
+                       for app, types in sorted(by_app.items()))) if by_app else None
+        unwanted = true() if wanted is None else or_(OutboxEvent.app.is_(None), not_(wanted))
+        ids = (select(OutboxEvent.id).where(*self._due(now), unwanted)
+               .order_by(OutboxEvent.id).limit(SKIP_BATCH)
+               .with_for_update(skip_locked=True))  # rendered on PostgreSQL only
+        done = session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids.scalar_subquery()))
+                               .values(processed_at=now, claimed_until=None)
+                               .execution_options(synchronize_session=False))
+        return done.rowcount or 0
+
     def _claim(self, session: Session, now: datetime) -> list[OutboxEvent]:
         stmt = (select(OutboxEvent)
-                .where(OutboxEvent.processed_at.is_(None), OutboxEvent.available_at <= now,
-                       OutboxEvent.attempts < self.max_attempts,
-                       or_(OutboxEvent.claimed_until.is_(None),
-                           OutboxEvent.claimed_until <= now))
+                .where(*self._due(now))
                 .order_by(OutboxEvent.id).limit(self.batch)
                 .with_for_update(skip_locked=True))  # rendered on PostgreSQL only
         events = list(session.execute(stmt).scalars())
@@ -130,11 +172,15 @@ class Dispatcher:
         session.flush()
         return events
 
-    def _dispatch(self, session: Session, event: OutboxEvent, now: datetime) -> None:
+    def _dispatch(self, session: Session, event: OutboxEvent, now: datetime,
+                  interests: list[set[tuple[str, str]] | None] | None = None) -> None:
         where = "dispatcher"
+        pair = (event.app, event.event_type)
+        handlers = self.handlers if interests is None else [
+            h for h, i in zip(self.handlers, interests, strict=True) if i is None or pair in i]
         try:
             with session.begin_nested():
-                for handler in self.handlers:
+                for handler in handlers:
                     where = type(handler).__name__
                     handler.handle(session, event)
         except Exception as exc:  # any handler failure: retry the event later

@@ -68,6 +68,16 @@ class WebhookFanOut:
     already has a delivery of this event gets no second one — since the dispatcher may
     hand an event over again."""
 
+    def interest(self, session: Session) -> set[tuple[str, str]]:
+        """The (app, event type) pairs some active subscription wants (the outbox
+        dispatcher hands this handler no other event)."""
+        pairs: set[tuple[str, str]] = set()
+        for app, types in session.execute(select(
+                WebhookSubscription.app, WebhookSubscription.event_types).where(
+                WebhookSubscription.active.is_(True))):
+            pairs |= {(app, t) for t in DOMAIN_EVENTS if matches(types or [], t)}
+        return pairs
+
     def handle(self, session: Session, event: OutboxEvent) -> None:
         if event.app is None or event.event_type not in DOMAIN_EVENTS:
             return
