@@ -32,6 +32,7 @@ def _fresh_counts():
     """Statements merge by the groups they had before: each test starts with none seen
     (the random dashboards run with whatever their examples taught)."""
     fusion.GROUPS_SEEN.clear()
+    fusion.MS_SEEN.clear()
     yield
 
 
