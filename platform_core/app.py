@@ -27,6 +27,7 @@ from platform_core.db import Database
 from platform_core.errors import DomainError
 from platform_core.http import RateLimited, install_hardening, retry_after_header
 from platform_core.idempotency import Idempotency
+from platform_core.metrics import install_metrics
 from platform_core.ratelimit import SharedRateLimiter
 from platform_core.security.crypto import Keyring
 from platform_core.security.guard import PrincipalDep, check_routes, guard, rule
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None) 
     app.state.qiao = context
     _install_error_handlers(app)
     _install_request_log(app)
+    install_metrics(app)
     app.add_middleware(Idempotency, db=context.db, keyring=context.keyring,
                        identify=_identifier(context))
     install_hardening(app, settings)

@@ -11,6 +11,7 @@ only keeps several processes from doing the same work.
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 from sqlalchemy import text
@@ -19,6 +20,13 @@ from platform_core.db import Database
 
 log = logging.getLogger("qiao.leader")
 LOCK_KEY = 0x5141494F  # "QIAO"
+_leaders: weakref.WeakSet[Leadership] = weakref.WeakSet()  # this process's, for /metrics
+
+
+def leading() -> bool:
+    """Whether a Leadership of this process holds the lead now (as last checked)."""
+    return any(each._conn is not None or each.db.dialect != "postgresql"
+               for each in _leaders)
 
 
 class Leadership:
@@ -27,6 +35,7 @@ class Leadership:
     def __init__(self, db: Database):
         self.db = db
         self._conn: Any = None
+        _leaders.add(self)
 
     def held(self) -> bool:
         if self.db.dialect != "postgresql":
