@@ -23,7 +23,10 @@ Two measurements, each against a baseline measured in the same run:
 Usage::
 
     python bench/store.py [--db sqlite|postgresql|both] [--create N] [--query-records N]
-                          [--pg-url URL] [--repeat R] [--rounds R] [--profile]
+                          [--pg-url URL] [--repeat R] [--rounds R] [--profile] [--quick]
+
+``--quick`` shrinks every size (20,000 records created and queried, one create run, two
+rounds) for a run of about a minute: a smoke run, not figures to report.
 
 Prints one ``RESULT metric=… ours=… baseline=… ratio=… target=…`` line per metric
 (seconds; ratio = ours / baseline) and a table of absolute times. No assertions on time.
@@ -533,7 +536,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="timed rounds over 50 cities per query side (default 5)")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile the store side of each benchmark")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes for a smoke run (overrides --create, "
+                             "--query-records, --repeat, --rounds)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.create, args.query_records, args.repeat, args.rounds = 20_000, 20_000, 1, 2
     if args.query_records < 10_000:  # 100 cities drawn at random: ~100 rows each, ≥ 51 for sure
         parser.error("--query-records must be at least 10000 (51 rows for each of 50 cities)")
     kinds.register_builtins()
