@@ -155,21 +155,34 @@ def check_query(pub: Published, access: FormAccess, *, filter: Any, sort: Any,
         _refuse_unreadable(pub, access, key, "fields")
 
 
-def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any]) -> None:
-    """Refuse system keys and fields the caller may not write (mass assignment)."""
+def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any],
+                  allowed: dict[str, bool] | None = None) -> None:
+    """Refuse system keys and fields the caller may not write (mass assignment).
+    ``allowed`` remembers each key's answer across the payloads of one bulk."""
     system = sorted(k for k in payload if k in SYSTEM_FIELDS or k in ("deleted_at",
                                                                        "schema_version"))
     if system:
         raise SystemField(f"{system[0]}: a system field is set by Qiao, never by a payload",
                           field=system[0])
-    locked = sorted(k for k in payload if pub.spec.field(k) is not None
-                    and not access.writable(k))
+    allowed = {} if allowed is None else allowed
+    for key in payload:
+        if key not in allowed:
+            allowed[key] = pub.spec.field(key) is None or access.writable(key)
+    locked = sorted(k for k in payload if not allowed[k])
     if locked:
         hidden = [k for k in locked if not access.readable(k)]
         if hidden:
             raise FieldNotPermitted(hidden[0])
         raise FieldReadOnly(f"{locked[0]}: this field is read-only for you", field=locked[0],
                             fields=locked)
+
+
+def check_payloads(pub: Published, access: FormAccess,
+                   payloads: list[Mapping[str, Any]]) -> None:
+    """``check_payload`` of each payload, each key's right looked up once per bulk."""
+    allowed: dict[str, bool] = {}
+    for payload in payloads:
+        check_payload(pub, access, payload, allowed)
 
 
 def narrowed(session: Session, caller: Caller, pub: Published) -> Caller:

@@ -18,6 +18,7 @@ from engine_forms.probing import rationed
 from engine_forms.service import (
     Caller,
     check_payload,
+    check_payloads,
     check_query,
     create,
     load_scoped,
@@ -123,8 +124,7 @@ def bulk_create(session: Session, caller: Caller, pub: Published,
     results: list[dict[str, Any]] = []
     ids: list[int] = []
     if not partial:
-        for payload in payloads:
-            check_payload(pub, caller.access, payload)
+        check_payloads(pub, caller.access, payloads)
         with rationed(session, caller, pub, payloads):
             ids = handler.create_many(session, pub, payloads, actor=caller.principal.actor,
                                       crypt=caller.crypt(pub), reader=caller.principal)
