@@ -51,9 +51,10 @@ class Cluster:
 
     # -- the environment and one-off commands ---------------------------------------------
 
-    def env(self, *, background: bool) -> dict[str, str]:
+    def env(self, *, background: bool, name: str = "qiao") -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("QIAO_")}
-        return env | {
+        return env | {"PGAPPNAME": name,  # pg_stat_activity tells the children apart
+
             "QIAO_DATA_DIR": str(self.data), "QIAO_DATABASE_URL": self.database_url,
             "QIAO_ADMIN_PASSWORD": PASSWORD, "QIAO_LOG_LEVEL": "warning",
             "QIAO_BACKGROUND_JOBS": "true" if background else "false",
@@ -84,11 +85,11 @@ class Cluster:
 
     def start(self, name: str) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        if name == WORKER:
-            args, env = ["worker"], self.env(background=True)
+        if name.startswith(WORKER):  # "worker", and more: "worker2", …
+            args, env = ["worker"], self.env(background=True, name=name)
         else:
             args = ["serve", "--host", "127.0.0.1", "--port", str(self.ports[name])]
-            env = self.env(background=False)
+            env = self.env(background=False, name=name)
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "platform_core", *args],
                                             cwd=self.data, env=env, stdout=log,
                                             stderr=subprocess.STDOUT)
@@ -108,7 +109,7 @@ class Cluster:
         raise AssertionError(f"{name} not ready after {timeout} s: {self.tail(name)}")
 
     def _ready(self, name: str) -> bool:
-        if name == WORKER:
+        if name.startswith(WORKER):
             text = (self.logs / f"{name}.log").read_text(errors="replace")
             return text.count(READY_LINE) >= self.starts[name]
         try:
