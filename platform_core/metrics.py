@@ -23,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from platform_core import leader
 from platform_core.models import OutboxEvent
@@ -108,6 +108,10 @@ def _database_lines(ctx: Any, pid: int) -> list[str]:
             select(func.count(), func.min(OutboxEvent.created_at))
             .where(OutboxEvent.processed_at.is_(None),
                    OutboxEvent.attempts < MAX_ATTEMPTS)).one()
+        leaders = (session.execute(text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND objid = :k"), {"k": leader.LOCK_KEY}).scalar_one()
+            if ctx.db.dialect == "postgresql" else int(leader.leading()))
         dead = session.execute(
             select(func.count()).where(OutboxEvent.processed_at.is_(None),
                                        OutboxEvent.attempts >= MAX_ATTEMPTS)
@@ -128,6 +132,9 @@ def _database_lines(ctx: Any, pid: int) -> list[str]:
         "# HELP qiao_scheduler_leader 1 when this process leads the scheduler.",
         "# TYPE qiao_scheduler_leader gauge",
         f'qiao_scheduler_leader{{pid="{pid}"}} {1 if leader.leading() else 0}',
+        "# HELP qiao_scheduler_leaders Processes leading the scheduler (PostgreSQL: holders "
+        "of its advisory lock, any process; should be 1).",
+        "# TYPE qiao_scheduler_leaders gauge", f"qiao_scheduler_leaders {leaders}",
         "# HELP qiao_db_pool_checked_out Database connections in use in this process.",
         "# TYPE qiao_db_pool_checked_out gauge",
         f'qiao_db_pool_checked_out{{pid="{pid}"}} {checked_out}',

@@ -34,6 +34,7 @@ def test_loopback_scrape_shows_latency_outbox_and_pool(app, db):
                and not line.endswith(" 0") for line in lines)
     assert any(line.startswith("qiao_db_pool_size{") for line in lines)
     assert any(line.startswith("qiao_scheduler_leader{") for line in lines)
+    assert any(line.startswith("qiao_scheduler_leaders ") for line in lines)
     assert "/healthz" not in r.text  # labels are route kinds, never paths
 
 
