@@ -147,7 +147,11 @@ class Job:
         for i in range(0, len(ordered), SLICE):
             part = ordered[i: i + SLICE]
             flt = self.crypt.blind_filter({"field": key, "op": "in", "value": part})
-            page = query_records(s, Query(self.pub.fields, filter=flt, limit=len(part)))
+            # sorted by the field itself: the planner then seeks the field's unique index
+            # per value; the default newest-first order made it walk every record of the
+            # form for each chunk, so a large import slowed down as it went
+            page = query_records(s, Query(self.pub.fields, filter=flt, sort=[key],
+                                          limit=len(part)))
             for rec in page.records:
                 found[_hashable(self.crypt.open_value(key, rec.data.get(key)))] = rec
         return found

@@ -406,8 +406,8 @@ class RowReader:
         if values:
             crypt = FieldCrypt(target, self.caller.keyring)
             flt = scoped(crypt.blind_filter({"field": by, "op": "in", "value": values}))
-            page = query_records(self.session, Query(target.fields, filter=flt,
-                                                     limit=len(values) + 1))
+            page = query_records(self.session, Query(target.fields, filter=flt, sort=[by],
+                                                     limit=len(values) + 1))  # by its index
             for rec in page.records:
                 ids[crypt.open_value(by, rec.data.get(by))] = rec.id
         out: dict[str, Any] = {}

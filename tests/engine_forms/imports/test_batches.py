@@ -145,3 +145,37 @@ def test_cancel_stops_a_queued_batch_and_the_api_refuses_bad_options(db, crm):
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert says in refused.json()["detail"]
+
+
+def test_the_duplicate_check_seeks_the_unique_index_instead_of_walking_the_form(db, crm):
+    """Each chunk looks its unique values up in the store. Walking every record of the
+    form for that (the list's newest-first order tempted SQLite's planner to) made a
+    100,000-row import slow down chunk by chunk; the lookup must seek the field's index."""
+    from sqlalchemy import event
+
+    if db.dialect != "sqlite":
+        return  # the plan asserted is SQLite's; PostgreSQL's planner costs differently
+    _app, admin = crm
+    _seed(admin)
+    seen: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.lstrip().startswith("SELECT records.id") and "IN (" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        batch = start(admin, csv([HEADER, ["新客", "13800000001", "x"],
+                                  ["赵六", "13800000009", "广州"]]), atomic=False)
+        work(db)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert status(admin, batch["id"])["created"] == 1
+    lookups = [(sql, p) for sql, p in seen if "'$.mobile')" in sql]
+    assert lookups, "the import looked up no mobile numbers"
+    with db.engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        for sql, params in lookups:
+            plan = " ".join(str(r[-1]) for r in raw.execute("EXPLAIN QUERY PLAN " + sql,
+                                                            params))
+            assert "ux_rec_customer_mobile" in plan, plan
