@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from engine_flows import runs, sla
 from engine_flows import tasks as flow_tasks
-from engine_flows.models import FlowRun, Task, TaskCandidate
+from engine_flows.models import Task, TaskCandidate
 from engine_flows.tasks import Who
 from engine_forms import records as record_handler
 from engine_forms.forms import published
@@ -40,7 +40,7 @@ from platform_core.security.crypto import Keyring
 from platform_core.security.directory import create_department
 from platform_core.security.models import Department, User
 from platform_core.security.passwords import hash_password
-from platform_core.security.principal import load_principal
+from platform_core.security.principal import Principal, load_principal
 from platform_core.security.users import create_user
 from platform_core.store import Actor
 from templates_catalog.bundle import Bundle, BundleError
@@ -68,10 +68,17 @@ class _Load:
     now: datetime
     users: dict[str, User] = field(default_factory=dict)
     refs: dict[str, int] = field(default_factory=dict)
+    # Read once per load: nobody changes a demo user's roles or a form's fields while the
+    # demo plays, and each was a query per flow step (a tenth of the statements).
+    principals: dict[str, Principal] = field(default_factory=dict)
+    types: dict[str, dict[str, str]] = field(default_factory=dict)
+    run_forms: dict[int, str] = field(default_factory=dict)
 
     def who(self, username: str, now: datetime) -> Who:
-        user = self.users[username]
-        return Who(load_principal(self.session, user, via="demo"), self.keyring, now)
+        if username not in self.principals:
+            self.principals[username] = load_principal(self.session, self.users[username],
+                                                       via="demo")
+        return Who(self.principals[username], self.keyring, now)
 
     def moment(self, text: str) -> datetime:
         return self.past(datetime.fromisoformat(text).astimezone(UTC) + self.shift)
@@ -95,7 +102,10 @@ class _Load:
         return value
 
     def data(self, form: str, data: dict[str, Any]) -> dict[str, Any]:
-        types = {f.key: f.type for f in published(self.session, self.app, form).spec.fields}
+        if form not in self.types:
+            spec = published(self.session, self.app, form).spec
+            self.types[form] = {f.key: f.type for f in spec.fields}
+        types = self.types[form]
         return {k: self.value(v, types.get(k)) for k, v in data.items()}
 
 
@@ -187,18 +197,15 @@ def _play(load: _Load, flows: list[Any], progress: Progress) -> int:
             run = runs.start(load.session, app=load.app, flow=item["flow"]["key"],
                              record_id=record_id, who=who)
             started[record_id] = run.id
+            load.run_forms[run.id] = run.form
             continue
         task_id, username = _acting_user(load.session, started[record_id])
         outcome = item["outcome"]
-        data = load.data(_flow_form(load, started[record_id]), item.get("data", {}))
+        data = load.data(load.run_forms[started[record_id]], item.get("data", {}))
         flow_tasks.complete(load.session, task_id, load.who(username, at), outcome=outcome,
                             data=data, operation="approve" if outcome == "approve"
                             else "complete")
     return len(started)
-
-
-def _flow_form(load: _Load, run_id: int) -> str:
-    return load.session.get(FlowRun, run_id).form
 
 
 def load_demo(session: Session, bundle: Bundle, *, app: str, keyring: Keyring | None,
