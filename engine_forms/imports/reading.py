@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +77,7 @@ class Table:
     # the sheet calamine loaded to find the header, kept for the first ``rows()`` so a
     # large file is parsed once, not twice (released as that read starts)
     _loaded: Any = field(default=None, repr=False)
+    _parsed_key: tuple[Any, ...] | None = field(default=None, repr=False)
 
     def raw_rows(self) -> Iterator[list[Any]]:
         """Every row of the sheet from row 1, title, header and blank rows included."""
@@ -82,10 +85,12 @@ class Table:
             yield from _csv_rows(self.path, self.encoding)
             return
         loaded, self._loaded = self._loaded, None
-        if loaded is not None:
-            yield from loaded.iter_rows()
-        else:
+        if loaded is None:
             yield from _sheet_rows(self.path, self.sheet)
+            return
+        yield from loaded.iter_rows()
+        if self._parsed_key is not None:  # read to the end: the import ran, let it go
+            _forget(self._parsed_key)
 
     def rows(self) -> Iterator[tuple[int, list[Any]]]:
         """(row number in the file, cells) of each non-blank row under the header."""
@@ -248,15 +253,11 @@ def open_table(path: str | Path, *, filename: str | None = None,
     merged: list[tuple[tuple[int, int], tuple[int, int]]] = []
     estimate = None
     if name.endswith(SHEETS):
-        book = _workbook(path)
-        sheets = list(book.sheet_names)
-        chosen = _pick_sheet(sheets, sheet)
-        data = book.get_sheet_by_name(chosen)
+        sheets, chosen, data, parsed_key = _parsed_sheet(path, sheet)
         merged = list(data.merged_cell_ranges or [])
         estimate = data.end[0] + 1 if data.end else 0
         head, complete = _read_head(iter(data.iter_rows()), PROBE_ROWS + KEEP_ROWS)
         loaded = None if complete else data
-        del book
         encoding = None
     elif name.endswith(TEXTS):
         with open(path, "rb") as raw:
@@ -271,7 +272,56 @@ def open_table(path: str | Path, *, filename: str | None = None,
     table = _table(path, filename, sheets, chosen, encoding, head, complete, merged,
                    header_row, estimate)
     table._loaded = loaded
+    table._parsed_key = parsed_key if loaded is not None else None
     return table
+
+
+# The last sheet calamine parsed, kept for the next ``open_table`` of the same file: an
+# import opens its file three times (the upload finds the header and suggests the mapping,
+# the start checks it, the run reads the rows) and calamine parses the whole workbook each
+# time — for a large file, each as long as the whole read. One sheet at most, for at most
+# ``PARSED_TTL`` seconds, keyed by the file's path, size and modification time; the run
+# that reads it to the end lets it go. A process that did not parse it (another worker)
+# simply parses the file itself.
+PARSED_TTL = 600.0
+_parsed: dict[tuple[Any, ...], tuple[float, list[str], Any]] = {}
+_parsed_lock = threading.Lock()
+
+
+def _parsed_sheet(path: Path, sheet: str | int | None
+                  ) -> tuple[list[str], str, Any, tuple[Any, ...] | None]:
+    """(sheet names, the chosen one, its parsed cells, the cache key they are kept by)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    now = time.monotonic()
+    if stat is not None:
+        with _parsed_lock:
+            for key, (at, sheets, data) in list(_parsed.items()):
+                if now - at > PARSED_TTL:
+                    del _parsed[key]
+                elif key[:3] == (str(path.resolve()), stat.st_size, stat.st_mtime_ns):
+                    chosen = _pick_sheet(sheets, sheet)
+                    if key[3] == chosen:
+                        return sheets, chosen, data, key
+    book = _workbook(path)
+    sheets = list(book.sheet_names)
+    chosen = _pick_sheet(sheets, sheet)
+    data = book.get_sheet_by_name(chosen)
+    del book
+    if stat is None:
+        return sheets, chosen, data, None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, chosen)
+    with _parsed_lock:
+        _parsed.clear()  # one sheet at most
+        _parsed[key] = (now, sheets, data)
+    return sheets, chosen, data, key
+
+
+def _forget(key: tuple[Any, ...]) -> None:
+    with _parsed_lock:
+        _parsed.pop(key, None)
 
 
 def _pick_sheet(sheets: list[str], sheet: str | int | None) -> str:

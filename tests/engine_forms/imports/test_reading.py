@@ -185,3 +185,35 @@ def test_a_200000_row_xlsx_is_read_row_by_row(tmp_path):
     # calamine holds its compact cell grid (~1.9 KB per 20-column row), never 4 million
     # Python objects; the sheet is parsed once (the header search keeps it for the read)
     assert result["rss_mb"] < 600
+
+
+def _sheet_of(path: Path, names: list[str]) -> None:
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("客户")
+    sheet.write_row(0, 0, ["姓名", "手机"])
+    for i, name in enumerate(names, start=1):
+        sheet.write_row(i, 0, [name, f"1380000{i:04d}"])
+    book.close()
+
+
+def test_a_file_opened_again_is_read_once_and_a_changed_file_is_read_anew(tmp_path):
+    """The upload, the start and the run each open the file; the parse is shared, but
+    never across a change of the file, and the run that reads it through lets it go."""
+    from engine_forms.imports import reading
+
+    path = tmp_path / "客户.xlsx"
+    first = [f"客户{i}" for i in range(200)]  # more than the rows kept with the header
+    _sheet_of(path, first)
+    upload = open_table(path)
+    run = open_table(path)
+    assert run._loaded is upload._loaded  # the same parse
+    assert [cells[0] for _, cells in run.rows()] == first
+    assert reading._parsed == {}  # read through: released
+
+    again = open_table(path)
+    second = [f"新客{i}" for i in range(300)]
+    _sheet_of(path, second)  # the same path, new content
+    assert [cells[0] for _, cells in open_table(path).rows()] == second
+    assert [cells[0] for _, cells in again.rows()] == first  # its own parse, kept
