@@ -29,7 +29,12 @@ from platform_core.errors import DomainError
 from platform_core.models import utcnow
 from platform_core.security import audit
 from platform_core.security.models import ApiToken, LoginThrottle, User, UserSession
-from platform_core.security.passwords import hash_password, needs_rehash, verify_password
+from platform_core.security.passwords import (
+    decoy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from platform_core.security.principal import Principal, load_principal, roles_of
 from platform_core.settings import Settings
 from platform_core.store import Actor
@@ -38,7 +43,7 @@ SESSION_COOKIE = "qiao_session"
 TOTP_CONTEXT = "users.totp_secret"  # what a user's sealed TOTP secret is bound to
 TOKEN_PREFIX = "qiao_"
 TOUCH_EVERY = timedelta(seconds=60)  # last-seen / last-used are refreshed at most this often
-_DUMMY_HASH = hash_password("an unknown user costs the same verification")
+_DUMMY_HASH = decoy_hash()  # an unknown user costs the same verification
 
 
 class Unauthenticated(DomainError):

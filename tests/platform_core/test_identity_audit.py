@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from argon2 import extract_parameters
 from sqlalchemy import delete, select, update
 
 from platform_core.errors import Conflict, InvalidInput, NotFound
@@ -11,7 +12,9 @@ from platform_core.security.models import AuditEntry, User
 from platform_core.security.passwords import (
     WeakPassword,
     check_policy,
+    decoy_hash,
     hash_password,
+    needs_rehash,
     verify_password,
 )
 from platform_core.security.users import (
@@ -43,6 +46,16 @@ def test_argon2id_hash_verifies_and_never_stores_the_password():
     assert verify_password(stored, "贷款Broker-2024")
     assert not verify_password(stored, "贷款Broker-2025")
     assert not verify_password("not a hash", "x")
+
+
+def test_the_unknown_user_decoy_costs_a_real_verification_and_matches_nothing():
+    """Sign-in verifies an unknown user's password against a decoy so that both cost the
+    same: it must carry a real hash's parameters (memory, time, lanes, lengths)."""
+    decoy, real = decoy_hash(), hash_password("贷款Broker-2024")
+    assert extract_parameters(decoy) == extract_parameters(real)
+    assert not needs_rehash(decoy)
+    assert not verify_password(decoy, "贷款Broker-2024") and not verify_password(decoy, "")
+    assert decoy != decoy_hash()
 
 
 def test_first_admin_once_with_one_time_or_given_password(db):
