@@ -20,12 +20,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(template_app, name="template")
 
 
-def _context() -> Any:
-    """The configured installation, migrated, with every engine registered."""
+def _context(*, migrate: bool = True) -> Any:
+    """The configured installation, migrated (unless the caller just did), with every
+    engine registered."""
     from platform_core.app import create_app
 
     settings = read_settings()
-    prepare(settings)
+    if migrate:
+        prepare(settings)
     return create_app(settings).state.qiao
 
 
@@ -94,10 +96,11 @@ def export_app(app: str, path: Path) -> None:
 
 def install_demo() -> None:
     """``qiao serve --demo``: the CRM template with its demo data, unless app ``crm`` is
-    there already (then it is left as it is)."""
+    there already (then it is left as it is). ``serve`` has migrated the database just
+    before."""
     from engine_forms.models import App
 
-    ctx = _context()
+    ctx = _context(migrate=False)
     bundle = domain(lambda: template(DEMO_TEMPLATE))
     with ctx.db.read() as session:
         if session.get(App, bundle.key) is not None:
