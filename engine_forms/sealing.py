@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from engine_forms.forms import Published
@@ -67,7 +68,7 @@ class FieldCrypt:
     pub: Published
     keyring: Keyring | None
 
-    @property
+    @cached_property
     def keys(self) -> frozenset[str]:
         return encrypted_keys(self.pub)
 

@@ -267,7 +267,7 @@ class Keyring:
 
     def _encrypt(self, plain: bytes, context: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(self.keys[self.current]).encrypt(nonce, plain, context.encode())
+        sealed = _cipher(self.keys[self.current]).encrypt(nonce, plain, context.encode())
         return f"{self.current}:{_b64encode(nonce + sealed)}"
 
     def _decrypt(self, sealed: dict[str, Any], context: str) -> bytes:
@@ -280,11 +280,26 @@ class Keyring:
                                      "does not hold", key_id=kid)
         try:
             raw = _b64decode(sealed["$enc"].split(":", 1)[1])
-            return AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode())
+            return _cipher(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                        context.encode())
         except (binascii.Error, ValueError, InvalidTag):
             raise UndecryptableValue(f"value under key {kid!r} does not open in {context!r}: "
                                      "tampered, or copied from another field",
                                      key_id=kid) from None
+
+
+_ciphers: dict[bytes, AESGCM] = {}
+
+
+def _cipher(key: bytes) -> AESGCM:
+    """The AES-GCM object of ``key``, made once: building it costs twice the sealing of
+    a short value, and an import seals hundreds of thousands."""
+    cipher = _ciphers.get(key)
+    if cipher is None:
+        if len(_ciphers) >= 64:  # keys come and go only with rotation; stay small anyway
+            _ciphers.clear()
+        cipher = _ciphers[key] = AESGCM(key)
+    return cipher
 
 
 def _next_id(keys: dict[str, bytes]) -> str:
