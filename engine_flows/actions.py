@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from engine_flows.runtime import write_log
 from engine_forms import records as record_handler
 from engine_forms.sealing import FieldCrypt
 from platform_core.errors import InvalidInput
@@ -80,6 +81,7 @@ def check_actions(actions: list[dict[str, Any]], spec: Any) -> list[str]:
 
 def run_actions(eng: Engine, node: Node, step: FlowStep) -> None:
     for i, config in enumerate(node.actions or []):
+        write_log(eng.session)  # the flow's events so far come before the action's own
         try:
             result = SERVICE_ACTIONS.get(config["type"]).run(eng, config)
         except ExpressionError as exc:

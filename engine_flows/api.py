@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from engine_flows import definitions, design, handover, inbox, instances, runs, tasks
 from engine_flows.calendar import list_days, set_days
@@ -327,22 +328,24 @@ def get_task(ctx: ContextDep, who: WhoDep, task_id: IdPath) -> dict[str, Any]:
         return inbox.task_detail(s, tasks.visible_task(s, task_id, who), who)
 
 
-def _after(ctx: Any, who: Who, task_id: int) -> dict[str, Any]:
-    with ctx.db.read() as s:
-        task = s.get(Task, task_id)
-        run = s.get(FlowRun, task.run_id) if task.run_id is not None else None  # a to-do
-        return {"task": instances.task_summary(task, who.now),
-                "instance": None if run is None else instances.run_doc(run) | {
-                    "current": instances.current_steps(s, run, who.now)}}
+def _answer(s: Session, who: Who, task: Task) -> dict[str, Any]:
+    """What a task operation answers: the task as it now stands and its run with the
+    steps it waits at, read in the operation's own transaction (so its writes are seen
+    without reading the task or the run again)."""
+    if task.run_id is None:  # a to-do
+        return {"task": instances.task_summary(task, who.now), "instance": None}
+    run, current = instances.run_and_current(s, task.run_id, who.now)
+    return {"task": instances.task_summary(task, who.now),
+            "instance": instances.run_doc(run) | {"current": current}}
 
 
 @router.post(TASK + "/complete", openapi_extra=rule("user"))
 def complete_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                   body: CompleteBody) -> dict[str, Any]:
     with ctx.db.write() as s:
-        tasks.complete(s, task_id, who, outcome=body.outcome, data=body.data,
-                       comment=body.comment)
-    return _after(ctx, who, task_id)
+        task = tasks.complete(s, task_id, who, outcome=body.outcome, data=body.data,
+                              comment=body.comment)
+        return _answer(s, who, task)
 
 
 @router.post(TASK + "/approve", openapi_extra=rule("user"))
@@ -350,9 +353,9 @@ def approve_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                  body: DecisionBody | None = None) -> dict[str, Any]:
     body = body or DecisionBody()
     with ctx.db.write() as s:
-        tasks.complete(s, task_id, who, outcome="approve", data=body.data,
-                       comment=body.comment, operation="approve")
-    return _after(ctx, who, task_id)
+        task = tasks.complete(s, task_id, who, outcome="approve", data=body.data,
+                              comment=body.comment, operation="approve")
+        return _answer(s, who, task)
 
 
 @router.post(TASK + "/reject", openapi_extra=rule("user"))
@@ -360,55 +363,50 @@ def reject_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                 body: RejectBody | None = None) -> dict[str, Any]:
     body = body or RejectBody()
     with ctx.db.write() as s:
-        tasks.reject(s, task_id, who, to=body.to, comment=body.comment)
-    return _after(ctx, who, task_id)
+        task = tasks.reject(s, task_id, who, to=body.to, comment=body.comment)
+        return _answer(s, who, task)
 
 
 @router.post(TASK + "/return", openapi_extra=rule("user"))
 def return_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                 body: CommentBody | None = None) -> dict[str, Any]:
     with ctx.db.write() as s:
-        tasks.send_back(s, task_id, who, comment=body.comment if body else None)
-    return _after(ctx, who, task_id)
+        task = tasks.send_back(s, task_id, who, comment=body.comment if body else None)
+        return _answer(s, who, task)
 
 
 @router.post(TASK + "/transfer", openapi_extra=rule("user"))
 def transfer_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                   body: ToBody) -> dict[str, Any]:
     with ctx.db.write() as s:
-        handover.transfer(s, task_id, who, to=body.to)
-    return _after(ctx, who, task_id)
+        return _answer(s, who, handover.transfer(s, task_id, who, to=body.to))
 
 
 @router.post(TASK + "/delegate", openapi_extra=rule("user"))
 def delegate_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                   body: ToBody) -> dict[str, Any]:
     with ctx.db.write() as s:
-        handover.delegate(s, task_id, who, to=body.to)
-    return _after(ctx, who, task_id)
+        return _answer(s, who, handover.delegate(s, task_id, who, to=body.to))
 
 
 @router.post(TASK + "/claim", openapi_extra=rule("user"))
 def claim_task(ctx: ContextDep, who: WhoDep, task_id: IdPath) -> dict[str, Any]:
     with ctx.db.write() as s:
-        handover.claim(s, task_id, who)
-    return _after(ctx, who, task_id)
+        return _answer(s, who, handover.claim(s, task_id, who))
 
 
 @router.post(TASK + "/add-signer", openapi_extra=rule("user"))
 def add_signer(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                body: SignerBody) -> dict[str, Any]:
     with ctx.db.write() as s:
-        handover.add_signer(s, task_id, who, user=body.user)
-    return _after(ctx, who, task_id)
+        return _answer(s, who, handover.add_signer(s, task_id, who, user=body.user))
 
 
 @router.post(TASK + "/reassign", openapi_extra=rule("user"))
 def reassign_task(ctx: ContextDep, who: WhoDep, task_id: IdPath,
                   body: ToBody) -> dict[str, Any]:
     with ctx.db.write() as s:
-        handover.reassign(s, task_id, who, to=body.to)
-    return _after(ctx, who, task_id)
+        return _answer(s, who, handover.reassign(s, task_id, who, to=body.to))
 
 
 # -- the working-day calendar -------------------------------------------------------------

@@ -9,8 +9,9 @@ flow manager reassigns (``task.unassigned`` event), rather than a stuck flow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 from sqlalchemy import func, select
@@ -28,12 +29,34 @@ USER_FIELD_TYPES = ("user",)
 
 @dataclass(frozen=True)
 class Situation:
-    """What a strategy may look at: the record, who started the run, the pool's name."""
+    """What a strategy may look at: the record, who started the run, the pool's name.
 
-    record: Record
-    data: Mapping[str, Any]  # the record's data, opened (decrypted)
+    The record is read when a strategy first looks at it (``source``): ``users``,
+    ``role`` and ``initiator`` never do, and a step handed to named people costs no
+    read of the record."""
+
+    source: Callable[[], tuple[Record, Mapping[str, Any]]]  # the record, its data opened
     initiator_id: int | None
     pool: str  # "app.flow.node": round-robin state is kept per pool
+
+    @classmethod
+    def of(cls, record: Record, data: Mapping[str, Any], *, initiator_id: int | None,
+           pool: str) -> Situation:
+        """A situation over a record already at hand."""
+        return cls(source=lambda: (record, data), initiator_id=initiator_id, pool=pool)
+
+    @cached_property
+    def _loaded(self) -> tuple[Record, Mapping[str, Any]]:
+        return self.source()
+
+    @property
+    def record(self) -> Record:
+        return self._loaded[0]
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The record's data, opened (decrypted)."""
+        return self._loaded[1]
 
 
 class Strategy:

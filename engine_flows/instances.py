@@ -93,14 +93,27 @@ def candidates_of(session: Session, task_ids: list[int]) -> dict[int, list[int]]
 
 def current_steps(session: Session, run: FlowRun, now: datetime) -> list[dict[str, Any]]:
     """The run's active steps: node, name, since when, and who is to act."""
+    return run_and_current(session, run.id, now)[1]
+
+
+def run_and_current(session: Session, run_id: int, now: datetime
+                    ) -> tuple[FlowRun, list[dict[str, Any]]]:
+    """The run and its active steps (``current_steps``) with one query — the run, its
+    active steps, their open tasks and the assignees' names joined — and one more for
+    candidates when a task has none assigned."""
+    rows = session.execute(
+        select(FlowRun, FlowStep, Task, User.display_name)
+        .outerjoin(FlowStep, (FlowStep.run_id == FlowRun.id) & (FlowStep.status == "active"))
+        .outerjoin(Task, (Task.step_id == FlowStep.id) & (Task.status == "open"))
+        .outerjoin(User, User.id == Task.assignee_id)
+        .where(FlowRun.id == run_id).order_by(FlowStep.id, Task.id)).all()
+    run = rows[0][0]
     spec = spec_of(session, run.app, run.flow, run.version)
-    steps = list(session.execute(select(FlowStep).where(
-        FlowStep.run_id == run.id, FlowStep.status == "active").order_by(FlowStep.id))
-        .scalars())
-    tasks = task_rows(session, [run.id], open_only=True)
-    cands = candidates_of(session, [t.id for t in tasks])
-    names = _names(session, {t.assignee_id for t in tasks if t.assignee_id}
-                   | {u for c in cands.values() for u in c})
+    steps = list(dict.fromkeys(r[1] for r in rows if r[1] is not None))
+    tasks = [r[2] for r in rows if r[2] is not None]
+    names = {r[2].assignee_id: r[3] for r in rows if r[2] is not None and r[2].assignee_id}
+    cands = candidates_of(session, [t.id for t in tasks if not t.assignee_id])
+    names |= _names(session, {u for c in cands.values() for u in c} - set(names))
     out = []
     for step in steps:
         node = spec.node(step.node_id)
@@ -115,7 +128,7 @@ def current_steps(session: Session, run: FlowRun, now: datetime) -> list[dict[st
                     "wake_at": iso(step.wake_at), "due_at": iso(due),
                     "overdue": bool(due and _aware(due) < now), "assignees": people,
                     "tasks": [t.id for t in mine]})
-    return out
+    return run, out
 
 
 def _aware(moment: datetime) -> datetime:

@@ -298,8 +298,7 @@ class Approval(NodeType):
 
 def assignees(eng: Engine, node: Node) -> list[int]:
     assert node.assignee is not None
-    situation = Situation(record=eng.record(), data=eng.data(),
-                          initiator_id=eng.run.initiator_id,
+    situation = Situation(source=eng.record_and_data, initiator_id=eng.run.initiator_id,
                           pool=f"{eng.run.app}.{eng.run.flow}.{node.id}")
     return resolve_assignees(eng.session, node.assignee, situation)
 

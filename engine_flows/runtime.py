@@ -19,12 +19,13 @@ step, return, withdraw — cancels the active steps and enters the earlier node 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from engine_flows.models import FlowHistory, FlowRun, FlowStep, Task
@@ -51,12 +52,23 @@ class FlowStuck(DomainError):
 class Engine:
     """Runs one run forward from an operation (see the module docstring)."""
 
-    def __init__(self, session: Session, run: FlowRun, spec: FlowSpec, pub: Published, *,
-                 actor: Actor, now: datetime, keyring: Keyring | None = None):
-        self.session, self.run, self.spec, self.pub = session, run, spec, pub
+    def __init__(self, session: Session, run: FlowRun, spec: FlowSpec,
+                 pub: Published | None = None, *, actor: Actor, now: datetime,
+                 keyring: Keyring | None = None):
+        self.session, self.run, self.spec, self._pub = session, run, spec, pub
         self.actor, self.now, self.keyring = actor, now, keyring
         self._queue: deque[tuple[str, int | None]] = deque()
         self._env: Any = None
+
+    @property
+    def pub(self) -> Published:
+        """The run's form as published now, looked up when first needed: a step that
+        neither reads nor writes the record (most hand-overs) costs no query for it."""
+        if self._pub is None:
+            from engine_forms.forms import published
+
+            self._pub = published(self.session, self.run.app, self.run.form)
+        return self._pub
 
     # -- the record ----------------------------------------------------------------------
 
@@ -76,6 +88,11 @@ class Engine:
         """The record's data as of now, opened (a condition sees clear values)."""
         return FieldCrypt(self.pub, self.keyring).open(self.record(for_update=for_update).data)
 
+    def record_and_data(self) -> tuple[Record, Mapping[str, Any]]:
+        """The record as of now and its data opened, with one read."""
+        rec = self.record()
+        return rec, FieldCrypt(self.pub, self.keyring).open(rec.data)
+
     def env(self) -> Any:
         if self._env is None:
             self._env = env_for(self.session)
@@ -85,19 +102,19 @@ class Engine:
 
     def history(self, action: str, *, node_id: str | None = None, task_id: int | None = None,
                 **detail: Any) -> None:
-        self.session.add(FlowHistory(run_id=self.run.id, action=action, node_id=node_id,
-                                     task_id=task_id, actor_id=self.actor.user_id,
-                                     detail=detail, at=self.now))
+        _log(self.session, FlowHistory, {
+            "run_id": self.run.id, "action": action, "node_id": node_id, "task_id": task_id,
+            "actor_id": self.actor.user_id, "detail": detail, "at": self.now})
 
     def emit(self, event_type: str, **payload: Any) -> None:
         """An outbox event in this transaction (webhooks and the rules engine read it)."""
         run = self.run
         body = {"run_id": run.id, "flow": run.flow, "version": run.version,
                 "record_id": run.record_id, "actor_id": self.actor.user_id, **payload}
-        self.session.add(OutboxEvent(event_type=event_type, app=run.app, form=run.form,
-                                     record_id=run.record_id, payload=body,
-                                     created_at=self.now, available_at=self.now,
-                                     depth=CASCADE_DEPTH.get()))
+        _log(self.session, OutboxEvent, {
+            "event_type": event_type, "app": run.app, "form": run.form,
+            "record_id": run.record_id, "payload": body, "created_at": self.now,
+            "available_at": self.now, "depth": CASCADE_DEPTH.get()})
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -249,6 +266,55 @@ class Engine:
         self.session.flush()
 
 
+# -- history and outbox rows, written together ---------------------------------------------
+
+_LOG = "qiao_flow_log"
+
+
+_Logged = type[FlowHistory] | type[OutboxEvent]
+
+
+def _log(session: Session, model: _Logged, values: dict[str, Any]) -> None:
+    pending = session.info.get(_LOG)
+    if pending is None:
+        session.add(model(**values))
+    else:
+        pending[model].append(values)
+
+
+@contextmanager
+def logged_together(session: Session) -> Iterator[None]:
+    """Keep the history rows and outbox events of an operation until it ends, then write
+    them with one INSERT per table: the step and task rows in between are flushed for
+    their ids, and each of those flushes would otherwise write the rows gathered so far
+    (a completion handing over: three INSERTs of each instead of one). Nothing reads
+    these rows' ids, so they go without RETURNING, which SQLite needs to insert several
+    rows in one go (SQLAlchemy would otherwise insert them one by one to match ids to
+    objects). Rows keep their order. On an error they are dropped with the transaction
+    that rolls back. Nested blocks share the outer one's rows."""
+    if _LOG in session.info:
+        yield
+        return
+    session.info[_LOG] = {FlowHistory: [], OutboxEvent: []}
+    try:
+        yield
+        write_log(session)
+        session.flush()
+    finally:
+        session.info.pop(_LOG, None)
+
+
+def write_log(session: Session) -> None:
+    """Write the rows kept so far; also before work that adds outbox events of its own
+    (a record update, a service step's actions), so that the events stay in order."""
+    for model, rows in (session.info.get(_LOG) or {}).items():
+        if rows:
+            # render_nulls: one statement, rather than one per run of rows whose
+            # columns left empty differ
+            session.execute(insert(model).execution_options(render_nulls=True), rows)
+            rows.clear()
+
+
 def lock_run(session: Session, run_id: int) -> FlowRun:
     """The run, locked for this transaction (PostgreSQL ``FOR UPDATE``; SQLite's writer
     lock already serialises): operations on one run happen one after another."""
@@ -267,19 +333,36 @@ def _spec(spec_json: str) -> FlowSpec:
     return FlowSpec.model_validate_json(spec_json)
 
 
-def spec_of(session: Session, app: str, flow: str, version: int) -> FlowSpec:
+# (app, flow, version, published at) → spec: a stamp is unique per publication (an app
+# deleted and installed again publishes its versions anew), as for forms' ``published``.
+_BY_STAMP: dict[tuple[str, str, int, Any], FlowSpec] = {}
+_SESSION_SPECS = "qiao_flow_specs"
+
+
+def spec_of(session: Session, app: str, flow: str, version: int, *,
+            stamp: Any = None) -> FlowSpec:
+    """A published version's spec. Published versions never change: within one session
+    a version is read once, and a caller that read the version's ``published_at``
+    (``stamp``) with its own query finds it in this process's cache without another."""
     from engine_flows.definitions import version_row
 
-    return _spec(dumps(version_row(session, app, flow, version).spec))
+    key = (app, flow, version)
+    known = session.info.setdefault(_SESSION_SPECS, {})
+    spec = known.get(key) or (_BY_STAMP.get((*key, stamp)) if stamp is not None else None)
+    if spec is None:
+        row = version_row(session, app, flow, version)
+        spec = _spec(dumps(row.spec))
+        if len(_BY_STAMP) > 1024:
+            _BY_STAMP.clear()
+        _BY_STAMP[(*key, row.published_at)] = spec
+    known[key] = spec
+    return spec
 
 
 def engine_for(session: Session, run: FlowRun, *, actor: Actor, now: datetime,
-               keyring: Keyring | None = None) -> Engine:
-    from engine_forms.forms import published
-
-    spec = spec_of(session, run.app, run.flow, run.version)
-    return Engine(session, run, spec, published(session, run.app, run.form), actor=actor,
-                  now=now, keyring=keyring)
+               keyring: Keyring | None = None, stamp: Any = None) -> Engine:
+    spec = spec_of(session, run.app, run.flow, run.version, stamp=stamp)
+    return Engine(session, run, spec, actor=actor, now=now, keyring=keyring)
 
 
 def check_running(run: FlowRun) -> None:

@@ -1,8 +1,9 @@
 """Operations on tasks and runs: each checks the actor's right, runs in the caller's one
 transaction, and writes history and outbox events.
 
-Order of every operation: lock the run (operations on one run happen one after another)
-→ load the task fresh and check it is still open → check who may do it (the assignee or,
+Order of every operation: lock the run (operations on one run happen one after another;
+one ``UPDATE … RETURNING`` that also bumps its ``row_version``) → load the task fresh, with
+its step, and check it is still open → check who may do it (the assignee or,
 for an unassigned task, a candidate; the owner of a delegated task sees it but waits for
 the delegate to hand it back; flow managers — admins and roles with ``manage`` on the
 flow's form — may reassign and cancel) → check the step allows the operation → apply →
@@ -17,16 +18,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from engine_flows.models import FlowStep, Task, TaskCandidate
+from engine_flows.models import FlowRun, FlowStep, FlowVersion, Task, TaskCandidate
 from engine_flows.nodes import NODE_TYPES
-from engine_flows.runtime import Engine, check_running, engine_for, lock_run
+from engine_flows.runtime import (
+    Engine,
+    check_running,
+    engine_for,
+    logged_together,
+    write_log,
+)
 from engine_flows.spec import Node
 from engine_forms import records as record_handler
 from engine_forms.sealing import FieldCrypt
 from platform_core.errors import Conflict, InvalidInput, NotFound
+from platform_core.models import Record
 from platform_core.security.crypto import Keyring
 from platform_core.security.models import User
 from platform_core.security.permissions import Forbidden
@@ -76,32 +84,71 @@ def involved(session: Session, task: Task, who: Who) -> bool:
 
 def visible_task(session: Session, task_id: int, who: Who) -> Task:
     """The task if the caller takes part in it or manages its flow's form (else 404)."""
-    task = session.get(Task, task_id)
+    return _visible(session, session.get(Task, task_id), task_id, who)
+
+
+def _visible(session: Session, task: Task | None, task_id: int, who: Who) -> Task:
     if task is None or not (involved(session, task, who) or task.completed_by == who.user_id
                             or who.manages(task.app, task.form)):
         raise NotFound(f"task {task_id} does not exist", task_id=task_id)
     return task
 
 
+@dataclass(frozen=True)
+class _Claim:
+    run: FlowRun | None  # locked and bumped; None for a to-do
+    task: Task
+    step: FlowStep | None  # held here: the identity map keeps only what is referenced
+    stamp: Any  # the run's flow version's published_at (its spec's cache key)
+
+
+def _claim(session: Session, task_id: int, who: Who) -> _Claim:
+    """Lock and bump the task's run, then read the task as it is now with its step (in
+    the identity map for ``session.get``) — two statements. The run comes first, so
+    whatever another operation on it committed meanwhile is seen; a caller who may not
+    see the task gets 404 and the transaction, bump included, rolls back."""
+    run = session.execute(
+        update(FlowRun)
+        .where(FlowRun.id == select(Task.run_id).where(Task.id == task_id).scalar_subquery())
+        .values(row_version=FlowRun.row_version + 1).returning(FlowRun)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+    stmt = select(Task).where(Task.id == task_id)
+    if run is not None:
+        stmt = select(Task, FlowStep, FlowVersion.published_at).where(Task.id == task_id) \
+            .outerjoin(FlowStep, FlowStep.id == Task.step_id) \
+            .outerjoin(FlowVersion, and_(FlowVersion.app == run.app,
+                                         FlowVersion.flow == run.flow,
+                                         FlowVersion.version == run.version))
+    row = session.execute(stmt.execution_options(populate_existing=True)).first()
+    task = _visible(session, row[0] if row else None, task_id, who)
+    if run is None:
+        return _Claim(None, task, None, None)
+    return _Claim(run, task, row[1], row[2])  # type: ignore[index]
+
+
 def _open_task(session: Session, task_id: int, who: Who) -> tuple[Engine, Task, Node]:
     """Lock the task's run, then the task as it is now, open; its engine and node."""
-    probe = visible_task(session, task_id, who)
-    if probe.run_id is None:
+    claim = _claim(session, task_id, who)
+    if claim.run is None:
         raise NotAllowedHere(f"task {task_id} is a to-do: it is completed, transferred, "
                              "delegated or reassigned, nothing else", operation="flow")
-    run = lock_run(session, probe.run_id)
-    session.refresh(probe)
-    if probe.status != "open":
-        raise TaskClosed(f"task {task_id} is already {probe.status}", task_id=task_id,
-                         task_status=probe.status)
+    return _opened(session, claim, who)
+
+
+def _opened(session: Session, claim: _Claim, who: Who) -> tuple[Engine, Task, Node]:
+    run, task = claim.run, claim.task
+    assert run is not None
+    if task.status != "open":
+        raise TaskClosed(f"task {task.id} is already {task.status}", task_id=task.id,
+                         task_status=task.status)
     check_running(run)
     eng = engine_for(session, run, actor=who.principal.actor, now=who.now,
-                     keyring=who.keyring)
-    node = eng.spec.node(probe.node_id)
+                     keyring=who.keyring, stamp=claim.stamp)
+    node = eng.spec.node(task.node_id)
     if node is None:
-        raise NotFound(f"node {probe.node_id} is not in version {run.version}")
-    eng.bump()
-    return eng, probe, node
+        raise NotFound(f"node {task.node_id} is not in version {run.version}")
+    return eng, task, node
 
 
 def _must_act(session: Session, task: Task, who: Who) -> None:
@@ -138,21 +185,26 @@ def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: st
 
         raise FieldReadOnly(f"{locked[0]}: this field is read-only at {node.label}",
                             field=locked[0], fields=locked)
-    rec = eng.record(for_update=bool(data))
+    written = None
     if data:
-        record_handler.update(eng.session, eng.pub, rec.id, dict(data),
-                              expected_version=rec.row_version, actor=eng.actor,
-                              crypt=FieldCrypt(eng.pub, eng.keyring), reader=reader)
-    _check_required(eng, node, outcome)
+        rec = eng.record(for_update=True)
+        write_log(eng.session)  # its record.update event comes after the flow's so far
+        written = record_handler.update(eng.session, eng.pub, rec.id, dict(data),
+                                        expected_version=rec.row_version, actor=eng.actor,
+                                        crypt=FieldCrypt(eng.pub, eng.keyring), reader=reader)
+    _check_required(eng, node, outcome, written=written)
 
 
-def _check_required(eng: Engine, node: Node, outcome: str) -> None:
+def _check_required(eng: Engine, node: Node, outcome: str, *,
+                    written: Record | None = None) -> None:
     """``FieldsRequired`` naming each field the step needs for ``outcome`` that is empty
-    (``outcome`` in the problem when only that outcome needs one of them)."""
+    (``outcome`` in the problem when only that outcome needs one of them). ``written``:
+    the record as this operation has just written it (and holds it), not read again."""
     wanted = node.fields.required_for(outcome) if node.fields else []
     if not wanted:
         return
-    current = eng.data()
+    current = eng.data() if written is None else \
+        FieldCrypt(eng.pub, eng.keyring).open(written.data)
     missing = [k for k in wanted if current.get(k) in (None, "", [])]
     if not missing:
         return
@@ -174,7 +226,6 @@ def _close(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
                 row_version=Task.row_version + 1))
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise TaskClosed(f"task {task.id} was closed by someone else", task_id=task.id)
-    eng.session.refresh(task)
     eng.history("task_completed", node_id=task.node_id, task_id=task.id, outcome=outcome,
                 comment=comment)
     eng.emit("task.completed", task_id=task.id, node=task.node_id, step=task.title,
@@ -197,7 +248,8 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
              operation: str = "complete") -> Task:
     """Complete a task with an outcome (a delegate's completion hands it back to the
     owner instead); the step then decides whether the flow moves on."""
-    if visible_task(session, task_id, who).run_id is None:
+    claim = _claim(session, task_id, who)
+    if claim.run is None:
         from engine_flows.todo import complete_todo
 
         if operation != "complete":  # approve / reject belong to a flow's steps
@@ -205,16 +257,23 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
                                  f"{operation} (that belongs to a flow's step)",
                                  operation=operation)
         return complete_todo(session, task_id, who, outcome=outcome, comment=comment)
-    eng, task, node = _open_task(session, task_id, who)
+    with logged_together(session):
+        return _complete(session, claim, who, outcome=outcome, data=data or {},
+                         comment=comment, operation=operation)
+
+
+def _complete(session: Session, claim: _Claim, who: Who, *, outcome: str | None,
+              data: Mapping[str, Any], comment: str | None, operation: str) -> Task:
+    eng, task, node = _opened(session, claim, who)
     _must_act(session, task, who)
     _allowed(node, operation)
     outcome = _outcome(node, task, outcome)
-    _apply_data(eng, node, data or {}, outcome=outcome, reader=who.principal)
+    _apply_data(eng, node, data, outcome=outcome, reader=who.principal)
     if task.owner_id is not None:  # a delegate resolves: back to the owner
         _hand_back(eng, task, outcome, comment)
         return task
     _close(eng, task, outcome, comment)
-    step = session.get(FlowStep, task.step_id)
+    step = claim.step
     assert step is not None
     decision = NODE_TYPES.get(node.type).decide(eng, node, step, task)  # type: ignore[attr-defined]
     if decision is not None:

@@ -46,8 +46,8 @@ def create_todo(session: Session, *, app: str, record: Record, data: Mapping[str
     """A to-do about ``record`` for whoever the assignment strategy picks (several:
     candidates who claim it; nobody: unassigned, for a manager to reassign)."""
     spec = Assignee.model_validate(dict(assignee))
-    people = resolve_assignees(session, spec, Situation(
-        record=record, data=data, initiator_id=actor.user_id, pool=f"{app}.todo"))
+    people = resolve_assignees(session, spec, Situation.of(
+        record, data, initiator_id=actor.user_id, pool=f"{app}.todo"))
     task = Task(run_id=None, step_id=None, app=app, form=record.form, flow=None,
                 node_id="todo", kind="todo", record_id=record.id, title=title,
                 status="open", assignee_id=people[0] if len(people) == 1 else None,
