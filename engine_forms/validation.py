@@ -11,12 +11,12 @@ value computed from a hidden field) → check required / ``required_if`` → run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine_forms.expr import CompiledForm, to_storage
-from engine_forms.fieldtypes import FieldError
+from engine_forms.fieldtypes import DEFER, FieldError
 from engine_forms.spec import FieldSpec
 from platform_core.errors import InvalidInput
 from platform_core.expressions.values import Env
@@ -51,15 +51,18 @@ class RecordInvalid(InvalidInput):
         self.problems = problems
 
 
+BLANKS = (None, "", [], {})  # `v in BLANKS`: one comparison loop in C (never mutated)
+
+
 def _blank(value: Any) -> bool:
-    return value is None or value == "" or value == [] or value == {}
+    return value in BLANKS
 
 
 def _refusal(field: FieldSpec, exc: FieldError) -> Problem:
     return Problem(field.key, exc.code, f"{field.label}: {exc.zh}", f"{field.key}: {exc.en}")
 
 
-def _coerce(field: FieldSpec, value: Any, problems: list[Problem]) -> Any:
+def _coerce(field: FieldSpec, value: Any, problems: list[Problem], plan: Plan) -> Any:
     """One payload value → its stored form (None, with a problem noted, if refused)."""
     if value is None or value == "":
         return None
@@ -69,12 +72,12 @@ def _coerce(field: FieldSpec, value: Any, problems: list[Problem]) -> Any:
         problems.append(_refusal(field, exc))
         return None
     if field.type == "subtable":
-        return _rows(field, out, problems)
+        return _rows(field, out, problems, plan.columns[field.key])
     return out
 
 
-def _rows(field: FieldSpec, rows: list[dict[str, Any]], problems: list[Problem]) -> list[Any]:
-    columns = {c["key"]: FieldSpec.model_validate(c) for c in field.config["fields"]}
+def _rows(field: FieldSpec, rows: list[dict[str, Any]], problems: list[Problem],
+          columns: dict[str, FieldSpec]) -> list[Any]:
     out = []
     for i, row in enumerate(rows):
         clean: dict[str, Any] = {}
@@ -112,57 +115,71 @@ def _compute(compiled: CompiledForm, data: dict[str, Any], env: Env) -> None:
     for _ in range(2 if compiled.interlinked else 1):
         for field, fn, kind in compiled.formulas:
             data[field.key] = None if field.key in hidden else to_storage(fn(data, env), kind)
-        hidden = {k for k, fn in compiled.visible_if.items() if not _truth(fn, data, env)}
+        hidden = {k for k, fn in compiled.visible_if.items() if fn(data, env) is not True}
         for key in hidden:
             data[key] = None  # hidden fields hold no value (as on the page)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What validating against one compiled form needs, worked out once (not per record)."""
+    """What validating against one compiled form needs, worked out once per published
+    version (not per record): each settable field's coercer with its config bound (see
+    ``FieldType.coercer``), subtable columns, defaults and the fields that may be
+    required with their conditions."""
 
     by_key: dict[str, FieldSpec]
     computed: frozenset[str]
     defaults: dict[str, Any]
     may_require: tuple[FieldSpec, ...]
+    coercers: dict[str, Callable[[Any], Any]]
+    columns: dict[str, dict[str, FieldSpec]]
+    # (key, field, visible_if, required_if) per field of ``may_require``; None = no condition
+    requirements: tuple[tuple[str, FieldSpec, Any, Any], ...]
 
 
 _PLANS: dict[int, tuple[CompiledForm, Plan]] = {}
 
 
 def plan_of(compiled: CompiledForm) -> Plan:
+    """The plan of ``compiled``, built on its first use. A compiled form stands for one
+    published version (``forms.published`` caches it by version and publication), so a new
+    version, compiled anew, gets a new plan."""
     cached = _PLANS.get(id(compiled))
     if cached is not None and cached[0] is compiled:
         return cached[1]
     fields = compiled.spec.fields
+    may_require = tuple(f for f in fields if not f.field_type.computed
+                        and (f.required or f.key in compiled.required_if))
     plan = Plan(
         by_key={f.key: f for f in fields},
         computed=frozenset(f.key for f in fields if f.field_type.computed),
         defaults={f.key: f.field_type.coerce(f.default, f) for f in fields
                   if f.default is not None},
-        may_require=tuple(f for f in fields if not f.field_type.computed
-                          and (f.required or f.key in compiled.required_if)))
+        may_require=may_require,
+        coercers={f.key: f.field_type.coercer(f) for f in fields if not f.field_type.computed},
+        columns={f.key: {c["key"]: FieldSpec.model_validate(c) for c in f.config["fields"]}
+                 for f in fields if f.type == "subtable"},
+        requirements=tuple(
+            (f.key, f, compiled.visible_if.get(f.key),
+             None if f.required else compiled.required_if[f.key]) for f in may_require))
     if len(_PLANS) > 512:
         _PLANS.clear()
     _PLANS[id(compiled)] = (compiled, plan)
     return plan
 
 
-def _check_required(compiled: CompiledForm, data: Mapping[str, Any], env: Env,
+def _check_required(plan: Plan, data: Mapping[str, Any], env: Env,
                     problems: list[Problem]) -> None:
     """Visible required (or ``required_if``) fields that are blank; a field that already
     has a problem (e.g. a value that did not coerce) gets no second "required" one."""
-    refused = {p.field for p in problems}
-    for field in plan_of(compiled).may_require:
-        if field.key in refused or not _blank(data.get(field.key)):
+    refused = {p.field for p in problems} if problems else ()
+    for key, field, visible_if, required_if in plan.requirements:
+        if data.get(key) not in BLANKS or key in refused:
             continue
-        visible = field.key not in compiled.visible_if or _truth(
-            compiled.visible_if[field.key], data, env)
-        required = field.required or (field.key in compiled.required_if and _truth(
-            compiled.required_if[field.key], data, env))
-        if visible and required:
-            problems.append(Problem(field.key, "required", f"{field.label}: 必填",
-                                    f"{field.key}: is required"))
+        if (visible_if is None or visible_if(data, env) is True) and (
+                required_if is None or required_if(data, env) is True):
+            problems.append(Problem(key, "required", f"{field.label}: 必填",
+                                    f"{key}: is required"))
 
 
 def _has_nul(value: Any) -> bool:
@@ -185,8 +202,7 @@ def validate_record(compiled: CompiledForm, payload: Mapping[str, Any], *,
     data, problems = assess(compiled, payload, old=old, env=env)
     if problems:
         raise RecordInvalid(problems)
-    return {k: v for k, v in data.items()
-            if v is not None and v != "" and v != [] and v != {}}
+    return {k: v for k, v in data.items() if v not in BLANKS}
 
 
 @dataclass(frozen=True)
@@ -218,14 +234,26 @@ def assess(compiled: CompiledForm, payload: Mapping[str, Any], *,
     """``validate_record`` without raising: the data as it would be (formulas computed,
     hidden fields cleared) and every problem. A page checks a form as it is typed with
     this; a save raises on the same problems."""
-    spec, env, plan = compiled.spec, env or Env(), plan_of(compiled)
+    env, plan = env or Env(), plan_of(compiled)
     problems: list[Problem] = []
-    by_key = plan.by_key
-    for key in sorted(k for k in payload if k not in by_key):
-        problems.append(Problem(key, "unknown_field", f"未知字段 {key}",
-                                f"{key}: unknown field of form {spec.key}"))
+    by_key, coercers = plan.by_key, plan.coercers
+    if not payload.keys() <= by_key.keys():
+        for key in sorted(k for k in payload if k not in by_key):
+            problems.append(Problem(key, "unknown_field", f"未知字段 {key}",
+                                    f"{key}: unknown field of form {compiled.spec.key}"))
     coerced: dict[str, Any] = {}
     for key, value in payload.items():
+        coercer = coercers.get(key)
+        if coercer is not None:  # the common case: a settable field, a usual value
+            try:
+                out = coercer(value)
+            except FieldError as exc:
+                problems.append(_refusal(by_key[key], exc))
+                coerced[key] = None
+                continue
+            if out is not DEFER:
+                coerced[key] = out
+                continue
         field = by_key.get(key)
         if field is None:
             continue
@@ -237,16 +265,20 @@ def assess(compiled: CompiledForm, payload: Mapping[str, Any], *,
             problems.append(Problem(key, "format", f"{field.label}: 不能包含空字符 (NUL)",
                                     f"{key}: must not contain the NUL character"))
             continue
-        coerced[key] = _coerce(field, value, problems)
-    if old is None:
-        data = {k: v for k, v in plan.defaults.items() if k not in payload}
-    else:
+        coerced[key] = _coerce(field, value, problems, plan)
+    if old is not None:
         data = dict(old)
-    data.update(coerced)
+        data.update(coerced)
+    elif plan.defaults:
+        data = {k: v for k, v in plan.defaults.items() if k not in payload}
+        data.update(coerced)
+    else:
+        data = coerced
     _compute(compiled, data, env)
-    _check_required(compiled, data, env, problems)
+    _check_required(plan, data, env, problems)
+    refused = {p.field for p in problems} if problems else ()
     for key, rules in compiled.validations.items():
-        if _blank(data.get(key)) or any(p.field == key for p in problems):
+        if data.get(key) in BLANKS or key in refused:
             continue
         for fn, message in rules:
             if fn(data, env) is False:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine_forms.fieldtypes.base import FieldError, FieldType
+from engine_forms.fieldtypes.base import DEFER, FieldError, FieldType
 from platform_core.registry import Registry
 
 FIELD_TYPES: Registry[FieldType] = Registry("field type")
@@ -33,4 +33,4 @@ def register_builtins() -> None:
             FIELD_TYPES.register(cls.key, cls())
 
 
-__all__ = ["FIELD_TYPES", "FieldError", "FieldType", "register_builtins"]
+__all__ = ["DEFER", "FIELD_TYPES", "FieldError", "FieldType", "register_builtins"]

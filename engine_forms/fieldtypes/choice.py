@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, plain, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse
 
 OPTIONS: dict[str, Any] = {
     "options": {"type": "array", "minItems": 1, "maxItems": 500, "items": {
@@ -33,6 +34,9 @@ class BooleanType(FieldType):
             raise refuse("type", "应为 是/否 (true/false)", "must be true or false")
         return value
 
+    def coercer(self, field: Any) -> Callable[[Any], Any]:  # noqa: ARG002
+        return _boolean
+
     def from_text(self, text: str, field: Any) -> bool:  # noqa: ARG002
         word = plain(text).lower()
         if word in TRUE_WORDS or word in FALSE_WORDS:
@@ -41,6 +45,10 @@ class BooleanType(FieldType):
 
     def format(self, value: Any, field: Any) -> str:  # noqa: ARG002
         return "" if value is None else ("是" if value else "否")
+
+
+def _boolean(value: Any) -> Any:
+    return value if value.__class__ is bool else DEFER
 
 
 def _options(field: Any) -> dict[str, str]:
@@ -91,6 +99,14 @@ class SelectType(FieldType):
     def coerce(self, value: Any, field: Any) -> str:
         return _one(value, field)
 
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        values = frozenset(_options(field))  # option values: never blank, never NUL
+
+        def select(value: Any) -> Any:
+            return value if value.__class__ is str and value in values else DEFER
+
+        return select
+
     def from_text(self, text: str, field: Any) -> str:
         return one_by_text(text, field)
 
@@ -110,6 +126,21 @@ class MultiselectType(SelectType):
             raise refuse("type", "应为选项列表", "must be a list of options")
         chosen = [_one(v, field) for v in value]
         return [v for v in _options(field) if v in chosen]  # option order, no duplicates
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        order = tuple(_options(field))
+        values = frozenset(order)
+
+        def multiselect(value: Any) -> Any:
+            if value.__class__ is not list:
+                return DEFER
+            try:
+                known = values.issuperset(value)
+            except TypeError:  # an unhashable item: coerce refuses it
+                return DEFER
+            return [v for v in order if v in value] if known else DEFER
+
+        return multiselect
 
     def from_text(self, text: str, field: Any) -> list[str]:
         """Options separated by , ， 、 ; ； | or a line break, each by value or label."""

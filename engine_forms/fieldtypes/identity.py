@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, plain, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK = "10X98765432"
@@ -41,6 +42,11 @@ def from_15(text: str) -> str | None:
     return longer if valid_id_card(longer) else None
 
 
+def _id_card(value: Any) -> Any:
+    # a valid number is 18 ASCII digits (or X): nothing to strip or upper-case, no NUL
+    return value if value.__class__ is str and valid_id_card(value) else DEFER
+
+
 class IdCardType(FieldType):
     """A mainland resident ID number; masked ``1101**********1234`` by default."""
 
@@ -57,6 +63,9 @@ class IdCardType(FieldType):
             raise refuse("format", "不是有效的 18 位身份证号 (校验位或出生日期不对)",
                          "is not a valid 18-digit ID number (check digit or birth date)")
         return text
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:  # noqa: ARG002
+        return _id_card
 
     def from_text(self, text: str, field: Any) -> str:
         """Also a lower-case ``x``, full-width digits, spaces inside, and an old 15-digit
@@ -78,6 +87,7 @@ class IdCardType(FieldType):
 
 
 ADDRESS_PARTS = ("province", "city", "district", "detail")
+PARTS = frozenset(ADDRESS_PARTS)
 
 
 class AddressType(FieldType):
@@ -110,6 +120,19 @@ class AddressType(FieldType):
             if text.strip():  # a blank part is left out, not stored as ""
                 out[part] = text.strip()
         return out
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        coerce = self.coerce
+
+        def address(value: Any) -> Any:
+            if value.__class__ is not dict or not value or not PARTS.issuperset(value):
+                return DEFER
+            for text in value.values():
+                if text.__class__ is not str or "\x00" in text:
+                    return DEFER
+            return coerce(value, field)
+
+        return address
 
     def from_text(self, text: str, field: Any) -> dict[str, str]:
         parts = text.split(maxsplit=3)

@@ -7,9 +7,10 @@ only shaped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, refuse
 
 KEY = {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,62}$"}
 
@@ -28,6 +29,16 @@ def _ids(value: Any, many: bool) -> Any:
             raise refuse("type", "应为记录编号", "must be a record id")
         out.append(item)
     return list(dict.fromkeys(out)) if many else out[0]
+
+
+def _one_id(value: Any) -> Any:
+    return value if value.__class__ is int and 0 < value < 2**63 else DEFER
+
+
+def _many_ids(value: Any) -> Any:
+    if value.__class__ is list and all(i.__class__ is int and 0 < i < 2**63 for i in value):
+        return list(dict.fromkeys(value))
+    return DEFER
 
 
 class RelationType(FieldType):
@@ -52,6 +63,9 @@ class RelationType(FieldType):
 
     def coerce(self, value: Any, field: Any) -> Any:
         return _ids(value, bool(field.config.get("multiple")))
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        return _many_ids if field.config.get("multiple") else _one_id
 
 
 class LookupType(FieldType):

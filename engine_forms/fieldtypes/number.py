@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, plain, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse
 
 CENT = Decimal("0.01")
 RANGE: dict[str, Any] = {"min": {"type": "number"}, "max": {"type": "number"}}
@@ -15,6 +16,8 @@ UNITS = (("亿元", 100_000_000), ("亿", 100_000_000), ("万元", 10_000), ("�
          ("千元", 1_000), ("元", 1))
 CURRENCY = re.compile(r"^(?:¥|\$|rmb|cny|人民币)\s*", re.IGNORECASE)
 SEPARATORS = re.compile(r"[,\s_']")  # 1,234,567 / 1 234 567 / 1'234'567
+# an amount as coerce stores it: ASCII digits, no sign, no leading zero, exactly 2 decimals
+PLAIN_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,17})\.[0-9]{2}")
 
 
 def number_text(text: str) -> tuple[str, int]:
@@ -60,6 +63,21 @@ def _check_range(number: Decimal, field: Any) -> None:
         raise refuse("max", f"不能大于 {high}", f"must be at most {high}")
 
 
+def _in_range(field: Any) -> Callable[[Any], bool]:
+    """``field``'s min/max as one test, their decimals made once; out of range (or not
+    comparable) is False, for ``coerce`` to refuse with its message."""
+    low, high = field.config.get("min"), field.config.get("max")
+    low = None if low is None else Decimal(str(low))
+    high = None if high is None else Decimal(str(high))
+    if low is None and high is None:
+        return lambda _number: True
+    if high is None:
+        return lambda number: number >= low
+    if low is None:
+        return lambda number: number <= high
+    return lambda number: low <= number <= high
+
+
 class NumberType(FieldType):
     key, label, kind = "number", "数字", "number"
     config_schema: ClassVar[dict[str, Any]] = {
@@ -76,6 +94,22 @@ class NumberType(FieldType):
         if decimals is not None and -number.normalize().as_tuple().exponent > decimals:
             raise refuse("decimals", f"最多 {decimals} 位小数", f"at most {decimals} decimals")
         return int(number) if number == number.to_integral_value() else float(number)
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        in_range, decimals = _in_range(field), field.config.get("decimals")
+
+        def number(value: Any) -> Any:
+            if value.__class__ is int:  # exact against a Decimal; no decimals to count
+                return value if in_range(value) else DEFER
+            if value.__class__ is not float:
+                return DEFER
+            exact = Decimal(repr(value))  # as coerce reads it: str(float) is its repr
+            if not exact.is_finite() or not in_range(exact) or (
+                    decimals is not None and -exact.normalize().as_tuple().exponent > decimals):
+                return DEFER
+            return int(exact) if exact == exact.to_integral_value() else value
+
+        return number
 
     def from_text(self, text: str, field: Any) -> int | float:
         """Also ``1,234``, ``１２３`` and ``3万`` (× 10,000)."""
@@ -109,6 +143,16 @@ class MoneyType(FieldType):
             raise refuse("decimals", "金额最多 2 位小数", "an amount has at most 2 decimals")
         _check_range(number, field)
         return str(cents + 0)  # + 0 turns "-0.00" into "0.00"
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        in_range, plain_amount = _in_range(field), PLAIN_AMOUNT.fullmatch
+
+        def money(value: Any) -> Any:
+            if value.__class__ is str and plain_amount(value) and in_range(Decimal(value)):
+                return value
+            return DEFER
+
+        return money
 
     def from_text(self, text: str, field: Any) -> str:
         """``¥1,234.50``, ``1234.5元``, ``１２３``, ``1.5万``/``1.5万元`` (× 10,000) and

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, refuse
+
+
+def _id(value: Any) -> Any:
+    return value if value.__class__ is int and value >= 1 else DEFER
 
 
 class UserType(FieldType):
@@ -20,6 +25,9 @@ class UserType(FieldType):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise refuse("type", "应为成员编号", "must be a user id")
         return value
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:  # noqa: ARG002
+        return _id  # also a department's: the same ids pass
 
 
 class DepartmentType(UserType):

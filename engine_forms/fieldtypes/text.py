@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import FieldType, plain, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse
 
 
 class TextType(FieldType):
@@ -29,6 +30,17 @@ class TextType(FieldType):
         if len(text) > self._max(field):
             raise refuse("too_long", f"不能超过 {self._max(field)} 个字符",
                          f"must be at most {self._max(field)} characters")
+        return text
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        limit = self._max(field)
+
+        def text(value: Any) -> Any:  # a str subclass would be stored as str(): deferred
+            if value.__class__ is str and value and len(value) <= limit \
+                    and "\x00" not in value:
+                return value
+            return DEFER
+
         return text
 
     def from_text(self, text: str, field: Any) -> str:
@@ -58,6 +70,16 @@ class EmailType(TextType):
             raise refuse("format", "不是有效的邮箱地址", "is not a valid e-mail address")
         return value.strip().lower()
 
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        coerce = self.coerce
+
+        def email(value: Any) -> Any:
+            if value.__class__ is str and value and "\x00" not in value:
+                return coerce(value, field)
+            return DEFER
+
+        return email
+
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
         if value is None:
             return ""
@@ -66,6 +88,7 @@ class EmailType(TextType):
 
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
+PLAIN_MOBILE = re.compile(r"1[3-9][0-9]{9}")  # as coerce stores it (ASCII, nothing to strip)
 LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
 
 
@@ -96,6 +119,17 @@ class PhoneType(TextType):
             en = {"mobile": "mobile", "landline": "landline"}.get(accept, "mobile or landline")
             raise refuse("format", f"不是有效的{zh}", f"is not a valid {en} number")
         return text
+
+    def coercer(self, field: Any) -> Callable[[Any], Any]:
+        coerce, mobile = self.coerce, field.config.get("accept", "any") != "landline"
+        fullmatch = PLAIN_MOBILE.fullmatch
+
+        def phone(value: Any) -> Any:
+            if value.__class__ is str and value and "\x00" not in value:
+                return value if mobile and fullmatch(value) else coerce(value, field)
+            return DEFER
+
+        return phone
 
     def from_text(self, text: str, field: Any) -> str:
         """Also full-width digits, dots and spaces between groups, ``+86``/``0086``/``86``
