@@ -76,11 +76,18 @@ def _key(text: Any, where: str) -> bytes:
     return raw
 
 
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                              default=lambda v: str(v) if isinstance(v, Decimal)
+                              else _refuse(v))
+_quoted = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
 def _canonical(value: Any) -> bytes:
-    # Decimal as its string, as the store's encoder (db.dumps) writes it.
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-                      default=lambda v: str(v) if isinstance(v, Decimal) else _refuse(v)
-                      ).encode()
+    # Decimal as its string, as the store's encoder (db.dumps) writes it. A text (the
+    # common case: phones, ID numbers) is quoted directly, as the encoder would.
+    if type(value) is str:
+        return _quoted(value).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def _refuse(value: Any) -> Any:
@@ -262,8 +269,8 @@ class Keyring:
         return self._blind(_canonical(value), context)
 
     def _blind(self, plain: bytes, context: str) -> str:
-        mac = hmac.new(self.index_key, context.encode() + b"\x00" + plain, hashlib.sha256)
-        return mac.hexdigest()[:BLIND_CHARS]
+        return hmac.digest(self.index_key, context.encode() + b"\x00" + plain,
+                           "sha256").hex()[:BLIND_CHARS]
 
     def _encrypt(self, plain: bytes, context: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
