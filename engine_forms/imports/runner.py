@@ -133,7 +133,8 @@ def _locked(s: Session, batch_id: int, worker: str) -> ImportBatch:
 def _store(s: Session, batch_id: int, rows: list[dict[str, Any]],
            problems: list[dict[str, Any]]) -> None:
     if rows:
-        s.execute(insert(ImportRow), [{"batch_id": batch_id, **r} for r in rows])
+        # the table, not the entity: no ORM bulk bookkeeping for rows nobody loads here
+        s.execute(insert(ImportRow.__table__), [{"batch_id": batch_id, **r} for r in rows])
     if problems:
         s.execute(insert(ImportProblem), [{
             "batch_id": batch_id, "row": p["row"], "column": p.get("column"),
