@@ -119,13 +119,19 @@ def query_records(session: Session, query: Query) -> Page:
 
     The SQL of the query's shape is compiled once and cached (``query.SHAPES``); each
     call validates the query, binds its values and runs that SQL in the session's
-    transaction (after an autoflush, as ``session.execute`` would).
+    transaction (after an autoflush, as ``session.execute`` would). When the first sort
+    key can be blank, the page that reaches the end of its values goes on with a second
+    SELECT of its blanks (``query.split``), unless the filter rules blanks out.
     """
     dialect = session.get_bind().dialect
     compiled, params, keys = query.compiled(dialect)
     if session.autoflush:
         session.flush()
-    rows = fetch(session.connection(), compiled.sql, params, binary=compiled.binary)
+    conn = session.connection()
+    rows = fetch(conn, compiled.sql, params, binary=compiled.binary)
+    if compiled.then_blanks and len(rows) <= query.limit:
+        blanks, params = query.blanks_compiled(dialect, query.limit + 1 - len(rows))
+        rows += fetch(conn, blanks.sql, params, binary=blanks.binary)
     more = len(rows) > query.limit
     rows, columns, titles = rows[: query.limit], compiled.columns, ()
     if compiled.extra and rows:  # title sort values, selected for the cursor
@@ -155,7 +161,7 @@ def count_records(session: Session, fields: FieldSet, filter: Any = None, *,
     bin_ = {"exclude": Record.deleted_at.is_(None), "only": Record.deleted_at.is_not(None),
             "include": true()}[deleted]
     where = [Record.app == fields.app, Record.form == fields.form, bin_,
-             compile_filter(filter, fields, session.get_bind().dialect.name)]
+             compile_filter(filter, fields, session.get_bind().dialect.name, where=True)]
     if cap is None:
         return session.execute(select(func.count()).where(*where)).scalar_one()
     inner = select(Record.id).where(*where).limit(cap).subquery()

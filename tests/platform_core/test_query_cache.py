@@ -53,7 +53,11 @@ def _ids(s, **kwargs) -> list[int]:
 def _reference(s, query: Query) -> list[tuple]:
     """The page as the uncached statement returns it through SQLAlchemy (no cache)."""
     stmt, _ = query.select(s.get_bind().dialect.name)
-    rows = s.execute(stmt).all()[: query.limit]
+    rows = s.execute(stmt).all()
+    blanks = query.blanks_select(s.get_bind().dialect.name)
+    if blanks is not None and len(rows) <= query.limit:  # the page goes on with the blanks
+        rows += s.execute(blanks).all()
+    rows = rows[: query.limit]
     out = []
     for row in rows:
         values = dict(row._mapping)
