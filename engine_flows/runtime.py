@@ -307,11 +307,14 @@ def logged_together(session: Session) -> Iterator[None]:
 def write_log(session: Session) -> None:
     """Write the rows kept so far; also before work that adds outbox events of its own
     (a record update, a service step's actions), so that the events stay in order."""
-    for model, rows in (session.info.get(_LOG) or {}).items():
+    pending = session.info.get(_LOG) or {}
+    if any(pending.values()):
+        session.flush()  # events other code added before these go first (no autoflush)
+    for model, rows in pending.items():
         if rows:
-            # render_nulls: one statement, rather than one per run of rows whose
-            # columns left empty differ
-            session.execute(insert(model).execution_options(render_nulls=True), rows)
+            # the table, not the mapped class: a plain executemany, without the ORM's
+            # bulk machinery (which costs as much again as the INSERT itself)
+            session.execute(insert(model.__table__), rows)
             rows.clear()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine_flows.models import FlowRun, FlowStep, FlowVersion, Task, TaskCandidate
 from engine_flows.nodes import NODE_TYPES
@@ -219,13 +220,19 @@ def _check_required(eng: Engine, node: Node, outcome: str, *,
 
 
 def _close(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
+    """Close the task if it is still open at the version read (else ``TaskClosed``).
+    The values written are set on the object as they now stand in the row: no read back,
+    and no search of the session for other copies to update (``synchronize_session``)."""
+    values = {"status": "done", "outcome": outcome, "comment": comment,
+              "completed_by": eng.actor.user_id, "completed_at": eng.now,
+              "row_version": task.row_version + 1}
     done = eng.session.execute(update(Task).where(
         Task.id == task.id, Task.status == "open", Task.row_version == task.row_version)
-        .values(status="done", outcome=outcome, comment=comment,
-                completed_by=eng.actor.user_id, completed_at=eng.now,
-                row_version=Task.row_version + 1))
+        .values(values).execution_options(synchronize_session=False))
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise TaskClosed(f"task {task.id} was closed by someone else", task_id=task.id)
+    for key, value in values.items():
+        set_committed_value(task, key, value)
     eng.history("task_completed", node_id=task.node_id, task_id=task.id, outcome=outcome,
                 comment=comment)
     eng.emit("task.completed", task_id=task.id, node=task.node_id, step=task.title,
