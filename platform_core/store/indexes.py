@@ -3,7 +3,9 @@
 The index expression is the field's ``ValueKind.accessor`` — the very expression the
 query compiler emits — so the database matches the two and uses the index. It is keyed
 ``(app, form, <field>, id)``: an equality filter plus the default ``id`` order (and keyset
-pages) is answered from the index alone, on SQLite and PostgreSQL.
+pages) is answered from the index alone, on SQLite and PostgreSQL. Each index covers its
+own form's rows only (``WHERE app = … AND form = …``), so writing one form's records
+never evaluates another form's index expressions.
 """
 
 from __future__ import annotations
@@ -34,15 +36,21 @@ def ensure_index(session: Session, fields: FieldSet, field: str, *, unique: bool
     if session.get(StoreIndex, name) is not None:
         return name
     accessor = fields.accessor(field, dialect)
+    # Partial: only this form's rows. Every form shares the records table, so an index
+    # over all rows made each insert into any form compute every form's index
+    # expressions (a customer import paid for the loan cases' eight indexes too). Both
+    # databases still pick it for the store's queries, which bind app and form: SQLite
+    # re-prepares with the bound values, PostgreSQL plans with them.
+    this_form = and_(Record.app == literal(fields.app), Record.form == literal(fields.form))
     if unique:
         # only this form's live records: the key columns alone would make the records of
         # every other form collide with each other on this field's value too
-        live = and_(Record.app == literal(fields.app), Record.form == literal(fields.form),
-                    Record.deleted_at.is_(None))
+        live = and_(this_form, Record.deleted_at.is_(None))
         index = Index(name, Record.app, Record.form, accessor.expr, unique=True,
                       sqlite_where=live, postgresql_where=live)
     else:
-        index = Index(name, Record.app, Record.form, accessor.expr, Record.id)
+        index = Index(name, Record.app, Record.form, accessor.expr, Record.id,
+                      sqlite_where=this_form, postgresql_where=this_form)
     index.create(session.connection(), checkfirst=False)
     session.add(StoreIndex(name=name, app=fields.app, form=fields.form, field=field,
                            kind=fields.kinds[field], unique=unique))
