@@ -53,10 +53,12 @@ from platform_core.db import Database, dumps
 from platform_core.models import Record, utcnow
 from platform_core.store import SYSTEM, FieldSet, Query, create_records, ensure_index, kinds
 from platform_core.store import query_records as store_query_records
+from platform_core.store.query import encode_cursor
 from platform_core.store.records import MAX_BULK
 
 SCRATCH_DB = "qiao_bench"
 TARGET = 2.0
+QUERY_TARGET = 1.5  # issue 23: an indexed query within 1.5x a typed table
 APP, FORM = "bench", "loan"
 FIELDS_KINDS = {"name": "text", "city": "text", "amount": "money", "status": "text",
                 "created": "date", "term_months": "number"}
@@ -325,6 +327,77 @@ class QueryTimes:
     ours_read_block: list[float] = field(default_factory=list)
 
 
+DEEP_SORTS = (["amount"], ["-amount"])
+DEEP_REPEAT = 15  # timed runs of each page (after one warm-up), interleaved
+
+
+def blank_amounts(db: Database) -> None:
+    """Every tenth record loses its ``amount`` (blanks sort last), then ``ensure_index``
+    on it and ANALYZE; not measured."""
+    with db.write() as s:
+        if db.dialect == "sqlite":
+            s.execute(text("UPDATE records SET data = json_remove(data, '$.amount') "
+                           "WHERE id % 10 = 0"))
+        else:
+            s.execute(text("UPDATE records SET data = data - 'amount' WHERE id % 10 = 0"))
+        ensure_index(s, FieldSet(APP, FORM, FIELDS_KINDS), "amount")
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (ANALYZE) records" if db.dialect == "postgresql"
+                          else "ANALYZE"))
+
+
+def cursor_at(db: Database, fields: FieldSet, sort: list[str], position: int) -> str:
+    """The cursor of a page that ends at ``position`` of the order (found with OFFSET)."""
+    query = Query(fields, sort=sort, limit=1)
+    stmt, keys = query.select(db.dialect)
+    with db.read() as s:
+        first = s.execute(stmt.with_only_columns(Record.id).limit(1).offset(position)
+                          ).scalar_one_or_none()
+        if first is None and (blanks := query.blanks_select(db.dialect)) is not None:
+            before = s.execute(select_count(stmt)).scalar_one()
+            first = s.execute(blanks.with_only_columns(Record.id).limit(1)
+                              .offset(position - before)).scalar_one()
+        page = store_query_records(s, Query(fields, filter={"field": "id", "op": "eq",
+                                                            "value": first}, sort=sort))
+    return encode_cursor(keys, page.records[0])
+
+
+def select_count(stmt: Any) -> Any:
+    from sqlalchemy import func, select
+    return select(func.count()).select_from(stmt.with_only_columns(Record.id).limit(None)
+                                            .order_by(None).subquery())
+
+
+def bench_deep_pages(db: Database, n: int) -> dict[str, float]:
+    """Median time of a page of 50 of sort ``amount`` / ``-amount`` (nullable, indexed):
+    the first page, a page from the middle of the values, the page where the values end
+    and a page from the middle of the blanks — each a new Session on a held connection."""
+    fields = FieldSet(APP, FORM, FIELDS_KINDS)
+    blank_amounts(db)
+    blanks = n // 10
+    pages: dict[str, tuple[list[str], str | None]] = {}
+    for sort in DEEP_SORTS:
+        name = sort[0]
+        pages[f"{name} first"] = (sort, None)
+        pages[f"{name} mid-values"] = (sort, cursor_at(db, fields, sort, (n - blanks) // 2))
+        pages[f"{name} values-end"] = (sort, cursor_at(db, fields, sort, n - blanks - 21))
+        pages[f"{name} mid-blanks"] = (sort, cursor_at(db, fields, sort, n - blanks // 2))
+    times: dict[str, list[float]] = {k: [] for k in pages}
+    perf = time.perf_counter
+    with db.engine.connect() as conn:
+        for r in range(DEEP_REPEAT + 1):
+            for label, (sort, cursor) in (pages.items() if r % 2 else
+                                          reversed(list(pages.items()))):
+                t0 = perf()
+                with Session(bind=conn, expire_on_commit=False) as s:
+                    got = store_query_records(s, Query(fields, sort=sort, cursor=cursor,
+                                                       limit=50)).records
+                if r:
+                    times[label].append(perf() - t0)
+                assert len(got) == 50, label
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def bench_query(target: Target, n: int, rounds: int, profile: bool) -> dict[str, Any]:
     fields = FieldSet(APP, FORM, FIELDS_KINDS)
     db = target.fresh()
@@ -341,10 +414,11 @@ def bench_query(target: Target, n: int, rounds: int, profile: bool) -> dict[str,
         times = run_queries(db, fields, cities, rounds)
         if profile:
             profile_query(db, fields, cities)
+        deep = bench_deep_pages(db, n)
     finally:
         db.dispose()
         target.drop()
-    return {"times": times, "plans": plans}
+    return {"times": times, "plans": plans, "deep": deep}
 
 
 def run_queries(db: Database, fields: FieldSet, cities: list[str], rounds: int) -> QueryTimes:
@@ -454,6 +528,7 @@ class Metric:
     ours: float
     baseline: float
     notes: list[tuple[str, float]] = field(default_factory=list)
+    target: float = TARGET
 
     @property
     def ratio(self) -> float:
@@ -461,7 +536,7 @@ class Metric:
 
     def result_line(self) -> str:
         return (f"RESULT metric={self.name} ours={self.ours:.7f} baseline={self.baseline:.7f} "
-                f"ratio={self.ratio:.3f} target={TARGET}")
+                f"ratio={self.ratio:.3f} target={self.target}")
 
 
 def summarize(samples: list[float]) -> str:
@@ -498,7 +573,18 @@ def run_target(target: Target, args: argparse.Namespace) -> list[Metric]:
         [("store SQL via raw cursor", statistics.median(t.store_sql_raw)),
          ("store SQL, id only, raw cursor", statistics.median(t.store_ids_raw)),
          ("Session + BEGIN/ROLLBACK alone", statistics.median(t.session_only)),
-         ("db.read() + query_records", statistics.median(t.ours_read_block))]))
+         ("db.read() + query_records", statistics.median(t.ours_read_block))],
+        QUERY_TARGET))
+    deep: dict[str, float] = q["deep"]
+    print(f"  deep pages of a nullable indexed sort (10% blanks), median of {DEEP_REPEAT}:")
+    for label, value in deep.items():
+        print(f"    {label:20s} {value * 1e3:8.3f} ms")
+    worst = max((k for k in deep if not k.endswith("first")), key=lambda k: deep[k] / deep[
+        k.split()[0] + " first"])
+    metrics.append(Metric(
+        f"store_deep_page_{count_label(args.query_records)}_{target.name}", target.name,
+        deep[worst], deep[worst.split()[0] + " first"], [(f"slowest vs its first page: {worst}",
+                                                          deep[worst])]))
     return metrics
 
 
@@ -512,9 +598,9 @@ def print_report(metrics: list[Metric]) -> None:
     print("-" * len(head))
     for m in metrics:
         unit, scale = ("ms", 1e3) if m.ours < 1 else ("s", 1.0)
-        ok = "yes" if m.ratio <= TARGET else "NO"
+        ok = "yes" if m.ratio <= m.target else "NO"
         print(f"{m.name:40s} {m.db:10s} {m.ours * scale:9.3f} {unit:2s} "
-              f"{m.baseline * scale:9.3f} {unit:2s} {m.ratio:7.2f} {TARGET:6.1f}  {ok}")
+              f"{m.baseline * scale:9.3f} {unit:2s} {m.ratio:7.2f} {m.target:6.1f}  {ok}")
         for label, value in m.notes:
             print(f"  {'└ ' + label:38s} {'':10s} {value * scale:9.3f} {unit:2s} "
                   f"{'':12s} {value / m.baseline:7.2f}  (info)")
