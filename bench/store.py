@@ -20,6 +20,13 @@ Two measurements, each against a baseline measured in the same run:
   hand-written query fetches 51 rows, as ``query_records`` does (page + 1 to know
   whether a next page exists).
 
+* ``store_deep_page_<N>``: on the same records with every tenth ``amount`` removed and
+  ``ensure_index(amount)``, a page of 50 sorted ``amount`` / ``-amount`` (blanks last):
+  the first page, one from the middle of the values, the one where the values end (it
+  reads the first blanks with a second SELECT) and one from the middle of the blanks.
+  Ours: the slowest of these relative to its sort's first page; baseline: that first
+  page (target 2.0). Cursors are placed with an OFFSET query (not measured).
+
 Usage::
 
     python bench/store.py [--db sqlite|postgresql|both] [--create N] [--query-records N]
