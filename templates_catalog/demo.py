@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from engine_flows import runs, sla
@@ -34,7 +34,7 @@ from engine_flows.tasks import Who
 from engine_forms import records as record_handler
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
-from platform_core.models import Record
+from platform_core.models import OutboxEvent, Record
 from platform_core.security import audit
 from platform_core.security.crypto import Keyring
 from platform_core.security.directory import create_department
@@ -146,25 +146,53 @@ def _directory(load: _Load, doc: dict[str, Any], password: str, actor: Actor) ->
 
 def _records(load: _Load, doc: dict[str, Any], forms: dict[str, Any]
              ) -> tuple[dict[str, int], list[Any]]:
-    """Create every record as its owner, dated as the demo says; the flows to play."""
+    """Create every record as its owner, dated as the demo says; the flows to play.
+
+    A form's records are created in one bulk call (validation, numbers, links and their
+    ``record.created`` events as one at a time would make them, in the file's order) by
+    the first owner; each record is then given its own owner and date, and its event the
+    owner as actor — a few statements per form instead of a dozen per record.
+    """
     counts, flows = {}, []
     for form in (f for f in form_order(forms) if f in doc):
+        items = doc[form]
         pub = published(load.session, load.app, form)
-        crypt = FieldCrypt(pub, load.keyring)
-        for item in doc[form]:
-            owner = load.users[item["owner"]]
-            actor = Actor(user_id=owner.id, department_id=owner.department_id,
-                          name=owner.username)
-            rec = record_handler.create(load.session, pub, load.data(form, item["data"]),
-                                        actor=actor, crypt=crypt)
-            when = load.moment(item["created"])
-            load.session.execute(update(Record).where(Record.id == rec.id)
-                                 .values(created_at=when, updated_at=when))
-            load.refs[item["ref"]] = rec.id
+        first = load.users[items[0]["owner"]]
+        ids = record_handler.create_many(
+            load.session, pub, [load.data(form, item["data"]) for item in items],
+            actor=Actor(user_id=first.id, department_id=first.department_id,
+                        name=first.username),
+            crypt=FieldCrypt(pub, load.keyring))
+        rows = []
+        for rid, item in zip(ids, items, strict=True):
+            owner, when = load.users[item["owner"]], load.moment(item["created"])
+            rows.append({"rid": rid, "owner": owner.id, "dept": owner.department_id,
+                         "when": when})
+            load.refs[item["ref"]] = rid
             if item.get("flow"):
-                flows.append((when, item, rec.id, form))
-        counts[form] = len(doc[form])
+                flows.append((when, item, rid, form))
+        _as_owners(load.session, rows)
+        counts[form] = len(items)
     return counts, flows
+
+
+def _as_owners(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Each new record's owner and creation time, and its owner as its
+    ``record.created`` event's actor (an executemany each)."""
+    records = Record.__table__
+    session.execute(update(records).where(records.c.id == bindparam("rid")).values(
+        owner_id=bindparam("owner"), department_id=bindparam("dept"),
+        created_by=bindparam("owner"), updated_by=bindparam("owner"),
+        created_at=bindparam("when"), updated_at=bindparam("when")), rows)
+    owners = {r["rid"]: r["owner"] for r in rows}
+    events = session.execute(select(OutboxEvent.id, OutboxEvent.record_id, OutboxEvent.payload)
+                             .where(OutboxEvent.event_type == "record.created",
+                                    OutboxEvent.record_id.between(min(owners), max(owners))))
+    outbox = OutboxEvent.__table__
+    changed = [{"eid": eid, "payload": {**payload, "actor_id": owners[rid]}}
+               for eid, rid, payload in events if rid in owners]
+    session.execute(update(outbox).where(outbox.c.id == bindparam("eid"))
+                    .values(payload=bindparam("payload")), changed)
 
 
 def _acting_user(session: Session, run_id: int) -> tuple[int, str]:

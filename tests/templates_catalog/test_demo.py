@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from engine_flows.models import FlowRun, Task
-from platform_core.models import Record
+from platform_core.models import OutboxEvent, Record
 from platform_core.security.models import User
 from templates_catalog.demo import load_demo
 from tests.security_setup import token_for
@@ -77,6 +77,15 @@ def test_the_demo_loads_and_tells_a_consistent_story(qiao, db, crm):
     assert runs["completed"] > 20 and runs["running"] > 20 and sum(runs.values()) == len(
         source["loan_case"])
     assert overdue > 0  # old cases left open are late, as they would be
+    with db.read() as s:  # each record made by its demo owner, who its event names
+        users = dict(s.execute(select(User.username, User.id)).all())
+        made = {r.id: r for r in s.execute(select(Record)).scalars()}
+        events = dict(s.execute(select(OutboxEvent.record_id, OutboxEvent.payload).where(
+            OutboxEvent.event_type == "record.created")).all())
+    owners = [users[item["owner"]] for form in source for item in source[form]]
+    assert [(r.owner_id, r.created_by) for _, r in sorted(made.items())] == [
+        (o, o) for o in owners]
+    assert [events[rid]["actor_id"] for rid in sorted(made)] == owners
     assert (date.today() - oldest.date()).days > 100  # records carry their demo dates
 
     # dates move with the install day
