@@ -173,10 +173,12 @@ def _acc(name: str, expr: Any, kind: ValueKind, nullable: bool = True) -> Access
 
 def form_frame(session: Any, pub: Any) -> Frame:
     """The records of a published form: its typed projection if current, else JSON."""
+    from engine_reports import fusion
     from platform_core.store.projection import projection_of
 
     columns, fields = record_columns(pub), report_fields(pub)
-    proj = projection_of(session, fields)
+    proj = fusion.remember(("projection", pub.app, pub.spec.key, pub.version),
+                           lambda: projection_of(session, fields))
     if proj is not None:
         return Frame(proj.table, [proj.table.c.deleted_at.is_(None)], proj.fields, columns,
                      money_fen=True, json_money=False, scope_fields=proj.fields)

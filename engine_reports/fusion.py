@@ -22,12 +22,19 @@ with their values — so the viewer's row scope is part of it):
   sum, min, max, average as sum over count; not a distinct count) and that result has
   at most ``ROLLUP_MAX`` groups; otherwise it runs its own statement.
 
-Then statements over the same rows whose groups, the last time they ran, multiply to at
-most ``MERGE_MAX`` become one statement grouping by all their fields, the others rolled up
-from it (by channel, by term and by product × status: one statement of a few hundred
-groups instead of three scans). The counts are remembered per process
-(``GROUPS_SEEN``); a first run, or a count that grew, only costs the scans saved.
-Run in parallel, the statements that took longest the last time (``MS_SEEN``) start first.
+On PostgreSQL the statements left over the same rows then run as one, ``GROUP BY
+GROUPING SETS`` (``engine_reports/grouping_sets.py``): the rows are read once for all the
+groupings, and that one statement is split by block ranges over several connections
+sharing one snapshot. On SQLite (no grouping sets), statements over the same rows whose
+groups, the last time they ran, multiply to at most ``MERGE_MAX`` become one statement
+grouping by all their fields, the others rolled up from it (by channel, by term and by
+product × status: one statement of a few hundred groups instead of three scans). The
+counts are remembered per process (``GROUPS_SEEN``); a first run, or a count that grew,
+only costs the scans saved. Run in parallel, the statements that took longest the last
+time (``MS_SEEN``) start first.
+
+The widgets' report rows and their form's projection are read once per request
+(``remember``), not once per widget and pass.
 
 A statement that cannot share (a funnel, a flow or audit source, a truncated shared
 result) runs as it would alone. The numbers are the same either way; the tests compare
@@ -37,7 +44,7 @@ them (``tests/engine_reports/test_fusion.py``).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -193,7 +200,9 @@ class Batch:
         self.needs: dict[str, _Need] = {}
         self.scans: dict[str, list[str]] = {}  # scan signature → statement signatures
         self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.statements = 0  # run by ``run`` (for the tests and the benchmark)
+        self.groupings = 0  # statements planned (for the tests and the benchmark)
+        self.statements = 0  # run by ``run``: PostgreSQL reads each set of rows once
+        self.memo: dict[Any, Any] = {}  # what every widget reads alike (``remember``)
 
     def note(self, plan: Plan, dialect: Any) -> None:
         sig = _signature(plan.statement, dialect)
@@ -206,7 +215,9 @@ class Batch:
         self.needs[sig] = _Need(plan, dims, parts)
         self.scans.setdefault(_signature(plan.scan, dialect), []).append(sig)
 
-    def plan(self) -> list[_Shared]:
+    def plan(self, *, merge: bool = True) -> list[_Shared]:
+        """One statement per grouping left after roll-ups; ``merge``: small groupings
+        over the same rows merged (where they would otherwise be scans of their own)."""
         shared: list[_Shared] = []
         for scan, sigs in self.scans.items():
             mine: list[_Shared] = []
@@ -229,7 +240,7 @@ class Batch:
                 else:
                     for s, n in zip(members, needs, strict=True):
                         host.derived.append((s, n, host.covers(n.dims) or []))
-            shared += _merged(mine, scan)
+            shared += _merged(mine, scan) if merge else mine
         for s in shared:
             for _, n in s.exact:
                 for agg, arg_sig, arg in n.parts.values():
@@ -251,16 +262,19 @@ class Batch:
 
         # The longest statements, as last seen, start first (unknown ones count as
         # long): a long one started last would finish alone, after all the others.
-        def last_ms(s: _Shared) -> int:
+        def last_ms(s: Any) -> int:
             ms = MS_SEEN.get(s.scan_sig, s.dims)
             return 1 << 30 if ms is None else ms
 
-        plan = sorted(self._start(), key=last_ms, reverse=True)
+        plan = sorted(self._start(db.dialect), key=last_ms, reverse=True)
 
-        def one(s: _Shared) -> list[dict[str, Any]]:
+        def one(s: Any) -> list[dict[str, Any]]:
             started = perf_counter()
-            with db.read() as session:
-                rows = _rows(session, s, alone=len(plan) == 1)
+            if not isinstance(s, _Shared):  # a grouping_sets.Sets: it may split itself
+                rows = s.run(db, alone=len(plan) == 1)
+            else:
+                with db.read() as session:
+                    rows = _rows(session, s, alone=len(plan) == 1)
             MS_SEEN.put(s.scan_sig, s.dims, int((perf_counter() - started) * 1000))
             return rows
 
@@ -272,18 +286,32 @@ class Batch:
             with ThreadPoolExecutor(max_workers=min(workers, len(plan))) as ex:
                 results = list(ex.map(one, plan))
         for s, rows in zip(plan, results, strict=True):
-            self._hand_out(s, rows)
+            self._give(s, rows)
 
     def run_in(self, session: Any) -> None:
         """Run the planned statements one after the other on ``session``."""
-        for s in self._start():
-            self._hand_out(s, _rows(session, s))
+        for s in self._start(session.get_bind().dialect.name):
+            self._give(s, _rows(session, s))
 
-    def _start(self) -> list[_Shared]:
+    def _start(self, dialect: str) -> list[Any]:
+        """The statements to run: the plan, those over the same rows combined into one
+        on PostgreSQL (``engine_reports/grouping_sets.py``)."""
+        from engine_reports.grouping_sets import combine
+
         self.collecting = False
-        plan = self.plan()
-        self.statements = len(plan)
+        # on PostgreSQL the groupings over the same rows share one scan anyway: merged,
+        # they would only hand Python more groups to add up
+        planned = self.plan(merge=dialect != "postgresql")
+        plan = combine(planned, dialect, GROUPS_SEEN)
+        self.groupings, self.statements = len(planned), len(plan)
         return plan
+
+    def _give(self, s: Any, rows: list[dict[str, Any]]) -> None:
+        if isinstance(s, _Shared):
+            self._hand_out(s, rows)
+            return
+        for member, mine in s.split(rows):
+            self._hand_out(member, mine)
 
     def _hand_out(self, s: _Shared, rows: list[dict[str, Any]]) -> None:
         GROUPS_SEEN.put(s.scan_sig, s.dims, len(rows))
@@ -298,8 +326,9 @@ class Batch:
                               for r in rows]
         if len(rows) > ROLLUP_MAX:
             return  # too many groups to roll up here: they run their own statements
+        cache: dict[Any, Any] = {}
         for sig, n, mapping in s.derived:
-            self.rows[sig] = _roll_up(s, n, mapping, rows)
+            self.rows[sig] = _roll_up(s, n, _groups(rows, mapping, cache))
             GROUPS_SEEN.put(s.scan_sig, n.dims, len(self.rows[sig]))
 
     def rows_for(self, plan: Plan, dialect: Any) -> list[dict[str, Any]] | None:
@@ -350,13 +379,32 @@ def _rows(session: Any, s: _Shared, *, alone: bool = True) -> list[dict[str, Any
     roomy(session)
     if not alone and session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-    return [dict(r._mapping) for r in session.execute(s.statement())]
+    result = session.execute(s.statement())
+    names = list(result.keys())
+    return [dict(zip(names, r, strict=True)) for r in result]
 
 
-def _roll_up(s: _Shared, n: _Need, mapping: list[tuple[int, str | None, str | None]],
-             rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``n``'s rows from the finer groups of ``s``: counts and sums added, minima and
-    maxima kept, averages as the sum over the count."""
+def _groups(rows: list[dict[str, Any]], mapping: list[tuple[int, str | None, str | None]],
+            cache: dict[Any, dict[tuple[Any, ...], list[dict[str, Any]]]]
+            ) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+    """The finer rows under each coarser group (``mapping``: see ``_Shared.covers``),
+    worked out once per mapping for all the needs rolled up the same way."""
+    key = tuple(mapping)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = {}
+        for r in rows:
+            k = tuple(coarser(r[f"g{i}"], finer, bucket) if bucket else r[f"g{i}"]
+                      for i, finer, bucket in mapping)
+            found.setdefault(k, []).append(r)
+    return found
+
+
+def _roll_up(s: _Shared, n: _Need, groups: dict[tuple[Any, ...], list[dict[str, Any]]]
+             ) -> list[dict[str, Any]]:
+    """``n``'s rows from the finer groups of ``s`` (``groups``: each coarser group's
+    finer rows): counts and sums added, minima and maxima kept, averages as the sum over
+    the count."""
     slots = []
     for slot, (agg, arg_sig, _) in n.parts.items():
         if agg == "avg":
@@ -364,40 +412,25 @@ def _roll_up(s: _Shared, n: _Need, mapping: list[tuple[int, str | None, str | No
                           s.columns[("count", arg_sig)]))
         else:
             slots.append((slot, agg, s.columns[(agg, arg_sig)], None))
-    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for r in rows:
-        key = tuple(coarser(r[f"g{i}"], finer, bucket) if bucket else r[f"g{i}"]
-                    for i, finer, bucket in mapping)
-        acc = groups.get(key)
-        if acc is None:
-            acc = groups[key] = {slot: (None, 0) if agg == "avg" else
-                                 (0 if agg == "count" else None)
-                                 for slot, agg, _, _ in slots}
-        for slot, agg, col, count_col in slots:
-            v, old = r[col], acc[slot]
-            if agg == "avg":
-                acc[slot] = (_add(old[0], v), old[1] + (r[count_col] or 0))
-            elif agg in ("count", "sum"):
-                acc[slot] = _add(old, v)
-            elif v is not None and (old is None or (v < old if agg == "min" else v > old)):
-                acc[slot] = v
     out = []
-    for key, acc in groups.items():
+    for key, members in groups.items():
         row = {f"d{i}": v for i, v in enumerate(key)}
-        for slot, agg, _, _ in slots:
-            v = acc[slot]
-            row[slot] = (None if not v[1] or v[0] is None else v[0] / v[1]) \
-                if agg == "avg" else v
+        for slot, agg, col, count_col in slots:
+            values = [v for v in (r[col] for r in members) if v is not None]
+            if agg == "avg":
+                count = sum(r[count_col] or 0 for r in members)
+                row[slot] = None if not count or not values else sum(values) / count
+            elif agg == "count":
+                row[slot] = sum(values)
+            elif not values:
+                row[slot] = None
+            else:
+                row[slot] = sum(values) if agg == "sum" else min(values) if agg == "min" \
+                    else max(values)
         out.append(row)
     if not out and not n.dims:  # a total over no rows is still one row, as in SQL
         out.append({slot: 0 if agg == "count" else None for slot, agg, _, _ in slots})
     return out
-
-
-def _add(total: Any, value: Any) -> Any:
-    if value is None:
-        return total
-    return value if total is None else total + value
 
 
 class NotShared(Exception):
@@ -408,6 +441,18 @@ class NotShared(Exception):
 def active() -> bool:
     """Within a dashboard's batch (collecting or handing out)."""
     return _batch.get() is not None
+
+
+def remember(key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per key within a dashboard's batch — both passes, every
+    thread: the metadata its widgets read alike (their report rows, a form's projection)
+    — and every time outside one."""
+    b = _batch.get()
+    if b is None:
+        return compute()
+    if key not in b.memo:
+        b.memo[key] = compute()
+    return b.memo[key]
 
 
 def collecting() -> bool:

@@ -45,13 +45,9 @@ def _all(session: Session, model: Any, app: str) -> list[Any]:
 def get_report(session: Session, app: str, key: str) -> Report:
     from engine_reports import fusion
 
-    if not fusion.active():
-        return _one(session, Report, app, key, "report")
-    # a dashboard's widgets read their report several times: once per transaction
-    memo = session.info.setdefault("qiao_report_rows", {})
-    if (app, key) not in memo:
-        memo[(app, key)] = _one(session, Report, app, key, "report")
-    return memo[(app, key)]
+    # a dashboard's widgets read their reports in two passes: once per request
+    return fusion.remember(("report", app, key),
+                           lambda: _one(session, Report, app, key, "report"))
 
 
 def list_reports(session: Session, app: str) -> list[Report]:
@@ -404,6 +400,10 @@ def _noted(session: Session, app: str, dash: DashboardSpec, viewer: Viewer,
     from engine_reports import fusion
 
     batch = fusion.Batch()
+    wanted = {w.report for w in dash.widgets}
+    for row in session.execute(select(Report).where(Report.app == app,
+                                                    Report.key.in_(wanted))).scalars():
+        batch.memo[("report", app, row.key)] = row  # one query for every widget's report
     with fusion.batch(batch):
         for i, w in enumerate(dash.ordered()):
             try:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from engine_reports import fusion
+from engine_reports import fusion, grouping_sets
 from engine_reports.frames import form_frame
 from engine_reports.running import execute
 from engine_reports.spec import parse_report
@@ -37,8 +37,9 @@ def _fresh_counts():
 
 
 def run_batch(ledger: Any, raws: list[dict[str, Any]], rows: list[dict[str, Any]],
-              *, project: bool = True) -> tuple[list[Any], int]:
-    """Each report's (keys, values, truncated) from one batch, and the statements run."""
+              *, project: bool = True) -> tuple[list[Any], fusion.Batch]:
+    """Each report's (keys, values, truncated) from one batch, and the batch (its
+    statements planned and run)."""
     db, pub = ledger
     reports = [parse_report(r) for r in raws]
     with rolled_back(db) as s:
@@ -56,23 +57,26 @@ def run_batch(ledger: Any, raws: list[dict[str, Any]], rows: list[dict[str, Any]
         batch.run_in(s)
         with fusion.batch(batch):
             got = [execute(s, spec, frame, spec.filters)[1:] for spec in reports]
-        return got, batch.statements
+        return got, batch
 
 
-def check(ledger: Any, raws: list[dict[str, Any]], rows: list[dict[str, Any]]) -> int:
-    """Every report of the batch equals Python's result on both frames; the statements
-    the projection's batch ran."""
+def check(ledger: Any, raws: list[dict[str, Any]], rows: list[dict[str, Any]]
+          ) -> fusion.Batch:
+    """Every report of the batch equals Python's result on both frames; the projection's
+    batch (``groupings``: the statements planned, one per grouping left after roll-ups
+    and merges; ``statements``: those run — on PostgreSQL, one per set of rows)."""
     stored = [ledger[1].fields.coerce(r) for r in rows]
-    statements = 0
+    first = None
     for project in (True, False):
-        got, n = run_batch(ledger, raws, rows, project=project)
-        statements = statements or n
+        got, batch = run_batch(ledger, raws, rows, project=project)
+        first = first or batch
         for raw, (keys, values, truncated) in zip(raws, got, strict=True):
             spec = parse_report(raw)
             problems = differences(spec, expected(spec, stored), keys, values)
             assert not truncated
             assert not problems, f"projection={project}: {problems[:5]}\nspec={raw}"
-    return statements
+    assert first is not None
+    return first
 
 
 SETTINGS = settings(max_examples=int(os.environ.get("QIAO_DIFF_EXAMPLES", "25")),
@@ -131,9 +135,14 @@ ROWS = [{"u": u, "t": t, "d": d, "n": n, "m": m}
                               ("华南", "b", "2025-12-31", 0.5, "100.00")]]
 
 
+def pg(ledger: Any) -> bool:
+    return ledger[0].dialect == "postgresql"
+
+
 def test_a_management_dashboard_runs_in_fewer_statements(ledger):
     """By region × month, by region, by month, by quarter, by year, the total: one
-    statement; a second set by text × region and by text: a second."""
+    grouping; by text × region and by text: a second. On PostgreSQL both read the rows
+    in one statement (GROUPING SETS)."""
     month = {"field": "d", "bucket": "month"}
     raws = [report([{"field": "u"}, month], SUM_COUNT_AVG),
             report([{"field": "u"}], SUM_COUNT_AVG, sort=[{"measure": 0, "desc": True}],
@@ -144,35 +153,50 @@ def test_a_management_dashboard_runs_in_fewer_statements(ledger):
             report([], SUM_COUNT_AVG),
             report([{"field": "t"}, {"field": "u"}], [{"agg": "count"}]),
             report([{"field": "t"}], [{"agg": "count"}])]
-    assert check(ledger, raws, ROWS) == 2
+    batch = check(ledger, raws, ROWS)
+    assert (batch.groupings, batch.statements) == ((2, 1) if pg(ledger) else (2, 2))
 
 
 def test_the_second_time_small_groupings_merge_into_one_statement(ledger):
-    """Once their group counts are known (a handful each), by region × month, by text,
-    by value bins and the total run as one statement, with the same numbers."""
+    """SQLite: once their group counts are known (a handful each), by region × month, by
+    text, by value bins and the total run as one statement, with the same numbers.
+    PostgreSQL reads the rows once for all groupings from the first time: nothing to
+    merge."""
     month = {"field": "d", "bucket": "month"}
     raws = [report([{"field": "u"}, month], SUM_COUNT_AVG),
             report([{"field": "t"}], [{"agg": "count"}, {"agg": "sum", "field": "m"}]),
             report([{"field": "n", "bins": [0, 1, 2]}], [{"agg": "count"}]),
             report([], SUM_COUNT_AVG)]
-    first = check(ledger, raws, ROWS)
-    assert first == 3
-    assert check(ledger, raws, ROWS) == 1
-    # a distinct count is never merged away: its statement stays its own
+    first, second = check(ledger, raws, ROWS), check(ledger, raws, ROWS)
+    if pg(ledger):
+        assert [(b.groupings, b.statements) for b in (first, second)] == [(3, 1), (3, 1)]
+    else:
+        assert (first.groupings, second.groupings) == (3, 1)
+    # a distinct count is never merged away: its grouping stays its own
     raws.append(report([{"field": "u"}], [{"agg": "count_distinct", "field": "t"}]))
     check(ledger, raws, ROWS)
-    assert check(ledger, raws, ROWS) == 2
+    batch = check(ledger, raws, ROWS)
+    assert (batch.groupings, batch.statements) == ((4, 1) if pg(ledger) else (2, 2))
 
 
 def test_a_total_over_no_rows_is_one_row_when_rolled_up(ledger):
     raws = [report([{"field": "u"}], SUM_COUNT_AVG), report([], SUM_COUNT_AVG)]
-    assert check(ledger, raws, []) == 1
+    assert check(ledger, raws, []).groupings == 1
+
+
+def test_a_total_over_no_rows_is_one_row_beside_another_grouping(ledger):
+    """The total is its own grouping set here (its distinct count cannot be rolled up):
+    over no rows it still answers one row of zero counts and blank sums."""
+    raws = [report([{"field": "u"}], SUM_COUNT_AVG),
+            report([], [{"agg": "count_distinct", "field": "t"}, *SUM_COUNT_AVG])]
+    batch = check(ledger, raws, [])
+    assert (batch.groupings, batch.statements) == ((2, 1) if pg(ledger) else (2, 2))
 
 
 def test_a_distinct_count_is_never_rolled_up(ledger):
     raws = [report([{"field": "u"}, {"field": "t"}], [{"agg": "count"}]),
             report([{"field": "u"}], [{"agg": "count_distinct", "field": "t"}])]
-    assert check(ledger, raws, ROWS) == 2
+    assert check(ledger, raws, ROWS).groupings == 2
 
 
 def test_weeks_come_from_days_and_different_filters_do_not_share(ledger):
@@ -181,4 +205,18 @@ def test_weeks_come_from_days_and_different_filters_do_not_share(ledger):
                                                  SUM_COUNT_AVG),
             report([day], [{"agg": "count"}], filters={"field": "u", "op": "eq",
                                                        "value": "华东"})]
-    assert check(ledger, raws, ROWS) == 2
+    batch = check(ledger, raws, ROWS)
+    assert (batch.groupings, batch.statements) == (2, 2)  # two sets of rows: two scans
+
+
+def test_a_combined_result_that_may_be_cut_hands_nothing_out(ledger, monkeypatch):
+    """When the one statement of several groupings reaches its limit, some grouping may
+    be cut: every widget then runs its own statement, with the same numbers."""
+    if not pg(ledger):
+        pytest.skip("SQLite runs each grouping's statement on its own")
+    monkeypatch.setattr(grouping_sets, "MAX_GROUPS", 1)  # limit: 2 rows per grouping
+    raws = [report([{"field": "u"}], [{"agg": "count_distinct", "field": "t"}]),
+            report([{"field": "t"}], [{"agg": "count_distinct", "field": "u"}])]
+    batch = check(ledger, raws, ROWS)
+    assert (batch.groupings, batch.statements) == (2, 1)
+    assert batch.rows == {}  # nothing shared: each widget ran its own statement
