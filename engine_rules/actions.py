@@ -35,15 +35,29 @@ if TYPE_CHECKING:
     from engine_rules.context import RuleContext
 
 
-def lock_records(session: Session, ids: list[int]) -> None:
+def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
     """Hold the rows of the records an action is about to change (PostgreSQL ``FOR
-    UPDATE``, in id order; SQLite's one writer needs none) before reading them: a
-    person's edit committing between the rule's read and its write would otherwise make
-    the rule's write a version conflict — a failed run, an effect lost. Now the edit goes
-    first and the rule changes the record as the edit left it."""
-    if ids:
-        session.execute(select(Record.id).where(Record.id.in_(sorted(set(ids))))
-                        .order_by(Record.id).with_for_update()).all()
+    UPDATE``, in id order; SQLite's one writer needs none) and read them as they are
+    then — one statement, the session's copies refreshed: a person's edit committing
+    between the rule's read and its write would otherwise make the rule's write a
+    version conflict — a failed run, an effect lost. Now the edit goes first and the rule
+    changes the record as the edit left it."""
+    if not ids:
+        return {}
+    return {rec.id: rec for rec in session.execute(
+        select(Record).where(Record.id.in_(sorted(set(ids)))).order_by(Record.id)
+        .with_for_update().execution_options(populate_existing=True)).scalars()}
+
+
+def hold(ctx: RuleContext, ids: list[int]) -> dict[int, Record]:
+    """``lock_records`` for an action of ``ctx``; the triggering record is read as it is
+    now too (from the same statement when it is one of ``ids``)."""
+    held = lock_records(ctx.session, ids)
+    if ctx.record is not None and ctx.record.id in held:
+        ctx.reopen()
+    else:
+        ctx.refresh()
+    return held
 
 
 class Action:
@@ -55,6 +69,11 @@ class Action:
 
     def check(self, config: Mapping[str, Any], spec: Any) -> list[str]:  # noqa: ARG002
         return []
+
+    def contained(self, config: Mapping[str, Any]) -> bool:  # noqa: ARG002
+        """Whether a failure of this action can leave nothing written (it writes only as
+        its very last step): it then runs without a savepoint around it."""
+        return False
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -137,19 +156,21 @@ class UpdateRecord(Action):
         return [(ctx.record.form, ctx.record.id)]
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
-        ctx.refresh()
+        if config.get("via"):
+            ctx.refresh()  # the link as it is now
         targets = self.targets(ctx, config)
-        lock_records(ctx.session, [record_id for _form, record_id in targets])
-        ctx.refresh()  # values from the record as it is now: never undo a later change
+        # values from the records as they are now: never undo a later change
+        held = hold(ctx, [record_id for _form, record_id in targets])
         values, done = evaluate_values(ctx, config["values"]), []
         for form, record_id in targets:
             pub = published(ctx.session, ctx.fired.app, form)
-            rec = record_handler.load_record(ctx.session, pub, record_id)
+            rec = held.get(record_id) or record_handler.load_record(ctx.session, pub,
+                                                                     record_id)
             record_handler.update(ctx.session, pub, record_id, values,
                                   expected_version=rec.row_version, actor=ctx.actor,
                                   crypt=FieldCrypt(pub, ctx.keyring))
             done.append(record_id)
-        ctx.refresh()
+        ctx.reopen()  # the update re-read the record into the session's copy
         return {"records": done, "fields": sorted(values)}
 
 
@@ -169,8 +190,7 @@ class SetTags(Action):
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
         if ctx.record is None or ctx.pub is None:
             raise InvalidInput("set_tags needs a record: this trigger has none")
-        lock_records(ctx.session, [ctx.record.id])
-        ctx.refresh()  # the tags it has now, not at the event: keep later changes
+        hold(ctx, [ctx.record.id])  # the tags it has now, not at the event: keep later changes
         key = config["field"]
         current = list(ctx.data.get(key) or [])
         tags = [t for t in current if t not in set(config.get("remove") or [])]
@@ -179,7 +199,7 @@ class SetTags(Action):
             record_handler.update(ctx.session, ctx.pub, ctx.record.id, {key: tags},
                                   expected_version=ctx.record.row_version, actor=ctx.actor,
                                   crypt=FieldCrypt(ctx.pub, ctx.keyring))
-            ctx.refresh()
+            ctx.reopen()  # the update re-read the record into the session's copy
         return {"field": key, "tags": tags, "changed": tags != current}
 
     def preview(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:

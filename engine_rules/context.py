@@ -138,6 +138,12 @@ class RuleContext:
         """Re-read the record (an earlier action may have changed it)."""
         if self.record is not None and self.pub is not None:
             self.session.refresh(self.record)
+            self.reopen()
+
+    def reopen(self) -> None:
+        """``data`` from the session's copy of the record, which was just read again (by
+        ``lock_records``, or by the store's update, which reads the record it wrote)."""
+        if self.record is not None and self.pub is not None:
             self.data = FieldCrypt(self.pub, self.keyring).open(self.record.data)
 
     # -- expressions ---------------------------------------------------------------------

@@ -86,6 +86,11 @@ def addresses(ctx: RuleContext, to: Mapping[str, Any], channel: str) -> list[str
 # -- the actions -------------------------------------------------------------------------
 
 
+def _shows_progress_url(*templates: Any) -> bool:
+    """Whether a template may show ``progress_url`` (which makes a link when shown)."""
+    return any("progress_url" in str(t) for t in templates if t)
+
+
 class Notify(Action):
     """``{"type": "notify", "channel": "sms", "to": {"field": "customer.mobile"},
     "title": "进度通知", "template": "您好，您的贷款业务已进入「{{ step.name }}」阶段。"}``"""
@@ -108,6 +113,11 @@ class Notify(Action):
     def runs_inline(config: Mapping[str, Any]) -> bool:
         return config.get("channel") == "in_app"
 
+    def contained(self, config: Mapping[str, Any]) -> bool:
+        """Rendering and finding recipients write nothing — unless a template shows
+        ``progress_url``, which may make a link — and the notices are written last."""
+        return not _shows_progress_url(config.get("title"), config.get("template"))
+
     def message(self, ctx: RuleContext, config: Mapping[str, Any]) -> tuple[str, str]:
         scope = ctx.scope()
         title = render(str(config.get("title") or "通知"), scope)[:200]
@@ -117,10 +127,11 @@ class Notify(Action):
         """In-app: one notification per recipient, now."""
         title, body = self.message(ctx, config)
         ids = user_ids(ctx, config.get("to") or {})
-        for user_id in ids:
-            ctx.session.add(Notification(user_id=user_id, app=ctx.fired.app, title=title,
-                                         body=body, record_id=ctx.fired.record_id,
-                                         created_at=ctx.now))
+        if ids:  # the last step (see ``contained``): one INSERT of every recipient's row
+            ctx.session.execute(Notification.__table__.insert(), [
+                {"user_id": user_id, "app": ctx.fired.app, "title": title, "body": body,
+                 "record_id": ctx.fired.record_id, "link": None, "read_at": None,
+                 "created_at": ctx.now} for user_id in ids])
         return {"channel": "in_app", "users": ids}
 
     def prepare(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,6 +171,10 @@ class CallWebhook(Action):
         if config.get("body") is not None:
             problems += template_problems(config["body"], "call_webhook body")
         return problems
+
+    def contained(self, config: Mapping[str, Any]) -> bool:
+        """Preparing the call writes nothing unless the body shows ``progress_url``."""
+        return not _shows_progress_url(config.get("body"))
 
     def prepare(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
         body = render(str(config["body"]), ctx.scope()) if config.get("body") else None

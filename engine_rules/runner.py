@@ -9,12 +9,17 @@ A run, in order (one ``RuleRun`` row records it all):
    false → ``skipped``;
 4. the actions, in order, each under its idempotency key ``<trigger>:<rule>:<index>``:
    one that already has an ``ActionRun`` is not run again; one that only writes rows
-   runs now, in a savepoint, with its ``ActionRun`` (``done``); an outside call is
-   written as a ``pending`` ``ActionRun`` for the sender. The first action that fails is
-   logged (``failed``, replayable from the dead-letter list) and the rest of the rule's
-   actions do not run. A rule acting as a ``run_as`` user first checks that user's
-   rights as they are now (``engine_rules.rights``): one action they may not run fails
-   the run before any action writes.
+   runs now (in a savepoint, unless it writes only as its last step) and is ``done``; an
+   outside call is a ``pending`` ``ActionRun`` for the sender. The first action that
+   fails is logged (``failed``, replayable from the dead-letter list) and the rest of
+   the rule's actions do not run. A rule acting as a ``run_as`` user first checks that
+   user's rights as they are now (``engine_rules.rights``): one action they may not run
+   fails the run before any action writes. The run's row is written when its actions
+   are done, then its action runs (one INSERT).
+
+For an outbox event (``run_event``) every rule is judged first (steps 1–3, all against
+the record as of the event, read once), then the rules whose condition held act in rule
+order; the runs that ran no action are written together, in one INSERT.
 
 Everything runs in the caller's transaction (the dispatcher's, or a scan's), and the
 events the actions write carry depth + 1 (``platform_core.outbox.CASCADE_DEPTH``).
@@ -24,11 +29,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from engine_rules.actions import ACTIONS
@@ -94,16 +100,22 @@ def spec_of(rule: Rule) -> RuleSpec:
     return _parsed(rule.id, rule.version, rule.updated_at, dumps(rule.spec))
 
 
-def rules_for(session: Session, fired: Fired) -> list[Rule]:
-    """The enabled rules ``fired`` triggers. The rules of an app and event type are read
-    once per dispatcher transaction (a batch of events; no rule is saved inside it)."""
+def _matching(session: Session, fired: Fired) -> list[tuple[Rule, RuleSpec]]:
+    """The enabled rules ``fired`` triggers, with their specs. The rules of an app and
+    event type are read (and their specs validated) once per dispatcher transaction (a
+    batch of events; no rule is saved inside it)."""
     cache = session.info.setdefault("rules_for", {})
-    rows = cache.get((fired.app, fired.event_type))
-    if rows is None:
-        rows = cache[(fired.app, fired.event_type)] = list(session.execute(select(Rule).where(
-            Rule.app == fired.app, Rule.trigger == fired.event_type, Rule.enabled.is_(True))
-            .order_by(Rule.id)).scalars())
-    return [r for r in rows if matches(spec_of(r).trigger, fired)]
+    pairs = cache.get((fired.app, fired.event_type))
+    if pairs is None:
+        pairs = cache[(fired.app, fired.event_type)] = [(r, spec_of(r)) for r in session.execute(
+            select(Rule).where(Rule.app == fired.app, Rule.trigger == fired.event_type,
+                               Rule.enabled.is_(True)).order_by(Rule.id)).scalars()]
+    return [(rule, spec) for rule, spec in pairs if matches(spec.trigger, fired)]
+
+
+def rules_for(session: Session, fired: Fired) -> list[Rule]:
+    """The enabled rules ``fired`` triggers (read once per dispatcher transaction)."""
+    return [rule for rule, _spec in _matching(session, fired)]
 
 
 def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
@@ -117,139 +129,191 @@ def actor_of(session: Session, rule: Rule, spec: RuleSpec) -> Actor:
     return Actor(user_id=None, name=f"rule:{rule.key}")
 
 
-def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
-             keyring: Keyring | None = None, actor: Actor | None = None,
-             loaded: dict[str, RuleContext] | None = None,
-             quiet: list[RuleRun] | None = None) -> RuleRun:
-    """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring); ``actor``: the
-    person who ran a manual rule (its actions carry their name); ``loaded``: shared by
-    the rules of one event, which read the form and the record once; ``quiet``: where a
-    run that ran no action (most are skipped by their condition) is put instead of the
-    session, for the caller to write them all in one INSERT."""
-    started = time.perf_counter()
-    spec = spec_of(rule)
-    run = RuleRun(rule_id=rule.id, rule_version=rule.version, trigger_key=fired.key,
-                  event_type=fired.event_type, record_id=fired.record_id,
-                  depth=fired.depth, status="done", actions=[], at=now)
-    if quiet is None:
-        session.add(run)
-    else:
-        quiet.append(run)
-    if fired.depth >= MAX_DEPTH:
-        log.warning("rule %s.%s not run for %s: cascade depth %s reached", rule.app,
-                    rule.key, fired.key, fired.depth)
-        run.status, run.error = "stopped", f"cascade depth {fired.depth} ≥ {MAX_DEPTH}"
-        return _finish(session, run, started)
-    like = None if loaded is None else loaded.get(fired.key)
-    ctx = RuleContext.load(session, fired, actor=actor or actor_of(session, rule, spec),
-                           now=now, keyring=keyring, like=like)
-    if loaded is not None and like is None:  # a copy as read, before any action runs
-        loaded[fired.key] = RuleContext.load(session, fired, actor=ctx.actor, now=now,
-                                             keyring=keyring, like=ctx)
+def _run_row(rule: Rule, fired: Fired, now: datetime) -> dict[str, Any]:
+    """A run's columns before it is judged (every column: rows of many runs are written
+    by one INSERT)."""
+    return {"rule_id": rule.id, "rule_version": rule.version, "trigger_key": fired.key,
+            "event_type": fired.event_type, "record_id": fired.record_id,
+            "depth": fired.depth, "condition": None, "status": "done", "actions": [],
+            "error": None, "test": False, "duration_ms": 0, "at": now}
+
+
+def _stopped(rule: Rule, fired: Fired, row: dict[str, Any]) -> None:
+    """Step 2: a cascade too deep stops here (the rule's actions could trigger it again)."""
+    log.warning("rule %s.%s not run for %s: cascade depth %s reached", rule.app, rule.key,
+                fired.key, fired.depth)
+    row["status"], row["error"] = "stopped", f"cascade depth {fired.depth} ≥ {MAX_DEPTH}"
+
+
+def _judge(ctx: RuleContext, spec: RuleSpec, row: dict[str, Any]) -> bool:
+    """Step 3, the condition, written into ``row``; whether the actions run."""
     try:
-        run.condition = bool(ctx.evaluate(spec.condition)) if spec.condition else True
+        row["condition"] = bool(ctx.evaluate(spec.condition)) if spec.condition else True
     except (ExpressionError, DomainError) as exc:
-        run.status, run.error = "failed", f"condition: {getattr(exc, 'detail', exc)}"
-        return _finish(session, run, started)
-    if not run.condition:
-        run.status = "skipped"
-        return _finish(session, run, started)
-    if quiet is not None:  # it acts: written now, its id named by its action runs
-        quiet.remove(run)
-        session.add(run)
-    session.flush()  # the run's id, for its action runs
-    refused = None if actor is not None else refusal(
-        ctx, spec, lambda i: _done(session, _key(fired, rule, i)))
+        row["status"], row["error"] = "failed", f"condition: {getattr(exc, 'detail', exc)}"
+        return False
+    if not row["condition"]:
+        row["status"] = "skipped"
+    return row["condition"]
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
+             keyring: Keyring | None = None, actor: Actor | None = None) -> RuleRun:
+    """Run ``rule`` for ``fired`` (steps 2–4 of the module docstring) and add its run to
+    the session; ``actor``: the person who ran a manual rule (its actions carry their
+    name, and the ``run_as`` check does not apply)."""
+    started = time.perf_counter()
+    spec, row = spec_of(rule), _run_row(rule, fired, now)
+    if fired.depth >= MAX_DEPTH:
+        _stopped(rule, fired, row)
+    else:
+        ctx = RuleContext.load(session, fired, actor=actor or actor_of(session, rule, spec),
+                               now=now, keyring=keyring)
+        if _judge(ctx, spec, row):
+            return _act(ctx, rule, spec, row, started, manual=actor is not None)
+    row["duration_ms"] = _elapsed_ms(started)
+    run = RuleRun(**row)
+    session.add(run)
+    return run
+
+
+def run_event(session: Session, fired: Fired, *, now: datetime,
+              keyring: Keyring | None = None) -> None:
+    """Every enabled rule ``fired`` (an outbox event) triggers: first each one judged
+    (steps 2–3) against the event's record, read once; then the rules whose condition
+    held act, in rule order, after one look-up of the actions already done; the runs
+    that ran no action (most are skipped by their condition) are written together by
+    one INSERT of many rows."""
+    pairs = _matching(session, fired)
+    if not pairs:
+        return
+    quiet: list[dict[str, Any]] = []
+    acting: list[tuple[Rule, RuleSpec, dict[str, Any], float]] = []
+    base: RuleContext | None = None
+    for rule, spec in pairs:
+        started, row = time.perf_counter(), _run_row(rule, fired, now)
+        if fired.depth >= MAX_DEPTH:
+            _stopped(rule, fired, row)
+        else:
+            # one read of the record as of the event serves every rule's condition
+            base = base or RuleContext.load(session, fired, actor=Actor(user_id=None),
+                                            now=now, keyring=keyring)
+            if _judge(base, spec, row):
+                acting.append((rule, spec, row, time.perf_counter() - started))
+                continue
+        row["duration_ms"] = _elapsed_ms(started)
+        quiet.append(row)
+    if acting and base is not None:
+        done = _done_keys(session, [_key(fired, rule, i) for rule, spec, _row, _t in acting
+                                    for i in range(len(spec.actions))])
+        for rule, spec, row, judged in acting:
+            ctx = RuleContext.load(session, fired, actor=actor_of(session, rule, spec),
+                                   now=now, keyring=keyring, like=base)
+            _act(ctx, rule, spec, row, time.perf_counter() - judged, manual=False, done=done)
+    if quiet:
+        session.execute(RuleRun.__table__.insert(), quiet)
+
+
+def _act(ctx: RuleContext, rule: Rule, spec: RuleSpec, row: dict[str, Any], started: float,
+         *, manual: bool, done: set[str] | None = None) -> RuleRun:
+    """Step 4 for a rule whose condition held: the ``run_as`` check, then the actions;
+    the run is written (its id names its action runs), then its action runs, in one
+    INSERT. ``done``: the action keys of this trigger already run (looked up if None)."""
+    session, fired = ctx.session, ctx.fired
+    if done is None:
+        done = _done_keys(session, [_key(fired, rule, i) for i in range(len(spec.actions))])
+    action_rows: list[dict[str, Any]] = []
+    refused = None if manual else refusal(ctx, spec, lambda i: _key(fired, rule, i) in done)
     if refused is not None:
-        run.actions = [_refuse(ctx, rule, spec, run, *refused)]
-        run.status, run.error = "failed", refused[1]
-        return _finish(session, run, started)
-    token = CASCADE_DEPTH.set(fired.depth + 1)
-    try:
-        run.actions = _run_actions(ctx, rule, spec, run)
-    finally:
-        CASCADE_DEPTH.reset(token)
-    if any(a["status"] == "failed" for a in run.actions):
-        run.status = "failed"
-    return _finish(session, run, started)
+        index, reason = refused
+        action_rows.append(_refused_row(ctx, rule, spec, index, reason))
+        row["actions"] = [{"index": index, "type": spec.actions[index]["type"],
+                           "status": "failed", "error": reason}]
+        row["status"], row["error"] = "failed", reason
+    else:
+        token = CASCADE_DEPTH.set(fired.depth + 1)
+        try:
+            row["actions"] = _run_actions(ctx, rule, spec, done, action_rows)
+        finally:
+            CASCADE_DEPTH.reset(token)
+        if any(a["status"] == "failed" for a in row["actions"]):
+            row["status"] = "failed"
+    row["duration_ms"] = _elapsed_ms(started)
+    run = RuleRun(**row)
+    session.add(run)
+    session.flush()  # the run's id, for its action runs
+    if action_rows:
+        session.execute(ActionRun.__table__.insert(),
+                        [a | {"rule_run_id": run.id} for a in action_rows])
+    return run
 
 
 def _key(fired: Fired, rule: Rule, index: int) -> str:
     return f"{fired.key}:{rule.id}:{index}"[:200]
 
 
-def _done(session: Session, key: str) -> bool:
-    return session.execute(select(ActionRun.id).where(ActionRun.key == key)).first() \
-        is not None
+def _done_keys(session: Session, keys: list[str]) -> set[str]:
+    """Those of ``keys`` that already have an action run (a trigger handled again)."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        found.update(session.execute(select(ActionRun.key).where(
+            ActionRun.key.in_(keys[start:start + 500]))).scalars())
+    return found
 
 
-def _refuse(ctx: RuleContext, rule: Rule, spec: RuleSpec, run: RuleRun, index: int,
-            reason: str) -> dict[str, Any]:
+def _action_row(ctx: RuleContext, rule: Rule, index: int, action_type: str
+                ) -> dict[str, Any]:
+    """An action run's columns (all of them: the runs of a rule are one INSERT)."""
+    return {"key": _key(ctx.fired, rule, index), "rule_id": rule.id, "app": rule.app,
+            "action_type": action_type, "status": "done", "request": {}, "result": {},
+            "attempts": 0, "next_attempt_at": None, "last_error": None,
+            "created_at": ctx.now, "done_at": None}
+
+
+def _refused_row(ctx: RuleContext, rule: Rule, spec: RuleSpec, index: int, reason: str
+                 ) -> dict[str, Any]:
     """The action the ``run_as`` user may not run, as a failed (replayable) action run."""
     config = spec.actions[index]
-    ctx.session.add(ActionRun(key=_key(ctx.fired, rule, index), rule_id=rule.id,
-                              rule_run_id=run.id, app=rule.app, action_type=config["type"],
-                              status="failed", last_error=reason[:2000],
-                              request={"config": config}, created_at=ctx.now))
-    ctx.session.flush()
-    return {"index": index, "type": config["type"], "status": "failed", "error": reason}
+    return _action_row(ctx, rule, index, config["type"]) | {
+        "status": "failed", "last_error": reason[:2000], "request": {"config": config}}
 
 
-def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, run: RuleRun
-                 ) -> list[dict[str, Any]]:
+def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, done: set[str],
+                 rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each action in order (its action run's row appended to ``rows``) until one fails.
+    An action that could fail after writing runs in a savepoint, so a failure leaves
+    nothing of it; one that writes only as its last step (``contained``) needs none."""
     session, out = ctx.session, []
     for index, config in enumerate(spec.actions):
-        key = _key(ctx.fired, rule, index)
         kind = ACTIONS.get(config["type"])
-        if _done(session, key):
+        row = _action_row(ctx, rule, index, kind.key)
+        if row["key"] in done:
             out.append({"index": index, "type": kind.key, "status": "already_done"})
             continue
-        row = ActionRun(key=key, rule_id=rule.id, rule_run_id=run.id, app=rule.app,
-                        action_type=kind.key, created_at=ctx.now)
         try:
-            with session.begin_nested():
+            with nullcontext() if kind.contained(config) else session.begin_nested():
                 if kind.external and not getattr(kind, "runs_inline", lambda _c: False)(
                         config):
-                    row.status, row.request = "pending", kind.prepare(ctx, config)
-                    row.next_attempt_at = ctx.now
+                    row["status"], row["request"] = "pending", kind.prepare(ctx, config)
+                    row["next_attempt_at"] = ctx.now
                 else:
-                    row.status, row.result, row.done_at = "done", kind.run(ctx, config), \
-                        ctx.now
-                session.add(row)
-                session.flush()
+                    row["result"], row["done_at"] = kind.run(ctx, config), ctx.now
         except (DomainError, ExpressionError) as exc:
-            row.status, row.last_error = "failed", str(getattr(exc, "detail", exc))[:2000]
-            row.request = {"config": config}
-            session.add(row)
-            session.flush()
+            row["status"], row["last_error"] = "failed", str(getattr(exc, "detail", exc)
+                                                             )[:2000]
+            row["request"] = {"config": config}
+            rows.append(row)
             out.append({"index": index, "type": kind.key, "status": "failed",
-                        "error": row.last_error})
+                        "error": row["last_error"]})
             break
-        out.append({"index": index, "type": kind.key, "status": row.status,
-                    "result": row.result or None})
+        rows.append(row)
+        out.append({"index": index, "type": kind.key, "status": row["status"],
+                    "result": row["result"] or None})
     return out
-
-
-_RUN_COLUMNS = tuple(c for c in RuleRun.__table__.columns if c.key != "id")
-
-
-def _row(run: RuleRun) -> dict[str, Any]:
-    """The run as the columns of an INSERT, the model's scalar defaults filled in."""
-    row = {}
-    for column in _RUN_COLUMNS:
-        value = getattr(run, column.key)
-        default = column.default
-        if value is None and default is not None and default.is_scalar:
-            value = default.arg
-        row[column.key] = value
-    return row
-
-
-def _finish(session: Session, run: RuleRun, started: float) -> RuleRun:  # noqa: ARG001
-    """The run's time. Not flushed here: the runs of one event (most of them skipped by
-    their condition) are written together, in one INSERT, with the event's rows."""
-    run.duration_ms = round((time.perf_counter() - started) * 1000)
-    return run
 
 
 class RulesHandler:
@@ -265,14 +329,8 @@ class RulesHandler:
         fired = Fired(key=f"evt:{event.id}", event_type=event.event_type, app=event.app,
                       form=event.form, record_id=event.record_id,
                       payload=event.payload or {}, depth=event.depth or 0)
-        loaded: dict[str, RuleContext] = {}
-        quiet: list[RuleRun] = []
         session.info["publishes_nothing"] = True  # forms' versions read once per batch
-        for rule in rules_for(session, fired):
-            run_rule(session, rule, fired, now=utcnow(), keyring=self.keyring, loaded=loaded,
-                     quiet=quiet)
-        if quiet:  # the runs that only looked: one INSERT of many rows
-            session.execute(insert(RuleRun), [_row(run) for run in quiet])
+        run_event(session, fired, now=utcnow(), keyring=self.keyring)
 
     def interest(self, session: Session) -> set[tuple[str, str]]:
         """The (app, event type) pairs some enabled rule is triggered by (the outbox
