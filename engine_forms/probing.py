@@ -51,8 +51,9 @@ _PENDING = "qiao_unique_conflicts"  # session.info: conflicts of this transactio
 
 def unique_keys(pub: Published, payloads: Iterable[Mapping[str, Any]]) -> list[str]:
     """The unique fields the payloads set (to a value)."""
-    keys = {k for p in payloads for k, v in p.items() if v is not None and v != ""}
-    return [f.key for f in pub.spec.fields if f.unique and f.key in keys]
+    unique = [f.key for f in pub.spec.fields if f.unique]
+    return [k for k in unique if any(p.get(k) is not None and p.get(k) != ""
+                                     for p in payloads)]
 
 
 def _aware(moment: datetime) -> datetime:

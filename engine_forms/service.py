@@ -179,10 +179,19 @@ def check_payload(pub: Published, access: FormAccess, payload: Mapping[str, Any]
 
 def check_payloads(pub: Published, access: FormAccess,
                    payloads: list[Mapping[str, Any]]) -> None:
-    """``check_payload`` of each payload, each key's right looked up once per bulk."""
+    """``check_payload`` of each payload, each key's right looked up once per bulk: the
+    keys of all payloads are checked together, and only when one is refused is each
+    payload checked in turn, so the error names the first payload's key as before."""
     allowed: dict[str, bool] = {}
+    keys: set[str] = set()
     for payload in payloads:
-        check_payload(pub, access, payload, allowed)
+        keys.update(payload)
+    try:
+        check_payload(pub, access, dict.fromkeys(keys), allowed)
+    except (SystemField, FieldNotPermitted, FieldReadOnly):
+        for payload in payloads:
+            check_payload(pub, access, payload, allowed)
+        raise
 
 
 def narrowed(session: Session, caller: Caller, pub: Published) -> Caller:

@@ -38,9 +38,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def dumps(value: Any) -> str:
-    """The one JSON encoder of the store (Decimal → canonical string, UTF-8 kept)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    """The one JSON encoder of the store (Decimal → canonical string, UTF-8 kept); made
+    once, not per document as ``json.dumps`` with options does."""
+    return _ENCODER.encode(value)
 
 
 # orjson reads an integer outside [-2**63, 2**64) as a float; every such float has a

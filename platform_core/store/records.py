@@ -150,9 +150,14 @@ def _insert_rows(session: Session, common: dict[str, Any], ids: list[int],
         shared[key] = process(value) if process else value
     names = compiled.positiontup if compiled.positional else None
     if names is not None:
-        slots = [(n, n in ("id", "data")) for n in names]
-        rows: list[Any] = [tuple((rid if n == "id" else dumps(doc)) if own else shared[n]
-                                 for n, own in slots) for rid, doc in zip(ids, docs, strict=True)]
+        # one template row of the shared values; each record fills in its id and document
+        template = [None if n in ("id", "data") else shared[n] for n in names]
+        at_id, at_data = names.index("id"), names.index("data")
+        rows: list[Any] = []
+        for rid, doc in zip(ids, docs, strict=True):
+            row = template.copy()
+            row[at_id], row[at_data] = rid, dumps(doc)
+            rows.append(tuple(row))
     else:
         rows = [{**shared, "id": rid, "data": dumps(doc)} for rid, doc in zip(ids, docs,
                                                                              strict=True)]

@@ -95,3 +95,17 @@ def test_upsert_by_a_unique_field(db, crm):
     assert admin.put(f"{BASE}/by/mobile/12", json={"name": "x"}).status_code == 422
     viewer = client_as(app, db, "viewer", roles=("viewer",))
     assert viewer.put(url, json={"city": "广州"}).status_code == 403
+
+
+def test_a_refused_key_in_any_item_refuses_the_bulk_and_is_named(db, crm):
+    """The keys of a bulk are checked together; a refused one still names itself as it
+    would for that item alone, and nothing is written."""
+    _app, admin = crm
+    items = [{"name": f"客户{i}"} for i in range(5)]
+    system = admin.post(f"{BASE}/bulk", json={"records": [*items, {"name": "x",
+                                                                   "owner_id": 1}]})
+    assert system.status_code == 422 and system.json()["code"] == "system_field"
+    assert system.json()["field"] == "owner_id"
+    unknown_is_fine = ok(admin.post(f"{BASE}/bulk", params={"return": "minimal"},
+                                    json={"records": items}), 201)
+    assert unknown_is_fine["created"] == 5 and count(db) == 5
