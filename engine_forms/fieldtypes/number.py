@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -97,17 +98,27 @@ class NumberType(FieldType):
 
     def coercer(self, field: Any) -> Callable[[Any], Any]:
         in_range, decimals = _in_range(field), field.config.get("decimals")
+        low, high = field.config.get("min"), field.config.get("max")
+        # A float's shortest repr (what coerce reads) orders as the floats do, so a float
+        # bound compares the same; an int bound only when a float holds it exactly.
+        floats = all(b is None or float(b) == b for b in (low, high))
+        low = -math.inf if low is None else float(low)
+        high = math.inf if high is None else float(high)
 
         def number(value: Any) -> Any:
             if value.__class__ is int:  # exact against a Decimal; no decimals to count
                 return value if in_range(value) else DEFER
-            if value.__class__ is not float:
+            if value.__class__ is not float or not floats or not low <= value <= high:
                 return DEFER
-            exact = Decimal(repr(value))  # as coerce reads it: str(float) is its repr
-            if not exact.is_finite() or not in_range(exact) or (
-                    decimals is not None and -exact.normalize().as_tuple().exponent > decimals):
+            text = repr(value)  # = str(value), as coerce reads it
+            if "e" in text or "n" in text:  # 1e+16, 1e-05, inf, nan: left to coerce
                 return DEFER
-            return int(exact) if exact == exact.to_integral_value() else value
+            digits = text[text.index(".") + 1:]  # no trailing zero but in "12.0"
+            if digits == "0":
+                return int(value)
+            if decimals is not None and len(digits) > decimals:
+                return DEFER
+            return value
 
         return number
 
