@@ -17,7 +17,14 @@ from platform_core.db import loads, loads_many
 from platform_core.models import Record
 from platform_core.store.fields import FieldSet
 from platform_core.store.indexes import drop_index, ensure_index, indexes_of
-from platform_core.store.query import PAGE_COLUMNS, Query, compile_filter, encode_cursor, fetch
+from platform_core.store.query import (
+    PAGE_COLUMNS,
+    Query,
+    compile_filter,
+    encode_cursor,
+    fetch,
+    this_form,
+)
 from platform_core.store.records import (
     SYSTEM,
     Actor,
@@ -160,7 +167,7 @@ def count_records(session: Session, fields: FieldSet, filter: Any = None, *,
         return session.execute(select(every - binned.scalar_subquery())).scalar_one()
     bin_ = {"exclude": Record.deleted_at.is_(None), "only": Record.deleted_at.is_not(None),
             "include": true()}[deleted]
-    where = [Record.app == fields.app, Record.form == fields.form, bin_,
+    where = [*this_form(fields), bin_,  # the form's partial field indexes apply
              compile_filter(filter, fields, session.get_bind().dialect.name, where=True)]
     if cap is None:
         return session.execute(select(func.count()).where(*where)).scalar_one()

@@ -631,6 +631,16 @@ def after_cursor(keys: list[SortKey], values: list[Any]) -> ColumnElement[bool]:
 
 
 _RECORDS = Record.__table__.c
+
+
+def this_form(fields: FieldSet) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """``app = '…' AND form = '…'`` with the (checked) keys written into the SQL, not
+    bound: a form's field indexes are partial (its own rows), and a database proves that
+    an index applies from the statement's text — SQLite would otherwise re-prepare the
+    statement with the bound values on every run, and PostgreSQL could not use the index
+    in a generic plan. The cached shapes are per form already."""
+    return (_RECORDS.app == literal_column(f"'{check_key(fields.app)}'"),
+            _RECORDS.form == literal_column(f"'{check_key(fields.form)}'"))
 # What a page selects. ``app`` and ``form`` are the query's own (they are in the WHERE
 # clause) and ``deleted_at`` is NULL when deleted records are excluded: not transferred.
 PAGE_COLUMNS = ("id", "data", "schema_version", "row_version", "owner_id", "department_id",
@@ -676,13 +686,13 @@ class _Plan:
         columns[1] = _document_bytes(dialect)
         if query.deleted != "exclude":
             columns.append(_RECORDS.deleted_at)
-        app, form = b.compared(_RECORDS.app), b.compared(_RECORDS.form)
+        b.next += 2  # app and form: written into the SQL (``this_form``), not bound
         scopes = iter(self.scopes)
         exprs = [title_select(b, k, next(scopes)) if k.title else k.accessor.expr
                  for k in self.keys]
         columns += [e.label(f"sort_{i}") for i, (k, e) in enumerate(zip(
             self.keys, exprs, strict=True)) if k.title]
-        stmt = select(*columns).where(_RECORDS.app == app, _RECORDS.form == form)
+        stmt = select(*columns).where(*this_form(query.fields))
         if self.filter is not None:
             stmt = stmt.where(b.node(self.filter))
         if query.deleted == "exclude":
