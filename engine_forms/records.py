@@ -379,7 +379,7 @@ def update(session: Session, pub: Published, record_id: int, payload: Mapping[st
     try:
         new = update_record(session, record_id, changes=changes,
                             expected_version=expected_version, actor=actor,
-                            schema_version=pub.version)
+                            schema_version=pub.version, current=rec)
     except IntegrityError as exc:
         raise _map_integrity(pub, exc) from None
     _sync_links(session, pub, record_id, data)

@@ -207,18 +207,20 @@ def _write(session: Session, rec: Record, expected: int, actor: Actor, values: d
     # record.restored, migrate → record.migrated
     """Conditional UPDATE (optimistic lock) + history diff + outbox event."""
     now = utcnow()
-    result = session.execute(
+    # RETURNING hands the written row back (into the session's copy too): no SELECT after
+    fresh = session.execute(
         update(Record)
         .where(Record.id == rec.id, Record.row_version == expected)
         .values(row_version=expected + 1, updated_at=now, updated_by=actor.user_id, **values)
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+        .returning(Record)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalars().first()
+    if fresh is None:
         _check_version(get_record(session, rec.id, include_deleted=True), expected)
         raise Conflict(f"record {rec.id} was changed concurrently", record_id=rec.id)
     session.execute(insert(RecordHistory).values(
         record_id=rec.id, row_version=expected + 1, action=action, diff=changes,
         actor_id=actor.user_id, at=now))
-    fresh = get_record(session, rec.id, include_deleted=True)
     session.execute(insert(OutboxEvent).values(
         **_event(f"record.{action}d", _as_row(fresh), actor, changes)))
     return fresh
@@ -230,14 +232,17 @@ def _as_row(rec: Record) -> dict[str, Any]:
 
 def update_record(session: Session, record_id: int, *, changes: Mapping[str, Any],
                   expected_version: int, actor: Actor,
-                  schema_version: int | None = None) -> Record:
+                  schema_version: int | None = None, current: Record | None = None) -> Record:
     """Merge ``changes`` into the record's data (``None`` clears a field).
 
     Refused with ``Conflict`` when ``expected_version`` is stale; a change that changes
     nothing writes nothing (no version bump, no history, no event). ``schema_version``
-    records the form version the new data was validated with.
+    records the form version the new data was validated with. ``current``: the record as
+    this transaction has just read it (not read again; the UPDATE's version check still
+    refuses a change made meanwhile).
     """
-    rec = get_record(session, record_id)
+    rec = current if current is not None and current.id == record_id \
+        else get_record(session, record_id)
     _check_version(rec, expected_version)
     new = {**rec.data, **changes}
     new = {k: v for k, v in new.items() if v is not None}
