@@ -39,6 +39,17 @@ def _defer(value: Any) -> Any:  # noqa: ARG001
     return DEFER
 
 
+def text_coercer(coerce: Any, field: Any) -> Any:
+    """A compiled coercer that hands plain text (non-empty, no NUL) to ``coerce`` with
+    ``field`` bound and defers everything else (the types whose values are texts)."""
+    def coerced(value: Any) -> Any:
+        if value.__class__ is str and value and "\x00" not in value:
+            return coerce(value, field)
+        return DEFER
+
+    return coerced
+
+
 def refuse(code: str, zh: str, en: str) -> FieldError:
     return FieldError(code, zh, en)
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse, text_coercer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CN_DATE = re.compile(r"^(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})\s*[日号]?$")
@@ -129,14 +129,7 @@ class DateTimeType(FieldType):
         return moment.isoformat()[:19] + "Z"
 
     def coercer(self, field: Any) -> Callable[[Any], Any]:
-        coerce = self.coerce
-
-        def moment(value: Any) -> Any:
-            if value.__class__ is str and value and "\x00" not in value:
-                return coerce(value, field)
-            return DEFER
-
-        return moment
+        return text_coercer(self.coerce, field)
 
     def from_text(self, text: str, field: Any) -> str:
         """Also ``2024/2/29 9:30``, ``2024年2月29日 09:30``, a date alone (midnight, China

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse
+from engine_forms.fieldtypes.base import DEFER, FieldType, plain, refuse, text_coercer
 
 
 class TextType(FieldType):
@@ -71,14 +71,7 @@ class EmailType(TextType):
         return value.strip().lower()
 
     def coercer(self, field: Any) -> Callable[[Any], Any]:
-        coerce = self.coerce
-
-        def email(value: Any) -> Any:
-            if value.__class__ is str and value and "\x00" not in value:
-                return coerce(value, field)
-            return DEFER
-
-        return email
+        return text_coercer(self.coerce, field)
 
     def mask(self, value: Any, field: Any) -> str:  # noqa: ARG002
         if value is None:
