@@ -38,6 +38,7 @@ from platform_core.store import (
     links_to,
     restore_record,
     set_links,
+    this_form,
     update_record,
 )
 from platform_core.store.indexes import index_name
@@ -149,8 +150,8 @@ def _duplicate_problems(session: Session, pub: Published, data: Mapping[str, Any
         acc = pub.fields.accessor(field.key, dialect)
         value = data[field.key]
         value = value["bi"] if isinstance(value, dict) and "bi" in value else value  # sealed
-        stmt = select(Record.id).where(
-            Record.app == pub.app, Record.form == pub.spec.key, Record.deleted_at.is_(None),
+        stmt = select(Record.id).where(  # app and form in the SQL: the partial indexes
+            *this_form(pub.fields), Record.deleted_at.is_(None),
             acc.expr == acc.bind(value, dialect))
         if record_id is not None:
             stmt = stmt.where(Record.id != record_id)

@@ -180,5 +180,5 @@ __all__ = [
     "count_records", "create_record",
     "create_records", "delete_record", "drop_index", "ensure_index", "get_record", "history",
     "indexes_of", "links_from", "links_to", "migrate_record", "query_records",
-    "restore_record", "set_links", "transfer_record", "update_record",
+    "restore_record", "set_links", "this_form", "transfer_record", "update_record",
 ]
