@@ -147,6 +147,19 @@ def test_filter_sql_equals_python(db, records, filters):
 SORT_KEYS = st.lists(st.sampled_from(sorted(VALUES)), min_size=1, max_size=3, unique=True)
 
 
+def _paged_ids(db, **query) -> list[int]:  # noqa: ANN001
+    """The ids of every page of ``Query(FIELDS, **query)``, following the cursors."""
+    seen: list[int] = []
+    cursor = None
+    with db.read() as s:
+        while True:
+            result = query_records(s, Query(FIELDS, cursor=cursor, **query))
+            seen += [r.id for r in result.records]
+            if result.next_cursor is None:
+                return seen
+            cursor = result.next_cursor
+
+
 @SETTINGS
 @given(records=st.lists(RECORD, max_size=20), keys=SORT_KEYS,
        desc=st.lists(st.booleans(), min_size=3, max_size=3), page=st.integers(1, 7))
@@ -154,15 +167,7 @@ def test_sorted_keyset_pages_equal_python_order(db, records, keys, desc, page):
     sort = [("-" if d else "") + k for k, d in zip(keys, desc, strict=False)]
     ids = _insert(db, records)
     try:
-        seen: list[int] = []
-        cursor = None
-        with db.read() as s:
-            while True:
-                result = query_records(s, Query(FIELDS, sort=sort, cursor=cursor, limit=page))
-                seen += [r.id for r in result.records]
-                if result.next_cursor is None:
-                    break
-                cursor = result.next_cursor
+        seen = _paged_ids(db, sort=sort, limit=page)
         assert seen == python_order(list(zip(ids, records, strict=True)), sort)
     finally:
         _clean(db)
@@ -177,16 +182,7 @@ def test_filtered_keyset_pages_equal_python_order(db, records, node, keys, desc,
     sort = [("-" if d else "") + k for k, d in zip(keys, desc, strict=False)]
     ids = _insert(db, records)
     try:
-        seen: list[int] = []
-        cursor = None
-        with db.read() as s:
-            while True:
-                result = query_records(s, Query(FIELDS, filter=node, sort=sort,
-                                                cursor=cursor, limit=page))
-                seen += [r.id for r in result.records]
-                if result.next_cursor is None:
-                    break
-                cursor = result.next_cursor
+        seen = _paged_ids(db, filter=node, sort=sort, limit=page)
         kept = [(i, data) for i, data in zip(ids, records, strict=True) if matches(node, data)]
         assert seen == python_order(kept, sort), node
     finally:
