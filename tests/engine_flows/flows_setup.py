@@ -190,3 +190,11 @@ def linear(key: str, steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any
     return {"key": key, "name": key, "form": "case", "nodes": nodes,
             "edges": [{"from": a, "to": b} for a, b in zip(ids, ids[1:], strict=False)],
             **extra}
+
+
+def stamp_flow(user: str = "li") -> dict[str, Any]:
+    """``stamp``: ``user`` works the case, then a service step sets its note to 已受理."""
+    return linear("stamp", [
+        {"id": "work", "type": "user_task", "assignee": {"strategy": "users", "users": [user]}},
+        {"id": "mark", "type": "service",
+         "actions": [{"type": "set_fields", "values": {"note": '"已受理"'}}]}])

@@ -16,7 +16,7 @@ from collections import Counter
 
 from sqlalchemy import event
 
-from tests.engine_flows.flows_setup import linear
+from tests.engine_flows.flows_setup import linear, stamp_flow
 
 CURRENT_MAX = 11
 TARGET_MAX = 12
@@ -80,10 +80,7 @@ def test_a_service_step_s_record_update_keeps_its_place_among_the_flow_s_events(
     service step's record update (its own ``record.updated`` event) still comes after
     the events that led to it."""
     world.user("li", "sales")
-    world.flow(linear("stamp", [
-        {"id": "work", "type": "user_task", "assignee": {"strategy": "users", "users": ["li"]}},
-        {"id": "mark", "type": "service",
-         "actions": [{"type": "set_fields", "values": {"note": '"已受理"'}}]}]))
+    world.flow(stamp_flow())
     rec = world.case(region="华东")
     run = world.start("stamp", rec)
     answer = world.act("li", world.task_of("li", run["id"])["id"])

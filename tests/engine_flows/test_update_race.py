@@ -15,7 +15,7 @@ import pytest
 
 from platform_core.store import Actor, update_record
 from tests.conftest import PG_URL
-from tests.engine_flows.flows_setup import linear
+from tests.engine_flows.flows_setup import linear, stamp_flow
 
 pytestmark = pytest.mark.skipif(not PG_URL, reason="concurrent writers need PostgreSQL "
                                                    "(QIAO_TEST_DATABASE_URL)")
@@ -60,10 +60,7 @@ def test_completing_a_task_with_data_while_the_record_is_edited_keeps_both(world
 
 def test_a_set_fields_step_while_the_record_is_edited_keeps_both(world):
     world.user("li", "sales")
-    world.flow(linear("stamp", [
-        {"id": "work", "type": "user_task", "assignee": {"strategy": "users", "users": ["li"]}},
-        {"id": "mark", "type": "service",
-         "actions": [{"type": "set_fields", "values": {"note": '"已受理"'}}]}]))
+    world.flow(stamp_flow())
     rec = world.case(region="华东")
     run = world.start("stamp", rec)
     task = world.task_of("li", run["id"])
