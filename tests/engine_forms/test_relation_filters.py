@@ -86,3 +86,25 @@ def test_the_list_pages_filter_builder_offers_it(db, world):
     assert where == {"field": "others", "op": "eq", "value": item["B"]}
     assert {r["id"] for r in ok(admin.get(PARTS, params={
         "filter": json.dumps(where)}))["items"]} == {p["ab"]}
+
+
+def test_editing_a_record_keeps_its_links_and_changing_a_relation_moves_them(world, db):
+    """An update re-writes the link rows (what rollups, the 360° page and reverse look-ups
+    read) only for the relations it changes; the others stay exactly as they were."""
+    from platform_core.store import links_from
+
+    admin, item, p = world
+
+    def links(part: int) -> dict[str, list[int]]:
+        with db.read() as s:
+            return {f: links_from(s, part, f) for f in ("item", "others")}
+
+    assert links(p["ab"]) == {"item": [item["A"]], "others": [item["A"], item["B"]]}
+    row = ok(admin.get(f"{PARTS}/{p['ab']}"))
+    row = ok(admin.patch(f"{PARTS}/{p['ab']}", json={"weight": "3.50"},
+                         headers={"If-Match": str(row["row_version"])}))
+    assert links(p["ab"]) == {"item": [item["A"]], "others": [item["A"], item["B"]]}
+    ok(admin.patch(f"{PARTS}/{p['ab']}", json={"item": item["B"], "others": [item["B"]]},
+                   headers={"If-Match": str(row["row_version"])}))
+    assert links(p["ab"]) == {"item": [item["B"]], "others": [item["B"]]}
+    assert matching(admin, "eq", item["A"]) == {p["a"]}
