@@ -530,26 +530,31 @@
   }
 
   // -- start -----------------------------------------------------------------------------------
-  $("r-name").value = spec.name || "";
-  $("r-key").value = spec.key || "";
-  $("r-description").value = spec.description || "";
-  $("r-condition").value = spec.condition || "";
+  // The script is deferred: on a slow phone someone may already have typed into a box. What
+  // they typed stays (and counts as an unsaved change); an empty box gets the rule's value.
+  var typedEarly = false;
+  [["r-name", spec.name], ["r-key", spec.key], ["r-description", spec.description],
+   ["r-condition", spec.condition]].forEach(function (pair) {
+    var box = $(pair[0]);
+    if (box.value) { typedEarly = true; } else { box.value = pair[1] || ""; }
+  });
+  if ($("r-key").value && $("r-key").value !== (spec.key || "")) { keyTouched = true; }
   D.triggers.forEach(function (t) {
     $("r-trigger-type").appendChild(option(t.type, t.name, t.type === spec.trigger.type));
   });
   D.actions.forEach(function (a) { $("r-new-action").appendChild(option(a.type, a.name)); });
   $("r-trigger-type").addEventListener("change", function () { setTriggerType(this.value); });
   $("r-condition").addEventListener("input", function () { changed(); checkCondition(); });
-  $("r-name").addEventListener("input", function () {
-    changed();
-    if (keyTouched) { return; }
+  function suggestKey() {
+    if (keyTouched || D.key) { return; }
     fetch("/apps/" + D.app + "/design/key?label=" + encodeURIComponent($("r-name").value),
           { credentials: "same-origin" }).then(function (r) { return r.json(); })
       .then(function (b) {
         // Someone typing in the key field owns it: a late suggestion must not land mid-word.
         if (!keyTouched && document.activeElement !== $("r-key")) { $("r-key").value = b.key; }
       });
-  });
+  }
+  $("r-name").addEventListener("input", function () { changed(); suggestKey(); });
   $("r-key").addEventListener("beforeinput", function () { keyTouched = true; });
   $("r-key").addEventListener("input", function () { keyTouched = true; changed(); });
   $("r-description").addEventListener("input", changed);
@@ -566,6 +571,7 @@
     } });
   window.addEventListener("beforeunload", function (e) { if (dirty) { e.preventDefault(); e.returnValue = T.leave; } });
   renderTrigger(); renderSuggest(); renderActions();
-  if (spec.condition) { checkCondition(); }
+  if ($("r-condition").value) { checkCondition(); }
   dirty = false; status("");
+  if (typedEarly) { changed(); if ($("r-name").value) { suggestKey(); } }
 })();

@@ -89,7 +89,33 @@ def _build_rule(page) -> None:
     page.fill("#a0-title", "金额达百万 {{ record.case_no }}")
     page.fill("#a0-template", "业务 {{ record.case_no }} 的金额是 {{ record.amount }} 元")
     page.click("#r-save")
-    page.wait_for_url(f"**{RULES}/amount_million?msg=rule_saved")
+    try:
+        page.wait_for_url(f"**{RULES}/amount_million?msg=rule_saved")
+    except Exception as error:  # say what the editor showed, not only that it timed out
+        shown = {box: page.inner_text(box) for box in ("#r-status", "#r-problems")}
+        raise AssertionError(f"the rule was not saved; the editor showed {shown}") from error
+
+
+def test_what_is_typed_before_the_editor_script_runs_is_kept(web, db):
+    """On a slow phone the page shows before its (deferred) script runs: a name and a
+    condition typed meanwhile stay, count as unsaved, and the key is still suggested."""
+    _crm(db)
+    add_user(db, "boss")
+    page = web.signed_in("boss")
+    held = []
+    page.route("**/static/rules.js*", lambda route: held.append(route))  # held back
+    page.goto(f"{RULES}/new", wait_until="commit")
+    page.wait_for_selector("#r-name")
+    page.fill("#r-name", "金额达百万提醒团队经理")
+    page.fill("#r-condition", "amount >= 1000000")
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.wait_for_selector("#r-trigger-type option", state="attached")  # the script ran
+    assert page.input_value("#r-name") == "金额达百万提醒团队经理"
+    assert page.input_value("#r-condition") == "amount >= 1000000"
+    assert page.inner_text("#r-status") == "有未保存的修改"
+    page.wait_for_function("document.getElementById('r-key').value !== ''")
 
 
 def test_a_big_amount_rule_is_built_tested_enabled_and_notifies_the_lead_once(
