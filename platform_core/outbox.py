@@ -119,12 +119,21 @@ class Dispatcher:
             interests = self._interests(session)
             if interests is not None:
                 handled += self._skip_unwanted(session, now, interests)
+            done: list[int] = []
             for event in self._claim(session, now):
                 if handled and time.monotonic() - started > self.budget_seconds:
                     event.claimed_until = None  # not handled: the next run takes it
                     continue
-                self._dispatch(session, event, now, interests)
+                if self._dispatch(session, event, now, interests):
+                    done.append(event.id)
                 handled += 1
+            # The handled events are marked in one statement, not one UPDATE each (a fifth
+            # of the dispatcher's time with the CRM's rules); same transaction as their work.
+            for start in range(0, len(done), 500):
+                session.execute(update(OutboxEvent)
+                                .where(OutboxEvent.id.in_(done[start:start + 500]))
+                                .values(processed_at=now, claimed_until=None)
+                                .execution_options(synchronize_session="evaluate"))
             session.flush()
         return handled
 
@@ -173,7 +182,9 @@ class Dispatcher:
         return events
 
     def _dispatch(self, session: Session, event: OutboxEvent, now: datetime,
-                  interests: list[set[tuple[str, str]] | None] | None = None) -> None:
+                  interests: list[set[tuple[str, str]] | None] | None = None) -> bool:
+        """Hand ``event`` to the handlers that want it: True when all of them took it (the
+        caller marks it processed), False when one failed (retried later, marked here)."""
         where = "dispatcher"
         pair = (event.app, event.event_type)
         handlers = self.handlers if interests is None else [
@@ -189,10 +200,9 @@ class Dispatcher:
             event.available_at = now + retry_delay(event.attempts, self.backoff_seconds)
             log.warning("outbox event %s (%s) failed, attempt %s: %s", event.id,
                         event.event_type, event.attempts, event.last_error)
-        else:
-            event.processed_at = now
-        event.claimed_until = None
-        session.flush()
+            event.claimed_until = None
+            return False
+        return True
 
 
 def dead_letters(session: Session, *, max_attempts: int = 10,
