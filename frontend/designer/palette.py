@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pypinyin import lazy_pinyin
-
 from engine_forms.fieldtypes import FIELD_TYPES
 from frontend.i18n import _
 
@@ -125,6 +123,8 @@ def palette() -> dict[str, Any]:
 def key_for(label: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
     """A field key from a Chinese (or any) label, by pinyin: 房产估值 → fang_chan_gu_zhi;
     unique among ``taken``."""
+    from pypinyin import lazy_pinyin  # its phrase tables take 0.7 s to load: when first needed
+
     words = [w.strip().lower() for w in lazy_pinyin(label)]
     text = re.sub(r"[^a-z0-9]+", "_", "_".join(w for w in words if w)).strip("_")
     if not text or not text[0].isalpha():
