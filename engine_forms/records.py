@@ -98,11 +98,16 @@ def _relation_problems(session: Session, pub: Published, data: Mapping[str, Any]
                        old: Mapping[str, Any] | None = None) -> list[Problem]:
     """A problem per relation value that is not a live record of the target form. With a
     ``reader`` the ids a write adds must also be inside their read scope; the ids the
-    record already links (``old``) need only exist, whoever linked them."""
+    record already links (``old``) need only exist, whoever linked them, and a value the
+    write leaves as it was is not looked up again."""
     problems = []
     for field in pub.spec.fields:
         value = data.get(field.key)
         if field.type != "relation" or value is None:
+            continue
+        if old is not None and value == old.get(field.key):
+            # unchanged: checked when it was linked, and a target cannot go away while
+            # linked (deleting it applies the relation's on_delete to this record first)
             continue
         wanted = _targets(value)
         kept = set(_targets((old or {}).get(field.key))) if reader is not None else set()

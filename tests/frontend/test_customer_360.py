@@ -209,7 +209,10 @@ def test_a_templated_sms_goes_out_only_through_a_configured_gateway_and_is_audit
     assert body.startswith("张三您好")
     assert "138****1234" in page.inner_text("main")  # the recipient, masked
     page.click("#send-message button[type=submit]")
-    page.wait_for_url(re.compile(r"msg=message_sent"))
+    try:
+        page.wait_for_url(re.compile(r"msg=message_sent"))
+    except Exception as error:  # say where the browser got to, not only that it timed out
+        raise AssertionError(f"not sent: at {page.url}, alert {alert(page)!r}") from error
     assert path_of(page).startswith(f"{APP}/customer/records/{customer_id}")
     with db.read() as s:
         queued = list(s.execute(select(ActionRun)).scalars())
