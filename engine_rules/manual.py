@@ -102,8 +102,9 @@ def send(session: Session, *, app: str, form: str, key: str, record_id: int, act
          nonce: str, now: datetime, keyring: Keyring | None, client: str | None = None
          ) -> RuleRun:
     """Run the manual rule ``key`` on the record, as ``actor``, once per ``nonce``."""
-    if not nonce or len(nonce) > NONCE or not nonce.replace("-", "").isalnum():
-        raise InvalidInput("a send needs a nonce of letters and digits", field="nonce")
+    if not nonce or len(nonce) > NONCE or not nonce.replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput("a send needs a nonce of letters, digits, - and _ (URL-safe "
+                           "base64, as the message page makes them)", field="nonce")
     rule, spec = _rule(session, app, form, key)
     fired = Fired(f"manual:{rule.id}:{record_id}:{nonce}", "manual", app, form, record_id,
                   payload={"by": actor.user_id})
