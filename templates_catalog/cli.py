@@ -47,14 +47,16 @@ def list_templates() -> None:
                    f"{bundle.app['name']}  ({counts}{', demo data' if bundle.demo else ''})")
 
 
-def _install(ctx: Any, bundle: Bundle, name: str, key: str | None, demo: bool) -> None:
+def _install(ctx: Any, bundle: Bundle, name: str, key: str | None, demo: bool, *,
+             settle_now: bool = True) -> None:
     from templates_catalog.service import install_bundle_into
 
     def say(line: str) -> None:
         typer.echo(f"qiao: {'' if line.startswith('installed') else 'demo: '}{line}")
 
     done = domain(lambda: install_bundle_into(ctx, bundle, name=name, key=key, demo=demo,
-                                              actor=cli_actor(), progress=say))
+                                              actor=cli_actor(), progress=say,
+                                              settle_now=settle_now))
     if done.demo is not None:
         typer.echo(f"qiao: demo: {done.demo['cases']} cases in the loan flow, "
                    f"{done.demo['open_tasks']} open tasks")
@@ -106,4 +108,8 @@ def install_demo() -> None:
         if session.get(App, bundle.key) is not None:
             typer.echo(f"qiao: demo: app {bundle.key!r} is installed already")
             return
-    _install(ctx, bundle, DEMO_TEMPLATE, None, True)
+    # the server starting next handles the demo's events (the rules' statuses, reminders
+    # and notices) in its first seconds, as it handles every event: the newcomer does not
+    # wait for them before the first page
+    _install(ctx, bundle, DEMO_TEMPLATE, None, True,
+             settle_now=not ctx.settings.background_jobs)

@@ -46,8 +46,11 @@ def settle(ctx: Any, progress: Progress) -> None:
 
 
 def install_bundle_into(ctx: Any, bundle: Bundle, *, name: str | None, key: str | None,
-                        demo: bool, actor: Any, progress: Progress) -> Installed:
-    """Install ``bundle`` as a new app (one transaction), then its demo data if asked."""
+                        demo: bool, actor: Any, progress: Progress,
+                        settle_now: bool = True) -> Installed:
+    """Install ``bundle`` as a new app (one transaction), then its demo data if asked;
+    ``settle_now=False`` leaves the demo's events to the dispatcher of the server about to
+    start (``qiao serve --demo``: it handles them in its first seconds)."""
     from templates_catalog.demo import load_demo
     from templates_catalog.install import install
 
@@ -64,7 +67,11 @@ def install_bundle_into(ctx: Any, bundle: Bundle, *, name: str | None, key: str 
                                progress=progress)
     summary = None
     if result is not None:
-        settle(ctx, progress)
+        if settle_now:
+            settle(ctx, progress)
+        else:
+            progress("the server's dispatcher runs the rules over the demo's events as it "
+                     "starts")
         summary = {"cases": result.flows, "open_tasks": result.open_tasks,
                    "users": list(result.users), "password": result.password}
     return Installed(app=app, template=name, version=bundle.app["version"], demo=summary)

@@ -43,8 +43,8 @@ def test_the_integration_walk_through_runs(tmp_path, database_url):
                             "2>&1 &\nsleep 1\n")
     script = (script.replace("127.0.0.1:8000", f"127.0.0.1:{qiao}")
               .replace("8099", str(hook)))
-    # the dispatcher first works through the demo's own events (none of them is for the
-    # receiver, which subscribed later), then delivers ours
+    # the walk-through waits until the dispatcher has worked through the demo's own events
+    # (the rules' updates of demo customers among them) before it subscribes the receiver
     script = ("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n"
               f"export QIAO_PORT={qiao}\n" + script +
               f"\nfor i in $(seq 360); do [ $(grep -c verified receiver.log) -ge {len(EVENTS)} ]"
