@@ -41,7 +41,12 @@ from tests.security_setup import client_as
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
-EXAMPLES = {"positive": 15, "negative": 10, "seeded": 10}
+# Requests per operation and mode. CI's PostgreSQL pass (QIAO_TEST_PASS=database) sends a
+# third as many (still every operation, in every mode): the SQLite pass before it sent
+# them all, and what differs between the databases (types, collation, JSON operators)
+# shows on any request of a shape; the full CRM document took over two minutes a pass.
+EXAMPLES = {mode: count // (3 if os.environ.get("QIAO_TEST_PASS") == "database" else 1)
+            for mode, count in {"positive": 15, "negative": 10, "seeded": 10}.items()}
 PG_URL = os.environ.get("QIAO_TEST_DATABASE_URL", "")
 
 # A small app: every field type, required_if/visible_if/validate/default, a unique field,
