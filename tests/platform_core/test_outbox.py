@@ -209,3 +209,27 @@ def test_a_subscription_does_not_receive_what_happened_before_it(db):
     with db.read() as s:
         got = list(s.execute(select(WebhookDelivery.event_id)).scalars())
     assert got == after
+
+
+def test_a_batch_marks_its_handled_events_with_one_statement(db):
+    """The statements of a batch do not grow with the events its handlers took: they are
+    marked processed together, at the end of the batch's transaction."""
+    from sqlalchemy import event as sa_event
+
+    def statements(n: int) -> int:
+        make_events(db, n)
+        seen: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+            seen.append(statement)
+
+        sa_event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert Dispatcher(db, [Recorder()], worker_id="w1", batch=50).run_once() == n
+        finally:
+            sa_event.remove(db.engine, "before_cursor_execute", count)
+        assert all(e.processed_at is not None for e in events(db).values())
+        return len(seen)
+
+    one = statements(1)
+    assert statements(20) == one
