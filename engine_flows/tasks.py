@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -103,25 +103,45 @@ class _Claim:
     stamp: Any  # the run's flow version's published_at (its spec's cache key)
 
 
+# The statements of every completion, built once with bound parameters: building them
+# per call (SQLAlchemy's coercions and cache keys) cost more than running them.
+_BUMP_RUN = (
+    update(FlowRun)
+    .where(FlowRun.id == select(Task.run_id).where(Task.id == bindparam("task_id"))
+           .scalar_subquery())
+    .values(row_version=FlowRun.row_version + 1).returning(FlowRun)
+    .execution_options(synchronize_session=False, populate_existing=True))
+_TASK = select(Task).where(Task.id == bindparam("task_id")) \
+    .execution_options(populate_existing=True)
+_TASK_STEP_STAMP = (
+    select(Task, FlowStep, FlowVersion.published_at).where(Task.id == bindparam("task_id"))
+    .outerjoin(FlowStep, FlowStep.id == Task.step_id)
+    .outerjoin(FlowVersion, and_(FlowVersion.app == bindparam("run_app"),
+                                 FlowVersion.flow == bindparam("run_flow"),
+                                 FlowVersion.version == bindparam("run_version")))
+    .execution_options(populate_existing=True))
+_CLOSE = (
+    update(Task)
+    .where(Task.id == bindparam("task_id"), Task.status == "open",
+           Task.row_version == bindparam("seen_version"))
+    .values(status="done", outcome=bindparam("to_outcome"), comment=bindparam("to_comment"),
+            completed_by=bindparam("by_user"), completed_at=bindparam("at_time"),
+            row_version=bindparam("next_version"))
+    .execution_options(synchronize_session=False))
+
+
 def _claim(session: Session, task_id: int, who: Who) -> _Claim:
     """Lock and bump the task's run, then read the task as it is now with its step (in
     the identity map for ``session.get``) — two statements. The run comes first, so
     whatever another operation on it committed meanwhile is seen; a caller who may not
     see the task gets 404 and the transaction, bump included, rolls back."""
-    run = session.execute(
-        update(FlowRun)
-        .where(FlowRun.id == select(Task.run_id).where(Task.id == task_id).scalar_subquery())
-        .values(row_version=FlowRun.row_version + 1).returning(FlowRun)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
-    stmt = select(Task).where(Task.id == task_id)
-    if run is not None:
-        stmt = select(Task, FlowStep, FlowVersion.published_at).where(Task.id == task_id) \
-            .outerjoin(FlowStep, FlowStep.id == Task.step_id) \
-            .outerjoin(FlowVersion, and_(FlowVersion.app == run.app,
-                                         FlowVersion.flow == run.flow,
-                                         FlowVersion.version == run.version))
-    row = session.execute(stmt.execution_options(populate_existing=True)).first()
+    run = session.execute(_BUMP_RUN, {"task_id": task_id}).scalar_one_or_none()
+    if run is None:
+        row = session.execute(_TASK, {"task_id": task_id}).first()
+    else:
+        row = session.execute(_TASK_STEP_STAMP, {
+            "task_id": task_id, "run_app": run.app, "run_flow": run.flow,
+            "run_version": run.version}).first()
     task = _visible(session, row[0] if row else None, task_id, who)
     if run is None:
         return _Claim(None, task, None, None)
@@ -192,7 +212,8 @@ def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: st
         write_log(eng.session)  # its record.update event comes after the flow's so far
         written = record_handler.update(eng.session, eng.pub, rec.id, dict(data),
                                         expected_version=rec.row_version, actor=eng.actor,
-                                        crypt=FieldCrypt(eng.pub, eng.keyring), reader=reader)
+                                        crypt=FieldCrypt(eng.pub, eng.keyring), reader=reader,
+                                        current=rec)
     _check_required(eng, node, outcome, written=written)
 
 
@@ -226,9 +247,10 @@ def _close(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
     values = {"status": "done", "outcome": outcome, "comment": comment,
               "completed_by": eng.actor.user_id, "completed_at": eng.now,
               "row_version": task.row_version + 1}
-    done = eng.session.execute(update(Task).where(
-        Task.id == task.id, Task.status == "open", Task.row_version == task.row_version)
-        .values(values).execution_options(synchronize_session=False))
+    done = eng.session.execute(_CLOSE, {
+        "task_id": task.id, "seen_version": task.row_version, "to_outcome": outcome,
+        "to_comment": comment, "by_user": eng.actor.user_id, "at_time": eng.now,
+        "next_version": task.row_version + 1})
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise TaskClosed(f"task {task.id} was closed by someone else", task_id=task.id)
     for key, value in values.items():

@@ -374,10 +374,16 @@ def _chunks(items: list[int], size: int) -> list[list[int]]:
 
 def update(session: Session, pub: Published, record_id: int, payload: Mapping[str, Any], *,
            expected_version: int, actor: Actor, crypt: FieldCrypt | None = None,
-           reader: Principal | None = None) -> Record:
+           reader: Principal | None = None, current: Record | None = None) -> Record:
     """Validate a patch against the record's current data and apply it (optimistic lock);
-    with a ``reader``, the links it adds must be to records they may read."""
-    rec = load_record(session, pub, record_id)
+    with a ``reader``, the links it adds must be to records they may read. ``current``:
+    the record as the caller has just read it in this transaction (a flow step holding
+    it locked), instead of reading it again."""
+    if current is not None and current.id == record_id and current.deleted_at is None \
+            and (current.app, current.form) == (pub.app, pub.spec.key):
+        rec = current
+    else:
+        rec = load_record(session, pub, record_id)
     old = crypt.open(rec.data) if crypt else rec.data
     data = _validate(session, pub, payload, old=old, env=env_for(session), reader=reader)
     if crypt:

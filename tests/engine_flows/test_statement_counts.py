@@ -90,3 +90,22 @@ def test_a_service_step_s_record_update_keeps_its_place_among_the_flow_s_events(
     assert types[-7:] == ["task.completed", "flow.step_left", "flow.step_entered",
                           "record.updated", "flow.step_left", "flow.step_entered",
                           "flow.completed"], types
+
+
+def test_a_completion_that_writes_the_record_reads_it_once(world, db):
+    """The step's edits are applied to the record the completion has just read (and, on
+    PostgreSQL, locked), not to a second read of it."""
+    world.user("li", "sales")
+    world.user("wang", "sales")
+    world.flow(linear("notes", [
+        {"id": "fill", "type": "user_task", "assignee": {"strategy": "users", "users": ["li"]},
+         "fields": {"editable": ["note"]}},
+        {"id": "check", "type": "user_task",
+         "assignee": {"strategy": "users", "users": ["wang"]}}]))
+    rec = world.case(region="华东")
+    run = world.start("notes", rec)
+    task = world.task_of("li", run["id"])
+    seen = _statements_of(db, lambda: world.act("li", task["id"], data={"note": "已核实"}))
+    reads = [s for s in seen if s.startswith("SELECT records.")]
+    assert len(reads) == 1, "\n".join(seen)
+    assert world.record(rec)["note"] == "已核实"
