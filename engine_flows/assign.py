@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -84,6 +84,11 @@ def _active(stmt: Any) -> Any:
     return stmt.where(User.status == "active")
 
 
+# built once: a user task names its assignees at every step it is entered
+_ACTIVE_BY_NAME = _active(select(User.username, User.id).where(
+    User.username.in_(bindparam("names", expanding=True))))
+
+
 def role_members(session: Session, role: str, department_ids: list[int] | None = None
                  ) -> list[int]:
     stmt = _active(select(User.id).join(UserRole, UserRole.user_id == User.id)
@@ -103,8 +108,7 @@ class Users(Strategy):
             f"user {u!r} does not exist" for u in spec.users if u not in known]
 
     def resolve(self, session: Session, spec: Assignee, situation: Situation) -> list[int]:
-        ids = dict(session.execute(_active(select(User.username, User.id).where(
-            User.username.in_(spec.users)))).all())
+        ids = dict(session.execute(_ACTIVE_BY_NAME, {"names": list(spec.users)}).all())
         return [ids[u] for u in spec.users if u in ids]
 
 
