@@ -168,7 +168,7 @@ class UpdateRecord(Action):
                                                                      record_id)
             record_handler.update(ctx.session, pub, record_id, values,
                                   expected_version=rec.row_version, actor=ctx.actor,
-                                  crypt=FieldCrypt(pub, ctx.keyring))
+                                  crypt=FieldCrypt(pub, ctx.keyring), current=rec)
             done.append(record_id)
         ctx.reopen()  # the update re-read the record into the session's copy
         return {"records": done, "fields": sorted(values)}
