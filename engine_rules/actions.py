@@ -19,7 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from engine_forms import records as record_handler
@@ -38,15 +38,39 @@ if TYPE_CHECKING:
 def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
     """Hold the rows of the records an action is about to change (PostgreSQL ``FOR
     UPDATE``, in id order; SQLite's one writer needs none) and read them as they are
-    then — one statement, the session's copies refreshed: a person's edit committing
-    between the rule's read and its write would otherwise make the rule's write a
-    version conflict — a failed run, an effect lost. Now the edit goes first and the rule
-    changes the record as the edit left it."""
+    then: a person's edit committing between the rule's read and its write would
+    otherwise make the rule's write a version conflict — a failed run, an effect lost.
+    Now the edit goes first and the rule changes the record as the edit left it.
+
+    One statement reads the rows' versions; a record the session already holds at that
+    version (the rule's own read of the trigger, the copy the last update wrote) is
+    current and is not read again — only the others are (a second statement)."""
     if not ids:
         return {}
-    return {rec.id: rec for rec in session.execute(
-        select(Record).where(Record.id.in_(sorted(set(ids)))).order_by(Record.id)
-        .with_for_update().execution_options(populate_existing=True)).scalars()}
+    wanted = sorted(set(ids))
+    versions = session.execute(select(Record.id, Record.row_version)
+                               .where(Record.id.in_(wanted)).order_by(Record.id)
+                               .with_for_update()).all()
+    held = {rid: rec for rid, version in versions
+            if (rec := _held_copy(session, rid, version)) is not None}
+    stale = [rid for rid, _version in versions if rid not in held]
+    if stale:
+        held.update({rec.id: rec for rec in session.execute(
+            select(Record).where(Record.id.in_(stale))
+            .execution_options(populate_existing=True)).scalars()})
+    return held
+
+
+def _held_copy(session: Session, record_id: int, version: int) -> Record | None:
+    """The session's copy of the record when it is loaded and at ``version`` (the row
+    version moves with every write of the record: same version, same values)."""
+    rec = session.identity_map.get(Session.identity_key(Record, record_id))
+    if rec is None:
+        return None
+    state = inspect(rec)
+    if state.modified or state.expired_attributes & {"data", "row_version"}:
+        return None
+    return rec if rec.row_version == version else None
 
 
 def hold(ctx: RuleContext, ids: list[int]) -> dict[int, Record]:

@@ -19,7 +19,8 @@ A run, in order (one ``RuleRun`` row records it all):
 
 For an outbox event (``run_event``) every rule is judged first (steps 1–3, all against
 the record as of the event, read once), then the rules whose condition held act in rule
-order; the runs that ran no action are written together, in one INSERT.
+order; then the runs are written (one INSERT for all that ran no action) and the action
+runs (one INSERT for all).
 
 Everything runs in the caller's transaction (the dispatcher's, or a scan's), and the
 events the actions write carry depth + 1 (``platform_core.outbox.CASCADE_DEPTH``).
@@ -45,7 +46,7 @@ from engine_rules.spec import RuleSpec, Trigger
 from platform_core.db import dumps
 from platform_core.errors import DomainError
 from platform_core.expressions import ExpressionError
-from platform_core.models import OutboxEvent, utcnow
+from platform_core.models import OutboxEvent, Record, utcnow
 from platform_core.outbox import CASCADE_DEPTH
 from platform_core.security.crypto import Keyring
 from platform_core.security.models import User
@@ -174,7 +175,8 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
         ctx = RuleContext.load(session, fired, actor=actor or actor_of(session, rule, spec),
                                now=now, keyring=keyring)
         if _judge(ctx, spec, row):
-            return _act(ctx, rule, spec, row, started, manual=actor is not None)
+            return _write_run(session, row, _act(ctx, rule, spec, row, started,
+                                                 manual=actor is not None))
     row["duration_ms"] = _elapsed_ms(started)
     run = RuleRun(**row)
     session.add(run)
@@ -185,17 +187,18 @@ def run_event(session: Session, fired: Fired, *, now: datetime,
               keyring: Keyring | None = None) -> None:
     """Every enabled rule ``fired`` (an outbox event) triggers: first each one judged
     (steps 2–3) against the event's record, read once; then the rules whose condition
-    held act, in rule order, after one look-up of the actions already done; the runs
-    that ran no action (most are skipped by their condition) are written together by
-    one INSERT of many rows."""
+    held act, in rule order, after one look-up of the actions already done; then the
+    runs are written (one INSERT for all that ran no action) and their action runs (one
+    INSERT for all)."""
     pairs = _matching(session, fired)
     if not pairs:
         return
-    quiet: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     acting: list[tuple[Rule, RuleSpec, dict[str, Any], float]] = []
     base: RuleContext | None = None
     for rule, spec in pairs:
         started, row = time.perf_counter(), _run_row(rule, fired, now)
+        runs.append(row)
         if fired.depth >= MAX_DEPTH:
             _stopped(rule, fired, row)
         else:
@@ -206,23 +209,55 @@ def run_event(session: Session, fired: Fired, *, now: datetime,
                 acting.append((rule, spec, row, time.perf_counter() - started))
                 continue
         row["duration_ms"] = _elapsed_ms(started)
-        quiet.append(row)
+    action_rows: dict[int, list[dict[str, Any]]] = {}
     if acting and base is not None:
         done = _done_keys(session, [_key(fired, rule, i) for rule, spec, _row, _t in acting
                                     for i in range(len(spec.actions))])
         for rule, spec, row, judged in acting:
             ctx = RuleContext.load(session, fired, actor=actor_of(session, rule, spec),
                                    now=now, keyring=keyring, like=base)
-            _act(ctx, rule, spec, row, time.perf_counter() - judged, manual=False, done=done)
+            action_rows[id(row)] = _act(ctx, rule, spec, row, time.perf_counter() - judged,
+                                        manual=False, done=done)
+    _write_runs(session, runs, action_rows)
+
+
+def _write_runs(session: Session, runs: list[dict[str, Any]],
+                action_rows: dict[int, list[dict[str, Any]]]) -> None:
+    """The runs of one trigger: each run that wrote action runs (keyed by ``id(row)`` of
+    its row) by an INSERT returning its id, the others by one INSERT of many rows, then
+    every action run, pointing at its run, by one more. (A many-row INSERT cannot name
+    which id went to which row on SQLite: SQLAlchemy then sends one row at a time.)"""
+    table, actions = RuleRun.__table__, []
+    for row in runs:
+        if action_rows.get(id(row)):
+            run_id = session.execute(table.insert().returning(table.c.id), row).scalar_one()
+            actions += [a | {"rule_run_id": run_id} for a in action_rows[id(row)]]
+    quiet = [row for row in runs if not action_rows.get(id(row))]
     if quiet:
-        session.execute(RuleRun.__table__.insert(), quiet)
+        session.execute(table.insert(), quiet)
+    if actions:
+        session.execute(ActionRun.__table__.insert(), actions)
+
+
+def _write_run(session: Session, row: dict[str, Any],
+               action_rows: list[dict[str, Any]]) -> RuleRun:
+    """One rule's run added to the session (its id names its action runs), then its
+    action runs in one INSERT."""
+    run = RuleRun(**row)
+    session.add(run)
+    session.flush()
+    if action_rows:
+        session.execute(ActionRun.__table__.insert(),
+                        [a | {"rule_run_id": run.id} for a in action_rows])
+    return run
 
 
 def _act(ctx: RuleContext, rule: Rule, spec: RuleSpec, row: dict[str, Any], started: float,
-         *, manual: bool, done: set[str] | None = None) -> RuleRun:
+         *, manual: bool, done: set[str] | None = None) -> list[dict[str, Any]]:
     """Step 4 for a rule whose condition held: the ``run_as`` check, then the actions;
-    the run is written (its id names its action runs), then its action runs, in one
-    INSERT. ``done``: the action keys of this trigger already run (looked up if None)."""
+    the run's outcome written into ``row``, the rows of its action runs returned (the
+    caller writes both). ``done``: the action keys of this trigger already run (looked
+    up if None)."""
     session, fired = ctx.session, ctx.fired
     if done is None:
         done = _done_keys(session, [_key(fired, rule, i) for i in range(len(spec.actions))])
@@ -243,13 +278,7 @@ def _act(ctx: RuleContext, rule: Rule, spec: RuleSpec, row: dict[str, Any], star
         if any(a["status"] == "failed" for a in row["actions"]):
             row["status"] = "failed"
     row["duration_ms"] = _elapsed_ms(started)
-    run = RuleRun(**row)
-    session.add(run)
-    session.flush()  # the run's id, for its action runs
-    if action_rows:
-        session.execute(ActionRun.__table__.insert(),
-                        [a | {"rule_run_id": run.id} for a in action_rows])
-    return run
+    return action_rows
 
 
 def _key(fired: Fired, rule: Rule, index: int) -> str:
@@ -331,6 +360,17 @@ class RulesHandler:
                       payload=event.payload or {}, depth=event.depth or 0)
         session.info["publishes_nothing"] = True  # forms' versions read once per batch
         run_event(session, fired, now=utcnow(), keyring=self.keyring)
+
+    def prepare(self, session: Session, events: list[Any]) -> None:
+        """The records of a batch's events, read in one statement and held for the
+        batch: each event's rules then find theirs in the session (``RuleContext.load``)
+        instead of reading it alone. Read after the events were claimed, a record is at
+        least at its event's version; a later one is rewound from its history."""
+        ids = sorted({e.record_id for e in events if e.record_id is not None})
+        held = session.info.setdefault("rules_records", [])  # the session's map is weak
+        for start in range(0, len(ids), 500):
+            held += session.execute(select(Record).where(
+                Record.id.in_(ids[start:start + 500]))).scalars().all()
 
     def interest(self, session: Session) -> set[tuple[str, str]]:
         """The (app, event type) pairs some enabled rule is triggered by (the outbox

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Integer,
     String,
     any_,
+    bindparam,
     delete,
     func,
     insert,
@@ -208,22 +210,36 @@ def _write(session: Session, rec: Record, expected: int, actor: Actor, values: d
     """Conditional UPDATE (optimistic lock) + history diff + outbox event."""
     now = utcnow()
     # RETURNING hands the written row back (into the session's copy too): no SELECT after
-    fresh = session.execute(
-        update(Record)
-        .where(Record.id == rec.id, Record.row_version == expected)
-        .values(row_version=expected + 1, updated_at=now, updated_by=actor.user_id, **values)
-        .returning(Record)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    fresh = session.execute(_update_of(tuple(sorted(values))), {
+        "w_id": rec.id, "w_expected": expected, "w_next": expected + 1, "w_now": now,
+        "w_by": actor.user_id, **{f"v_{key}": value for key, value in values.items()}},
     ).scalars().first()
     if fresh is None:
         _check_version(get_record(session, rec.id, include_deleted=True), expected)
         raise Conflict(f"record {rec.id} was changed concurrently", record_id=rec.id)
-    session.execute(insert(RecordHistory).values(
-        record_id=rec.id, row_version=expected + 1, action=action, diff=changes,
-        actor_id=actor.user_id, at=now))
-    session.execute(insert(OutboxEvent).values(
-        **_event(f"record.{action}d", _as_row(fresh), actor, changes)))
+    # Core INSERTs of prepared statements: the ORM's bulk-insert layer and a statement
+    # built per call cost more than the write itself (a fifth of a rule dispatcher's time)
+    session.execute(_HISTORY_ROW, {
+        "record_id": rec.id, "row_version": expected + 1, "action": action, "diff": changes,
+        "actor_id": actor.user_id, "at": now})
+    session.execute(_EVENT_ROW, _event(f"record.{action}d", _as_row(fresh), actor, changes))
     return fresh
+
+
+_HISTORY_ROW = RecordHistory.__table__.insert()
+_EVENT_ROW = OutboxEvent.__table__.insert()
+
+
+@lru_cache(maxsize=16)
+def _update_of(keys: tuple[str, ...]) -> Any:
+    """``_write``'s UPDATE of the columns ``keys``, built once with bound parameters
+    (building it per call cost as much as running it)."""
+    return (update(Record)
+            .where(Record.id == bindparam("w_id"), Record.row_version == bindparam("w_expected"))
+            .values(row_version=bindparam("w_next"), updated_at=bindparam("w_now"),
+                    updated_by=bindparam("w_by"), **{key: bindparam(f"v_{key}") for key in keys})
+            .returning(Record)
+            .execution_options(synchronize_session=False, populate_existing=True))
 
 
 def _as_row(rec: Record) -> dict[str, Any]:
