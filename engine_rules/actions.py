@@ -162,6 +162,12 @@ class UpdateRecord(Action):
                             "its relation field)")
         return problems
 
+    def contained(self, config: Mapping[str, Any]) -> bool:
+        """One record (the trigger's, or the one ``via`` links to): the values, the
+        validation, uniqueness and links are all checked before its first write, so a
+        failure leaves nothing written. ``related`` changes many, one after another."""
+        return not isinstance(config.get("related"), dict)
+
     def targets(self, ctx: RuleContext, config: Mapping[str, Any]) -> list[tuple[str, int]]:
         if ctx.record is None:
             raise InvalidInput("update_record needs a record: this trigger has none")

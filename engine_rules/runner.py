@@ -184,10 +184,11 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
 
 
 def run_event(session: Session, fired: Fired, *, now: datetime,
-              keyring: Keyring | None = None) -> None:
+              keyring: Keyring | None = None, first_try: bool = False) -> None:
     """Every enabled rule ``fired`` (an outbox event) triggers: first each one judged
     (steps 2–3) against the event's record, read once; then the rules whose condition
-    held act, in rule order, after one look-up of the actions already done; then the
+    held act, in rule order, after one look-up of the actions already done (none for
+    an event on its ``first_try``); then the
     runs are written (one INSERT for all that ran no action) and their action runs (one
     INSERT for all)."""
     pairs = _matching(session, fired)
@@ -211,8 +212,11 @@ def run_event(session: Session, fired: Fired, *, now: datetime,
         row["duration_ms"] = _elapsed_ms(started)
     action_rows: dict[int, list[dict[str, Any]]] = {}
     if acting and base is not None:
-        done = _done_keys(session, [_key(fired, rule, i) for rule, spec, _row, _t in acting
-                                    for i in range(len(spec.actions))])
+        # An event no dispatcher had claimed before has no action runs yet (they commit
+        # with the claim that marks it processed; a failure or crash undoes both).
+        done = set() if first_try else _done_keys(session, [
+            _key(fired, rule, i) for rule, spec, _row, _t in acting
+            for i in range(len(spec.actions))])
         for rule, spec, row, judged in acting:
             ctx = RuleContext.load(session, fired, actor=actor_of(session, rule, spec),
                                    now=now, keyring=keyring, like=base)
@@ -359,7 +363,8 @@ class RulesHandler:
                       form=event.form, record_id=event.record_id,
                       payload=event.payload or {}, depth=event.depth or 0)
         session.info["publishes_nothing"] = True  # forms' versions read once per batch
-        run_event(session, fired, now=utcnow(), keyring=self.keyring)
+        run_event(session, fired, now=utcnow(), keyring=self.keyring,
+                  first_try=event.id in session.info.get("outbox_fresh", ()))
 
     def prepare(self, session: Session, events: list[Any]) -> None:
         """The records of a batch's events, read in one statement and held for the

@@ -64,7 +64,11 @@ class Handler(Protocol):
 
     And ``prepare(session, events)``: called once per batch, before the first event is
     handled, with the batch's events it will be handed — to read what they all need in
-    one statement instead of one per event."""
+    one statement instead of one per event.
+
+    ``session.info["outbox_fresh"]`` holds the ids of the batch's events no dispatcher
+    had claimed before: nothing a handler writes for an event can have been committed
+    yet, so it may skip its idempotency look-ups for those."""
 
     def handle(self, session: Session, event: OutboxEvent) -> None: ...
 
@@ -192,6 +196,8 @@ class Dispatcher:
                 .order_by(OutboxEvent.id).limit(self.batch)
                 .with_for_update(skip_locked=True))  # rendered on PostgreSQL only
         events = list(session.execute(stmt).scalars())
+        # never handed out before: no handler has committed anything for these yet
+        session.info["outbox_fresh"] = {e.id for e in events if e.claimed_by is None}
         for event in events:
             event.claimed_by, event.claimed_until = self.worker_id, now + self.lease
         session.flush()
