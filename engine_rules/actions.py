@@ -19,7 +19,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import inspect, select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from engine_forms import records as record_handler
@@ -47,10 +47,7 @@ def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
     current and is not read again — only the others are (a second statement)."""
     if not ids:
         return {}
-    wanted = sorted(set(ids))
-    versions = session.execute(select(Record.id, Record.row_version)
-                               .where(Record.id.in_(wanted)).order_by(Record.id)
-                               .with_for_update()).all()
+    versions = session.execute(_VERSIONS, {"ids": sorted(set(ids))}).all()
     held = {rid: rec for rid, version in versions
             if (rec := _held_copy(session, rid, version)) is not None}
     stale = [rid for rid, _version in versions if rid not in held]
@@ -59,6 +56,11 @@ def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
             select(Record).where(Record.id.in_(stale))
             .execution_options(populate_existing=True)).scalars()})
     return held
+
+
+_VERSIONS = (select(Record.id, Record.row_version)
+             .where(Record.id.in_(bindparam("ids", expanding=True))).order_by(Record.id)
+             .with_for_update())
 
 
 def _held_copy(session: Session, record_id: int, version: int) -> Record | None:
