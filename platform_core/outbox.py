@@ -13,12 +13,14 @@ One ``run_once`` is one transaction, in this order:
    ``FOR UPDATE SKIP LOCKED``, so a second dispatcher takes the next ones; SQLite's
    ``BEGIN IMMEDIATE`` (``Database.write()``) lets one dispatcher run at a time. The
    lease (``claimed_by``/``claimed_until``) marks who has them;
-2. for each event, in id order: every handler's ``handle(session, event)`` inside one
-   SAVEPOINT. Handlers only write rows (a webhook delivery, a rule run) — never network
-   I/O, which belongs to whoever later reads those rows;
-3. all handlers succeeded → ``processed_at`` set. One raised → the savepoint is rolled
-   back (no handler's rows of this event are kept), ``attempts`` + 1, ``last_error``, and
-   ``available_at`` pushed back by the backoff; the rest of the batch goes on;
+2. for each event, in id order: every handler's ``handle(session, event)``, the whole
+   batch inside one SAVEPOINT. Handlers only write rows (a webhook delivery, a rule run)
+   — never network I/O, which belongs to whoever later reads those rows;
+3. all handlers succeeded → ``processed_at`` set. One raised → the batch's savepoint is
+   rolled back and the batch handled again event by event, each in a SAVEPOINT of its
+   own: an event whose handler raises again has its savepoint rolled back (no handler's
+   rows of this event are kept), ``attempts`` + 1, ``last_error``, and ``available_at``
+   pushed back by the backoff; the rest of the batch goes on;
 4. commit. A crash before it loses nothing: the events are claimed again.
 
 So an event is handed to each handler **at least once**, and retried as a whole: a
@@ -127,16 +129,21 @@ class Dispatcher:
             interests = self._interests(session)
             if interests is not None:
                 handled += self._skip_unwanted(session, now, interests)
-            done: list[int] = []
             events = self._claim(session, now)
             self._prepare(session, events, interests)
-            for event in events:
-                if handled and time.monotonic() - started > self.budget_seconds:
-                    event.claimed_until = None  # not handled: the next run takes it
-                    continue
-                if self._dispatch(session, event, now, interests):
-                    done.append(event.id)
-                handled += 1
+            try:
+                # The whole batch in one savepoint, not one per event (two statements
+                # each, two round trips on PostgreSQL); a handler failing undoes the
+                # batch's work, which is then done again event by event (step 3).
+                with session.begin_nested():
+                    done, count = self._handle(session, events, now, interests, started,
+                                               handled, alone=False)
+            except Exception as exc:  # noqa: BLE001 — retried below, event by event
+                log.info("outbox batch of %s events redone event by event: %s: %s",
+                         len(events), type(exc).__name__, exc)
+                done, count = self._handle(session, events, now, interests, started,
+                                           handled, alone=True)
+            handled += count
             # The handled events are marked in one statement, not one UPDATE each (a fifth
             # of the dispatcher's time with the CRM's rules); same transaction as their work.
             for start in range(0, len(done), 500):
@@ -203,28 +210,67 @@ class Dispatcher:
         session.flush()
         return events
 
+    def _handle(self, session: Session, events: list[OutboxEvent], now: datetime,
+                interests: list[set[tuple[str, str]] | None] | None, started: float,
+                handled: int, *, alone: bool) -> tuple[list[int], int]:
+        """Each event to the handlers that want it until the time budget runs out (the
+        rest are released for the next run); the ids all handlers took, and how many
+        events were handled. ``alone``: each event in a savepoint of its own, a failure
+        marked for a later retry (``_dispatch``); otherwise a failure raises."""
+        done: list[int] = []
+        count = 0
+        for event in events:
+            if handled + count and time.monotonic() - started > self.budget_seconds:
+                event.claimed_until = None  # not handled: the next run takes it
+                continue
+            if alone:
+                if self._dispatch(session, event, now, interests):
+                    done.append(event.id)
+            else:
+                self._hand_over(session, event, interests)
+                done.append(event.id)
+            count += 1
+        return done, count
+
+    def _hand_over(self, session: Session, event: OutboxEvent,
+                   interests: list[set[tuple[str, str]] | None] | None) -> None:
+        """``event`` to each handler that wants it; a failure raises ``HandlerFailed``."""
+        pair = (event.app, event.event_type)
+        for handler, wants in zip(self.handlers, interests or [None] * len(self.handlers),
+                                  strict=True):
+            if wants is None or pair in wants:
+                try:
+                    handler.handle(session, event)
+                except Exception as exc:
+                    raise HandlerFailed(type(handler).__name__, exc) from exc
+
     def _dispatch(self, session: Session, event: OutboxEvent, now: datetime,
                   interests: list[set[tuple[str, str]] | None] | None = None) -> bool:
-        """Hand ``event`` to the handlers that want it: True when all of them took it (the
-        caller marks it processed), False when one failed (retried later, marked here)."""
-        where = "dispatcher"
-        pair = (event.app, event.event_type)
-        handlers = self.handlers if interests is None else [
-            h for h, i in zip(self.handlers, interests, strict=True) if i is None or pair in i]
+        """Hand ``event`` to the handlers that want it in a savepoint: True when all of
+        them took it (the caller marks it processed), False when one failed (its work
+        undone, the event retried later, marked here)."""
         try:
             with session.begin_nested():
-                for handler in handlers:
-                    where = type(handler).__name__
-                    handler.handle(session, event)
+                self._hand_over(session, event, interests)
         except Exception as exc:  # any handler failure: retry the event later
+            where, cause = (exc.where, exc.cause) if isinstance(exc, HandlerFailed) \
+                else ("dispatcher", exc)
             event.attempts += 1
-            event.last_error = f"{where}: {type(exc).__name__}: {exc}"[:2000]
+            event.last_error = f"{where}: {type(cause).__name__}: {cause}"[:2000]
             event.available_at = now + retry_delay(event.attempts, self.backoff_seconds)
             log.warning("outbox event %s (%s) failed, attempt %s: %s", event.id,
                         event.event_type, event.attempts, event.last_error)
             event.claimed_until = None
             return False
         return True
+
+
+class HandlerFailed(Exception):
+    """A handler raised while handling an event (``where``: the handler's class)."""
+
+    def __init__(self, where: str, cause: Exception):
+        super().__init__(f"{where}: {cause}")
+        self.where, self.cause = where, cause
 
 
 def dead_letters(session: Session, *, max_attempts: int = 10,

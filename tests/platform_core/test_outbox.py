@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from platform_core.models import OutboxEvent, utcnow
@@ -69,8 +70,10 @@ def test_a_failing_handler_does_not_block_the_others_and_is_retried_later(db):
     dispatcher = Dispatcher(db, [ok, flaky], worker_id="w1", backoff_seconds=5)
     now = utcnow()
     assert dispatcher.run_once(now=now) == 3
-    assert ok.seen == ids  # called for each; the failed event's rows are rolled back
-    assert flaky.seen == [ids[0], ids[2]]
+    # the batch's pass stopped at the failure and was undone; then the batch was handled
+    # again event by event, each in a savepoint: the failed event's rows are rolled back
+    assert ok.seen == [ids[0], ids[1], *ids]
+    assert flaky.seen == [ids[0], ids[0], ids[2]]
     failed = events(db)[ids[1]]
     assert failed.processed_at is None and failed.attempts == 1
     assert "Recorder: RuntimeError: cannot handle record" in failed.last_error
@@ -80,8 +83,8 @@ def test_a_failing_handler_does_not_block_the_others_and_is_retried_later(db):
     assert dispatcher.run_once(now=now + timedelta(seconds=4)) == 0
     flaky.fail.clear()
     assert dispatcher.run_once(now=now + timedelta(seconds=5)) == 1
-    assert ok.seen == [*ids, ids[1]]  # the whole event is retried: at least once
-    assert flaky.seen == [ids[0], ids[2], ids[1]]
+    assert ok.seen == [ids[0], ids[1], *ids, ids[1]]  # the whole event is retried
+    assert flaky.seen == [ids[0], ids[0], ids[2], ids[1]]
     assert events(db)[ids[1]].processed_at is not None
 
 
@@ -104,6 +107,43 @@ def test_a_rolled_back_event_leaves_no_rows_and_is_fanned_out_once_on_retry(db):
     with db.read() as s:
         rows = list(s.execute(select(WebhookDelivery)).scalars())
     assert [(r.event_id, r.event_type) for r in rows] == [(ids[0], "record.created")]
+
+
+def test_a_failure_mid_batch_keeps_each_other_event_s_rows_once(db):
+    """The batch runs in one savepoint; a failure undoes it and the batch is handled again
+    event by event: the events before and after the failing one are fanned out exactly
+    once, the failing one not at all."""
+    with db.write() as s:
+        s.add(WebhookSubscription(app="crm", name="hook", url="https://93.184.215.14/",
+                                  event_types=["*"], secret="{}", active=True))
+    ids = make_events(db, 3)
+    with db.read() as s:
+        bad_record = s.get(OutboxEvent, ids[1]).record_id
+    dispatcher = Dispatcher(db, [WebhookFanOut(), Recorder(fail={bad_record})],
+                            worker_id="w1")
+    assert dispatcher.run_once(now=utcnow()) == 3
+    with db.read() as s:
+        fanned = sorted(s.execute(select(WebhookDelivery.event_id)).scalars())
+    assert fanned == [ids[0], ids[2]]
+    assert [e.processed_at is not None for e in events(db).values()] == [True, False, True]
+
+
+def test_a_batch_that_succeeds_uses_one_savepoint(db):
+    with db.write() as s:
+        s.add(WebhookSubscription(app="crm", name="hook", url="https://93.184.215.14/",
+                                  event_types=["*"], secret="{}", active=True))
+    make_events(db, 20)
+    seen: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        seen.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert Dispatcher(db, [WebhookFanOut()], worker_id="w1").run_once(now=utcnow()) == 20
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", count)
+    assert sum(s.startswith("SAVEPOINT") for s in seen) == 1
 
 
 def test_after_max_attempts_an_event_is_a_dead_letter(db):
