@@ -214,9 +214,11 @@ def run_side(world: World, name: str, ids: list[int], n: int) -> Side:
         i = k % len(ids)
         with world.db.write() as s:
             pub = forms.published(s, APP, FORM)
-            # the version as it is now: a rule may have updated the record meanwhile
+            # the version as it is now, held (PostgreSQL: FOR UPDATE) until this update
+            # commits: a rule's update of the record committing in between would make
+            # this one a version conflict, as it would for a person (a 409, reload)
             version = s.execute(select(Record.row_version).where(Record.id == ids[i])
-                                ).scalar_one()
+                                .with_for_update()).scalar_one()
             records.update(s, pub, ids[i], change(i, k // len(ids) + 1),
                            expected_version=version, actor=SYSTEM,
                            crypt=FieldCrypt(pub, world.ctx.keyring))
