@@ -188,9 +188,8 @@ def run_event(session: Session, fired: Fired, *, now: datetime,
     """Every enabled rule ``fired`` (an outbox event) triggers: first each one judged
     (steps 2–3) against the event's record, read once; then the rules whose condition
     held act, in rule order, after one look-up of the actions already done (none for
-    an event on its ``first_try``); then the
-    runs are written (one INSERT for all that ran no action) and their action runs (one
-    INSERT for all)."""
+    an event on its ``first_try``); then the runs are written (one INSERT for all that
+    ran no action) and their action runs (one INSERT for all)."""
     pairs = _matching(session, fired)
     if not pairs:
         return

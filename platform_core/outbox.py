@@ -131,21 +131,22 @@ class Dispatcher:
                 handled += self._skip_unwanted(session, now, interests)
             events = self._claim(session, now)
             self._prepare(session, events, interests)
-            reached: list[int] = []
+            done: list[int] = []
             try:
                 # The whole batch in one savepoint, not one per event (two statements
                 # each, two round trips on PostgreSQL); a handler failing undoes the
                 # batch's work, which is then done again event by event (step 3).
                 with session.begin_nested():
-                    done, count = self._handle(session, events, now, interests, started,
-                                               handled, alone=False, reached=reached)
+                    count = self._handle(session, events, now, interests, started,
+                                         handled, done, alone=False)
             except Exception as exc:  # noqa: BLE001 — retried below, event by event
                 log.info("outbox batch of %s events redone event by event: %s: %s",
                          len(events), type(exc).__name__, exc)
                 # the redo gets past the failing event whatever the clock says: else a
                 # failure near the budget's end would be reached again by every batch
-                done, count = self._handle(session, events, now, interests, started,
-                                           handled, alone=True, through=len(reached))
+                failed_at, done = len(done), []
+                count = self._handle(session, events, now, interests, started, handled,
+                                     done, alone=True, through=failed_at)
             handled += count
             # The handled events are marked in one statement, not one UPDATE each (a fifth
             # of the dispatcher's time with the CRM's rules); same transaction as their work.
@@ -215,15 +216,13 @@ class Dispatcher:
 
     def _handle(self, session: Session, events: list[OutboxEvent], now: datetime,
                 interests: list[set[tuple[str, str]] | None] | None, started: float,
-                handled: int, *, alone: bool, through: int = 0,
-                reached: list[int] | None = None) -> tuple[list[int], int]:
+                handled: int, done: list[int], *, alone: bool, through: int = 0) -> int:
         """Each event to the handlers that want it until the time budget runs out (the
         rest are released for the next run; the first ``through`` + 1 events are handled
-        in any case); the ids all handlers took, and how many events were handled.
-        ``alone``: each event in a savepoint of its own, a failure marked for a later
-        retry (``_dispatch``); otherwise a failure raises, and ``reached`` holds the ids
-        of the events handled before the one that failed."""
-        done: list[int] = []
+        in any case); the ids all handlers took are appended to ``done``; how many events
+        were handled. ``alone``: each event in a savepoint of its own, a failure marked
+        for a later retry (``_dispatch``); otherwise a failure raises (``done`` then
+        holds the events handled before the one that failed)."""
         count = 0
         for index, event in enumerate(events):
             if index > through and handled + count and \
@@ -236,10 +235,8 @@ class Dispatcher:
             else:
                 self._hand_over(session, event, interests)
                 done.append(event.id)
-                if reached is not None:
-                    reached.append(event.id)
             count += 1
-        return done, count
+        return count
 
     def _hand_over(self, session: Session, event: OutboxEvent,
                    interests: list[set[tuple[str, str]] | None] | None) -> None:
