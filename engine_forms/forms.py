@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine_forms.expr import CompiledForm, ExpressionProblems, compile_form
@@ -249,12 +249,16 @@ def _stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
 
 
 def _read_stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
-    rows = session.execute(
-        select(Form.key, Form.published_version, FormVersion.published_at)
-        .outerjoin(FormVersion, (FormVersion.app == Form.app) & (FormVersion.form == Form.key)
-                   & (FormVersion.version == Form.published_version))
-        .where(Form.app == app)).all()
+    rows = session.execute(_STAMPS, {"stamps_app": app}).all()
     return {r.key: (r.published_version, r.published_at) for r in rows}
+
+
+# built once (every write of a record runs it; building it cost as much as running it)
+_STAMPS = (select(Form.key, Form.published_version, FormVersion.published_at)
+           .outerjoin(FormVersion, (FormVersion.app == Form.app)
+                      & (FormVersion.form == Form.key)
+                      & (FormVersion.version == Form.published_version))
+           .where(Form.app == bindparam("stamps_app")))
 
 
 def _targets(session: Session, app: str, key: str, spec: dict[str, Any]
