@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import statistics
@@ -133,11 +134,15 @@ def choose_targets(db: str, pg_url: str, scratch: str) -> list[Target]:
 
 
 def profile_call(label: str, fn: Callable[[], Any], *, cumulative: int = 30) -> None:
-    """Run ``fn`` under cProfile and print the top functions by own and total time."""
+    """Run ``fn`` under cProfile and print the top functions by own and total time. With
+    ``QIAO_PROFILE_DUMP=/tmp/p_`` the stats are also saved (``/tmp/p_<second word of
+    label>.pstats``) for ``pstats`` to list callers and callees."""
     prof = cProfile.Profile()
     prof.enable()
     fn()
     prof.disable()
+    if os.environ.get("QIAO_PROFILE_DUMP"):  # a path prefix: keep the raw stats too
+        prof.dump_stats(f"{os.environ['QIAO_PROFILE_DUMP']}{label.split()[1]}.pstats")
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out)
     stats.sort_stats("tottime").print_stats(25)

@@ -23,6 +23,7 @@ from engine_flows.assign import Situation, resolve_assignees
 from engine_flows.calendar import LOCAL, due_times
 from engine_flows.models import FlowRun, FlowStep, Task, TaskCandidate
 from engine_flows.spec import Edge, Node
+from platform_core.db import insert_now
 from platform_core.errors import DomainError
 from platform_core.registry import Registry
 
@@ -313,8 +314,7 @@ def create_task(eng: Engine, node: Node, step: FlowStep, assignee: int | None, *
                 node_id=node.id, kind=kind, record_id=eng.run.record_id,
                 title=node.label[:200], status="open", assignee_id=assignee, seq=seq,
                 due_at=due, remind_at=remind, escalate_at=escalate, created_at=eng.now)
-    eng.session.add(task)
-    eng.session.flush()
+    insert_now(eng.session, task)
     for user_id in candidates:
         eng.session.add(TaskCandidate(task_id=task.id, user_id=user_id))
     eng.history("task_created", node_id=node.id, task_id=task.id, assignee_id=assignee,

@@ -25,18 +25,19 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine_flows.models import FlowHistory, FlowRun, FlowStep, Task
 from engine_flows.spec import Edge, FlowSpec, Node
 from engine_forms.forms import Published
 from engine_forms.records import env_for
 from engine_forms.sealing import FieldCrypt
-from platform_core.db import dumps
+from platform_core.db import dumps, insert_now
 from platform_core.errors import Conflict, DomainError
 from platform_core.models import OutboxEvent, Record
-from platform_core.outbox import CASCADE_DEPTH
+from platform_core.outbox import CASCADE_DEPTH, hold_events, release_events
 from platform_core.security.crypto import Keyring
 from platform_core.store import Actor
 
@@ -47,6 +48,14 @@ class FlowStuck(DomainError):
     """The flow cannot go on from a node (no edge matches, a loop without any wait)."""
 
     status, code, title = 409, "flow_stuck", "Flow cannot continue"
+
+
+_RECORD = select(Record).where(Record.id == bindparam("record_id")) \
+    .execution_options(populate_existing=True)
+_RECORD_LOCKED = _RECORD.with_for_update()
+_LEAVE = (update(FlowStep.__table__).where(FlowStep.__table__.c.id == bindparam("step_id"))
+          .values(status=bindparam("to_status"), outcome=bindparam("to_outcome"),
+                  left_at=bindparam("to_left_at"), left_by=bindparam("to_left_by")))
 
 
 class Engine:
@@ -78,11 +87,9 @@ class Engine:
         UPDATE``; SQLite's one writer needs none), for a read-then-write — an edit
         committing between the read and the write would otherwise turn the step's write
         into a version conflict and fail the person's whole completion."""
-        stmt = select(Record).where(Record.id == self.run.record_id)
-        if for_update and self.session.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update()
-        return self.session.execute(stmt.execution_options(populate_existing=True)
-                                    ).scalar_one()
+        locked = for_update and self.session.get_bind().dialect.name == "postgresql"
+        return self.session.execute(_RECORD_LOCKED if locked else _RECORD,
+                                    {"record_id": self.run.record_id}).scalar_one()
 
     def data(self, *, for_update: bool = False) -> Mapping[str, Any]:
         """The record's data as of now, opened (a condition sees clear values)."""
@@ -147,8 +154,7 @@ class Engine:
     def new_step(self, node: Node, prev: int | None) -> FlowStep:
         step = FlowStep(run_id=self.run.id, node_id=node.id, node_type=node.type,
                         status="active", prev_step_id=prev, entered_at=self.now, arrived=1)
-        self.session.add(step)
-        self.session.flush()
+        insert_now(self.session, step)
         self.history("step_entered", node_id=node.id, step_id=step.id)
         self.emit("flow.step_entered", node=node.id, step=node.label, step_id=step.id,
                   node_type=node.type)
@@ -158,7 +164,11 @@ class Engine:
               by: int | None = None) -> None:
         from engine_flows.nodes import NODE_TYPES
 
-        step.status, step.outcome, step.left_at, step.left_by = "done", outcome, self.now, by
+        values = {"status": "done", "outcome": outcome, "left_at": self.now, "left_by": by}
+        self.session.connection().execute(_LEAVE, {"step_id": step.id, **{f"to_{k}": v
+                                                              for k, v in values.items()}})
+        for key, value in values.items():  # as the row now stands: nothing left to flush
+            set_committed_value(step, key, value)
         self.history("step_left", node_id=node.id, step_id=step.id, outcome=outcome)
         self.emit("flow.step_left", node=node.id, step=node.label, step_id=step.id,
                   outcome=outcome)
@@ -210,9 +220,10 @@ class Engine:
         if not everything:
             where.append(Task.step_id.in_([s.id for s in steps]))
         self.cancel_tasks(where, reason)
+        calling = [s.id for s in steps if s.node_type == "subflow"]  # only these start runs
         for child in self.session.execute(select(FlowRun).where(
-                FlowRun.parent_step_id.in_([s.id for s in steps]),
-                FlowRun.status == "running")).scalars():
+                FlowRun.parent_step_id.in_(calling),
+                FlowRun.status == "running")).scalars() if calling else ():
             child_engine = engine_for(self.session, child, actor=self.actor, now=self.now,
                                       keyring=self.keyring)
             child_engine.finish("cancelled", reason=reason)
@@ -295,18 +306,21 @@ def logged_together(session: Session) -> Iterator[None]:
     if _LOG in session.info:
         yield
         return
-    session.info[_LOG] = {FlowHistory: [], OutboxEvent: []}
+    # the store's own events (a record the operation updates) join the same list
+    session.info[_LOG] = {FlowHistory: [], OutboxEvent: hold_events(session)}
     try:
         yield
         write_log(session)
         session.flush()
     finally:
         session.info.pop(_LOG, None)
+        release_events(session)
 
 
 def write_log(session: Session) -> None:
-    """Write the rows kept so far; also before work that adds outbox events of its own
-    (a record update, a service step's actions), so that the events stay in order."""
+    """Write the rows kept so far; also before work that may write outbox events of its
+    own at once (a service step's actions: a record created), so that the events stay in
+    order. (A record update's event joins the kept ones: ``platform_core.outbox.add_event``.)"""
     pending = session.info.get(_LOG) or {}
     if any(pending.values()):
         session.flush()  # events other code added before these go first (no autoflush)

@@ -23,7 +23,7 @@ from engine_flows.models import FlowHistory, FlowStep, Task
 from engine_flows.runtime import engine_for, lock_run
 from platform_core.db import Database
 from platform_core.errors import DomainError
-from platform_core.models import OutboxEvent
+from platform_core.outbox import CASCADE_DEPTH, add_event
 from platform_core.store import SYSTEM
 
 log = logging.getLogger("qiao.flows")
@@ -49,9 +49,9 @@ def _task_event(session: Session, event: str, task: Task, form: str, now: dateti
         late = now - due
         payload["overdue_hours"] = round(late.total_seconds() / 3600, 2)
         payload["overdue_days"] = late.days
-    session.add(OutboxEvent(event_type=event, app=task.app, form=form,
-                            record_id=task.record_id, payload=payload, created_at=now,
-                            available_at=now))
+    add_event(session, {"event_type": event, "app": task.app, "form": form,
+                        "record_id": task.record_id, "payload": payload, "created_at": now,
+                        "available_at": now, "depth": CASCADE_DEPTH.get()})
 
 
 def _utc(now: datetime) -> datetime:

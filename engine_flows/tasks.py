@@ -29,7 +29,6 @@ from engine_flows.runtime import (
     check_running,
     engine_for,
     logged_together,
-    write_log,
 )
 from engine_flows.spec import Node
 from engine_forms import records as record_handler
@@ -101,6 +100,7 @@ class _Claim:
     task: Task
     step: FlowStep | None  # held here: the identity map keeps only what is referenced
     stamp: Any  # the run's flow version's published_at (its spec's cache key)
+    record: Record | None = None  # the run's record, held, when the caller asked for it
 
 
 # The statements of every completion, built once with bound parameters: building them
@@ -120,32 +120,41 @@ _TASK_STEP_STAMP = (
                                  FlowVersion.flow == bindparam("run_flow"),
                                  FlowVersion.version == bindparam("run_version")))
     .execution_options(populate_existing=True))
-_CLOSE = (
-    update(Task)
-    .where(Task.id == bindparam("task_id"), Task.status == "open",
-           Task.row_version == bindparam("seen_version"))
+# … with the run's record, held until the transaction ends (PostgreSQL ``FOR UPDATE``;
+# SQLite's one writer needs none): a completion that writes the record reads it here, not
+# in a statement of its own, and an edit cannot commit between that read and the write.
+_TASK_STEP_STAMP_RECORD = (
+    _TASK_STEP_STAMP.add_columns(Record).join(Record, Record.id == Task.record_id)
+    .with_for_update(of=Record))
+_TASKS = Task.__table__.c
+_CLOSE = (  # the table's, not the mapped class's: Core, without the ORM's bulk layer
+    update(Task.__table__)
+    .where(_TASKS.id == bindparam("task_id"), _TASKS.status == "open",
+           _TASKS.row_version == bindparam("seen_version"))
     .values(status="done", outcome=bindparam("to_outcome"), comment=bindparam("to_comment"),
             completed_by=bindparam("by_user"), completed_at=bindparam("at_time"),
-            row_version=bindparam("next_version"))
-    .execution_options(synchronize_session=False))
+            row_version=bindparam("next_version")))
 
 
-def _claim(session: Session, task_id: int, who: Who) -> _Claim:
+def _claim(session: Session, task_id: int, who: Who, *,
+           with_record: bool = False) -> _Claim:
     """Lock and bump the task's run, then read the task as it is now with its step (in
     the identity map for ``session.get``) — two statements. The run comes first, so
     whatever another operation on it committed meanwhile is seen; a caller who may not
-    see the task gets 404 and the transaction, bump included, rolls back."""
+    see the task gets 404 and the transaction, bump included, rolls back.
+    ``with_record``: the run's record too, held (a completion that writes it)."""
     run = session.execute(_BUMP_RUN, {"task_id": task_id}).scalar_one_or_none()
     if run is None:
         row = session.execute(_TASK, {"task_id": task_id}).first()
     else:
-        row = session.execute(_TASK_STEP_STAMP, {
+        row = session.execute(_TASK_STEP_STAMP_RECORD if with_record else _TASK_STEP_STAMP, {
             "task_id": task_id, "run_app": run.app, "run_flow": run.flow,
             "run_version": run.version}).first()
     task = _visible(session, row[0] if row else None, task_id, who)
     if run is None:
         return _Claim(None, task, None, None)
-    return _Claim(run, task, row[1], row[2])  # type: ignore[index]
+    assert row is not None
+    return _Claim(run, task, row[1], row[2], row[3] if with_record else None)
 
 
 def _open_task(session: Session, task_id: int, who: Who) -> tuple[Engine, Task, Node]:
@@ -196,7 +205,7 @@ def _active_user(session: Session, user_id: int) -> int:
 
 
 def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: str,
-                reader: Principal | None = None) -> None:
+                reader: Principal | None = None, held: Record | None = None) -> None:
     """The task's edits to the record: only the step's editable fields; then the fields
     the step requires for ``outcome`` must be filled (``StepFields.required_for``)."""
     editable = set(node.fields.editable) if node.fields else set()
@@ -208,8 +217,7 @@ def _apply_data(eng: Engine, node: Node, data: Mapping[str, Any], *, outcome: st
                             field=locked[0], fields=locked)
     written = None
     if data:
-        rec = eng.record(for_update=True)
-        write_log(eng.session)  # its record.update event comes after the flow's so far
+        rec = held if held is not None else eng.record(for_update=True)
         written = record_handler.update(eng.session, eng.pub, rec.id, dict(data),
                                         expected_version=rec.row_version, actor=eng.actor,
                                         crypt=FieldCrypt(eng.pub, eng.keyring), reader=reader,
@@ -247,11 +255,11 @@ def _close(eng: Engine, task: Task, outcome: str, comment: str | None) -> None:
     values = {"status": "done", "outcome": outcome, "comment": comment,
               "completed_by": eng.actor.user_id, "completed_at": eng.now,
               "row_version": task.row_version + 1}
-    done = eng.session.execute(_CLOSE, {
+    done = eng.session.connection().execute(_CLOSE, {
         "task_id": task.id, "seen_version": task.row_version, "to_outcome": outcome,
         "to_comment": comment, "by_user": eng.actor.user_id, "at_time": eng.now,
         "next_version": task.row_version + 1})
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if done.rowcount != 1:
         raise TaskClosed(f"task {task.id} was closed by someone else", task_id=task.id)
     for key, value in values.items():
         set_committed_value(task, key, value)
@@ -277,7 +285,7 @@ def complete(session: Session, task_id: int, who: Who, *, outcome: str | None = 
              operation: str = "complete") -> Task:
     """Complete a task with an outcome (a delegate's completion hands it back to the
     owner instead); the step then decides whether the flow moves on."""
-    claim = _claim(session, task_id, who)
+    claim = _claim(session, task_id, who, with_record=bool(data))
     if claim.run is None:
         from engine_flows.todo import complete_todo
 
@@ -297,7 +305,7 @@ def _complete(session: Session, claim: _Claim, who: Who, *, outcome: str | None,
     _must_act(session, task, who)
     _allowed(node, operation)
     outcome = _outcome(node, task, outcome)
-    _apply_data(eng, node, data, outcome=outcome, reader=who.principal)
+    _apply_data(eng, node, data, outcome=outcome, reader=who.principal, held=claim.record)
     if task.owner_id is not None:  # a delegate resolves: back to the owner
         _hand_back(eng, task, outcome, comment)
         return task

@@ -24,8 +24,8 @@ from engine_flows.models import FlowRun, Task, TaskCandidate
 from engine_flows.spec import Assignee
 from engine_flows.tasks import TaskClosed, Who, _active_user, _must_act, visible_task
 from platform_core.errors import Conflict, InvalidInput
-from platform_core.models import OutboxEvent, Record
-from platform_core.outbox import CASCADE_DEPTH
+from platform_core.models import Record
+from platform_core.outbox import CASCADE_DEPTH, add_event
 from platform_core.security.permissions import Forbidden
 from platform_core.store import Actor
 
@@ -35,9 +35,9 @@ def _event(session: Session, event_type: str, task: Task, now: datetime,
     body = {"task_id": task.id, "record_id": task.record_id, "step": task.title,
             "node": task.node_id, "assignee_id": task.assignee_id,
             "due_at": task.due_at.isoformat() if task.due_at else None, **payload}
-    session.add(OutboxEvent(event_type=event_type, app=task.app, form=task.form,
-                            record_id=task.record_id, payload=body, created_at=now,
-                            available_at=now, depth=CASCADE_DEPTH.get()))
+    add_event(session, {"event_type": event_type, "app": task.app, "form": task.form,
+                        "record_id": task.record_id, "payload": body, "created_at": now,
+                        "available_at": now, "depth": CASCADE_DEPTH.get()})
 
 
 def create_todo(session: Session, *, app: str, record: Record, data: Mapping[str, Any],

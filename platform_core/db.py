@@ -13,13 +13,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 _BEGIN_OPTION = "qiao_sqlite_begin"
 WRITE_QUEUE_SECONDS = 30.0  # how long a SQLite write waits for this process's other writers
@@ -164,6 +165,37 @@ def afterwards(session: Session, work: Callable[[Session], None]) -> None:
         work(session)
     else:
         later.append(work)
+
+
+def insert_now(session: Session, obj: Any) -> Any:
+    """Write the row of a new mapped object at once, with one prepared INSERT, and keep
+    ``obj`` in ``session`` as persistent, its id set: what ``session.add`` plus
+    ``session.flush`` give for an object whose id is needed straight away (an event
+    naming it, a row pointing at it), without the unit of work's flush, which costs
+    several times the INSERT itself. Columns left unset take their Python default first,
+    so that nothing about ``obj`` is unknown (read back) afterwards; ``obj`` must have no
+    related objects waiting to be written with it."""
+    table = type(obj).__table__
+    values = {}
+    for column in table.columns:
+        if column.primary_key:
+            continue
+        key = column.key
+        if key not in obj.__dict__ and column.default is not None:
+            default = column.default.arg  # type: ignore[attr-defined]
+            setattr(obj, key, default(None) if callable(default) else default)
+        values[key] = obj.__dict__.get(key)
+    (pk,) = table.primary_key.columns
+    obj_id = session.connection().execute(_prepared_insert(table), values).inserted_primary_key[0]
+    setattr(obj, pk.key, obj_id)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+@lru_cache(maxsize=64)
+def _prepared_insert(table: Any) -> Any:
+    return insert(table)
 
 
 class Database:

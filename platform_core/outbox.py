@@ -83,6 +83,33 @@ HANDLERS: Registry[Handler] = Registry("outbox handler")
 # rules that update …) at a fixed depth.
 CASCADE_DEPTH: ContextVar[int] = ContextVar("qiao_cascade_depth", default=0)
 
+# -- writing events -----------------------------------------------------------------------
+
+_HELD = "qiao_outbox_held"
+_EVENT_ROW = OutboxEvent.__table__.insert()
+
+
+def add_event(session: Session, values: dict[str, Any]) -> None:
+    """Write an outbox event (the columns of ``OutboxEvent`` but its id) in this
+    transaction: at once, or, while an operation holds its events (``hold_events``), with
+    them when it ends — one INSERT for all, in the order they were added."""
+    held = session.info.get(_HELD)
+    if held is None:
+        session.execute(_EVENT_ROW, values)
+    else:
+        held.append(values)
+
+
+def hold_events(session: Session) -> list[dict[str, Any]]:
+    """From now on, ``add_event`` gathers the events of ``session`` in the list returned,
+    which the caller writes (``_EVENT_ROW``-shaped rows) and then ``release_events``."""
+    return session.info.setdefault(_HELD, [])
+
+
+def release_events(session: Session) -> None:
+    session.info.pop(_HELD, None)
+
+
 
 def default_worker_id() -> str:
     """``host:pid:random``: unique per process, readable in a lease column."""

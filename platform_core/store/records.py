@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from platform_core.db import dumps
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import OutboxEvent, Record, RecordHistory, RecordLink, utcnow
-from platform_core.outbox import CASCADE_DEPTH
+from platform_core.outbox import CASCADE_DEPTH, add_event
 from platform_core.store.kinds import check_key
 
 MAX_BULK = 100_000
@@ -222,12 +222,11 @@ def _write(session: Session, rec: Record, expected: int, actor: Actor, values: d
     session.execute(_HISTORY_ROW, {
         "record_id": rec.id, "row_version": expected + 1, "action": action, "diff": changes,
         "actor_id": actor.user_id, "at": now})
-    session.execute(_EVENT_ROW, _event(f"record.{action}d", _as_row(fresh), actor, changes))
+    add_event(session, _event(f"record.{action}d", _as_row(fresh), actor, changes))
     return fresh
 
 
 _HISTORY_ROW = RecordHistory.__table__.insert()
-_EVENT_ROW = OutboxEvent.__table__.insert()
 
 
 @lru_cache(maxsize=16)

@@ -26,7 +26,7 @@ def _statements_of(db, act) -> list[str]:  # noqa: ANN001
     seen: list[str] = []
 
     def count(_conn, _cursor, statement, *_):  # noqa: ANN001
-        seen.append(re.sub(r"\s+", " ", statement)[:160])
+        seen.append(re.sub(r"\s+", " ", statement))
 
     event.listen(db.engine, "before_cursor_execute", count)
     try:
@@ -34,6 +34,10 @@ def _statements_of(db, act) -> list[str]:  # noqa: ANN001
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     return seen
+
+
+def _listed(seen: list[str]) -> str:
+    return "\n".join(s[:160] for s in seen)
 
 
 def _complete_handing_over(world, db) -> list[str]:  # noqa: ANN001
@@ -55,12 +59,12 @@ def _complete_handing_over(world, db) -> list[str]:  # noqa: ANN001
 
 def test_completing_a_task_does_not_cost_more_statements_than_today(world, db):
     seen = _complete_handing_over(world, db)
-    assert len(seen) <= CURRENT_MAX, f"{len(seen)} statements:\n" + "\n".join(seen)
+    assert len(seen) <= CURRENT_MAX, f"{len(seen)} statements:\n" + _listed(seen)
 
 
 def test_completing_a_task_takes_at_most_twelve_statements(world, db):
     seen = _complete_handing_over(world, db)
-    assert len(seen) <= TARGET_MAX, f"{len(seen)} statements:\n" + "\n".join(seen)
+    assert len(seen) <= TARGET_MAX, f"{len(seen)} statements:\n" + _listed(seen)
 
 
 def test_history_and_events_of_a_completion_are_one_insert_each_and_in_order(world, db):
@@ -106,6 +110,28 @@ def test_a_completion_that_writes_the_record_reads_it_once(world, db):
     run = world.start("notes", rec)
     task = world.task_of("li", run["id"])
     seen = _statements_of(db, lambda: world.act("li", task["id"], data={"note": "已核实"}))
-    reads = [s for s in seen if s.startswith("SELECT records.")]
-    assert len(reads) == 1, "\n".join(seen)
+    reads = [s for s in seen if s.startswith("SELECT")
+             and re.search(r"\b(FROM|JOIN) records\b", s)]
+    assert len(reads) == 1, _listed(seen)
     assert world.record(rec)["note"] == "已核实"
+
+
+def test_a_completion_that_writes_the_record_writes_its_event_with_the_flow_s(world, db):
+    """The record's ``record.updated`` joins the flow's events: one outbox INSERT for the
+    whole completion, the record's event first (the edit came before the step closed)."""
+    world.user("li", "sales")
+    world.user("wang", "sales")
+    world.flow(linear("notes", [
+        {"id": "fill", "type": "user_task", "assignee": {"strategy": "users", "users": ["li"]},
+         "fields": {"editable": ["note"]}},
+        {"id": "check", "type": "user_task",
+         "assignee": {"strategy": "users", "users": ["wang"]}}]))
+    rec = world.case(region="华东")
+    run = world.start("notes", rec)
+    task = world.task_of("li", run["id"])
+    seen = _statements_of(db, lambda: world.act("li", task["id"], data={"note": "已核实"}))
+    assert sum(s.startswith("INSERT INTO outbox") for s in seen) == 1, _listed(seen)
+    types = [t for t, p in world.events() if p.get("run_id") == run["id"]
+             or (t == "record.updated" and p.get("record_id") == rec)]
+    assert types[-5:] == ["record.updated", "task.completed", "flow.step_left",
+                          "flow.step_entered", "task.created"], types
