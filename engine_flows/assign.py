@@ -84,9 +84,11 @@ def _active(stmt: Any) -> Any:
     return stmt.where(User.status == "active")
 
 
-# built once: a user task names its assignees at every step it is entered
-_ACTIVE_BY_NAME = _active(select(User.username, User.id).where(
-    User.username.in_(bindparam("names", expanding=True))))
+# built once, on the table (Core, no ORM layer): a user task names its assignees at every
+# step it is entered
+_USERS = User.__table__.c
+_ACTIVE_BY_NAME = select(_USERS.username, _USERS.id).where(
+    _USERS.username.in_(bindparam("names", expanding=True)), _USERS.status == "active")
 
 
 def role_members(session: Session, role: str, department_ids: list[int] | None = None
@@ -108,7 +110,8 @@ class Users(Strategy):
             f"user {u!r} does not exist" for u in spec.users if u not in known]
 
     def resolve(self, session: Session, spec: Assignee, situation: Situation) -> list[int]:
-        ids = dict(session.execute(_ACTIVE_BY_NAME, {"names": list(spec.users)}).all())
+        ids = dict(session.connection().execute(_ACTIVE_BY_NAME,
+                                                {"names": list(spec.users)}).all())
         return [ids[u] for u in spec.users if u in ids]
 
 

@@ -68,8 +68,10 @@ class End(NodeType):
 
     key = "end"
 
+    def arrive(self, eng: Engine, node: Node, prev: int | None) -> FlowStep | None:
+        return eng.new_step(node, prev, done="end")
+
     def enter(self, eng: Engine, node: Node, step: FlowStep) -> str | None:
-        step.status, step.outcome, step.left_at = "done", "end", eng.now
         eng.finish("completed", node=node.id)
         return None
 

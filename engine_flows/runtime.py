@@ -151,9 +151,13 @@ class Engine:
             if outcome is not None:
                 self.leave(step, node, outcome)
 
-    def new_step(self, node: Node, prev: int | None) -> FlowStep:
+    def new_step(self, node: Node, prev: int | None, *, done: str | None = None) -> FlowStep:
+        """The step of a token entering ``node``; ``done``: already left with that outcome
+        (an end node: one INSERT, not an INSERT and an UPDATE)."""
         step = FlowStep(run_id=self.run.id, node_id=node.id, node_type=node.type,
                         status="active", prev_step_id=prev, entered_at=self.now, arrived=1)
+        if done is not None:
+            step.status, step.outcome, step.left_at = "done", done, self.now
         insert_now(self.session, step)
         self.history("step_entered", node_id=node.id, step_id=step.id)
         self.emit("flow.step_entered", node=node.id, step=node.label, step_id=step.id,
@@ -164,16 +168,21 @@ class Engine:
               by: int | None = None) -> None:
         from engine_flows.nodes import NODE_TYPES
 
-        values = {"status": "done", "outcome": outcome, "left_at": self.now, "left_by": by}
-        self.session.connection().execute(_LEAVE, {"step_id": step.id, **{f"to_{k}": v
-                                                              for k, v in values.items()}})
-        for key, value in values.items():  # as the row now stands: nothing left to flush
-            set_committed_value(step, key, value)
+        self.close_step(step, outcome, by=by)
         self.history("step_left", node_id=node.id, step_id=step.id, outcome=outcome)
         self.emit("flow.step_left", node=node.id, step=node.label, step_id=step.id,
                   outcome=outcome)
         for edge in NODE_TYPES.get(node.type).route(self, node, step, outcome):
             self.enter(edge.to, step.id)
+
+    def close_step(self, step: FlowStep, outcome: str, *, by: int | None = None) -> None:
+        """Mark ``step`` done with ``outcome`` in its row at once (a prepared UPDATE) and
+        on the object as the row now stands: nothing is left for a flush to write."""
+        values = {"status": "done", "outcome": outcome, "left_at": self.now, "left_by": by}
+        self.session.connection().execute(_LEAVE, {"step_id": step.id, **{
+            f"to_{k}": v for k, v in values.items()}})
+        for key, value in values.items():
+            set_committed_value(step, key, value)
 
     def edges_for(self, node: Node, outcome: str) -> list[Edge]:
         """The edges taken on ``outcome``: those ``on`` it, else the unlabelled ones."""
