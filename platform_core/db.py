@@ -184,6 +184,9 @@ def insert_now(session: Session, obj: Any) -> Any:
         if key not in obj.__dict__ and column.default is not None:
             default = column.default.arg  # type: ignore[attr-defined]
             setattr(obj, key, default(None) if callable(default) else default)
+        elif key not in obj.__dict__ and column.server_default is not None:
+            raise TypeError(f"insert_now: set {table.name}.{key}, whose default is the "
+                            "database's (it would be unknown here)")
         values[key] = obj.__dict__.get(key)
     (pk,) = table.primary_key.columns
     obj_id = session.connection().execute(_prepared_insert(table), values).inserted_primary_key[0]
