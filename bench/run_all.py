@@ -11,7 +11,8 @@ so each script runs at its documented sizes. Every ``RESULT metric=… ours=… 
 ratio=… target=…`` line is collected; the table at the end says per metric whether the ratio
 meets the target (``ok``/``MISS``), or ``?`` when a line has no numeric ratio or target;
 a line with ``judge=ours`` (an absolute budget, e.g. the first start in seconds) compares
-``ours`` with the target instead.
+``ours`` with the target instead, and ``judge=min`` (a rate, e.g. rows per second) wants
+``ours`` at or above it.
 ``--markdown`` prints the table as Markdown for ``docs/performance.md``.
 """
 
@@ -66,6 +67,8 @@ def parse_results(output: str) -> list[dict[str, str]]:
 
 def verdict(row: dict[str, str]) -> str:
     try:
+        if row.get("judge") == "min":
+            return "ok" if float(row["ours"]) >= float(row["target"]) else "MISS"
         judged = row["ours"] if row.get("judge") == "ours" else row["ratio"]
         return "ok" if float(judged) <= float(row["target"]) else "MISS"
     except (KeyError, ValueError):

@@ -135,14 +135,15 @@ def choose_targets(db: str, pg_url: str, scratch: str) -> list[Target]:
 
 def profile_call(label: str, fn: Callable[[], Any], *, cumulative: int = 30) -> None:
     """Run ``fn`` under cProfile and print the top functions by own and total time. With
-    ``QIAO_PROFILE_DUMP=/tmp/p_`` the stats are also saved (``/tmp/p_<second word of
-    label>.pstats``) for ``pstats`` to list callers and callees."""
+    ``QIAO_PROFILE_DUMP=/tmp/p_`` the stats are also saved (``/tmp/p_<first two words
+    of label>.pstats``) for ``pstats`` to list callers and callees."""
     prof = cProfile.Profile()
     prof.enable()
     fn()
     prof.disable()
     if os.environ.get("QIAO_PROFILE_DUMP"):  # a path prefix: keep the raw stats too
-        prof.dump_stats(f"{os.environ['QIAO_PROFILE_DUMP']}{label.split()[1]}.pstats")
+        slug = "_".join(label.split()[:2]).replace("/", "_")
+        prof.dump_stats(f"{os.environ['QIAO_PROFILE_DUMP']}{slug}.pstats")
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out)
     stats.sort_stats("tottime").print_stats(25)
