@@ -42,14 +42,20 @@ def ensure_index(session: Session, fields: FieldSet, field: str, *, unique: bool
     # databases still pick it for the store's queries, which bind app and form: SQLite
     # re-prepares with the bound values, PostgreSQL plans with them.
     this_form = and_(Record.app == literal(fields.app), Record.form == literal(fields.form))
+    # PostgreSQL leaves the conditions a partial index's predicate implies (app, form) out
+    # of its index conditions, so columns app and form first would leave it nothing to
+    # seek by: ``field = value`` then read the whole index (0.8 ms instead of 0.03 ms at
+    # 20,000 customers, growing with the form). There the field comes first; SQLite seeks
+    # by all three columns either way.
+    form_columns = () if dialect == "postgresql" else (Record.app, Record.form)
     if unique:
         # only this form's live records: the key columns alone would make the records of
         # every other form collide with each other on this field's value too
         live = and_(this_form, Record.deleted_at.is_(None))
-        index = Index(name, Record.app, Record.form, accessor.expr, unique=True,
+        index = Index(name, *form_columns, accessor.expr, unique=True,
                       sqlite_where=live, postgresql_where=live)
     else:
-        index = Index(name, Record.app, Record.form, accessor.expr, Record.id,
+        index = Index(name, *form_columns, accessor.expr, Record.id,
                       sqlite_where=this_form, postgresql_where=this_form)
     index.create(session.connection(), checkfirst=False)
     session.add(StoreIndex(name=name, app=fields.app, form=fields.form, field=field,

@@ -85,3 +85,71 @@ def test_the_upgrade_limits_existing_field_indexes_to_their_form(old_database):
     with engine.connect() as conn:
         ddl = _definition(conn, "ix_rec_ticket_code_0123456789")
     assert "WHERE" in ddl.upper() and "'ticket'" in ddl and "'ops'" in ddl, ddl
+
+
+CODES = FieldSet("crm", "account", {"code": "text"})
+
+
+def _buffers(node: dict) -> int:  # noqa: ANN001
+    """Pages a plan node read, its children's included (EXPLAIN counts them in)."""
+    return node.get("Shared Hit Blocks", 0) + node.get("Shared Read Blocks", 0)
+
+
+def test_an_equality_on_a_unique_field_seeks_its_index(db):
+    """``code = value`` reads a few pages of the field's index, not all of it. PostgreSQL
+    leaves app and form (implied by the partial index's predicate) out of the index
+    conditions, so an index led by them was read whole (migration 0021)."""
+    import json
+
+    from sqlalchemy import event
+
+    from platform_core.store import query_records
+
+    with db.write() as s:
+        name = ensure_index(s, CODES, "code", unique=True)
+        create_records(s, app="crm", form="account", actor=SYSTEM,
+                       items=[{"code": f"ACC-{i:06d}"} for i in range(12000)])
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE records" if db.dialect == "postgresql" else "ANALYZE")
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.lstrip().startswith("SELECT records.id"):
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.read() as s:
+            page = query_records(s, Query(CODES, filter={"field": "code", "op": "eq",
+                                                         "value": "ACC-002024"}, limit=5))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert [r.data["code"] for r in page.records] == ["ACC-002024"]
+    stmt, params = seen[-1]
+    with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            pages = conn.execute(text("SELECT pg_relation_size(:n) / 8192"), {"n": name}
+                                 ).scalar()
+            plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + stmt,
+                                        params).scalar()
+            plan = plan if isinstance(plan, list) else json.loads(plan)
+            root = plan[0]["Plan"]
+            assert name in json.dumps(root)
+            # a seek: the root, an inner page, a leaf and the row's page (and a few of
+            # the catalog's) — not the index's 50-odd pages
+            assert pages > 40 and _buffers(root) <= 12, (pages, _buffers(root))
+        else:
+            assert f"{name} (app=? AND form=? AND" in _plan(conn, stmt, params)
+
+
+def test_the_upgrade_leads_postgresql_field_indexes_by_the_field(old_database):
+    engine = old_database("0020", OLD + " WHERE app = 'ops' AND form = 'ticket'",
+                          "ix_rec_ticket_code_0123456789", unique=False)
+    upgrade(engine)
+    with engine.connect() as conn:
+        ddl = _definition(conn, "ix_rec_ticket_code_0123456789")
+    assert "'ticket'" in ddl and "'ops'" in ddl, ddl
+    if engine.dialect.name == "postgresql":
+        assert "btree (app, form," not in ddl and "btree (((data ->> 'code'" in ddl, ddl
+    else:
+        assert "(app, form," in ddl, ddl
