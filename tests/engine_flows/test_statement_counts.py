@@ -96,9 +96,9 @@ def test_a_service_step_s_record_update_keeps_its_place_among_the_flow_s_events(
                           "flow.completed"], types
 
 
-def test_a_completion_that_writes_the_record_reads_it_once(world, db):
-    """The step's edits are applied to the record the completion has just read (and, on
-    PostgreSQL, locked), not to a second read of it."""
+def _complete_writing_a_note(world, db) -> tuple[int, dict, list[str]]:  # noqa: ANN001
+    """li completes a step that edits the record's note (wang has the next one): the
+    record, the run and the statements of that completion."""
     world.user("li", "sales")
     world.user("wang", "sales")
     world.flow(linear("notes", [
@@ -110,6 +110,13 @@ def test_a_completion_that_writes_the_record_reads_it_once(world, db):
     run = world.start("notes", rec)
     task = world.task_of("li", run["id"])
     seen = _statements_of(db, lambda: world.act("li", task["id"], data={"note": "已核实"}))
+    return rec, run, seen
+
+
+def test_a_completion_that_writes_the_record_reads_it_once(world, db):
+    """The step's edits are applied to the record the completion has just read (and, on
+    PostgreSQL, locked), not to a second read of it."""
+    rec, run, seen = _complete_writing_a_note(world, db)
     reads = [s for s in seen if s.startswith("SELECT")
              and re.search(r"\b(FROM|JOIN) records\b", s)]
     assert len(reads) == 1, _listed(seen)
@@ -119,17 +126,7 @@ def test_a_completion_that_writes_the_record_reads_it_once(world, db):
 def test_a_completion_that_writes_the_record_writes_its_event_with_the_flow_s(world, db):
     """The record's ``record.updated`` joins the flow's events: one outbox INSERT for the
     whole completion, the record's event first (the edit came before the step closed)."""
-    world.user("li", "sales")
-    world.user("wang", "sales")
-    world.flow(linear("notes", [
-        {"id": "fill", "type": "user_task", "assignee": {"strategy": "users", "users": ["li"]},
-         "fields": {"editable": ["note"]}},
-        {"id": "check", "type": "user_task",
-         "assignee": {"strategy": "users", "users": ["wang"]}}]))
-    rec = world.case(region="华东")
-    run = world.start("notes", rec)
-    task = world.task_of("li", run["id"])
-    seen = _statements_of(db, lambda: world.act("li", task["id"], data={"note": "已核实"}))
+    rec, run, seen = _complete_writing_a_note(world, db)
     assert sum(s.startswith("INSERT INTO outbox") for s in seen) == 1, _listed(seen)
     types = [t for t, p in world.events() if p.get("run_id") == run["id"]
              or (t == "record.updated" and p.get("record_id") == rec)]

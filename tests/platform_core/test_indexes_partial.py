@@ -4,6 +4,7 @@ store's queries — which name app and form in their SQL — still read from it.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from sqlalchemy import text
 
@@ -40,8 +41,29 @@ def _plan(conn, stmt, params) -> str:  # noqa: ANN001
     return "\n".join(str(r[-1]) for r in rows)
 
 
+def _page_and_statement(db, query: Query) -> tuple[Any, str, Any]:  # noqa: ANN001
+    """The page of ``query`` and the SELECT (with its parameters) the store ran for it."""
+    from sqlalchemy import event
+
+    from platform_core.store import query_records
+
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.lstrip().startswith("SELECT records.id"):
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with db.read() as s:
+            page = query_records(s, query)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert seen
+    return page, *seen[-1]
+
+
 def test_a_field_index_is_limited_to_its_form_and_still_used(db):
-    seen: list[tuple[str, object]] = []
     with db.write() as s:
         name = ensure_index(s, LEADS, "city")
         cities = ["北京", *(f"城市{i}" for i in range(299))]  # selective, as in real use
@@ -54,25 +76,9 @@ def test_a_field_index_is_limited_to_its_form_and_still_used(db):
         conn.exec_driver_sql("ANALYZE records" if db.dialect == "postgresql" else "ANALYZE")
     assert "WHERE" in ddl.upper() and "'lead'" in ddl and "'crm'" in ddl, ddl
 
-    from sqlalchemy import event
-
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
-        if statement.lstrip().startswith("SELECT records.id"):
-            seen.append((statement, parameters))
-
-    from platform_core.store import query_records
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        with db.read() as s:
-            page = query_records(s, Query(LEADS, filter={"field": "city", "op": "eq",
-                                                         "value": "北京"}, sort=["city"],
-                                          limit=50))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+    page, stmt, params = _page_and_statement(db, Query(
+        LEADS, filter={"field": "city", "op": "eq", "value": "北京"}, sort=["city"], limit=50))
     assert len(page.records) == 10  # the other form's 北京 rows are not this form's
-    assert seen
-    stmt, params = seen[-1]
     # app and form are in the statement's text, so the plan never depends on bound values
     assert "'crm'" in stmt and "'lead'" in stmt
     with db.engine.begin() as conn:
@@ -101,31 +107,15 @@ def test_an_equality_on_a_unique_field_seeks_its_index(db):
     conditions, so an index led by them was read whole (migration 0021)."""
     import json
 
-    from sqlalchemy import event
-
-    from platform_core.store import query_records
-
     with db.write() as s:
         name = ensure_index(s, CODES, "code", unique=True)
         create_records(s, app="crm", form="account", actor=SYSTEM,
                        items=[{"code": f"ACC-{i:06d}"} for i in range(12000)])
     with db.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE records" if db.dialect == "postgresql" else "ANALYZE")
-    seen: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
-        if statement.lstrip().startswith("SELECT records.id"):
-            seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", capture)
-    try:
-        with db.read() as s:
-            page = query_records(s, Query(CODES, filter={"field": "code", "op": "eq",
-                                                         "value": "ACC-002024"}, limit=5))
-    finally:
-        event.remove(db.engine, "before_cursor_execute", capture)
+    page, stmt, params = _page_and_statement(db, Query(
+        CODES, filter={"field": "code", "op": "eq", "value": "ACC-002024"}, limit=5))
     assert [r.data["code"] for r in page.records] == ["ACC-002024"]
-    stmt, params = seen[-1]
     with db.engine.begin() as conn:
         if db.dialect == "postgresql":
             pages = conn.execute(text("SELECT pg_relation_size(:n) / 8192"), {"n": name}
