@@ -71,6 +71,7 @@ from platform_core.security.models import User
 from platform_core.store import Actor
 
 BUDGET_S = 0.300
+KEEPALIVE_S = 4.0  # < uvicorn's --timeout-keep-alive (5 s)
 MIX = {"list": 25, "customer360": 20, "follow_up": 15, "task": 10, "dashboard": 10,
        "search": 20}
 SYSTEM = Actor(user_id=None, name="bench")
@@ -338,7 +339,11 @@ async def drive(base: str, staff: list[Staff], users: int, seconds: float,
                 think: float) -> Tally:
     global TALLY
     tally = TALLY = Tally()
-    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
+    # an idle connection is dropped before the server's keep-alive timeout (uvicorn: 5 s),
+    # as browsers do; reusing one just as the server closes it is a transport error of
+    # the client's making (one ReadError in a run), not of the server's
+    limits = httpx.Limits(max_connections=users, max_keepalive_connections=users,
+                          keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         until = time.monotonic() + seconds
         await asyncio.gather(*(one_user(client, staff[i % len(staff)], random.Random(i),

@@ -30,6 +30,7 @@ triggers → backfill with one INSERT … SELECT → record the kinds in ``store
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -98,25 +99,57 @@ def _column_type(key: str, kind: str, dialect: str) -> TypeEngine[Any]:
     return KINDS.get(kind).accessor(Record.__table__.c.data, key, dialect).type
 
 
-@lru_cache(maxsize=256)
+@dataclass(frozen=True)
+class _Built:
+    """A projection's Table object and the accessors of its columns, made together."""
+
+    table: Table
+    accessors: dict[str, Accessor]
+
+
+_BUILT_LOCK = threading.Lock()
+
+
 def _table(app: str, form: str, kinds: tuple[tuple[str, str], ...], dialect: str) -> Table:
+    return _built(app, form, kinds, dialect).table
+
+
+def _built(app: str, form: str, kinds: tuple[tuple[str, str], ...], dialect: str) -> _Built:
+    """One Table object per projection and process. Made under a lock: a cache alone lets
+    two threads (a dashboard's widgets run in parallel) each make one, and a statement
+    taking its FROM from one and its columns from the other names the table twice
+    (``FROM qp_x, qp_x``, an error on PostgreSQL — seen under the load test)."""
+    with _BUILT_LOCK:
+        return _make(app, form, kinds, dialect)
+
+
+@lru_cache(maxsize=256)
+def _make(app: str, form: str, kinds: tuple[tuple[str, str], ...], dialect: str) -> _Built:
     system = [Column(name, Record.__table__.c[name].type, primary_key=name == "id")
               for name in SYSTEM_COLUMNS]
     data = [Column(key, _column_type(key, kind, dialect)) for key, kind in _columns(kinds)]
-    return Table(projection_name(app, form), MetaData(), *system, *data)
+    return _Built(Table(projection_name(app, form), MetaData(), *system, *data), {})
 
 
-@lru_cache(maxsize=4096)
 def _accessor(app: str, form: str, kinds: tuple[tuple[str, str], ...], key: str,
               dialect: str) -> Accessor:
-    column = _table(app, form, kinds, dialect).c
+    """The accessor of ``key``'s column, kept with the Table it reads (an accessor cached
+    apart could outlive its table's cache entry and point at a Table no longer used)."""
+    built = _built(app, form, kinds, dialect)
+    found = built.accessors.get(key)
+    if found is not None:
+        return found
+    column = built.table.c
     if key in SYSTEM_FIELDS:
-        return Accessor(key, column[key], None, SYSTEM_FIELDS[key][2], False)
-    kind = dict(_columns(kinds)).get(key)
-    if kind is None:
-        raise KeyError(key)
-    value_kind = CENTS if kind == "money" else KINDS.get(kind)
-    return Accessor(key, column[key], value_kind, True, value_kind.text_ops)
+        found = Accessor(key, column[key], None, SYSTEM_FIELDS[key][2], False)
+    else:
+        kind = dict(_columns(kinds)).get(key)
+        if kind is None:
+            raise KeyError(key)
+        value_kind = CENTS if kind == "money" else KINDS.get(kind)
+        found = Accessor(key, column[key], value_kind, True, value_kind.text_ops)
+    built.accessors[key] = found  # two threads may both make it: equal, same columns
+    return found
 
 
 class ProjectedFields(FieldSet):
