@@ -1,7 +1,7 @@
 """Load test of a staff day: many staff at once against Qiao run as in production.
 
 ``python bench/load.py [--db sqlite|postgresql|both] [--quick] [--records N]
-[--users N] [--sqlite-users N] [--duration S] [--think S] [--web-workers N]
+[--users N] [--sqlite-users N] [--duration S] [--warmup S] [--think S] [--web-workers N]
 [--workers N]``
 
 The topology is started here, on loopback, from the installed ``qiao`` command:
@@ -17,7 +17,10 @@ a stock of loan cases per salesperson whose loan-service flow waits at 需求分
 the staff complete).
 
 Then ``--users`` simulated staff (PostgreSQL 50, SQLite 10), each one of the salespeople
-signed in (a page session and a personal API token), run for ``--duration`` seconds a mix
+signed in (a page session and a personal API token), run for ``--warmup`` seconds (default
+10: every web process's first lists, record pages and dashboards — imports, compiled SQL,
+templates — are a deploy's cost, not a staff day's; printed, not judged) and then
+``--duration`` seconds a mix
 of what a salesperson's day is made of, one request after the other with a think time
 (exponential, mean ``--think`` seconds) in between:
 
@@ -238,16 +241,20 @@ class Tally:
     times: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in MIX})
     errors: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in MIX})
     completed: int = 0  # tasks completed (the ``task`` kind, when the stock held one)
+    warmup: list[float] = field(default_factory=list)  # every kind, before the clock
+    warmup_errors: list[str] = field(default_factory=list)
 
 
 async def one_user(client: httpx.AsyncClient, person: Staff, rng: random.Random,
-                   until: float, think: float, tally: Tally) -> None:
+                   clock: float, until: float, think: float, tally: Tally) -> None:
+    """Requests until ``until``; those started before ``clock`` count as the warm-up."""
     kinds, weights = list(MIX), list(MIX.values())
     auth = {"Authorization": f"Bearer {person.token}"}
     page = {"Cookie": f"{SESSION_COOKIE}={person.cookie}"}
     await asyncio.sleep(rng.random() * think)
     while time.monotonic() < until:
         kind = rng.choices(kinds, weights)[0]
+        warming = time.monotonic() < clock
         started = time.perf_counter()
         try:
             problem = await ACTIONS[kind](Visit(client, person, rng, auth, page))
@@ -255,9 +262,15 @@ async def one_user(client: httpx.AsyncClient, person: Staff, rng: random.Random,
             problem = f"{type(exc).__name__}: {exc}"
         if time.monotonic() > until:
             break  # a request cut by the end of the run is not counted
-        tally.times[kind].append(time.perf_counter() - started)
-        if problem:
-            tally.errors[kind].append(problem)
+        took = time.perf_counter() - started
+        if warming:
+            tally.warmup.append(took)
+            if problem:
+                tally.warmup_errors.append(f"[{kind}] {problem}")
+        else:
+            tally.times[kind].append(took)
+            if problem:
+                tally.errors[kind].append(problem)
         await asyncio.sleep(rng.expovariate(1 / think) if think > 0 else 0)
 
 
@@ -336,7 +349,7 @@ TALLY = Tally()  # the run's (one run at a time per process)
 
 
 async def drive(base: str, staff: list[Staff], users: int, seconds: float,
-                think: float) -> Tally:
+                think: float, warmup: float = 0.0) -> Tally:
     global TALLY
     tally = TALLY = Tally()
     # an idle connection is dropped before the server's keep-alive timeout (uvicorn: 5 s),
@@ -345,9 +358,10 @@ async def drive(base: str, staff: list[Staff], users: int, seconds: float,
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users,
                           keepalive_expiry=KEEPALIVE_S)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        until = time.monotonic() + seconds
+        clock = time.monotonic() + warmup
+        until = clock + seconds
         await asyncio.gather(*(one_user(client, staff[i % len(staff)], random.Random(i),
-                                        until, think, tally) for i in range(users)))
+                                        clock, until, think, tally) for i in range(users)))
     return tally
 
 
@@ -423,7 +437,8 @@ def run_target(target: Target, args: argparse.Namespace) -> list[str]:
         print(f"  {made} loan cases waiting at 需求分析: {time.perf_counter() - t0:.1f} s",
               flush=True)
         time.sleep(2)
-        tally = asyncio.run(drive(topo.base, staff, users, args.duration, args.think))
+        tally = asyncio.run(drive(topo.base, staff, users, args.duration, args.think,
+                                  args.warmup))
         count, lag = outbox_state(url)
         t0 = time.perf_counter()
         while count and time.perf_counter() - t0 < args.drain:
@@ -458,6 +473,14 @@ def report(db: str, tally: Tally, seconds: float, users: int,
     total = sum(len(t) for t in tally.times.values())
     print(f"  all          {total:>6} {total / seconds:>7.1f}   ({users} staff; "
           f"{tally.completed} tasks completed)")
+    if tally.warmup:  # shown, not judged: a fresh process's first requests
+        w = tally.warmup
+        print(f"  warm-up      {len(w):>6} requests before the clock: p50 "
+              f"{pct(w, 50) * 1000:.1f} ms, p95 {pct(w, 95) * 1000:.1f} ms, max "
+              f"{max(w) * 1000:.1f} ms, {len(tally.warmup_errors)} errors")
+        for problem in tally.warmup_errors[:3]:
+            print(f"  warm-up error {problem}")
+    errors += len(tally.warmup_errors)
     for kind, problems in tally.errors.items():
         for problem in problems[:3]:
             print(f"  error [{kind}]: {problem}")
@@ -482,6 +505,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--users", type=int, default=50, help="PostgreSQL staff")
     parser.add_argument("--sqlite-users", type=int, default=10)
     parser.add_argument("--duration", type=float, default=None, help="seconds of load")
+    parser.add_argument("--warmup", type=float, default=10.0,
+                        help="seconds of the same load before the clock starts (not judged; "
+                             "its errors count)")
     parser.add_argument("--think", type=float, default=1.0,
                         help="mean think time between a person's requests (s)")
     parser.add_argument("--web-workers", type=int, default=4)
