@@ -144,17 +144,26 @@ def _attachment_problems(session: Session, pub: Published, data: Mapping[str, An
     return problems
 
 
+def _compared(value: Any) -> Any:
+    """A unique field's value as its index holds it (a sealed value: its blind index)."""
+    return value["bi"] if isinstance(value, dict) and "bi" in value else value
+
+
 def _duplicate_problems(session: Session, pub: Published, data: Mapping[str, Any],
-                        record_id: int | None) -> list[Problem]:
-    """Friendly pre-check; the unique index is what guarantees it under concurrency."""
+                        record_id: int | None, *, old: Mapping[str, Any] | None = None
+                        ) -> list[Problem]:
+    """Friendly pre-check; the unique index is what guarantees it under concurrency.
+    ``old``: the stored data of the record being updated — a value it keeps needs no
+    look-up (a rule setting a customer's status looked up their mobile and ID number)."""
     problems = []
     dialect = session.get_bind().dialect.name
     for field in pub.spec.fields:
         if not field.unique or data.get(field.key) is None:
             continue
+        value = _compared(data[field.key])
+        if old is not None and _compared(old.get(field.key)) == value:
+            continue
         acc = pub.fields.accessor(field.key, dialect)
-        value = data[field.key]
-        value = value["bi"] if isinstance(value, dict) and "bi" in value else value  # sealed
         stmt = select(Record.id).where(  # app and form in the SQL: the partial indexes
             *this_form(pub.fields), Record.deleted_at.is_(None),
             acc.expr == acc.bind(value, dialect))
@@ -390,7 +399,7 @@ def update(session: Session, pub: Published, record_id: int, payload: Mapping[st
         data = crypt.seal(data, previous=rec.data)
     _refuse(_relation_problems(session, pub, data, reader=reader, old=rec.data)
             + _attachment_problems(session, pub, data, record_id)
-            + _duplicate_problems(session, pub, data, record_id))
+            + _duplicate_problems(session, pub, data, record_id, old=rec.data))
     changes = {k: data.get(k) for k in set(rec.data) | set(data)}
     linked = {f.key: rec.data.get(f.key) for f in pub.spec.fields if f.type == "relation"}
     try:

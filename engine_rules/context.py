@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session
 
 from engine_forms.expr import schema_of
 from engine_forms.forms import Published, published, resolver
-from engine_forms.records import env_for
 from engine_forms.sealing import FieldCrypt
 from platform_core.errors import InvalidInput
 from platform_core.expressions import ExprSchema, Formula
@@ -164,11 +163,17 @@ class RuleContext:
         return self._formulas[text]
 
     def evaluate(self, text: str) -> Any:
-        related = env_for(self.session).related
         old = self.old if self.old is not None else self.data
+        session = self.session
 
         def follow(record_id: int) -> Mapping[str, Any] | None:
-            return old if record_id == OLD_ID else related(record_id)
+            if record_id == OLD_ID:
+                return old
+            # from the session when held there: the dispatcher reads a batch's related
+            # records in one statement (``RulesHandler.prepare``), and the store's writes
+            # refresh the session's copy, so an earlier action's change is seen
+            record = session.get(Record, record_id)
+            return record.data if record is not None and record.deleted_at is None else None
 
         return self.formula(text).evaluate({**self.data, OLD: OLD_ID}, Env(related=follow))
 

@@ -44,7 +44,7 @@ from engine_rules.models import ActionRun, Rule, RuleRun
 from engine_rules.rights import refusal
 from engine_rules.spec import RuleSpec, Trigger
 from platform_core.db import dumps
-from platform_core.errors import DomainError
+from platform_core.errors import DomainError, NotFound
 from platform_core.expressions import ExpressionError
 from platform_core.models import OutboxEvent, Record, utcnow
 from platform_core.outbox import CASCADE_DEPTH
@@ -348,6 +348,37 @@ def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, done: set[str],
     return out
 
 
+def _read_records(session: Session, ids: list[int]) -> list[Record]:
+    found: list[Record] = []
+    for start in range(0, len(ids), 500):
+        found += session.execute(select(Record).where(
+            Record.id.in_(ids[start:start + 500]))).scalars().all()
+    return found
+
+
+def _targets(session: Session, records: list[Record]) -> set[int]:
+    """The ids the relation fields of ``records`` hold."""
+    from engine_forms.forms import published
+
+    relations: dict[tuple[str, str], list[str]] = {}
+    found: set[int] = set()
+    for rec in records:
+        keys = relations.get((rec.app, rec.form))
+        if keys is None:
+            try:
+                spec = published(session, rec.app, rec.form).spec
+            except NotFound:
+                spec = None
+            keys = relations[(rec.app, rec.form)] = [
+                f.key for f in (spec.fields if spec else ()) if f.type == "relation"]
+        for key in keys:
+            value = rec.data.get(key)
+            for target in value if isinstance(value, list) else (value,):
+                if isinstance(target, int) and not isinstance(target, bool):
+                    found.add(target)
+    return found
+
+
 class RulesHandler:
     """The outbox handler (``HANDLERS["rules"]``): every enabled rule an event
     triggers, run in the dispatcher's transaction."""
@@ -372,9 +403,11 @@ class RulesHandler:
         least at its event's version; a later one is rewound from its history."""
         ids = sorted({e.record_id for e in events if e.record_id is not None})
         held = session.info.setdefault("rules_records", [])  # the session's map is weak
-        for start in range(0, len(ids), 500):
-            held += session.execute(select(Record).where(
-                Record.id.in_(ids[start:start + 500]))).scalars().all()
+        records = _read_records(session, ids)
+        # and the records they point at, which conditions such as ``customer.status``
+        # follow (one statement, not one per event)
+        session.info["publishes_nothing"] = True
+        held += records + _read_records(session, sorted(_targets(session, records) - set(ids)))
 
     def interest(self, session: Session) -> set[tuple[str, str]]:
         """The (app, event type) pairs some enabled rule is triggered by (the outbox
