@@ -229,10 +229,14 @@ def _named(s: _Series) -> str:
     return "<br>%{fullData.name}: " if s.name else ": "
 
 
-def _value_axis(fmt: str | None, title: str, series: list[_Series] | None = None) -> dict:
+def _value_axis(fmt: str | None, title: str, series: list[_Series] | None = None, *,
+                stacked: bool = False) -> dict:
     axis = {"automargin": True, "title": {"text": title},
             **({"tickformat": _TICKS[fmt]} if fmt else {})}
     values = [abs(v) for s in series or () for v in s.plotted if v is not None]
+    if stacked and series:  # the axis reaches the stacks' heights, not a part's
+        values = [sum(abs(v or 0) for v in point)
+                  for point in zip(*(s.plotted for s in series), strict=True)]
     if fmt == "integer" and values and max(values) <= 10:
         axis |= {"tick0": 0, "dtick": 1}  # small counts: no "1, 1, 2, 2" from half steps
     return axis
@@ -256,7 +260,8 @@ def _cartesian(req: _Request) -> dict:
     fig = _figure(*(_cartesian_trace(req, s, horizontal, second=s.fmt != series[0].fmt)
                     for s in series),
                   showlegend=len(series) > 1, legend=legend,
-                  **_cartesian_axes(res, series, horizontal))
+                  **_cartesian_axes(res, series, horizontal, stacked=kind == "stacked_bar"
+                                    or (kind == "area" and len(res.dims) == 2)))
     if kind in _BARS:
         fig["layout"]["barmode"] = "stack" if kind == "stacked_bar" else "group"
     return fig
@@ -278,7 +283,8 @@ def _cartesian_trace(req: _Request, s: _Series, horizontal: bool, *,
     return {"type": "scatter", "mode": "lines+markers", **common}
 
 
-def _cartesian_axes(res: Result, series: list[_Series], horizontal: bool) -> dict:
+def _cartesian_axes(res: Result, series: list[_Series], horizontal: bool, *,
+                    stacked: bool = False) -> dict:
     cat, val = ("y", "x") if horizontal else ("x", "y")
     base = series[0].fmt
     first = [s.name for s in series if s.fmt == base]
@@ -287,7 +293,7 @@ def _cartesian_axes(res: Result, series: list[_Series], horizontal: bool) -> dic
                            "title": {"text": res.dims[0] if res.dims else ""},
                            **({"autorange": "reversed"} if horizontal else {})},
             f"{val}axis": _value_axis(base, _axis_title([title], base),
-                                      [s for s in series if s.fmt == base])}
+                                      [s for s in series if s.fmt == base], stacked=stacked)}
     others = [s for s in series if s.fmt != base]
     if others:
         fmts = {s.fmt for s in others}
@@ -539,8 +545,10 @@ def build_figure(chart: dict, columns: list[dict], rows: list[list], *,
     layout: dict[str, Any] = {
         "font": {"family": FONT_FAMILY}, "separators": ".,", "autosize": True,
         "margin": {"l": 8, "r": 8, "b": 8, "t": 48 if title else 16},
-        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.15,
-                   "yanchor": "top"},
+        # at the foot of the whole figure, below the axis title: placed under the plot
+        # area it covered slanted category labels
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "yref": "container",
+                   "y": 0, "yanchor": "bottom"},
         "title": {"text": title, "x": 0.02} if title else None}
     if chart.get("height"):
         layout["height"] = chart["height"]

@@ -74,7 +74,9 @@ def test_every_type_gives_plain_json_with_layout_and_config(kind):
     assert layout["separators"] == ".,"
     assert layout["autosize"] is True
     assert layout["title"]["text"] == "本月放款" and layout["height"] == 320
-    assert layout["legend"]["orientation"] == "h" and layout["legend"]["y"] < 0
+    # a row under the figure, not over its slanted category labels
+    assert layout["legend"]["orientation"] == "h" and layout["legend"]["y"] == 0
+    assert layout["legend"]["yref"] == "container"
     assert fig["config"] == {"displaylogo": False, "responsive": True}
     assert_plotly_accepts(fig)
 
@@ -375,6 +377,17 @@ def test_shapes_a_chart_cannot_draw_are_refused_in_both_languages(kind, columns,
 def test_bad_options_are_refused(options):
     with pytest.raises(ValueError):
         figure("bar", *LOANS, **options)
+
+
+def test_stacks_of_small_counts_tick_by_the_stack_not_the_part():
+    """Parts of at most 10 stacked to 28: ticks of 1 would print 29 labels on the axis."""
+    columns = [{"role": "dimension", "label": "金额段"}, {"role": "dimension", "label": "类型"},
+               {"role": "measure", "label": "笔数", "format": "integer"}]
+    rows = [[band, kind, 7] for band in ("低", "中", "高") for kind in ("甲", "乙", "丙", "丁")]
+    stacked = build_figure({"type": "stacked_bar"}, columns, rows)["layout"]["yaxis"]
+    grouped = build_figure({"type": "bar"}, columns, rows)["layout"]["yaxis"]
+    assert "dtick" not in stacked
+    assert grouped["dtick"] == 1  # side by side, each bar is the part
 
 
 def test_small_counts_get_whole_number_ticks():
