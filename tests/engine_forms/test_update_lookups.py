@@ -10,11 +10,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
-from engine_forms import forms, publishing, records
+from engine_forms import forms, records
 from engine_forms.validation import RecordInvalid
-from platform_core.store import Actor
+from tests.engine_forms.form_setup import ADMIN, form_with_records
 
-ADMIN = Actor(user_id=1, name="admin")
 TICKET = {"key": "ticket", "name": "工单", "fields": [
     {"key": "code", "label": "代码", "type": "text", "unique": True},
     {"key": "state", "label": "状态", "type": "text"}]}
@@ -37,17 +36,12 @@ def _lookups_of_code(db, work) -> int:
 
 
 def test_an_update_that_keeps_a_unique_value_does_not_look_it_up(db):
-    with db.write() as s:
-        forms.create_app(s, key="ops", name="运营")
-        forms.create_form(s, app="ops", raw=TICKET)
-        publishing.publish(s, app="ops", key="ticket", actor=ADMIN)
-        pub = forms.published(s, "ops", "ticket")
-        first = records.create(s, pub, {"code": "A-1", "state": "new"}, actor=ADMIN)
-        records.create(s, pub, {"code": "B-2", "state": "new"}, actor=ADMIN)
+    first, _ = form_with_records(db, "ops", TICKET, [{"code": "A-1", "state": "new"},
+                                                   {"code": "B-2", "state": "new"}])
 
     def update(payload: dict, version: int) -> None:
         with db.write() as s:
-            records.update(s, forms.published(s, "ops", "ticket"), first.id, payload,
+            records.update(s, forms.published(s, "ops", "ticket"), first, payload,
                            expected_version=version, actor=ADMIN)
 
     assert _lookups_of_code(db, lambda: update({"state": "open"}, 1)) == 0

@@ -9,6 +9,7 @@ from engine_forms.versions import run_migration
 from platform_core.app import create_app
 from platform_core.settings import load_settings
 from platform_core.store import Actor, get_record, history
+from tests.engine_forms.form_setup import form_with_records
 from tests.engine_forms.forms_setup import ok
 from tests.security_setup import client_as
 
@@ -30,16 +31,12 @@ V2 = {"key": "lead", "name": "线索", "fields": [
 
 @pytest.fixture
 def leads(db):
+    ids = form_with_records(db, "crm", V1, [
+        {"name": "甲", "phone_no": "13800000001", "score": "85", "stage": "new"},
+        {"name": "乙", "phone_no": "13800000002", "score": "优秀"},
+        {"name": "丙", "score": "90.5", "stage": "lost"},
+        {"name": "丁"}])
     with db.write() as s:
-        forms.create_app(s, key="crm", name="CRM")
-        forms.create_form(s, app="crm", raw=V1)
-        publishing.publish(s, app="crm", key="lead", actor=ADMIN)
-        pub = forms.published(s, "crm", "lead")
-        ids = [records.create(s, pub, d, actor=ADMIN).id for d in (
-            {"name": "甲", "phone_no": "13800000001", "score": "85", "stage": "new"},
-            {"name": "乙", "phone_no": "13800000002", "score": "优秀"},
-            {"name": "丙", "score": "90.5", "stage": "lost"},
-            {"name": "丁"})]
         forms.put_draft(s, app="crm", key="lead", raw=V2)
     return ids
 
