@@ -19,7 +19,7 @@ from platform_core.app import create_app
 from platform_core.ratelimit import SharedRateLimiter
 from platform_core.security.models import RateWindow
 from platform_core.settings import load_settings
-from tests.security_setup import add_user, token_for
+from tests.security_setup import add_user, token_for, within_one_rate_window
 
 TOKEN = "/api/v1/auth/token"
 
@@ -40,6 +40,7 @@ def test_two_app_instances_share_one_sign_in_budget(db, tmp_path):
     settings = load_settings(data_dir=tmp_path, login_rate_per_minute=3)
     first = TestClient(create_app(settings, db=db), raise_server_exceptions=False)
     second = TestClient(create_app(settings, db=db), raise_server_exceptions=False)
+    within_one_rate_window()
     assert [_wrong_sign_in(c) for c in (first, second, first)] == [401, 401, 401]
     refused = second.post(TOKEN, json={"username": "nobody", "password": "wrong"})
     assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
@@ -51,6 +52,7 @@ def test_two_app_instances_share_one_token_budget(db, tmp_path):
     settings = load_settings(data_dir=tmp_path, api_rate_per_minute=5)
     apps = [create_app(settings, db=db) for _ in range(2)]
     bearer = {"Authorization": f"Bearer {token_for(db, add_user(db, 'busy', roles=('staff',)))}"}
+    within_one_rate_window()
     answers = [TestClient(apps[i % 2], raise_server_exceptions=False)
                .get("/api/v1/me", headers=bearer).status_code for i in range(7)]
     assert answers == [200] * 5 + [429] * 2
@@ -154,6 +156,7 @@ def test_two_real_server_processes_count_sign_ins_together(db, database_url, tmp
         for _ in range(2):  # one after the other: a start prepares the database first
             procs.append(_start(tmp_path / "data", database_url))
             _wait_up(*procs[-1])
+        within_one_rate_window()
         codes = [httpx.post(f"http://127.0.0.1:{procs[i % 2][1]}{TOKEN}", timeout=10,
                             json={"username": "nobody", "password": "wrong"}).status_code
                  for i in range(5)]

@@ -15,7 +15,14 @@ from platform_core.security.auth import SESSION_COOKIE, start_session
 from platform_core.security.models import ApiToken, AuditEntry, User
 from platform_core.settings import load_settings
 from tests.engine_forms.forms_setup import make_crm, ok
-from tests.security_setup import PASSWORD, add_department, add_user, client_as, token_for
+from tests.security_setup import (
+    PASSWORD,
+    add_department,
+    add_user,
+    client_as,
+    token_for,
+    within_one_rate_window,
+)
 
 TOKEN = "/api/v1/auth/token"
 
@@ -87,6 +94,7 @@ def test_lock_out_per_client_address_across_usernames(db, app, anon):
 def test_sign_in_attempts_are_rate_limited_with_retry_after(db, tmp_path):
     app = create_app(load_settings(data_dir=tmp_path, login_rate_per_minute=3), db=db)
     anon = TestClient(app, raise_server_exceptions=False)
+    within_one_rate_window()
     for _ in range(3):
         sign_in(anon, "nobody", "x")
     limited = sign_in(anon, "nobody", "x")
