@@ -300,12 +300,15 @@ def execute(session: Session, spec: ReportSpec, frame: Frame,
     from engine_reports import fusion
 
     dialect = session.get_bind().dialect.name
-    condition = compile_filter(where, frame.fields, dialect)
-    plan = Compiler(spec, frame, dialect).plan(condition)
+    plan = fusion.planned(  # the same plan in a dashboard's two passes (fusion.py)
+        (spec.model_dump_json(), repr(where), dialect),
+        lambda: Compiler(spec, frame, dialect).plan(
+            compile_filter(where, frame.fields, dialect)))
     shared = fusion.rows_for(plan, session)
+    # a shared statement's rows come unordered and uncut: ordered and cut here
+    python_sort = plan.python_sort or shared is not None
     if shared is not None:
         rows: list[Any] = shared
-        plan.python_sort = True  # a shared statement's rows come unordered and uncut
     else:
         roomy(session)
         rows = [row._mapping for row in session.execute(plan.statement)]
@@ -324,8 +327,8 @@ def execute(session: Session, spec: ReportSpec, frame: Frame,
                 out[j] = compiler.calculated(m, by_key)
                 by_key[m.key] = out[j]
         values.append(out)
-    truncated = len(rows) > (spec.limit or compiler.MAX_GROUPS) and not plan.python_sort
-    if plan.python_sort:
+    truncated = len(rows) > (spec.limit or compiler.MAX_GROUPS) and not python_sort
+    if python_sort:
         keys, values = _python_sort(spec, plan, keys, values)
         truncated = len(keys) > compiler.MAX_GROUPS
         limit = spec.limit or compiler.MAX_GROUPS

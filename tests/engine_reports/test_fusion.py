@@ -157,6 +157,25 @@ def test_a_management_dashboard_runs_in_fewer_statements(ledger):
     assert (batch.groupings, batch.statements) == ((2, 1) if pg(ledger) else (2, 2))
 
 
+def test_each_widget_s_statement_is_compiled_once_for_both_passes(ledger, monkeypatch):
+    """The second pass takes the plan the first compiled and noted: a report shown
+    twice, and each report across the two passes, compiles once; the numbers are the
+    plain-Python ones (``check``)."""
+    from engine_reports import compiler
+
+    compiled = []
+    plan = compiler.Compiler.plan
+    monkeypatch.setattr(compiler.Compiler, "plan",
+                        lambda self, *a, **k: compiled.append(1) or plan(self, *a, **k))
+    month = {"field": "d", "bucket": "month"}
+    raws = [report([{"field": "u"}, month], SUM_COUNT_AVG), report([month], SUM_COUNT_AVG),
+            report([month], SUM_COUNT_AVG),
+            report([{"field": "u"}], SUM_COUNT_AVG, sort=[{"measure": 0, "desc": True}],
+                   limit=2)]
+    check(ledger, raws, ROWS)
+    assert len(compiled) == 2 * 3  # two batches (projection, JSON), three distinct reports
+
+
 def test_the_second_time_small_groupings_merge_into_one_statement(ledger):
     """SQLite: once their group counts are known (a handful each), by region × month, by
     text, by value bins and the total run as one statement, with the same numbers.
