@@ -595,14 +595,21 @@ def _keyset(keys: list[SortKey], params: list[Any], exprs: Sequence[Any],
     return cond
 
 
-def _region_order(keys: list[SortKey], exprs: Sequence[Any], region: str | None) -> list[Any]:
+def _region_order(keys: list[SortKey], exprs: Sequence[Any], region: str | None,
+                  dialect: str) -> list[Any]:
     """The ORDER BY within a region: in ``value`` the first key has no blanks to place
     (plain ASC/DESC is the order an index scan gives on both databases; PostgreSQL's
     backward scan gives DESC NULLS FIRST, which NULLS LAST would make a full sort); in
-    ``blank`` the first key is constant and left out."""
+    ``blank`` the first key is constant and left out — on PostgreSQL it stays, in the
+    direction of the key after it: PostgreSQL does not take ``IS NULL`` as fixing a
+    column, so the tie-breakers alone would not match the field's (key, id) index and
+    every blank would be read and sorted for a page (bench/store.py's deep pages: 2,000
+    blanks for 31 rows)."""
     order = order_by(keys, exprs)
     if region == "value":
         order[0] = exprs[0].desc() if keys[0].desc else exprs[0].asc()
+    elif region == "blank" and dialect == "postgresql" and len(keys) > 1:
+        order[0] = exprs[0].desc() if keys[1].desc else exprs[0].asc()
     elif region == "blank":
         order = order[1:]
     return order
@@ -709,7 +716,7 @@ class _Plan:
             stmt = stmt.where(_keyset(self.keys, params, exprs, self.region))
         limit = b.param(Integer())
         assert b.next == len(self.values), "the shape and its values disagree"
-        return stmt.order_by(*_region_order(self.keys, exprs, self.region)).limit(limit)
+        return stmt.order_by(*_region_order(self.keys, exprs, self.region, dialect)).limit(limit)
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,31 @@ def test_a_deep_page_seeks_the_fields_index(db, sort):
             assert "Seq Scan" not in plan, plan
             cond = next(line for line in plan.splitlines() if "Index Cond" in line)
             assert "id >" in cond or ">=" in cond or "<=" in cond, plan
+
+
+@pytest.mark.parametrize("sort", [["amount"], ["-amount"]])
+def test_the_blanks_after_the_last_value_are_read_in_index_order(db, sort):
+    """The page where the values end goes on with the first blanks: read from the
+    field's (key, id) index in order, not every blank read and sorted for a page."""
+    _seed(db)
+    _ids, cursors = _walk(db, sort, 10)
+    blanks = Query(DEALS, sort=sort, cursor=cursors[3], limit=10).blanks_select(db.dialect)
+    assert blanks is not None
+    with db.engine.connect() as conn:
+        sql = str(blanks.compile(conn, compile_kwargs={"literal_binds": True}))
+        raw = conn.connection.dbapi_connection
+        cur = raw.cursor()
+        cur.execute("SELECT count(*) FROM records")  # see the index made on another connection
+        cur.fetchall()
+        if db.dialect == "postgresql":
+            cur.execute("SET LOCAL enable_seqscan = off")
+            cur.execute("ANALYZE records")
+            cur.execute("EXPLAIN " + sql)
+            plan = "\n".join(r[0] for r in cur.fetchall())
+            assert "ix_rec_deal_amount" in plan and "Sort" not in plan, plan
+        else:
+            cur.execute("EXPLAIN QUERY PLAN " + sql)
+            plan = "\n".join(r[3] for r in cur.fetchall())
+            assert "ix_rec_deal_amount" in plan and "TEMP B-TREE" not in plan, plan
+        raw.rollback()
+        cur.close()
