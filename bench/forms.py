@@ -27,7 +27,7 @@ relation links and the lookup for a sample.
 
 Usage::
 
-    python bench/forms.py [--db sqlite|postgresql|both] [--records N] [--batch N]
+    python bench/forms.py [--db sqlite|postgresql|both] [--quick] [--records N] [--batch N]
                           [--repeat R] [--singles N] [--pg-url URL] [--profile]
 
 Prints one ``RESULT metric=… ours=… baseline=… ratio=… target=2.0`` line per database
@@ -513,7 +513,11 @@ def main(argv: list[str] | None = None) -> None:
                              f"creates and drops its own database {SCRATCH_DB!r} there")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one run of each side per database")
+    parser.add_argument("--quick", action="store_true",
+                        help="run_all's size: 20,000 records, one run per side, 200 singles")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.records, args.repeat, args.singles = 20_000, 1, 200
     if args.records < 1 or args.batch < 1 or args.repeat < 1:
         parser.error("--records, --batch and --repeat must be at least 1")
     kinds.register_builtins()

@@ -31,8 +31,6 @@ NOT_BENCHMARKS = {"run_all", "targets"}
 # Small sizes for the scripts without a --quick flag (the others get --quick).
 QUICK_ARGS: dict[str, list[str]] = {
     "store": ["--create", "20000", "--query-records", "100000", "--repeat", "2", "--rounds", "3"],
-    "forms": ["--records", "20000", "--repeat", "1"],
-    "security": ["--records", "3000", "--rounds", "3"],
 }
 
 RESULT = re.compile(r"RESULT\s+(.*)$")

@@ -37,7 +37,7 @@ per request.
 
 Usage::
 
-    python bench/security.py [--db sqlite|postgresql|both] [--records N] [--lists N]
+    python bench/security.py [--db sqlite|postgresql|both] [--quick] [--records N] [--lists N]
                              [--creates N] [--rounds R] [--create-rounds R] [--block N]
                              [--pg-url URL] [--profile]
 
@@ -534,7 +534,11 @@ def main(argv: list[str] | None = None) -> None:
                              f"creates and drops its own database {SCRATCH_DB!r} there")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile each side's work (called directly) per database")
+    parser.add_argument("--quick", action="store_true",
+                        help="run_all's size: 3,000 customers, 3 rounds of each metric")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.records, args.rounds, args.create_rounds = 3_000, 3, 3
     counts = (args.lists, args.creates, args.rounds, args.create_rounds, args.block)
     if args.records < RUN * 5 or min(counts) < 1:
         parser.error(f"--records must be at least {RUN * 5}; --lists, --creates, --rounds, "
