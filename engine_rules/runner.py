@@ -43,7 +43,7 @@ from engine_rules.context import Fired, RuleContext
 from engine_rules.models import ActionRun, Rule, RuleRun
 from engine_rules.rights import refusal
 from engine_rules.spec import RuleSpec, Trigger
-from platform_core.db import dumps
+from platform_core.db import allocate_ids, dumps
 from platform_core.errors import DomainError, NotFound
 from platform_core.expressions import ExpressionError
 from platform_core.models import OutboxEvent, Record, utcnow
@@ -184,12 +184,15 @@ def run_rule(session: Session, rule: Rule, fired: Fired, *, now: datetime,
 
 
 def run_event(session: Session, fired: Fired, *, now: datetime,
-              keyring: Keyring | None = None, first_try: bool = False) -> None:
+              keyring: Keyring | None = None, first_try: bool = False,
+              defer: bool = False) -> None:
     """Every enabled rule ``fired`` (an outbox event) triggers: first each one judged
     (steps 2–3) against the event's record, read once; then the rules whose condition
     held act, in rule order, after one look-up of the actions already done (none for
-    an event on its ``first_try``); then the runs are written (one INSERT for all that
-    ran no action) and their action runs (one INSERT for all)."""
+    an event on its ``first_try``); then the runs are written with their action runs
+    (``_write_runs``). ``defer``: the runs are kept in the session for ``write_deferred``,
+    which writes a dispatcher batch's runs together (the dispatcher calls it before the
+    batch's events are marked processed, in the same transaction)."""
     pairs = _matching(session, fired)
     if not pairs:
         return
@@ -221,23 +224,41 @@ def run_event(session: Session, fired: Fired, *, now: datetime,
                                    now=now, keyring=keyring, like=base)
             action_rows[id(row)] = _act(ctx, rule, spec, row, time.perf_counter() - judged,
                                         manual=False, done=done)
-    _write_runs(session, runs, action_rows)
+    if defer:
+        session.info.setdefault(_DEFERRED, []).append((runs, action_rows))
+    else:
+        _write_runs(session, runs, action_rows)
+
+
+_DEFERRED = "rules_deferred_runs"
+
+
+def write_deferred(session: Session) -> None:
+    """The runs ``run_event(…, defer=True)`` kept, written at once (three statements
+    for a whole batch of events instead of two or more per event)."""
+    deferred = session.info.pop(_DEFERRED, None)
+    if deferred:
+        _write_runs(session, [row for runs, _ in deferred for row in runs],
+                    {key: rows for _, by_row in deferred for key, rows in by_row.items()})
+
+
+def drop_deferred(session: Session) -> None:
+    """Forget the kept runs: the work that made them was rolled back."""
+    session.info.pop(_DEFERRED, None)
 
 
 def _write_runs(session: Session, runs: list[dict[str, Any]],
                 action_rows: dict[int, list[dict[str, Any]]]) -> None:
-    """The runs of one trigger: each run that wrote action runs (keyed by ``id(row)`` of
-    its row) by an INSERT returning its id, the others by one INSERT of many rows, then
-    every action run, pointing at its run, by one more. (A many-row INSERT cannot name
-    which id went to which row on SQLite: SQLAlchemy then sends one row at a time.)"""
+    """Runs and their action runs (keyed by ``id(row)`` of the run's row): the runs' ids
+    are taken first (``allocate_ids``), so the runs are one INSERT of many rows, in the
+    order they were judged, and the action runs pointing at them one more."""
+    if not runs:
+        return
     table, actions = RuleRun.__table__, []
-    for row in runs:
-        if action_rows.get(id(row)):
-            run_id = session.execute(table.insert().returning(table.c.id), row).scalar_one()
-            actions += [a | {"rule_run_id": run_id} for a in action_rows[id(row)]]
-    quiet = [row for row in runs if not action_rows.get(id(row))]
-    if quiet:
-        session.execute(table.insert(), quiet)
+    for run_id, row in zip(allocate_ids(session, table, len(runs)), runs, strict=True):
+        row["id"] = run_id
+        actions += [a | {"rule_run_id": run_id} for a in action_rows.get(id(row), ())]
+    session.execute(table.insert(), runs)
     if actions:
         session.execute(ActionRun.__table__.insert(), actions)
 
@@ -394,7 +415,16 @@ class RulesHandler:
                       payload=event.payload or {}, depth=event.depth or 0)
         session.info["publishes_nothing"] = True  # forms' versions read once per batch
         run_event(session, fired, now=utcnow(), keyring=self.keyring,
-                  first_try=event.id in session.info.get("outbox_fresh", ()))
+                  first_try=event.id in session.info.get("outbox_fresh", ()), defer=True)
+
+    def finish(self, session: Session, *, failed: bool = False) -> None:
+        """The end of the events handed over since the last call (a batch, or one event
+        retried alone): their rule runs written, or forgotten if that work ``failed``
+        (rolled back)."""
+        if failed:
+            drop_deferred(session)
+        else:
+            write_deferred(session)
 
     def prepare(self, session: Session, events: list[Any]) -> None:
         """The records of a batch's events, read in one statement and held for the

@@ -68,6 +68,12 @@ class Handler(Protocol):
     handled, with the batch's events it will be handed — to read what they all need in
     one statement instead of one per event.
 
+    And ``finish(session, failed=False)``: called when the events handed over since the
+    last call are done — the batch, or one event retried alone — still inside their
+    savepoint, so that a handler may keep rows back and write a batch's rows in one
+    statement; with ``failed=True`` after that work was rolled back (drop what was kept).
+    A ``finish`` that raises fails the batch like a ``handle`` that raises.
+
     ``session.info["outbox_fresh"]`` holds the ids of the batch's events no dispatcher
     had claimed before: nothing a handler writes for an event can have been committed
     yet, so it may skip its idempotency look-ups for those."""
@@ -138,6 +144,10 @@ class Dispatcher:
         # a batch's transaction holds SQLite's one write lock: past this many seconds the
         # rest of the batch is left for the next run, so a page's write never waits long
         self.budget_seconds = budget_seconds
+        # whether the next run first marks the due events nobody wants in bulk: after a
+        # look that found less than a batch of them, not until a claimed batch is mostly
+        # such events
+        self._look_for_unwanted = True
 
     @classmethod
     def from_registry(cls, db: Database, *, context: Any = None, **kwargs: Any) -> Dispatcher:
@@ -154,9 +164,18 @@ class Dispatcher:
         now, started, handled = now or utcnow(), time.monotonic(), 0
         with self.db.write() as session:
             interests = self._interests(session)
-            if interests is not None:
-                handled += self._skip_unwanted(session, now, interests)
+            if interests is not None and self._look_for_unwanted:
+                skipped = self._skip_unwanted(session, now, interests)
+                handled += skipped
+                self._look_for_unwanted = skipped >= self.batch
             events = self._claim(session, now)
+            if interests is not None and not self._look_for_unwanted and events:
+                # mostly events nobody wants: more may follow (an import nobody subscribes
+                # to), so the next run marks them in bulk again; a few among wanted ones
+                # cost nothing in the batch (no handler is called for them)
+                unwanted = sum(all(pairs is not None and (e.app, e.event_type) not in pairs
+                                   for pairs in interests) for e in events)
+                self._look_for_unwanted = 2 * unwanted >= len(events)
             self._prepare(session, events, interests)
             done: list[int] = []
             try:
@@ -166,7 +185,9 @@ class Dispatcher:
                 with session.begin_nested():
                     count = self._handle(session, events, now, interests, started,
                                          handled, done, alone=False)
+                    self._finish(session)
             except Exception as exc:  # noqa: BLE001 — retried below, event by event
+                self._finish(session, failed=True)
                 log.info("outbox batch of %s events redone event by event: %s: %s",
                          len(events), type(exc).__name__, exc)
                 # the redo gets past the failing event whatever the clock says: else a
@@ -192,6 +213,21 @@ class Dispatcher:
                  for h in self.handlers]
         return None if all(i is None for i in found) else found
 
+    def _finish(self, session: Session, *, failed: bool = False) -> None:
+        """Each handler with ``finish`` told that the events handed to it since the last
+        call are done (it writes what it kept back for the batch), or, ``failed``, that
+        their work was rolled back (it forgets what it kept back)."""
+        for handler in self.handlers:
+            finish = getattr(handler, "finish", None)
+            if finish is not None:
+                if failed:
+                    finish(session, failed=True)
+                else:
+                    try:
+                        finish(session)
+                    except Exception as exc:
+                        raise HandlerFailed(type(handler).__name__, exc) from exc
+
     def _prepare(self, session: Session, events: list[OutboxEvent],
                  interests: list[set[tuple[str, str]] | None] | None) -> None:
         """Each handler with ``prepare`` told the batch's events it will be handed."""
@@ -209,8 +245,10 @@ class Dispatcher:
 
     def _skip_unwanted(self, session: Session, now: datetime,
                        interests: list[set[tuple[str, str]] | None]) -> int:
-        """Mark processed, in one statement, up to ``SKIP_BATCH`` due events that no
-        handler is interested in; how many."""
+        """Mark processed, in one statement, the events no handler is interested in
+        among the next ``SKIP_BATCH`` due ones (in id order, read through
+        ``ix_outbox_due``: however long the backlog, one look reads at most that many
+        rows); how many."""
         if any(i is None for i in interests):
             return 0
         by_app: dict[str, set[str]] = {}
@@ -220,8 +258,10 @@ class Dispatcher:
         wanted = or_(*(and_(OutboxEvent.app == app, OutboxEvent.event_type.in_(sorted(types)))
                        for app, types in sorted(by_app.items()))) if by_app else None
         unwanted = true() if wanted is None else or_(OutboxEvent.app.is_(None), not_(wanted))
-        ids = (select(OutboxEvent.id).where(*self._due(now), unwanted)
-               .order_by(OutboxEvent.id).limit(SKIP_BATCH)
+        window = (select(OutboxEvent.id).where(*self._due(now))
+                  .order_by(OutboxEvent.id).limit(SKIP_BATCH))
+        ids = (select(OutboxEvent.id)
+               .where(OutboxEvent.id.in_(window.scalar_subquery()), *self._due(now), unwanted)
                .with_for_update(skip_locked=True))  # rendered on PostgreSQL only
         done = session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids.scalar_subquery()))
                                .values(processed_at=now, claimed_until=None)
@@ -285,7 +325,9 @@ class Dispatcher:
         try:
             with session.begin_nested():
                 self._hand_over(session, event, interests)
+                self._finish(session)
         except Exception as exc:  # any handler failure: retry the event later
+            self._finish(session, failed=True)
             where, cause = (exc.where, exc.cause) if isinstance(exc, HandlerFailed) \
                 else ("dispatcher", exc)
             event.attempts += 1

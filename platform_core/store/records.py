@@ -30,13 +30,12 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from platform_core.db import dumps
+from platform_core.db import allocate_ids, dumps
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import OutboxEvent, Record, RecordHistory, RecordLink, utcnow
 from platform_core.outbox import CASCADE_DEPTH, add_event
@@ -66,22 +65,6 @@ def _event(event_type: str, record: Mapping[str, Any], actor: Actor,
     return {"event_type": event_type, "app": record["app"], "form": record["form"],
             "record_id": record["id"], "payload": payload, "created_at": utcnow(),
             "available_at": utcnow(), "depth": CASCADE_DEPTH.get()}
-
-
-def _allocate_ids(session: Session, n: int) -> list[int]:
-    """Ids for ``n`` new records, taken before the insert so no RETURNING is needed.
-
-    PostgreSQL draws them from the column's sequence. SQLite continues after the highest
-    id: safe because ``Database.write()`` holds the write lock (``BEGIN IMMEDIATE``); in
-    a deferred transaction a concurrent writer makes the insert fail, never mix rows up.
-    """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        rows = conn.execute(text("SELECT nextval(pg_get_serial_sequence('records', 'id')) "
-                                 "FROM generate_series(1, :n)"), {"n": n})
-        return [r[0] for r in rows]
-    start = conn.execute(select(func.coalesce(func.max(Record.id), 0))).scalar_one() + 1
-    return list(range(start, start + n))
 
 
 def _created_events(session: Session, ids: list[int], actor: Actor, now: Any) -> None:
@@ -121,7 +104,7 @@ def create_records(session: Session, *, app: str, form: str, items: Iterable[Map
     if not docs:
         return []
     now = utcnow()
-    ids = _allocate_ids(session, len(docs))
+    ids = allocate_ids(session, Record.__table__, len(docs))
     common = {"app": app, "form": form, "schema_version": schema_version, "row_version": 1,
               "owner_id": actor.user_id, "department_id": actor.department_id,
               "created_at": now, "created_by": actor.user_id, "updated_at": now,
