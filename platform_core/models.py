@@ -133,7 +133,11 @@ class OutboxEvent(Base):
     last_error: Mapped[str | None] = mapped_column(String(2000))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_outbox_pending", "processed_at", "available_at", "id"),)
+    # The pending rows in id order: a claim reads them so and stops after its batch
+    # (migration 0023; the index it replaced, led by processed_at and available_at, made
+    # each claim read and sort every pending row — a drain quadratic in its backlog).
+    __table_args__ = (Index("ix_outbox_due", "id", sqlite_where=text("processed_at IS NULL"),
+                            postgresql_where=text("processed_at IS NULL")),)
 
 
 class StoreIndex(Base):
