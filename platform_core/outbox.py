@@ -294,7 +294,9 @@ class Dispatcher:
         for index, event in enumerate(events):
             if index > through and handled + count and \
                     time.monotonic() - started > self.budget_seconds:
-                event.claimed_until = None  # not handled: the next run takes it
+                # not handled: the next run takes it, as never handed out (nothing of
+                # it was written), so its handlers skip their look-ups for work done
+                event.claimed_by, event.claimed_until = None, None
                 continue
             if alone:
                 if self._dispatch(session, event, now, interests):
