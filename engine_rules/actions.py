@@ -19,13 +19,14 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine_forms import records as record_handler
 from engine_forms.forms import published
 from engine_forms.sealing import FieldCrypt
 from engine_rules import action_settings as forms_of
+from engine_rules.context import held_copy
 from platform_core.errors import InvalidInput
 from platform_core.models import Record
 from platform_core.registry import Registry, check_configs
@@ -49,7 +50,7 @@ def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
         return {}
     versions = session.execute(_VERSIONS, {"ids": sorted(set(ids))}).all()
     held = {rid: rec for rid, version in versions
-            if (rec := _held_copy(session, rid, version)) is not None}
+            if (rec := held_copy(session, rid, version)) is not None}
     stale = [rid for rid, _version in versions if rid not in held]
     if stale:
         held.update({rec.id: rec for rec in session.execute(
@@ -61,18 +62,6 @@ def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
 _VERSIONS = (select(Record.id, Record.row_version)
              .where(Record.id.in_(bindparam("ids", expanding=True))).order_by(Record.id)
              .with_for_update())
-
-
-def _held_copy(session: Session, record_id: int, version: int) -> Record | None:
-    """The session's copy of the record when it is loaded and at ``version`` (the row
-    version moves with every write of the record: same version, same values)."""
-    rec = session.identity_map.get(Session.identity_key(Record, record_id))
-    if rec is None:
-        return None
-    state = inspect(rec)
-    if state.modified or state.expired_attributes & {"data", "row_version"}:
-        return None
-    return rec if rec.row_version == version else None
 
 
 def hold(ctx: RuleContext, ids: list[int]) -> dict[int, Record]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.orm import Session
 
 from engine_forms.expr import schema_of
@@ -68,6 +68,21 @@ class _Lazy:
         if self._value is None:
             self._value = self._make()
         return self._value
+
+
+_VERSION = select(Record.row_version).where(Record.id == bindparam("id"))
+
+
+def held_copy(session: Session, record_id: int, version: int) -> Record | None:
+    """The session's copy of the record when it is loaded and at ``version`` (the row
+    version moves with every write of the record: same version, same values)."""
+    rec = session.identity_map.get(Session.identity_key(Record, record_id))
+    if rec is None:
+        return None
+    state = inspect(rec)
+    if state.modified or state.expired_attributes & {"data", "row_version"}:
+        return None
+    return rec if rec.row_version == version else None
 
 
 @dataclass(frozen=True)
@@ -134,9 +149,13 @@ class RuleContext:
         return ctx
 
     def refresh(self) -> None:
-        """Re-read the record (an earlier action may have changed it)."""
+        """The record as it is now (an earlier action, or a person's edit committed since,
+        may have changed it): its row version is read, and the whole row only when the
+        session's copy is not at that version."""
         if self.record is not None and self.pub is not None:
-            self.session.refresh(self.record)
+            version = self.session.execute(_VERSION, {"id": self.record.id}).scalar()
+            if version is None or held_copy(self.session, self.record.id, version) is None:
+                self.session.refresh(self.record)
             self.reopen()
 
     def reopen(self) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from engine_rules.models import ActionRun, Rule, RuleRun
 from platform_core.models import utcnow
 from platform_core.outbox import Dispatcher
-from tests.engine_rules.rules_setup import RULES, add_rule, bodies, patch, runs
+from tests.engine_rules.rules_setup import RULES, add_rule, bodies, patch, runs, visit, visit_form
 
 UPDATED = {"type": "record.updated", "form": "case"}
 
@@ -159,3 +159,24 @@ def test_a_failed_batch_leaves_each_event_s_rule_runs_once_and_none_of_the_faile
     assert counts == {first: 1, last: 1}
     assert action_runs == 2
     assert sorted(bodies(world)) == ["案0：改0", "案2：改2"]
+
+
+def test_an_update_through_a_relation_reads_no_whole_record_the_session_holds(world):
+    """Re-reading the triggering record "as it is now" (twice for an update through a
+    relation) reads its row version, and the whole row only when that moved."""
+    visit_form(world)
+    add_rule(world, key="visited", name="visited", trigger={"type": "record.created",
+                                                            "form": "visit"},
+             actions=[{"type": "update_record", "via": "case",
+                       "values": {"note": '"已回访：" & subject'}}])
+    rec = world.case(title="甲")
+    _dispatch_one(world)
+    visit(world, subject="电话", case=rec)
+    with counted(world) as seen:
+        dispatcher = Dispatcher.from_registry(world.db, context=world.app.state.qiao,
+                                              worker_id="tests")
+        assert dispatcher.run_once(now=utcnow()) == 1
+    whole = [s for s in seen if s.startswith("SELECT records.id, records.app")
+             and "records.id = " in s]
+    assert whole == []
+    assert world.record(rec)["note"] == "已回访：电话"
