@@ -144,9 +144,9 @@ class Dispatcher:
         # a batch's transaction holds SQLite's one write lock: past this many seconds the
         # rest of the batch is left for the next run, so a page's write never waits long
         self.budget_seconds = budget_seconds
-        # whether the next run first marks the due events nobody wants in bulk: after a
-        # look that found less than a batch of them, not until a claimed batch is mostly
-        # such events
+        # whether the next run first marks the due events nobody wants in bulk: a look
+        # that found none (which read every pending row) is not repeated until a claimed
+        # batch holds such an event
         self._look_for_unwanted = True
 
     @classmethod
@@ -167,15 +167,14 @@ class Dispatcher:
             if interests is not None and self._look_for_unwanted:
                 skipped = self._skip_unwanted(session, now, interests)
                 handled += skipped
-                self._look_for_unwanted = skipped >= self.batch
+                self._look_for_unwanted = skipped > 0
             events = self._claim(session, now)
-            if interests is not None and not self._look_for_unwanted and events:
-                # mostly events nobody wants: more may follow (an import nobody subscribes
-                # to), so the next run marks them in bulk again; a few among wanted ones
-                # cost nothing in the batch (no handler is called for them)
-                unwanted = sum(all(pairs is not None and (e.app, e.event_type) not in pairs
-                                   for pairs in interests) for e in events)
-                self._look_for_unwanted = 2 * unwanted >= len(events)
+            if interests is not None and not self._look_for_unwanted:
+                # an event nobody wants among these: more may follow (an import nobody
+                # subscribes to), so the next run looks for them in bulk again
+                self._look_for_unwanted = any(
+                    all(pairs is not None and (e.app, e.event_type) not in pairs
+                        for pairs in interests) for e in events)
             self._prepare(session, events, interests)
             done: list[int] = []
             try:
@@ -245,10 +244,8 @@ class Dispatcher:
 
     def _skip_unwanted(self, session: Session, now: datetime,
                        interests: list[set[tuple[str, str]] | None]) -> int:
-        """Mark processed, in one statement, the events no handler is interested in
-        among the next ``SKIP_BATCH`` due ones (in id order, read through
-        ``ix_outbox_due``: however long the backlog, one look reads at most that many
-        rows); how many."""
+        """Mark processed, in one statement, up to ``SKIP_BATCH`` due events that no
+        handler is interested in; how many."""
         if any(i is None for i in interests):
             return 0
         by_app: dict[str, set[str]] = {}
@@ -258,10 +255,8 @@ class Dispatcher:
         wanted = or_(*(and_(OutboxEvent.app == app, OutboxEvent.event_type.in_(sorted(types)))
                        for app, types in sorted(by_app.items()))) if by_app else None
         unwanted = true() if wanted is None else or_(OutboxEvent.app.is_(None), not_(wanted))
-        window = (select(OutboxEvent.id).where(*self._due(now))
-                  .order_by(OutboxEvent.id).limit(SKIP_BATCH))
-        ids = (select(OutboxEvent.id)
-               .where(OutboxEvent.id.in_(window.scalar_subquery()), *self._due(now), unwanted)
+        ids = (select(OutboxEvent.id).where(*self._due(now), unwanted)
+               .order_by(OutboxEvent.id).limit(SKIP_BATCH)
                .with_for_update(skip_locked=True))  # rendered on PostgreSQL only
         done = session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids.scalar_subquery()))
                                .values(processed_at=now, claimed_until=None)

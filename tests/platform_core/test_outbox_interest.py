@@ -4,6 +4,7 @@ to leaves no backlog — without losing one that somebody does want."""
 
 from __future__ import annotations
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from platform_core.models import OutboxEvent
@@ -76,3 +77,35 @@ def test_a_large_unwanted_load_drains_in_few_batches(db):
     # one statement marks SKIP_BATCH of them; the rest go through the normal batch
     assert dispatcher.run_once() == SKIP_BATCH + 10
     assert _unprocessed(db) == 0 and picky.seen == []
+
+
+def _bulk_looks(db, dispatcher: Dispatcher) -> int:
+    """How many bulk looks for unwanted events one ``run_once`` made (and its count)."""
+    looks: list[str] = []
+
+    def keep(_conn, _cursor, statement, *_args) -> None:
+        if statement.startswith("UPDATE outbox") and "IN (SELECT" in statement:
+            looks.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        dispatcher.run_once()
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", keep)
+    return len(looks)
+
+
+def test_a_look_for_unwanted_events_that_found_none_waits_for_a_batch_holding_one(db):
+    """The bulk look reads the pending rows until it has found its 5,000: with a backlog
+    of wanted events it read all of them for every batch. After a look that found none,
+    the next is made only once a claimed batch holds an event nobody wants."""
+    picky = Picky({("crm", "record.created")})
+    dispatcher = Dispatcher(db, [picky], worker_id="w1", batch=10)
+    _load(db, "crm", "customer", 30)
+    assert _bulk_looks(db, dispatcher) == 1  # the first run looks (and finds none)
+    assert _bulk_looks(db, dispatcher) == 0
+    _load(db, "hr", "staff", 30)  # nobody wants these: they come after 10 wanted ones
+    assert _bulk_looks(db, dispatcher) == 0  # the last 10 wanted ones
+    assert _bulk_looks(db, dispatcher) == 0  # 10 unwanted ones, in a batch
+    assert _bulk_looks(db, dispatcher) == 1  # so this run marks the other 20 at once
+    assert _unprocessed(db) == 0 and len(picky.seen) == 30
