@@ -2,8 +2,10 @@
 
 * ``/apps/{app}/dashboards/{dashboard}/widgets/{index}``: one widget's chart (or its
   error) as an HTML fragment. The dashboard page asks for each widget on its own
-  (``static/reports.js``), so the browser loads them in parallel, each draws as it
-  arrives, and a slow or failing widget holds no other back.
+  (``static/reports.js``), so the browser loads them in parallel and each draws as it
+  arrives. The widgets of one page load (its ``load`` token) share one fused read of
+  the whole dashboard (``frontend/dashboard_loads.py``) instead of each scanning the
+  rows again; a widget whose read fails still shows its own error.
 * ``/apps/{app}/dashboards/new`` and ``…/{dashboard}/edit`` (``app:manage``): a
   12-column gridstack grid; reports are dragged in from the side list, moved and
   resized; each widget has a title, a chart override and a place on a phone; the
@@ -24,6 +26,7 @@ from engine_forms.forms import get_app
 from engine_reports import service
 from engine_reports.charts import ChartError
 from engine_reports.spec import CHARTS, PARAMETER_TYPES
+from frontend.dashboard_loads import LOADS
 from frontend.pages_reports import (
     NOT_SHARED,
     _over_records,
@@ -54,9 +57,12 @@ def widget_fragment(ctx: ContextDep, principal: PrincipalDep, request: Request, 
             spec = service.dashboard_spec(service.get_dashboard(s, app, dashboard))
             _, values, problems = parameter_form(list(spec.parameters), request.query_params,
                                                  s)
-            if problems:
-                raise InvalidInput("；".join(problems))
-            w = service.dashboard_widget(s, app, dashboard, index, viewer, values)
+        if problems:
+            raise InvalidInput("；".join(problems))
+        w = _of_this_load(ctx, principal, request, app, dashboard, index, viewer, values)
+        with ctx.db.read() as s:
+            if w is None:
+                w = service.dashboard_widget(s, app, dashboard, index, viewer, values)
             out = {k: w[k] for k in ("index", "report", "title")}
             if "error" in w:
                 out["error"] = w["error"]["detail"]
@@ -69,6 +75,23 @@ def widget_fragment(ctx: ContextDep, principal: PrincipalDep, request: Request, 
     except ChartError as exc:
         status, out["error"] = 422, _("图表无法绘制：{error}").format(error=exc)
     return _render(request, "reports/_widget.html", status=status, app={"key": app}, w=out)
+
+
+def _of_this_load(ctx: Any, principal: Any, request: Request, app: str, dashboard: str,
+                  index: int, viewer: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+    """Widget ``index`` from the one read of every widget its page load shares
+    (``frontend/dashboard_loads.py``), or None to read it alone (no ``load`` token, or
+    the shared read failed)."""
+    token = request.query_params.get("load")
+    if not token:
+        return None
+    query = tuple(sorted((k, v) for k, v in request.query_params.multi_items()
+                         if k != "load"))
+    key = (id(ctx), principal.user_id, app, dashboard, token, query)
+    data = LOADS.get(key, lambda: service.dashboard_data_parallel(
+        ctx.db, app, dashboard, viewer, values))
+    entries = data["widgets"] if data else []
+    return entries[index] if 0 <= index < len(entries) else None
 
 
 def _editor(ctx: Any, principal: Any, request: Request, app: str,

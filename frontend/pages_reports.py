@@ -33,6 +33,7 @@ from engine_forms.service import Caller
 from engine_reports import running, service
 from engine_reports.charts import ChartError, format_value, parse_result
 from engine_reports.running import Viewer
+from frontend.dashboard_loads import new_load
 from frontend.i18n import _
 from frontend.web import error_page, render
 from platform_core.app import ContextDep
@@ -408,7 +409,9 @@ def dashboard_page(ctx: ContextDep, principal: PrincipalDep, request: Request, a
                 error, status = "；".join(problems), 422
             else:  # each widget loads on its own (pages_dashboard_editor.widget_fragment)
                 names = service.names(s, app, service.Report)
-                query = f"?{request.url.query}" if request.url.query else ""
+                # the widgets of this load share one read (frontend/dashboard_loads.py)
+                load = urlencode({"load": new_load()})
+                query = f"?{request.url.query}&{load}" if request.url.query else f"?{load}"
                 widgets = [{"index": i, "report": w.report, "x": w.x, "y": w.y, "w": w.w,
                             "h": w.h, "order": w.order,
                             "title": w.title or names.get(w.report, w.report),

@@ -5,8 +5,9 @@
  *   properties: reports.css decides, and stacks the widgets on a phone, by data-order
  *   when the dashboard gives one);
  * - each widget's body is fetched on its own from its data-src (one request per widget,
- *   so the browser loads them in parallel and a slow or failing one holds no other
- *   back), then drawn as it arrives; an error shows in the widget's own box;
+ *   so the browser loads them in parallel; the server answers the widgets of one page
+ *   load from one shared read, see frontend/dashboard_loads.py), then drawn as it
+ *   arrives; an error shows in the widget's own box;
  * - Plotly.newPlot draws the figure (a widget's chart fills its cell: no fixed height);
  * - clicking a bar, slice or point opens the page of the records behind it
  *   (links[trace][point], built by the server: same-site paths only).

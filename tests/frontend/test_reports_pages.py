@@ -13,6 +13,7 @@ from engine_forms.publishing import publish
 from engine_forms.records import create as create_record
 from engine_reports import service
 from engine_reports.charts import build_figure
+from frontend.dashboard_loads import LOADS
 from frontend.pages_reports import chart, drill_url
 from platform_core.security.directory import ensure_builtin_roles, save_role
 from tests.frontend.conftest import add_user, alert, path_of
@@ -250,3 +251,27 @@ def test_each_point_of_a_stacked_bar_opens_its_own_pair():
     url = [drill_url("sales", "mix", k, {"period": None}) for k in keys]
     assert links == [[url[0], None], [url[1], url[2]]]
     assert chart(doc, "sales", {}, drillable=False)["payload"]["links"] is None
+
+
+def test_one_page_load_reads_its_dashboard_once_and_a_reload_reads_afresh(web, db):
+    """The widgets of a page load share one fused read (frontend/dashboard_loads.py)
+    instead of each scanning the rows again; a reload reads the data as it is now."""
+    _world(db)
+    page = web.signed_in("ana")
+    before = LOADS.computed
+    page.goto("/apps/sales/dashboards/overview")
+    drawn(page, "chart-0")
+    drawn(page, "chart-1")
+    assert "未与你共享" in page.inner_text("#widget-2 .widget-error")
+    tokens = {re.search(r"load=([\w-]+)", page.get_attribute(f"#widget-{i}", "data-src"))[1]
+              for i in range(3)}
+    assert len(tokens) == 1
+    assert LOADS.computed == before + 1  # three widgets, one read
+    with db.write() as s:
+        create_record(s, published(s, "sales", "deal"), {
+            "title": "北京四", "city": "bj", "amount": "1.00", "signed_on": "2026-03-02"},
+            actor=SYSTEM)
+    page.reload()
+    drawn(page, "chart-0")
+    assert values(page, "chart-0") == [4, 2, 1]  # the new deal: this load read afresh
+    assert LOADS.computed == before + 2
