@@ -26,6 +26,16 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 
 
+def configure_logging(settings: Settings) -> None:
+    """The process's log lines at ``QIAO_LOG_LEVEL``. APScheduler says at INFO that each
+    background job ran (once a second); that belongs to ``debug``, not to an operator's
+    journal, so its loggers stay at WARNING unless the level is ``debug``."""
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(
+        logging.DEBUG if settings.log_level == "debug" else logging.WARNING)
+
+
 @app.command()
 def init() -> None:
     """Create the data directory, the secret key, the schema and the first admin."""
@@ -73,8 +83,7 @@ def serve(
     _first_admin(settings)
     if demo:
         _plugged("qiao.demo", "demo")()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     typer.echo(f"qiao: serving on http://{settings.host}:{settings.port} "
                f"(database {safe_url(settings)})")
     uvicorn.run("platform_core.app:create_app_from_env", factory=True, host=settings.host,
@@ -97,8 +106,7 @@ def worker(
 
     settings = read_settings()
     prepare(settings)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings)
     ctx = create_app(settings).state.qiao
     jobs = BackgroundJobs(ctx)
     if once:
