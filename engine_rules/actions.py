@@ -64,13 +64,15 @@ _VERSIONS = (select(Record.id, Record.row_version)
              .with_for_update())
 
 
-def hold(ctx: RuleContext, ids: list[int]) -> dict[int, Record]:
+def hold(ctx: RuleContext, ids: list[int], *, read_now: bool = False) -> dict[int, Record]:
     """``lock_records`` for an action of ``ctx``; the triggering record is read as it is
-    now too (from the same statement when it is one of ``ids``)."""
+    now too (from the same statement when it is one of ``ids``). ``read_now``: the action
+    has just read it as it is now (to find ``ids``); not being locked, it is not read a
+    second time — a read after the lock would promise nothing more about it."""
     held = lock_records(ctx.session, ids)
     if ctx.record is not None and ctx.record.id in held:
         ctx.reopen()
-    else:
+    elif not read_now:
         ctx.refresh()
     return held
 
@@ -177,11 +179,12 @@ class UpdateRecord(Action):
         return [(ctx.record.form, ctx.record.id)]
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
-        if config.get("via"):
+        via = bool(config.get("via"))
+        if via:
             ctx.refresh()  # the link as it is now
         targets = self.targets(ctx, config)
         # values from the records as they are now: never undo a later change
-        held = hold(ctx, [record_id for _form, record_id in targets])
+        held = hold(ctx, [record_id for _form, record_id in targets], read_now=via)
         values, done = evaluate_values(ctx, config["values"]), []
         for form, record_id in targets:
             pub = published(ctx.session, ctx.fired.app, form)

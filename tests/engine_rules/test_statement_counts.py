@@ -162,8 +162,9 @@ def test_a_failed_batch_leaves_each_event_s_rule_runs_once_and_none_of_the_faile
 
 
 def test_an_update_through_a_relation_reads_no_whole_record_the_session_holds(world):
-    """Re-reading the triggering record "as it is now" (twice for an update through a
-    relation) reads its row version, and the whole row only when that moved."""
+    """Re-reading the triggering record "as it is now" (once for an update through a
+    relation: to find the record it links to) reads its row version, and the whole row
+    only when that moved; it is not read again after the lock on the linked record."""
     visit_form(world)
     add_rule(world, key="visited", name="visited", trigger={"type": "record.created",
                                                             "form": "visit"},
@@ -179,4 +180,6 @@ def test_an_update_through_a_relation_reads_no_whole_record_the_session_holds(wo
     whole = [s for s in seen if s.startswith("SELECT records.id, records.app")
              and "records.id = " in s]
     assert whole == []
+    versions = [s for s in seen if s.startswith("SELECT records.row_version")]
+    assert len(versions) == 1, versions  # the trigger's, once
     assert world.record(rec)["note"] == "已回访：电话"
