@@ -42,8 +42,9 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, not_, or_, select, true, update
+from sqlalchemy import and_, bindparam, not_, or_, select, true, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from platform_core.db import Database
 from platform_core.models import OutboxEvent, utcnow
@@ -125,6 +126,11 @@ def default_worker_id() -> str:
 def retry_delay(attempts: int, base_seconds: float) -> timedelta:
     """Wait after the ``attempts``-th failure: base, 2×, 4× … at most an hour."""
     return min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), MAX_DELAY)
+
+
+_OUTBOX = OutboxEvent.__table__
+_CLAIM = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+          .values(claimed_by=bindparam("worker"), claimed_until=bindparam("until")))
 
 
 class Dispatcher:
@@ -271,9 +277,13 @@ class Dispatcher:
         events = list(session.execute(stmt).scalars())
         # never handed out before: no handler has committed anything for these yet
         session.info["outbox_fresh"] = {e.id for e in events if e.claimed_by is None}
-        for event in events:
-            event.claimed_by, event.claimed_until = self.worker_id, now + self.lease
-        session.flush()
+        if events:  # one UPDATE for the batch (not one per event, as a flush would)
+            until = now + self.lease
+            session.execute(_CLAIM, {"ids": [e.id for e in events],
+                                     "worker": self.worker_id, "until": until})
+            for event in events:
+                set_committed_value(event, "claimed_by", self.worker_id)
+                set_committed_value(event, "claimed_until", until)
         return events
 
     def _handle(self, session: Session, events: list[OutboxEvent], now: datetime,

@@ -278,17 +278,19 @@ def test_a_subscription_does_not_receive_what_happened_before_it(db):
     assert got == after
 
 
-def test_a_batch_marks_its_handled_events_with_one_statement(db):
+def test_a_batch_claims_and_marks_its_events_with_one_statement_each(db):
     """The statements of a batch do not grow with the events its handlers took: they are
-    marked processed together, at the end of the batch's transaction."""
+    claimed together and marked processed together, at the end of the batch's
+    transaction. An executemany counts once per row (PostgreSQL runs each row's
+    statement on its own)."""
     from sqlalchemy import event as sa_event
 
     def statements(n: int) -> int:
         make_events(db, n)
         seen: list[str] = []
 
-        def count(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-            seen.append(statement)
+        def count(_conn, _cursor, statement, params, _context, executemany) -> None:  # noqa: ANN001
+            seen.extend([statement] * (len(params) if executemany else 1))
 
         sa_event.listen(db.engine, "before_cursor_execute", count)
         try:
