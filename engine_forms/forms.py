@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from engine_forms.expr import CompiledForm, ExpressionProblems, compile_form
@@ -165,6 +165,7 @@ def create_form(session: Session, *, app: str, raw: Any) -> Form:
     form = Form(app=app, key=spec.key, draft=spec.dump())
     session.add(form)
     session.flush()
+    _forget_stamps(session)
     return form
 
 
@@ -235,17 +236,31 @@ _PUBLISHED: dict[tuple[Any, ...], Published] = {}
 
 
 def _stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
-    """Each form of the app: (published version, published at). A read-only block
-    (``Database.read``) asks once: nothing publishes inside it, and a page reads several
-    forms (the one shown, the ones its relations and lookups reach). So does a write block
-    that says it publishes nothing (``session.info["publishes_nothing"]``: the rules'
-    dispatcher transaction, which reads the forms of every event it handles)."""
-    if session.info.get("read_only") or session.info.get("publishes_nothing"):
-        cached = session.info.setdefault("form_stamps", {})
-        if app not in cached:
-            cached[app] = _read_stamps(session, app)
-        return cached[app]
-    return _read_stamps(session, app)
+    """Each form of the app: (published version, published at), read once per
+    transaction: a request reads several forms (the one it writes, the ones its
+    relations, lookups and rollups reach), and a save validated against one publication
+    is what one user action should see. A form created or published in the transaction
+    drops what was read (``_forget_stamps``), and so does the transaction's end."""
+    cached = session.info.get(_STAMPS_KEY)
+    if cached is None:
+        cached = session.info[_STAMPS_KEY] = {}
+    found = cached.get(app)
+    if found is None:
+        found = cached[app] = _read_stamps(session, app)
+    return found
+
+
+_STAMPS_KEY = "form_stamps"
+
+
+def _forget_stamps(session: Session) -> None:
+    session.info.pop(_STAMPS_KEY, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _stamps_end_with_the_transaction(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost: a session used again reads afresh
+        session.info.pop(_STAMPS_KEY, None)
 
 
 def _read_stamps(session: Session, app: str) -> dict[str, tuple[int | None, Any]]:
@@ -305,6 +320,7 @@ def record_version(session: Session, *, app: str, form: Form, spec: FormSpec,
     form.published_version = version
     form.updated_at = utcnow()
     session.flush()
+    _forget_stamps(session)
     return row
 
 

@@ -413,7 +413,7 @@ class RulesHandler:
         fired = Fired(key=f"evt:{event.id}", event_type=event.event_type, app=event.app,
                       form=event.form, record_id=event.record_id,
                       payload=event.payload or {}, depth=event.depth or 0)
-        session.info["publishes_nothing"] = True  # forms' versions read once per batch
+        session.info["publishes_nothing"] = True  # recipients read once per batch
         run_event(session, fired, now=utcnow(), keyring=self.keyring,
                   first_try=event.id in session.info.get("outbox_fresh", ()), defer=True)
 

@@ -250,16 +250,10 @@ def load_demo(session: Session, bundle: Bundle, *, app: str, keyring: Keyring | 
     load = _Load(session, app, keyring, shift, datetime.now(UTC) - timedelta(minutes=5))
     password = f"Demo-{secrets.token_urlsafe(9)}"
     made = _directory(load, directory, password, actor)
-    # Nothing publishes while the demo loads, so each step need not re-read which version of
-    # each form is published (a query per form look-up, thousands of them).
-    session.info["publishes_nothing"] = True
-    try:
-        counts, flows = _records(load, records, bundle.forms)
-        progress("records " + ", ".join(f"{form} {n}" for form, n in counts.items()))
-        played = _play(load, flows, progress)
-    finally:
-        session.info.pop("publishes_nothing", None)
-        session.info.pop("form_stamps", None)
+    # (which version of each form is published is read once: see forms._stamps)
+    counts, flows = _records(load, records, bundle.forms)
+    progress("records " + ", ".join(f"{form} {n}" for form, n in counts.items()))
+    played = _play(load, flows, progress)
     audit.append(session, actor=actor, action="app.demo", target=f"app:{app}",
                  detail={"records": counts, "flows": played, "users": made})
     now = datetime.now(UTC)

@@ -152,3 +152,53 @@ def test_check_locates_each_expression_problem_and_writes_nothing(db, leads, tmp
     with db.read() as s:
         assert forms.get_form(s, "crm", "lead").draft["fields"][4]["key"] == "note"
         assert "visible_if" not in forms.get_form(s, "crm", "lead").draft["fields"][4]
+
+
+def _stamp_reads(db, work) -> int:
+    """How many times ``work`` reads the app's forms and their published versions."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        if "forms.published_version, form_versions.published_at" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        work()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    return len(seen)
+
+
+def test_a_write_reads_the_published_versions_once_and_sees_its_own_publication(db):
+    """One user action validates against one publication, read once however many forms
+    it touches; a form created or published in the same transaction is seen at once, and
+    the next transaction reads afresh."""
+    form_with_records(db, "crm", V1, [{"name": "甲"}])
+
+    def three_creates() -> None:
+        with db.write() as s:
+            for name in ("乙", "丙", "丁"):
+                records.create(s, forms.published(s, "crm", "lead"), {"name": name},
+                               actor=ADMIN)
+
+    assert _stamp_reads(db, three_creates) == 1
+    assert _stamp_reads(db, three_creates) == 1  # the next transaction reads again
+
+    def republish_and_use() -> None:
+        with db.write() as s:
+            assert forms.published(s, "crm", "lead").version == 1
+            forms.put_draft(s, app="crm", key="lead", raw=V2)
+            publishing.publish(s, app="crm", key="lead", actor=ADMIN)
+            assert forms.published(s, "crm", "lead").version == 2
+            forms.create_form(s, app="crm", raw={"key": "memo", "name": "备忘", "fields": [
+                {"key": "text", "label": "内容", "type": "text"}]})
+            publishing.publish(s, app="crm", key="memo", actor=ADMIN)
+            memo = forms.published(s, "crm", "memo")
+            records.create(s, memo, {"text": "同一事务"}, actor=ADMIN)
+
+    republish_and_use()
+    with db.read() as s:
+        assert forms.published(s, "crm", "lead").version == 2
