@@ -273,6 +273,22 @@ class Database:
             session.info["read_only"] = True  # lets lookups of metadata be kept per block
             yield session
 
+    @contextmanager
+    def read_one(self) -> Iterator[Session]:
+        """``read()`` for a block that runs one statement (a token's lookup on every API
+        request): a statement sees one snapshot by itself, so PostgreSQL runs it outside
+        a transaction — without the BEGIN and ROLLBACK round trips around it. SQLite's
+        are calls within the process; it reads as ``read()`` does."""
+        if self.dialect != "postgresql":
+            with self.read() as session:
+                yield session
+            return
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            with self._sessions(bind=conn) as session:
+                session.info["read_only"] = True
+                yield session
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

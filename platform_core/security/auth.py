@@ -227,7 +227,7 @@ def resolve_session(db: Database, settings: Settings, secret_key: bytes,
     now = utcnow()
     idle = timedelta(minutes=settings.session_idle_minutes)
     principal, touch, expired = None, False, False
-    with db.read() as session:
+    with db.read_one() as session:  # one SELECT: the session, its user and roles
         # The session and its user in one statement: every signed-in page pays for it.
         found = session.execute(select(UserSession, User, roles_of(
             db.dialect, UserSession.user_id)).join(User, User.id == UserSession.user_id)
@@ -280,7 +280,7 @@ def resolve_token(db: Database, secret: str, *, client: str | None) -> Principal
     the log nor takes the write lock on every read."""
     now = utcnow()
     principal, touch = None, False
-    with db.read() as session:
+    with db.read_one() as session:  # one SELECT: the token, its user and roles
         found = session.execute(select(ApiToken, User, roles_of(
             db.dialect, ApiToken.user_id)).join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == digest(secret))).one_or_none()
