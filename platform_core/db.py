@@ -222,6 +222,34 @@ def allocate_ids(session: Session, table: Any, n: int) -> list[int]:
     return list(range(start, start + n))
 
 
+class FreshStatistics:
+    """Keeps PostgreSQL's statistics of ``records`` in step with a bulk load in one
+    process: ``ANALYZE records`` once the load has written ``first`` rows, then each
+    time what it wrote has doubled (about a dozen times for a million rows, each a
+    sample of 30,000 rows: a fraction of a second).
+
+    The planner picks indexes from these statistics, and autovacuum refreshes them a
+    minute or more after a table has grown. A fresh install's first import of 100,000
+    customers met that: with the statistics of an almost empty table, the look-up of
+    existing mobile numbers chose another unique index and filtered every customer,
+    0.44 s per chunk by 50,000 rows, and the import took 68 s instead of 20. ANALYZE runs
+    in the load's own transaction and counts the rows it has written so far. SQLite's
+    planner prefers an index without statistics; it is left alone there."""
+
+    def __init__(self, first: int = 2000):
+        self.next_at = first
+        self.written = 0
+
+    def wrote(self, session: Session, rows: int) -> bool:
+        """Count ``rows`` more; whether the statistics were refreshed now."""
+        self.written += rows
+        if self.written < self.next_at or session.get_bind().dialect.name != "postgresql":
+            return False
+        session.execute(text("ANALYZE records"))
+        self.next_at = 2 * self.written
+        return True
+
+
 class Database:
     """An engine plus the two ways to use it: ``read()`` and ``write()`` sessions."""
 

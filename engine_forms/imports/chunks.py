@@ -26,6 +26,7 @@ from engine_forms.imports.reading import column_letter
 from engine_forms.models import ImportBatch
 from engine_forms.service import Caller, narrowed, scoped_query, view
 from engine_forms.validation import RecordInvalid
+from platform_core.db import FreshStatistics
 from platform_core.errors import Conflict
 from platform_core.security.permissions import ACTIONS, Forbidden
 from platform_core.security.principal import Principal, load_principal
@@ -92,6 +93,7 @@ class Job:
         self.where = {k: (column_letter(c.column), c.header) for k, c in mapped.items()}
         self.uniques = [f.key for f in self.pub.spec.fields if f.unique and f.key in mapped]
         self.seen: dict[str, dict[Any, int]] = {u: {} for u in self.uniques}
+        self.statistics = FreshStatistics()  # the look-ups of unique values plan on them
 
     @classmethod
     def build(cls, session: Session, batch: ImportBatch, keyring: Any) -> Job:
@@ -133,6 +135,7 @@ class Job:
                 good.append((number, payload))
         creates, updates = self._sort(s, good, bad, result)
         written = self._update(s, updates, bad, result) + self._create(s, creates, bad, result)
+        self.statistics.wrote(s, len(written))
         written.sort()
         result.failed = len(bad)
         result.problems = [p for n in sorted(bad) for p in bad[n]]
