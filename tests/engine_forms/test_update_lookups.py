@@ -8,11 +8,10 @@ keeps cannot have become someone else's.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from engine_forms import forms, records
 from engine_forms.validation import RecordInvalid
-from tests.engine_forms.form_setup import ADMIN, form_with_records
+from tests.engine_forms.form_setup import ADMIN, form_with_records, statements_sent
 
 TICKET = {"key": "ticket", "name": "工单", "fields": [
     {"key": "code", "label": "代码", "type": "text", "unique": True},
@@ -21,18 +20,8 @@ TICKET = {"key": "ticket", "name": "工单", "fields": [
 
 def _lookups_of_code(db, work) -> int:
     """How many statements ``work`` sends that read the ``code`` field."""
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, _params, _context, _many) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "code" in statement:
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
-        work()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
-    return len(seen)
+    return statements_sent(db, work, lambda sql: sql.lstrip().upper().startswith("SELECT")
+                           and "code" in sql)
 
 
 def test_an_update_that_keeps_a_unique_value_does_not_look_it_up(db):

@@ -9,7 +9,7 @@ from engine_forms.versions import run_migration
 from platform_core.app import create_app
 from platform_core.settings import load_settings
 from platform_core.store import Actor, get_record, history
-from tests.engine_forms.form_setup import form_with_records
+from tests.engine_forms.form_setup import form_with_records, statements_sent
 from tests.engine_forms.forms_setup import ok
 from tests.security_setup import client_as
 
@@ -156,20 +156,8 @@ def test_check_locates_each_expression_problem_and_writes_nothing(db, leads, tmp
 
 def _stamp_reads(db, work) -> int:
     """How many times ``work`` reads the app's forms and their published versions."""
-    from sqlalchemy import event
-
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-        if "forms.published_version, form_versions.published_at" in statement:
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
-        work()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
-    return len(seen)
+    return statements_sent(
+        db, work, lambda sql: "forms.published_version, form_versions.published_at" in sql)
 
 
 def test_a_write_reads_the_published_versions_once_and_sees_its_own_publication(db):
