@@ -170,7 +170,10 @@ def alert(page: Any) -> str:
 
 
 def status(page: Any) -> str:
-    """The page's confirmation message (``?msg=``)."""
+    """The page's confirmation message (``?msg=``), once the page it is on has loaded (a
+    click that navigates can return when the new URL is committed, before its document
+    is parsed — seen under the CI replica's load)."""
+    page.wait_for_load_state("domcontentloaded")
     return " ".join(page.locator("[role=status]:visible").all_inner_texts())
 
 
