@@ -43,7 +43,7 @@ from engine_rules.context import Fired, RuleContext
 from engine_rules.models import ActionRun, Rule, RuleRun
 from engine_rules.rights import refusal
 from engine_rules.spec import RuleSpec, Trigger
-from platform_core.db import allocate_ids, dumps
+from platform_core.db import allocate_ids, dumps, one_of
 from platform_core.errors import DomainError, NotFound
 from platform_core.expressions import ExpressionError
 from platform_core.models import OutboxEvent, Record, utcnow
@@ -371,10 +371,18 @@ def _run_actions(ctx: RuleContext, rule: Rule, spec: RuleSpec, done: set[str],
 
 def _read_records(session: Session, ids: list[int]) -> list[Record]:
     found: list[Record] = []
+    read = _READ[session.get_bind().dialect.name]
     for start in range(0, len(ids), 500):
-        found += session.execute(select(Record).where(
-            Record.id.in_(ids[start:start + 500]))).scalars().all()
+        found += session.execute(read, {"ids": ids[start:start + 500]}).scalars().all()
     return found
+
+
+def _read(dialect: str) -> Any:
+    """The records of a list of ids (passed as ``db.one_of`` says)."""
+    return select(Record).where(one_of(Record.id, dialect))
+
+
+_READ = {dialect: _read(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def _targets(session: Session, records: list[Record]) -> set[int]:

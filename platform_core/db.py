@@ -17,7 +17,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Engine,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
@@ -220,6 +232,19 @@ def allocate_ids(session: Session, table: Any, n: int) -> list[int]:
         return [r[0] for r in rows]
     start = conn.execute(select(func.coalesce(func.max(pk), 0))).scalar_one() + 1
     return list(range(start, start + n))
+
+
+def one_of(column: Any, dialect: str, name: str = "ids") -> Any:
+    """``column IN (:name…)`` for a statement built once and run with a list of ids.
+
+    PostgreSQL gets the list as one array parameter (``column = ANY(:name)``): the same
+    SQL text however long the list, which psycopg converts once and the server prepares,
+    where an ``IN`` list of a hundred parameters is rendered, converted and parsed anew
+    each time (a tenth of the outbox dispatcher's time with the CRM's rules). SQLite
+    expands the list into ``IN`` (it has no arrays)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(BigInteger())))
+    return column.in_(bindparam(name, expanding=True))
 
 
 class FreshStatistics:

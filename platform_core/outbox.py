@@ -12,15 +12,20 @@ One ``run_once`` is one transaction, in this order:
    than ``max_attempts`` tries, no live lease — in id order. PostgreSQL locks them
    ``FOR UPDATE SKIP LOCKED``, so a second dispatcher takes the next ones; SQLite's
    ``BEGIN IMMEDIATE`` (``Database.write()``) lets one dispatcher run at a time. The
-   lease (``claimed_by``/``claimed_until``) marks who has them;
+   claim writes nothing: the row locks (or SQLite's one writer) keep the batch from
+   any other dispatcher until commit, and by then its events are processed. A lease
+   (``claimed_by``/``claimed_until``) is only respected here, for a dispatcher that
+   would hand events out in a transaction of their own;
 2. for each event, in id order: every handler's ``handle(session, event)``, the whole
    batch inside one SAVEPOINT. Handlers only write rows (a webhook delivery, a rule run)
    — never network I/O, which belongs to whoever later reads those rows;
-3. all handlers succeeded → ``processed_at`` set. One raised → the batch's savepoint is
+3. all handlers succeeded → ``processed_at`` set, and ``claimed_by`` to who handled it.
+   One raised → the batch's savepoint is
    rolled back and the batch handled again event by event, each in a SAVEPOINT of its
    own: an event whose handler raises again has its savepoint rolled back (no handler's
    rows of this event are kept), ``attempts`` + 1, ``last_error``, and ``available_at``
-   pushed back by the backoff; the rest of the batch goes on;
+   pushed back by the backoff, ``claimed_by`` set (it was handed out); the rest of the
+   batch goes on;
 4. commit. A crash before it loses nothing: the events are claimed again.
 
 So an event is handed to each handler **at least once**, and retried as a whole: a
@@ -44,9 +49,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import and_, bindparam, not_, or_, select, true, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from platform_core.db import Database
+from platform_core.db import Database, one_of
 from platform_core.models import OutboxEvent, utcnow
 from platform_core.registry import Registry
 
@@ -129,8 +133,16 @@ def retry_delay(attempts: int, base_seconds: float) -> timedelta:
 
 
 _OUTBOX = OutboxEvent.__table__
-_CLAIM = (update(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-          .values(claimed_by=bindparam("worker"), claimed_until=bindparam("until")))
+
+
+def _handled(dialect: str) -> Any:
+    """The UPDATE that marks a batch's handled events processed, by the worker that
+    handled them (the ids as ``db.one_of`` passes them)."""
+    return update(_OUTBOX).where(one_of(_OUTBOX.c.id, dialect)).values(
+        processed_at=bindparam("now"), claimed_by=bindparam("worker"), claimed_until=None)
+
+
+_HANDLED = {dialect: _handled(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 class Dispatcher:
@@ -138,12 +150,11 @@ class Dispatcher:
     for the order of events)."""
 
     def __init__(self, db: Database, handlers: Sequence[Handler], worker_id: str | None = None,
-                 *, lease_seconds: int = 30, batch: int = 100, max_attempts: int = 10,
+                 *, batch: int = 100, max_attempts: int = 10,
                  backoff_seconds: float = 5.0, budget_seconds: float = 0.5):
         self.db = db
         self.handlers = list(handlers)
         self.worker_id = worker_id or default_worker_id()
-        self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
@@ -203,12 +214,12 @@ class Dispatcher:
             handled += count
             # The handled events are marked in one statement, not one UPDATE each (a fifth
             # of the dispatcher's time with the CRM's rules); same transaction as their work.
-            for start in range(0, len(done), 500):
-                session.execute(update(OutboxEvent)
-                                .where(OutboxEvent.id.in_(done[start:start + 500]))
-                                .values(processed_at=now, claimed_until=None)
-                                .execution_options(synchronize_session="evaluate"))
+            # (The failed ones were changed through the ORM: flushed first.)
             session.flush()
+            mark = _HANDLED[self.db.dialect]
+            for start in range(0, len(done), 500):
+                session.execute(mark, {"ids": done[start:start + 500], "now": now,
+                                       "worker": self.worker_id})
         return handled
 
     def _interests(self, session: Session) -> list[set[tuple[str, str]] | None] | None:
@@ -277,13 +288,6 @@ class Dispatcher:
         events = list(session.execute(stmt).scalars())
         # never handed out before: no handler has committed anything for these yet
         session.info["outbox_fresh"] = {e.id for e in events if e.claimed_by is None}
-        if events:  # one UPDATE for the batch (not one per event, as a flush would)
-            until = now + self.lease
-            session.execute(_CLAIM, {"ids": [e.id for e in events],
-                                     "worker": self.worker_id, "until": until})
-            for event in events:
-                set_committed_value(event, "claimed_by", self.worker_id)
-                set_committed_value(event, "claimed_until", until)
         return events
 
     def _handle(self, session: Session, events: list[OutboxEvent], now: datetime,
@@ -342,7 +346,7 @@ class Dispatcher:
             event.available_at = now + retry_delay(event.attempts, self.backoff_seconds)
             log.warning("outbox event %s (%s) failed, attempt %s: %s", event.id,
                         event.event_type, event.attempts, event.last_error)
-            event.claimed_until = None
+            event.claimed_by, event.claimed_until = self.worker_id, None
             return False
         return True
 

@@ -76,6 +76,7 @@ def test_a_failing_handler_does_not_block_the_others_and_is_retried_later(db):
     assert flaky.seen == [ids[0], ids[0], ids[2]]
     failed = events(db)[ids[1]]
     assert failed.processed_at is None and failed.attempts == 1
+    assert failed.claimed_by == "w1"  # handed out: its handlers may skip no look-up
     assert "Recorder: RuntimeError: cannot handle record" in failed.last_error
     assert failed.available_at.replace(tzinfo=None) == (now + timedelta(seconds=5)).replace(
         tzinfo=None)
@@ -302,6 +303,35 @@ def test_a_batch_claims_and_marks_its_events_with_one_statement_each(db):
 
     one = statements(1)
     assert statements(20) == one
+
+
+def test_a_batch_writes_its_events_once_with_one_sql_text_whatever_its_size(db):
+    """The claim only reads (and on PostgreSQL locks): the one write of the outbox is the
+    mark at the end, which names the worker that handled the events. Its SQL text is the
+    same for a batch of 1 and of 20 — PostgreSQL gets the ids as one array — so the
+    driver converts it once and the server can keep it prepared."""
+    def outbox_writes(n: int) -> list[str]:
+        make_events(db, n)
+        seen: list[str] = []
+
+        def keep(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+            if statement.lstrip().startswith("UPDATE outbox"):
+                seen.append(statement)
+
+        sa_event.listen(db.engine, "before_cursor_execute", keep)
+        try:
+            assert Dispatcher(db, [Recorder()], worker_id="w1", batch=50).run_once() == n
+        finally:
+            sa_event.remove(db.engine, "before_cursor_execute", keep)
+        return seen
+
+    [one] = outbox_writes(1)
+    twenty = outbox_writes(20)
+    assert len(twenty) == 1
+    if db.dialect == "postgresql":
+        assert twenty == [one]
+    assert all(e.claimed_by == "w1" and e.processed_at is not None
+               for e in events(db).values())
 
 
 def _claim_plan(db, dispatcher: Dispatcher) -> str:
