@@ -117,6 +117,11 @@ def hold_events(session: Session) -> list[dict[str, Any]]:
     return session.info.setdefault(_HELD, [])
 
 
+def events_held(session: Session) -> bool:
+    """Whether ``add_event`` is gathering this session's events (``hold_events``)."""
+    return _HELD in session.info
+
+
 def release_events(session: Session) -> None:
     session.info.pop(_HELD, None)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import OutboxEvent, Record, RecordHistory
+from platform_core.outbox import hold_events, release_events
 from platform_core.store import (
     Actor,
     create_record,
@@ -245,3 +246,72 @@ def test_database_settings_per_dialect(db):
                 "SELECT data_type FROM information_schema.columns "
                 "WHERE table_name='records' AND column_name='data'")).scalar()
             assert kind == "jsonb"
+
+
+def _sent(db, work) -> list[str]:
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        work()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_an_update_is_one_statement_on_postgresql_with_its_history_and_event(db):
+    """The UPDATE, its history row and its event: one round trip on PostgreSQL (a writing
+    WITH), three statements on SQLite. Either way the three rows agree."""
+    with db.write() as s:
+        rec = create_record(s, app="crm", form="c", data={"stage": "lead"}, actor=ALICE)
+
+    def work() -> None:
+        with db.write() as s:
+            s.get(Record, rec.id)  # held: update_record reads nothing
+            update_record(s, rec.id, changes={"stage": "won"}, expected_version=1, actor=BOB)
+
+    writes = [sql for sql in _sent(db, work)
+              if sql.lstrip().upper().startswith(("UPDATE", "INSERT", "WITH"))]
+    assert len(writes) == (1 if db.dialect == "postgresql" else 3), writes
+    with db.read() as s:
+        (h,) = history(s, rec.id)
+        last = s.execute(select(OutboxEvent).order_by(OutboxEvent.id.desc())).scalars().first()
+    assert (h.action, h.row_version, h.actor_id, h.diff) == ("update", 2, 8,
+                                                             {"stage": ["lead", "won"]})
+    assert (last.event_type, last.app, last.form, last.record_id, last.attempts) == (
+        "record.updated", "crm", "c", rec.id, 0)
+    assert last.payload == {"record_id": rec.id, "row_version": 2, "actor_id": 8,
+                            "changes": {"stage": ["lead", "won"]}}
+
+
+def test_a_refused_update_writes_no_history_and_no_event_in_a_transaction_that_goes_on(db):
+    """The history row and the event are written only when the UPDATE matched: a stale
+    version caught inside a transaction that then commits leaves neither behind."""
+    with db.write() as s:
+        rec = create_record(s, app="crm", form="c", data={"stage": "lead"}, actor=ALICE)
+    with db.write() as s:
+        update_record(s, rec.id, changes={"stage": "contract"}, expected_version=1, actor=ALICE)
+    with db.write() as s:
+        with pytest.raises(Conflict):
+            update_record(s, rec.id, changes={"stage": "lost"}, expected_version=1, actor=BOB,
+                          current=s.get(Record, rec.id))
+        create_record(s, app="crm", form="c", data={"stage": "lead"}, actor=BOB)
+    assert count(db, RecordHistory) == 1
+    assert [e for e, _ in events(db)] == ["record.created", "record.updated", "record.created"]
+
+
+def test_an_update_while_events_are_held_writes_its_history_and_holds_its_event(db):
+    with db.write() as s:
+        rec = create_record(s, app="crm", form="c", data={"stage": "lead"}, actor=ALICE)
+    with db.write() as s:
+        held = hold_events(s)
+        try:
+            update_record(s, rec.id, changes={"stage": "won"}, expected_version=1, actor=BOB)
+            assert [e["event_type"] for e in held] == ["record.updated"]
+            assert s.execute(select(func.count()).select_from(OutboxEvent)).scalar_one() == 1
+        finally:
+            release_events(s)
+    assert count(db, RecordHistory) == 1 and len(events(db)) == 1
