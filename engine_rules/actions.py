@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from engine_forms import records as record_handler
 from engine_forms.forms import published
@@ -46,33 +46,52 @@ def lock_records(session: Session, ids: list[int]) -> dict[int, Record]:
     One statement reads the rows' versions; a record the session already holds at that
     version (the rule's own read of the trigger, the copy the last update wrote) is
     current and is not read again — only the others are (a second statement)."""
+    return _lock(session, ids)[0]
+
+
+def lock_records_reading(session: Session, ids: list[int], other: int
+                         ) -> tuple[dict[int, Record], int | None]:
+    """``lock_records``, and in the same statement the row version of record ``other``
+    as it is now (not locked); None when it is gone."""
+    return _lock(session, ids, other)
+
+
+def _lock(session: Session, ids: list[int], other: int | None = None
+          ) -> tuple[dict[int, Record], int | None]:
     if not ids:
-        return {}
-    versions = session.execute(_VERSIONS, {"ids": sorted(set(ids))}).all()
-    held = {rid: rec for rid, version in versions
-            if (rec := held_copy(session, rid, version)) is not None}
-    stale = [rid for rid, _version in versions if rid not in held]
+        return {}, None if other is None else session.execute(
+            _VERSION_OF, {"other": other}).scalar()
+    rows = session.execute(_VERSIONS if other is None else _VERSIONS_AND_OTHER,
+                           {"ids": sorted(set(ids)), "other": other}).all()
+    held = {row[0]: rec for row in rows if (rec := held_copy(session, row[0], row[1]))
+            is not None}
+    stale = [row[0] for row in rows if row[0] not in held]
     if stale:
         held.update({rec.id: rec for rec in session.execute(
             select(Record).where(Record.id.in_(stale))
             .execution_options(populate_existing=True)).scalars()})
-    return held
+    return held, rows[0][2] if other is not None and rows else None
 
 
 _VERSIONS = (select(Record.id, Record.row_version)
              .where(Record.id.in_(bindparam("ids", expanding=True))).order_by(Record.id)
              .with_for_update())
+_OTHER = aliased(Record)
+_VERSION_OF = select(_OTHER.row_version).where(_OTHER.id == bindparam("other"))
+# the other record's version beside the locked rows: FOR UPDATE OF records does not
+# reach into the scalar sub-select
+_VERSIONS_AND_OTHER = (select(Record.id, Record.row_version, _VERSION_OF.scalar_subquery())
+                       .where(Record.id.in_(bindparam("ids", expanding=True)))
+                       .order_by(Record.id).with_for_update(of=Record.__table__))
 
 
-def hold(ctx: RuleContext, ids: list[int], *, read_now: bool = False) -> dict[int, Record]:
+def hold(ctx: RuleContext, ids: list[int]) -> dict[int, Record]:
     """``lock_records`` for an action of ``ctx``; the triggering record is read as it is
-    now too (from the same statement when it is one of ``ids``). ``read_now``: the action
-    has just read it as it is now (to find ``ids``); not being locked, it is not read a
-    second time — a read after the lock would promise nothing more about it."""
+    now too (from the same statement when it is one of ``ids``)."""
     held = lock_records(ctx.session, ids)
     if ctx.record is not None and ctx.record.id in held:
         ctx.reopen()
-    elif not read_now:
+    else:
         ctx.refresh()
     return held
 
@@ -179,12 +198,12 @@ class UpdateRecord(Action):
         return [(ctx.record.form, ctx.record.id)]
 
     def run(self, ctx: RuleContext, config: Mapping[str, Any]) -> dict[str, Any]:
-        via = bool(config.get("via"))
-        if via:
-            ctx.refresh()  # the link as it is now
-        targets = self.targets(ctx, config)
-        # values from the records as they are now: never undo a later change
-        held = hold(ctx, [record_id for _form, record_id in targets], read_now=via)
+        if config.get("via") and ctx.record is not None:
+            targets, held = self._linked_now(ctx, config)
+        else:
+            targets = self.targets(ctx, config)
+            # values from the records as they are now: never undo a later change
+            held = hold(ctx, [record_id for _form, record_id in targets])
         values, done = evaluate_values(ctx, config["values"]), []
         for form, record_id in targets:
             pub = published(ctx.session, ctx.fired.app, form)
@@ -196,6 +215,27 @@ class UpdateRecord(Action):
             done.append(record_id)
         ctx.reopen()  # the update re-read the record into the session's copy
         return {"records": done, "fields": sorted(values)}
+
+
+    def _linked_now(self, ctx: RuleContext, config: Mapping[str, Any]
+                    ) -> tuple[list[tuple[str, int]], dict[int, Record]]:
+        """The record the trigger links to ``via`` as the link is now, locked, and the
+        trigger as it is now. The link is taken from the session's copy of the trigger
+        and locked in the statement that reads the trigger's version: when that copy
+        is current (nearly always), one statement does it all; when the trigger has
+        moved since, it is read again, and a link that changed meanwhile is locked
+        too."""
+        ctx.reopen()  # the session's copy, not the values as of the event
+        targets = self.targets(ctx, config)
+        held, version = lock_records_reading(
+            ctx.session, [record_id for _form, record_id in targets], ctx.record.id)
+        if version is None or held_copy(ctx.session, ctx.record.id, version) is None:
+            ctx.refresh()
+            moved = self.targets(ctx, config)
+            if moved != targets:
+                targets = moved
+                held = lock_records(ctx.session, [record_id for _form, record_id in moved])
+        return targets, held
 
 
 class SetTags(Action):

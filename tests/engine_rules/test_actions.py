@@ -96,6 +96,23 @@ def test_update_record_via_a_relation_changes_the_linked_record(world):
     assert runs(world, "visited")[1]["actions"][0]["result"]["records"] == []
 
 
+def test_update_record_via_a_relation_follows_the_link_as_it_is_when_the_rule_runs(world):
+    """The visit was moved to another case after it was created, before the rules ran:
+    the case it links to now is updated, with the visit's values as they are now."""
+    visit_form(world)
+    add_rule(world, **_created(world, "visited", form="visit"),
+             actions=[{"type": "update_record", "via": "case",
+                       "values": {"note": '"已回访：" & subject'}}])
+    first, second = world.case(title="甲"), world.case(title="乙")
+    dispatch(world)
+    moved = visit(world, subject="电话", case=first)
+    patch(world, moved, form="visit", case=second, subject="上门")
+    dispatch(world)
+    assert "note" not in world.record(first)
+    assert world.record(second)["note"] == "已回访：上门"
+    assert runs(world, "visited")[0]["actions"][0]["result"]["records"] == [second]
+
+
 def test_update_record_related_changes_every_record_linking_here(world):
     visit_form(world)
     add_rule(world, key="decided",
