@@ -14,26 +14,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from sqlalchemy import event
-
 from tests.engine_flows.flows_setup import linear, stamp_flow
+from tests.statements import statements_of
 
 CURRENT_MAX = 11
 TARGET_MAX = 12
 
 
 def _statements_of(db, act) -> list[str]:  # noqa: ANN001
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_):  # noqa: ANN001
-        seen.append(re.sub(r"\s+", " ", statement))
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        act()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return seen
+    return [re.sub(r"\s+", " ", statement) for statement in statements_of(db, act)]
 
 
 def _listed(seen: list[str]) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy import event
 
 from engine_forms import forms, publishing, records
 from platform_core.store import Actor
+from tests.statements import statements_sent  # noqa: F401 - the form tests' helper
 
 ADMIN = Actor(user_id=1, name="admin")
 
@@ -25,17 +23,3 @@ def form_with_records(db: Any, app: str, raw: dict[str, Any],
         return [records.create(s, pub, d, actor=ADMIN).id for d in docs]
 
 
-def statements_sent(db: Any, work: Callable[[], Any], wanted: Callable[[str], bool]) -> int:
-    """How many statements ``work`` sends that ``wanted`` picks (a cursor listener)."""
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-        if wanted(statement):
-            seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
-        work()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
-    return len(seen)

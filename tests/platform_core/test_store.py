@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import OutboxEvent, Record, RecordHistory
@@ -23,6 +23,7 @@ from platform_core.store import (
     set_links,
     update_record,
 )
+from tests.statements import statements_of
 
 ALICE = Actor(user_id=7, department_id=3, name="alice")
 BOB = Actor(user_id=8, department_id=3, name="bob")
@@ -248,20 +249,6 @@ def test_database_settings_per_dialect(db):
             assert kind == "jsonb"
 
 
-def _sent(db, work) -> list[str]:
-    seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
-        work()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
-    return seen
-
-
 def test_an_update_is_one_statement_on_postgresql_with_its_history_and_event(db):
     """The UPDATE, its history row and its event: one round trip on PostgreSQL (a writing
     WITH), three statements on SQLite. Either way the three rows agree."""
@@ -273,7 +260,7 @@ def test_an_update_is_one_statement_on_postgresql_with_its_history_and_event(db)
             s.get(Record, rec.id)  # held: update_record reads nothing
             update_record(s, rec.id, changes={"stage": "won"}, expected_version=1, actor=BOB)
 
-    writes = [sql for sql in _sent(db, work)
+    writes = [sql for sql in statements_of(db, work)
               if sql.lstrip().upper().startswith(("UPDATE", "INSERT", "WITH"))]
     assert len(writes) == (1 if db.dialect == "postgresql" else 3), writes
     with db.read() as s:
