@@ -13,20 +13,22 @@ One ``run_once`` is one transaction, in this order:
    ``FOR UPDATE SKIP LOCKED``, so a second dispatcher takes the next ones; SQLite's
    ``BEGIN IMMEDIATE`` (``Database.write()``) lets one dispatcher run at a time. The
    claim writes nothing: the row locks (or SQLite's one writer) keep the batch from
-   any other dispatcher until commit, and by then its events are processed. A lease
-   (``claimed_by``/``claimed_until``) is only respected here, for a dispatcher that
-   would hand events out in a transaction of their own;
+   any other dispatcher until commit, and by then its events are processed. A live
+   lease (``claimed_until``) found on an event is still respected; this dispatcher
+   sets none;
 2. for each event, in id order: every handler's ``handle(session, event)``, the whole
    batch inside one SAVEPOINT. Handlers only write rows (a webhook delivery, a rule run)
    — never network I/O, which belongs to whoever later reads those rows;
-3. all handlers succeeded → ``processed_at`` set, and ``claimed_by`` to who handled it.
-   One raised → the batch's savepoint is
-   rolled back and the batch handled again event by event, each in a SAVEPOINT of its
-   own: an event whose handler raises again has its savepoint rolled back (no handler's
-   rows of this event are kept), ``attempts`` + 1, ``last_error``, and ``available_at``
+3. all handlers succeeded → ``processed_at`` set, and ``claimed_by`` to who handled it
+   (one UPDATE for the batch). One raised → the batch's savepoint is rolled back and the
+   batch handled again event by event, each in a SAVEPOINT of its own: an event whose
+   handler raises again has its savepoint rolled back (no handler's rows of this event
+   are kept), ``attempts`` + 1, ``last_error``, and ``available_at``
    pushed back by the backoff, ``claimed_by`` set (it was handed out); the rest of the
    batch goes on;
-4. commit. A crash before it loses nothing: the events are claimed again.
+4. commit. A crash before it loses nothing: the events are claimed again. (After a full
+   batch, PostgreSQL's statistics of the outbox are refreshed now and then:
+   ``Dispatcher._refresh_statistics``.)
 
 So an event is handed to each handler **at least once**, and retried as a whole: a
 handler must be idempotent (the webhook fan-out skips deliveries it already made). Events
