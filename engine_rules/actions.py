@@ -216,7 +216,6 @@ class UpdateRecord(Action):
         ctx.reopen()  # the update re-read the record into the session's copy
         return {"records": done, "fields": sorted(values)}
 
-
     def _linked_now(self, ctx: RuleContext, config: Mapping[str, Any]
                     ) -> tuple[list[tuple[str, int]], dict[int, Record]]:
         """The record the trigger links to ``via`` as the link is now, locked, and the
