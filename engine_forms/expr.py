@@ -21,7 +21,7 @@ from platform_core.expressions.evaluator import compile_python
 from platform_core.expressions.nodes import Expr, Field, children
 from platform_core.expressions.parser import parse
 from platform_core.expressions.schema import ExprSchema
-from platform_core.store.kinds import KINDS
+from platform_core.store.kinds import KINDS, to_fen
 
 Resolve = Callable[[str], FormSpec | None]
 
@@ -223,7 +223,7 @@ def _to_storage(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "money" and isinstance(value, Decimal):
-        value = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        value = to_fen(value)
     if kind == "number" and isinstance(value, Decimal):
         value = value.quantize(Decimal(1).scaleb(-10), rounding=ROUND_HALF_UP).normalize()
     if isinstance(value, datetime | date) and kind in ("date", "datetime"):

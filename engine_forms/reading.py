@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Integer, cast, func, select
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from engine_forms.forms import Published, published
 from platform_core.models import Record, RecordLink
 from platform_core.store import compile_filter
+from platform_core.store.kinds import to_fen
 
 
 def _wanted(pub: Published, kind: str, fields: Sequence[str] | None) -> list[Any]:
@@ -74,7 +75,7 @@ def _money(value: Any, how: str | None) -> Any:
     if how in ("fen", "fen_avg"):
         value = Decimal(str(value)) / 100
     if how in ("money", "fen", "fen_avg"):
-        return str(Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        return str(to_fen(Decimal(str(value))))
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value

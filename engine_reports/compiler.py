@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -36,9 +36,9 @@ from engine_reports.frames import Column, Frame
 from engine_reports.spec import Dimension, Measure, ReportSpec
 from platform_core.errors import InvalidInput
 from platform_core.expressions import ExpressionError, ExprSchema, Formula
+from platform_core.store.kinds import to_fen
 from platform_core.store.query import compile_filter
 
-CENT = Decimal("0.01")
 MAX_GROUPS = 10_000
 SHANGHAI = "Asia/Shanghai"  # reports bucket time in China time (UTC+8, no DST since 1991)
 DATED = ("date", "datetime", "timestamp")
@@ -302,7 +302,7 @@ class Compiler:
 def _fen_to_money(value: Any) -> str | None:
     if value is None:
         return None
-    return str((Decimal(value) / 100).quantize(CENT))
+    return str(to_fen(Decimal(value) / 100))
 
 
 def _number(value: Any) -> Any:
@@ -320,7 +320,7 @@ def measure_value(plan: MeasurePlan, values: list[Any]) -> Any:
             total, n = values
             if not n:
                 return None
-            return str((Decimal(total) / Decimal(n) / 100).quantize(CENT, ROUND_HALF_UP))
+            return str(to_fen(Decimal(total) / Decimal(n) / 100))
         return _fen_to_money(values[0])
     if plan.kind in ("integer",):
         return None if values[0] is None else int(values[0])

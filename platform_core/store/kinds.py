@@ -98,11 +98,20 @@ class NumberKind(ValueKind):
         return Decimal(str(stored)) if dialect == "postgresql" else stored
 
 
+FEN = Decimal("0.01")
+
+
+def to_fen(amount: Decimal) -> Decimal:
+    """An amount rounded half away from zero to the fen, whose zero has no sign: a
+    ``-0.00`` (an average of -0.003, a blank times -1) would read as a loss."""
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP) + 0
+
+
 class MoneyKind(ValueKind):
     """Exact to the fen: stored as a canonical decimal string, ``"1234.50"``."""
 
     key = "money"
-    quantum = Decimal("0.01")
+    quantum = FEN
 
     def accessor(self, data: ColumnElement[Any], key: str, dialect: str) -> ColumnElement[Any]:
         target = Numeric() if dialect == "postgresql" else Float()
@@ -119,7 +128,7 @@ class MoneyKind(ValueKind):
             raise ValueError(f"{value!r} is not an amount")
         if amount != amount.quantize(self.quantum, rounding=ROUND_HALF_UP):
             raise ValueError(f"{value!r} has more than 2 decimal places")
-        return amount.quantize(self.quantum)
+        return to_fen(amount)
 
     def to_storage(self, value: Any) -> str:
         return str(self.to_decimal(value))

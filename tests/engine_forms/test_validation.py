@@ -258,6 +258,15 @@ def test_money_formulas_stay_exact(loan):
     assert check(loan, {**VALID, "amount": 0.3})["interest"] == "0.01"  # 0.0105
 
 
+def test_a_money_formula_that_rounds_to_zero_is_zero_not_minus_zero():
+    """-1.00 × 0.001 is -0.001: 0.00 to the fen, not "-0.00" (which reads as a loss)."""
+    compiled = compile_form(load_form({"key": "t", "name": "T", "fields": [
+        {"key": "fee", "label": "费用", "type": "formula", "expression": "net * 0.001"},
+        {"key": "net", "label": "净额", "type": "money"}]}))
+    assert validate_record(compiled, {"net": "-1.00"})["fee"] == "0.00"
+    assert validate_record(compiled, {"net": "-10.00"})["fee"] == "-0.01"
+
+
 def test_formulas_use_functions_and_the_clock_of_the_env(loan):
     data = check(loan, {**VALID, "amount": "1000000", "signed": "2024-02-01"})
     assert data["size"] == "大额" and data["days"] == 29  # TODAY() is 2024-03-01 in China

@@ -303,6 +303,15 @@ def test_sorting_by_a_money_average_sorts_by_the_average(ledger):
     assert got == [["b", "15.00"]]  # not a (its sum, 20.00, is the larger)
 
 
+def test_a_money_average_that_rounds_to_zero_is_zero_not_minus_zero(ledger):
+    """-0.01 / 3 is -0.0033…: 0.00 to the fen, which must not read as a loss ("-0.00").
+    Found by test_random_leaderboards_equal_python (its second case, shrunk)."""
+    for amounts in (["-0.01", "0.00", "0.00"], ["0.00", "9999999999.99", "-10000000000.00"]):
+        got = rows_of(ledger, report([], [{"agg": "avg", "field": "m"}]),
+                      [{"m": a} for a in amounts])
+        assert got == [["0.00"]], amounts
+
+
 CALCULATED = [{"agg": "count", "key": "n"}, {"expr": "n * 1", "key": "same_n"}]
 
 
