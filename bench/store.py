@@ -16,7 +16,8 @@ Two measurements, each against a baseline measured in the same run:
   (real columns, index ``(city, id)``), in the same database. Both tables are loaded with
   raw ``executemany``/``COPY`` (loading is not measured) and ANALYZEd. Each query runs
   over 50 city values for several rounds after a warm-up round, the two sides
-  interleaved, on the same held connection; the median time per query is reported. The
+  interleaved, on the same held connection (ours in a read transaction as an API request
+  has, ``Database.read_on``); the median time per query is reported. The
   hand-written query fetches 51 rows, as ``query_records`` does (page + 1 to know
   whether a next page exists).
 
@@ -53,7 +54,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 from targets import DEFAULT_PG_URL, Target, choose_targets, chunks, count_label, profile_call
 
 from platform_core.db import Database, dumps
@@ -378,7 +378,8 @@ def select_count(stmt: Any) -> Any:
 def bench_deep_pages(db: Database, n: int) -> dict[str, float]:
     """Median time of a page of 50 of sort ``amount`` / ``-amount`` (nullable, indexed):
     the first page, a page from the middle of the values, the page where the values end
-    and a page from the middle of the blanks — each a new Session on a held connection."""
+    and a page from the middle of the blanks — each a read transaction (``db.read_on``,
+    as an API request's) on a held connection."""
     fields = FieldSet(APP, FORM, FIELDS_KINDS)
     blank_amounts(db)
     blanks = n // 10
@@ -396,7 +397,7 @@ def bench_deep_pages(db: Database, n: int) -> dict[str, float]:
             for label, (sort, cursor) in (pages.items() if r % 2 else
                                           reversed(list(pages.items()))):
                 t0 = perf()
-                with Session(bind=conn, expire_on_commit=False) as s:
+                with db.read_on(conn) as s:
                     got = store_query_records(s, Query(fields, sort=sort, cursor=cursor,
                                                        limit=50)).records
                 if r:
@@ -442,35 +443,37 @@ def run_queries(db: Database, fields: FieldSet, cities: list[str], rounds: int) 
         assert raw is not None
         cur = raw.cursor()
         # The store's SQL fetched raw in the format query_records fetches it (binary with
-        # psycopg); the hand-written baseline keeps the driver's default (text).
+        # psycopg); the hand-written baseline keeps the driver's default (text). The raw
+        # sides end their transaction with COMMIT, as ours does: psycopg forgets the
+        # statements it prepared on a ROLLBACK, every side's on this shared connection.
         store_cur = raw.cursor(binary=True) if db.engine.dialect.driver == "psycopg" else cur
 
         def ours(city: str) -> list[Any]:
-            with Session(bind=conn, expire_on_commit=False) as s:
+            with db.read_on(conn) as s:  # the transaction an API request's read has
                 return store_query_records(s, store_query(fields, city)).records
 
         def baseline(city: str) -> list[Any]:
             cur.execute(base_sql, (city,))
             rows = cur.fetchall()
-            raw.rollback()
+            raw.commit()
             return rows
 
         def store_raw(city: str) -> list[Any]:
             store_cur.execute(*store_sql[city])
             rows = store_cur.fetchall()
-            raw.rollback()
+            raw.commit()
             return rows
 
         def session_only(_city: str) -> list[Any]:
-            # What "ours" pays before and after its query: a Session, BEGIN, ROLLBACK.
-            with Session(bind=conn, expire_on_commit=False) as s:
+            # What "ours" pays before and after its query: a Session, BEGIN and its end.
+            with db.read_on(conn) as s:
                 s.connection()
             return []
 
         def store_ids_raw(city: str) -> list[Any]:
             cur.execute(*store_ids[city])
             rows = cur.fetchall()
-            raw.rollback()
+            raw.commit()
             return rows
 
         for r in range(rounds + 1):
@@ -519,7 +522,7 @@ def profile_query(db: Database, fields: FieldSet, cities: list[str]) -> None:
         with db.engine.connect() as conn:
             for _ in range(10):
                 for city in cities:
-                    with Session(bind=conn) as s:
+                    with db.read_on(conn) as s:
                         store_query_records(s, store_query(fields, city))
 
     profile_call(f"query_records x{10 * len(cities)} on {db.dialect}", run)
@@ -572,14 +575,14 @@ def run_target(target: Target, args: argparse.Namespace) -> list[Metric]:
     print(f"  base  hand-written SELECT on typed table:   {summarize(t.baseline)}")
     print(f"  info  store's SQL run raw (DB-API cursor):  {summarize(t.store_sql_raw)}")
     print(f"  info  store's SQL, selecting id only, raw:  {summarize(t.store_ids_raw)}")
-    print(f"  info  Session + BEGIN/ROLLBACK, no query:    {summarize(t.session_only)}")
+    print(f"  info  a read transaction, no query:          {summarize(t.session_only)}")
     print(f"  info  db.read() block + query_records:      {summarize(t.ours_read_block)}")
     metrics.append(Metric(
         f"store_indexed_query_{count_label(args.query_records)}_{target.name}", target.name,
         statistics.median(t.ours), statistics.median(t.baseline),
         [("store SQL via raw cursor", statistics.median(t.store_sql_raw)),
          ("store SQL, id only, raw cursor", statistics.median(t.store_ids_raw)),
-         ("Session + BEGIN/ROLLBACK alone", statistics.median(t.session_only)),
+         ("read transaction (db.read_on) alone", statistics.median(t.session_only)),
          ("db.read() + query_records", statistics.median(t.ours_read_block))],
         QUERY_TARGET))
     deep: dict[str, float] = q["deep"]

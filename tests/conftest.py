@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 import engine_flows.models  # noqa: F401 - the flow engine's tables, likewise
 import engine_forms.models  # noqa: F401 - the form engine's tables, for the per-test reset
@@ -72,6 +73,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if gone:
         config.hook.pytest_deselected(items=gone)
         items[:] = keep
+
+
+class _Undo(Exception):
+    """Raised to roll ``rolled_back``'s transaction back."""
+
+
+@contextmanager
+def rolled_back(db: Database) -> Iterator[Session]:
+    """A write session whose changes (records, projections) are all undone at the end:
+    a test's scratch work. (``db.read()`` refuses writes on PostgreSQL.)"""
+    with suppress(_Undo), db.write() as s:
+        yield s
+        raise _Undo
 
 
 @contextmanager

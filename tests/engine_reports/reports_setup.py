@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal
@@ -31,6 +30,7 @@ from platform_core.models import Record, StoreProjection
 from platform_core.store import Actor, create_records
 from platform_core.store.kinds import DateKind, DateTimeKind, MoneyKind
 from platform_core.store.projection import drop_projection, ensure_projection
+from tests.conftest import rolled_back
 
 LEDGER = "ledger"
 KINDS = {"t": "text", "u": "text", "n": "number", "m": "money", "d": "date",
@@ -321,18 +321,6 @@ def differences(spec: ReportSpec, want: Expected, keys: list[list[Any]],
 
 
 # -- running the engine --------------------------------------------------------------------
-
-
-class _Undo(Exception):
-    """Raised to roll the example's transaction back."""
-
-
-@contextmanager
-def rolled_back(db: Any) -> Iterator[Any]:
-    """A write session whose changes (records, projections) are all undone at the end."""
-    with suppress(_Undo), db.write() as s:
-        yield s
-        raise _Undo
 
 
 def run_engine(db: Any, pub: Any, spec: ReportSpec, records: list[dict[str, Any]], *,

@@ -38,6 +38,7 @@ from platform_core.expressions import (
 )
 from platform_core.models import Record
 from platform_core.store import SYSTEM, create_records
+from tests.conftest import rolled_back
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -230,7 +231,7 @@ def _run(db: Database, text: str, customers: list[dict[str, Any]],
          loans: list[dict[str, Any]]) -> tuple[list[Any], list[Any], Any]:
     typed = check(parse(text), SCHEMA, need_sql=True)
     fn = compile_python(typed)
-    with db.read() as s:  # everything written here is rolled back
+    with rolled_back(db) as s:
         ids, env = _insert(s, customers, loans)
         value = compile_sql(typed, FIELDS, db.dialect, env=env)
         rows = s.execute(select(Record.id, Record.data, value)
