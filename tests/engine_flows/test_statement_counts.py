@@ -3,11 +3,13 @@ events on the database the tests run on (SQLite, or PostgreSQL with
 ``QIAO_TEST_DATABASE_URL``), so the gains of issue 23 stay visible.
 
 A completion through the API that hands the run over to the next person cost 34 before
-issue 23 and costs 11 now: the caller's token; the run locked and bumped and the task read
-with its step (two statements); the task closed, the step left and the next one entered;
-the assignee looked up and the next task inserted; one INSERT for all history rows and one
-for all outbox events; the answer's run with its current steps and assignees (one query).
-``CURRENT_MAX`` stops it growing again; the issue's target of 12 is asserted as such."""
+issue 23 and costs 11 now on SQLite, 10 on PostgreSQL: the caller's token; the run locked
+and bumped and the task read with its step (two statements); the task closed, the step
+left and the next one entered; the assignee looked up and the next task inserted; one
+INSERT for all history rows and one for all outbox events — on PostgreSQL both in one
+statement, the history's INSERT in a writing WITH; the answer's run with its current
+steps and assignees (one query). ``CURRENT_MAX`` stops it growing again; the issue's
+target of 12 is asserted as such."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from collections import Counter
 from tests.engine_flows.flows_setup import linear, stamp_flow
 from tests.statements import statements_of
 
-CURRENT_MAX = 11
+CURRENT_MAX = {"sqlite": 11, "postgresql": 10}
 TARGET_MAX = 12
 
 
@@ -27,6 +29,13 @@ def _statements_of(db, act) -> list[str]:  # noqa: ANN001
 
 def _listed(seen: list[str]) -> str:
     return "\n".join(s[:160] for s in seen)
+
+
+def _inserts(seen: list[str]) -> Counter[str]:
+    """Per table, the statements that insert into it (a writing WITH's INSERTs count
+    for their statement)."""
+    return Counter(table for s in seen
+                   for table in set(re.findall(r"INSERT INTO (\w+)", s)))
 
 
 def _complete_handing_over(world, db) -> list[str]:  # noqa: ANN001
@@ -48,7 +57,8 @@ def _complete_handing_over(world, db) -> list[str]:  # noqa: ANN001
 
 def test_completing_a_task_does_not_cost_more_statements_than_today(world, db):
     seen = _complete_handing_over(world, db)
-    assert len(seen) <= CURRENT_MAX, f"{len(seen)} statements:\n" + _listed(seen)
+    most = CURRENT_MAX[db.dialect]
+    assert len(seen) <= most, f"{len(seen)} statements:\n" + _listed(seen)
 
 
 def test_completing_a_task_takes_at_most_twelve_statements(world, db):
@@ -58,9 +68,10 @@ def test_completing_a_task_takes_at_most_twelve_statements(world, db):
 
 def test_history_and_events_of_a_completion_are_one_insert_each_and_in_order(world, db):
     seen = _complete_handing_over(world, db)
-    inserts = Counter(re.match(r"INSERT INTO (\w+)", s).group(1) for s in seen
-                      if s.startswith("INSERT"))
-    assert inserts["flow_history"] == 1 and inserts["outbox"] == 1, seen
+    inserts = _inserts(seen)
+    assert inserts["flow_history"] == 1 and inserts["outbox"] == 1, _listed(seen)
+    together = [s for s in seen if "INSERT INTO flow_history" in s and "INSERT INTO outbox" in s]
+    assert len(together) == (db.dialect == "postgresql"), _listed(seen)
     run_id = world.open_tasks("wang")[0]["run_id"]
     assert world.event_types(run_id)[-4:] == [
         "task.completed", "flow.step_left", "flow.step_entered", "task.created"]
@@ -116,7 +127,7 @@ def test_a_completion_that_writes_the_record_writes_its_event_with_the_flow_s(wo
     """The record's ``record.updated`` joins the flow's events: one outbox INSERT for the
     whole completion, the record's event first (the edit came before the step closed)."""
     rec, run, seen = _complete_writing_a_note(world, db)
-    assert sum(s.startswith("INSERT INTO outbox") for s in seen) == 1, _listed(seen)
+    assert _inserts(seen)["outbox"] == 1, _listed(seen)
     types = [t for t, p in world.events() if p.get("run_id") == run["id"]
              or (t == "record.updated" and p.get("record_id") == rec)]
     assert types[-5:] == ["record.updated", "task.completed", "flow.step_left",
