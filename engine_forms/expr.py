@@ -219,13 +219,16 @@ def to_storage(value: Any, kind: str) -> Any:
         return None
 
 
+_NUMBER_QUANTUM = Decimal(1).scaleb(-10)
+
+
 def _to_storage(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "money" and isinstance(value, Decimal):
-        value = to_fen(value)
+        return str(to_fen(value))  # what the money kind stores, without checking it again
     if kind == "number" and isinstance(value, Decimal):
-        value = value.quantize(Decimal(1).scaleb(-10), rounding=ROUND_HALF_UP).normalize()
+        value = value.quantize(_NUMBER_QUANTUM, rounding=ROUND_HALF_UP).normalize()
     if isinstance(value, datetime | date) and kind in ("date", "datetime"):
         return KINDS.get(kind).to_storage(value)
     if kind == "text":
