@@ -33,6 +33,7 @@ from engine_flows.runtime import (
 from engine_flows.spec import Node
 from engine_forms import records as record_handler
 from engine_forms.sealing import FieldCrypt
+from platform_core.db import adopt
 from platform_core.errors import Conflict, InvalidInput, NotFound
 from platform_core.models import Record
 from platform_core.security.crypto import Keyring
@@ -105,12 +106,14 @@ class _Claim:
 
 # The statements of every completion, built once with bound parameters: building them
 # per call (SQLAlchemy's coercions and cache keys) cost more than running them.
+# Core, answering every column (``adopt`` makes the run object): the ORM's UPDATE …
+# RETURNING an entity cost a third more than the statement (30 µs a completion, SQLite).
+_RUNS = FlowRun.__table__
 _BUMP_RUN = (
-    update(FlowRun)
-    .where(FlowRun.id == select(Task.run_id).where(Task.id == bindparam("task_id"))
+    update(_RUNS)
+    .where(_RUNS.c.id == select(Task.run_id).where(Task.id == bindparam("task_id"))
            .scalar_subquery())
-    .values(row_version=FlowRun.row_version + 1).returning(FlowRun)
-    .execution_options(synchronize_session=False, populate_existing=True))
+    .values(row_version=_RUNS.c.row_version + 1).returning(*_RUNS.c))
 _TASK = select(Task).where(Task.id == bindparam("task_id")) \
     .execution_options(populate_existing=True)
 _TASK_STEP_STAMP = (
@@ -143,7 +146,8 @@ def _claim(session: Session, task_id: int, who: Who, *,
     whatever another operation on it committed meanwhile is seen; a caller who may not
     see the task gets 404 and the transaction, bump included, rolls back.
     ``with_record``: the run's record too, held (a completion that writes it)."""
-    run = session.execute(_BUMP_RUN, {"task_id": task_id}).scalar_one_or_none()
+    bumped = session.connection().execute(_BUMP_RUN, {"task_id": task_id}).mappings().first()
+    run = None if bumped is None else adopt(session, FlowRun, bumped)
     if run is None:
         row = session.execute(_TASK, {"task_id": task_id}).first()
     else:

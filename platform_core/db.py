@@ -10,7 +10,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 _BEGIN_OPTION = "qiao_sqlite_begin"
 WRITE_QUEUE_SECONDS = 30.0  # how long a SQLite write waits for this process's other writers
@@ -203,6 +204,23 @@ def insert_now(session: Session, obj: Any) -> Any:
     (pk,) = table.primary_key.columns
     obj_id = session.connection().execute(_prepared_insert(table), values).inserted_primary_key[0]
     setattr(obj, pk.key, obj_id)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+def adopt(session: Session, cls: Any, row: Mapping[str, Any]) -> Any:
+    """The persistent ``cls`` object of a row a Core statement answered (an UPDATE …
+    RETURNING every column), as ``populate_existing`` would leave it: the session's copy
+    brought up to date, else a new one in the session — without the ORM's statement and
+    loading machinery, which costs more than the statement itself on SQLite."""
+    (pk,) = cls.__table__.primary_key.columns
+    held = session.identity_map.get(session.identity_key(cls, row[pk.key]))
+    if held is not None:
+        for key, value in row.items():
+            set_committed_value(held, key, value)
+        return held
+    obj = cls(**row)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj

@@ -36,3 +36,29 @@ def test_the_row_is_written_and_the_object_needs_no_further_statement(db):
                                  ).scalar_one()
         assert (stored.event_type, stored.record_id, stored.payload, stored.attempts) == (
             "record.created", 7, {"x": 1}, 0)
+
+
+def test_adopt_makes_a_core_row_the_session_s_object_or_refreshes_the_one_it_holds(db):
+    """``adopt``: the row an UPDATE … RETURNING answered becomes the session's persistent
+    object; a copy the session already holds is brought up to date, not duplicated."""
+    from sqlalchemy import update
+
+    from platform_core.db import adopt
+
+    now = utcnow()
+    with db.write() as session:
+        held = insert_now(session, OutboxEvent(
+            event_type="record.created", app="a", form="f", record_id=7,
+            payload={"x": 1}, created_at=now, available_at=now))
+        table = OutboxEvent.__table__
+        bump = update(table).where(table.c.id == held.id).values(
+            attempts=table.c.attempts + 1, payload={"x": 2}).returning(*table.c)
+        row = session.connection().execute(bump).mappings().one()
+        assert adopt(session, OutboxEvent, row) is held
+        assert (held.attempts, held.payload) == (1, {"x": 2}) and not session.dirty
+        session.expunge(held)
+        row = session.connection().execute(bump).mappings().one()
+        fresh = adopt(session, OutboxEvent, row)
+        assert fresh is not held and session.get(OutboxEvent, held.id) is fresh
+        assert (fresh.attempts, fresh.payload, fresh.created_at) == (2, {"x": 2}, held.created_at)
+        assert not session.dirty and not session.new
