@@ -370,7 +370,8 @@ class Database:
                 yield session
                 session.commit()  # nothing to keep: it keeps the prepared statements
         finally:
-            conn.execution_options(postgresql_readonly=False)
+            if not conn.invalidated:  # a lost connection: its error is the one to see
+                conn.execution_options(postgresql_readonly=False)
 
     @contextmanager
     def read_one(self) -> Iterator[Session]:
