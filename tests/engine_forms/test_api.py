@@ -75,6 +75,26 @@ def test_app_and_form_errors(crm):
     problem(crm.get("/api/v1/apps/crm/forms/visit/records"), 404, "not_found")
 
 
+def test_a_money_average_rollup_that_rounds_to_zero_is_zero_not_minus_zero(crm):
+    """-0.01, 0.00 and 0.00 average -0.0033…: a rollup shows 0.00, not "-0.00"."""
+    forms = "/api/v1/apps/crm/forms"
+    ok(crm.post(forms, json={"key": "account", "name": "账户", "fields": [
+        {"key": "name", "label": "名称", "type": "text"},
+        {"key": "mean", "label": "平均", "type": "rollup", "source": "entry", "via": "account",
+         "aggregate": "avg", "field": "amount"}]}), 201)
+    ok(crm.post(f"{forms}/account/publish"))
+    ok(crm.post(forms, json={"key": "entry", "name": "流水", "fields": [
+        {"key": "account", "label": "账户", "type": "relation", "target": "account"},
+        {"key": "amount", "label": "金额", "type": "money"}]}), 201)
+    ok(crm.post(f"{forms}/entry/publish"))
+    ok(crm.post(f"{forms}/account/publish"))  # the rollup's source is published now
+    account = ok(crm.post(f"{forms}/account/records", json={"name": "备用金"}), 201)
+    for amount in ("-0.01", "0.00", "0.00"):
+        ok(crm.post(f"{forms}/entry/records", json={"account": account["id"],
+                                                     "amount": amount}), 201)
+    assert ok(crm.get(f"{forms}/account/records/{account['id']}"))["data"]["mean"] == "0.00"
+
+
 def test_record_round_trip_with_computed_fields(crm):
     customer = ok(crm.post(CUSTOMERS, json={"name": "张三", "mobile": "13800001234",
                                             "city": "北京"}), 201)
